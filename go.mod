@@ -1,0 +1,3 @@
+module bridgeport
+
+go 1.26.8
