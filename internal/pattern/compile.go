@@ -125,7 +125,7 @@ func CompileWithLimits(src string, limits Limits) (*Pattern, error) {
 	if root.kind != jObject {
 		return nil, c.fail(root.pos, "Filter is not an object")
 	}
-	if err := c.object(root, "", false); err != nil {
+	if err := c.object(root, nil, false); err != nil {
 		return nil, err
 	}
 	p := &Pattern{src: src}
@@ -192,23 +192,27 @@ func (b *altBuilder) finish() alternative {
 		}
 		alt = append(alt, condition{path: path, ops: ops, key: key.String()})
 	}
-	group := func(c *condition) int {
-		switch {
-		case c.absentOnly():
-			return 2
-		case c.allowsAbsent():
-			return 1
-		default:
-			return 0
-		}
-	}
 	slices.SortFunc(alt, func(x, y condition) int {
-		if gx, gy := group(&x), group(&y); gx != gy {
+		if gx, gy := x.group(), y.group(); gx != gy {
 			return gx - gy
 		}
 		return strings.Compare(x.path, y.path)
 	})
 	return alt
+}
+
+// group places a condition in the order the machine tests them: 0 when it
+// needs a value, 1 when it also accepts a missing field, 2 when it only
+// accepts a missing field.
+func (c *condition) group() int {
+	switch {
+	case c.absentOnly():
+		return 2
+	case c.allowsAbsent():
+		return 1
+	default:
+		return 0
+	}
 }
 
 // compiler turns a parsed pattern into alternatives, reporting problems with
@@ -234,8 +238,9 @@ var reservedInOr = map[string]bool{
 	"ip-address-in-range": true, "ip-address-not-in-range": true,
 }
 
-// object compiles the members of a pattern object at prefix.
-func (c *compiler) object(v *jvalue, prefix string, inOr bool) error {
+// object compiles the members of a pattern object below the path prefix
+// (nil at the top: the empty string is a field name like any other).
+func (c *compiler) object(v *jvalue, prefix *string, inOr bool) error {
 	if len(v.obj) == 0 {
 		return c.fail(v.end, "Empty objects are not allowed")
 	}
@@ -250,12 +255,12 @@ func (c *compiler) object(v *jvalue, prefix string, inOr bool) error {
 			return c.fail(m.keyEnd, "%s is Ruler reserved fieldName which cannot be used inside $or.", m.key)
 		}
 		path := m.key
-		if prefix != "" {
-			path = prefix + "." + m.key
+		if prefix != nil {
+			path = *prefix + "." + m.key
 		}
 		switch m.val.kind {
 		case jObject:
-			if err := c.object(m.val, path, inOr); err != nil {
+			if err := c.object(m.val, &path, inOr); err != nil {
 				return err
 			}
 		case jArray:
@@ -278,7 +283,7 @@ func (c *compiler) object(v *jvalue, prefix string, inOr bool) error {
 
 // or compiles a "$or" array: every alternative so far is combined with each
 // object of the array.
-func (c *compiler) or(v *jvalue, prefix string) error {
+func (c *compiler) or(v *jvalue, prefix *string) error {
 	if v.kind != jArray {
 		return c.fail(v.pos, "It must be an Array followed with $or.")
 	}

@@ -3,6 +3,7 @@ package pattern
 import (
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // machine is the automaton for a set of named patterns. Every alternative of
@@ -41,14 +42,46 @@ type transition struct {
 }
 
 // buildMachine compiles the patterns, indexed like names.
+//
+// Within each group of an alternative (see altBuilder.finish), conditions
+// are ordered by how many patterns test their path, most first, so that the
+// fields every rule tests (source, detail-type) come first: rules then share
+// the states for them, and one index lookup at the start narrows the
+// candidates to the rules for the event's source.
 func buildMachine(names []string, patterns []*Pattern) *machine {
 	m := &machine{trie: newPathTrie(), names: names}
 	m.start = m.newState()
+	uses := make(map[string]int)
+	for _, p := range patterns {
+		seen := make(map[string]bool)
+		for _, alt := range p.alts {
+			for i := range alt {
+				if path := alt[i].path; !seen[path] {
+					seen[path] = true
+					uses[path]++
+				}
+			}
+		}
+	}
+	var conds []*condition
 	for r, p := range patterns {
 		for _, alt := range p.alts {
-			s := m.start
+			conds = conds[:0]
 			for i := range alt {
-				s = m.step(s, &alt[i])
+				conds = append(conds, &alt[i])
+			}
+			slices.SortStableFunc(conds, func(x, y *condition) int {
+				if gx, gy := x.group(), y.group(); gx != gy {
+					return gx - gy
+				}
+				if ux, uy := uses[x.path], uses[y.path]; ux != uy {
+					return uy - ux
+				}
+				return strings.Compare(x.path, y.path)
+			})
+			s := m.start
+			for _, c := range conds {
+				s = m.step(s, c)
 			}
 			if !slices.Contains(s.rules, int32(r)) {
 				s.rules = append(s.rules, int32(r))

@@ -206,6 +206,8 @@ var matchCases = []matchCase{
 	{"dotted pattern key", `{"detail":{"state.status":["running"]}}`, `{"detail":{"state":{"status":"running"}}}`, true},
 	{"dotted event key", `{"detail":{"state":{"status":["running"]}}}`, `{"detail":{"state.status":"running"}}`, true},
 	{"dotted both", `{"detail.state":["x"]}`, `{"detail.state":"x"}`, true},
+	{"empty key is a name", `{"":{"b":[1]}}`, `{"":{"b":1}}`, true},
+	{"empty key is not the top", `{"":{"b":[1]}}`, `{"b":1}`, false},
 	{"dotted partial", `{"detail":{"sta":["x"]}}`, `{"detail":{"state":"x"}}`, false},
 	{"duplicate keys last wins", `{"a":["x"],"a":["y"]}`, `{"a":"y"}`, true},
 	{"duplicate keys earlier lost", `{"a":["x"],"a":["y"]}`, `{"a":"x"}`, false},

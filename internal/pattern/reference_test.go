@@ -104,16 +104,16 @@ type refLeaf struct {
 func refFlatten(root *refNode) []refLeaf {
 	var leaves []refLeaf
 	arrays := 0
-	var walk func(n *refNode, path string, trail map[int]int)
-	walk = func(n *refNode, path string, trail map[int]int) {
+	var walk func(n *refNode, path string, top bool, trail map[int]int)
+	walk = func(n *refNode, path string, top bool, trail map[int]int) {
 		switch n.kind {
 		case "object":
 			for i, k := range n.keys {
 				p := k
-				if path != "" {
+				if !top {
 					p = path + "." + k
 				}
-				walk(n.members[i], p, trail)
+				walk(n.members[i], p, false, trail)
 			}
 		case "array":
 			id := arrays
@@ -124,13 +124,13 @@ func refFlatten(root *refNode) []refLeaf {
 					t[a] = x
 				}
 				t[id] = i
-				walk(m, path, t)
+				walk(m, path, top, t)
 			}
 		default:
 			leaves = append(leaves, refLeaf{path: path, value: n, trail: trail})
 		}
 	}
-	walk(root, "", map[int]int{})
+	walk(root, "", true, map[int]int{})
 	return leaves
 }
 
@@ -146,8 +146,8 @@ type refCondition struct {
 func refAlternatives(pattern *refNode) [][]refCondition {
 	alts := []map[string][]*refNode{}
 	var order []string
-	var object func(n *refNode, prefix string)
-	object = func(n *refNode, prefix string) {
+	var object func(n *refNode, prefix string, top bool)
+	object = func(n *refNode, prefix string, top bool) {
 		for i, k := range n.keys {
 			v := n.members[i]
 			if k == "$or" {
@@ -166,17 +166,17 @@ func refAlternatives(pattern *refNode) [][]refCondition {
 					if len(alts) == 0 {
 						alts = append(alts, map[string][]*refNode{})
 					}
-					object(choice, prefix)
+					object(choice, prefix, top)
 					alts = append(saved, alts...)
 				}
 				continue
 			}
 			path := k
-			if prefix != "" {
+			if !top {
 				path = prefix + "." + k
 			}
 			if v.kind == "object" {
-				object(v, path)
+				object(v, path, false)
 				continue
 			}
 			if len(alts) == 0 {
@@ -188,7 +188,7 @@ func refAlternatives(pattern *refNode) [][]refCondition {
 			order = append(order, path)
 		}
 	}
-	object(pattern, "")
+	object(pattern, "", true)
 	var out [][]refCondition
 	for _, a := range alts {
 		var conds []refCondition
