@@ -11,7 +11,7 @@ import (
 type pathNode struct {
 	keys     []string
 	children []*pathNode
-	index    map[string]*pathNode // set when there are many children
+	slots    []int32 // set when there are many children: hash table of child indexes + 1
 	leaf     int32                // the path's id when a pattern tests it, else -1
 }
 
@@ -48,8 +48,17 @@ func (n *pathNode) child(key []byte) *pathNode {
 }
 
 func (n *pathNode) direct(seg []byte) *pathNode {
-	if n.index != nil {
-		return n.index[string(seg)]
+	if n.slots != nil {
+		mask := uint32(len(n.slots) - 1)
+		for h := keyHash(seg) & mask; ; h = (h + 1) & mask {
+			i := n.slots[h]
+			if i == 0 {
+				return nil
+			}
+			if n.keys[i-1] == string(seg) {
+				return n.children[i-1]
+			}
+		}
 	}
 	for i, k := range n.keys {
 		if k == string(seg) {
@@ -57,6 +66,46 @@ func (n *pathNode) direct(seg []byte) *pathNode {
 		}
 	}
 	return nil
+}
+
+// keyHash is a cheap hash of a field name for the children's open-addressing
+// table (FNV-1a). Field names are short; the table is at most half full.
+func keyHash[T string | []byte](k T) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(k); i++ {
+		h ^= uint32(k[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// added indexes the newest child, building or growing the hash table of
+// children once there are many.
+func (n *pathNode) added() {
+	switch {
+	case len(n.keys) <= linearChildren:
+		return
+	case 2*len(n.keys) > len(n.slots):
+		size := 16
+		for size < 4*len(n.keys) {
+			size *= 2
+		}
+		n.slots = make([]int32, size)
+		for i := range n.keys {
+			n.insert(i)
+		}
+	default:
+		n.insert(len(n.keys) - 1)
+	}
+}
+
+func (n *pathNode) insert(i int) {
+	mask := uint32(len(n.slots) - 1)
+	h := keyHash(n.keys[i]) & mask
+	for n.slots[h] != 0 {
+		h = (h + 1) & mask
+	}
+	n.slots[h] = int32(i + 1)
 }
 
 // pathTrie builds the trie for a set of dotted paths, numbered by position.
@@ -89,15 +138,7 @@ func (t *pathTrie) id(path string) int32 {
 			next = &pathNode{leaf: -1}
 			node.keys = append(node.keys, seg)
 			node.children = append(node.children, next)
-			if node.index != nil || len(node.keys) > linearChildren {
-				if node.index == nil {
-					node.index = make(map[string]*pathNode, len(node.keys))
-					for j, k := range node.keys {
-						node.index[k] = node.children[j]
-					}
-				}
-				node.index[seg] = next
-			}
+			node.added()
 		}
 		node = next
 		if i < 0 {

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Event is an event accepted by PutEvents: its id, the bus it was put on,
+// when it was accepted and the event envelope as targets receive it.
+type Event struct {
+	ID       string
+	Bus      string
+	Ingested time.Time
+	Data     []byte
+}
+
+const (
+	hdrBus      = "Bp-Bus"
+	hdrIngested = "Bp-Ingested"
+)
+
+// AppendEvents writes events to the events stream and returns once every one
+// is stored (each acknowledged by JetStream). The event id is the message id,
+// so a retried append inside the stream's duplicate window is not stored
+// twice.
+func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for _, ev := range events {
+		msg := nats.NewMsg(eventsSubject + "." + Token(ev.Bus))
+		msg.Header.Set(hdrBus, ev.Bus)
+		msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
+		msg.Data = ev.Data
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID))
+		if err != nil {
+			return fmt.Errorf("append event: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	return waitAcks(ctx, futures)
+}
+
+func waitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("store: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func eventFromMsg(m jetstream.Msg) (Event, error) {
+	h := m.Headers()
+	ns, err := strconv.ParseInt(h.Get(hdrIngested), 10, 64)
+	if err != nil {
+		return Event{}, errors.New("event without ingestion time")
+	}
+	return Event{
+		ID:       h.Get(nats.MsgIdHdr),
+		Bus:      h.Get(hdrBus),
+		Ingested: time.Unix(0, ns),
+		Data:     m.Data(),
+	}, nil
+}
+
+// RouteEvents feeds every stored event to fn, once, in order, through the
+// durable consumer shared by all nodes. An event is acknowledged when fn
+// returns nil; when fn fails the event is offered again after a pause. After
+// a crash, events whose acknowledgement was not yet stored are offered
+// again, so fn must be idempotent. RouteEvents returns when ctx ends.
+func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+		Durable:       "router",
+		Description:   "matches events against rules and queues delivery jobs",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("router consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("router consumer: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("router consumer: %w", err)
+		}
+		ev, err := eventFromMsg(m)
+		if err != nil {
+			// Not an event bridgeport wrote; nothing can route it.
+			_ = m.Term()
+			continue
+		}
+		if err := fn(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("route event", "event_id", ev.ID, "error", err)
+			_ = m.NakWithDelay(time.Second)
+			continue
+		}
+		// A plain ack: if it is lost in a crash the event is routed again,
+		// and the jobs' message ids stop it being queued twice.
+		if err := m.Ack(); err != nil && ctx.Err() == nil {
+			s.log.Warn("ack routed event", "event_id", ev.ID, "error", err)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Job is one delivery to do: an event matched a rule, and the rule has this
+// target. Jobs carry the event itself, so that delivering, retrying,
+// rate-limiting and dead-lettering never match it again.
+type Job struct {
+	EventID  string
+	Bus      string
+	RuleArn  string
+	TargetID string
+	Ingested time.Time // when PutEvents accepted the event
+	Attempt  int       // attempts made so far
+	Event    []byte    // the event envelope
+}
+
+// ID is the job's message id: one job per event, rule and target.
+func (j *Job) ID() string { return j.EventID + "/" + j.RuleArn + "/" + j.TargetID }
+
+// Shard is the subject shard of the job's target.
+func (j *Job) Shard() int {
+	h := fnv.New32a()
+	h.Write([]byte(j.RuleArn))
+	h.Write([]byte{0})
+	h.Write([]byte(j.TargetID))
+	return int(h.Sum32() % JobShards)
+}
+
+const (
+	hdrEventID = "Bp-Event-Id"
+	hdrRule    = "Bp-Rule"
+	hdrTarget  = "Bp-Target"
+	hdrAttempt = "Bp-Attempt"
+)
+
+// AppendJobs queues jobs and returns once every one is stored. A job already
+// queued (same ID) inside the stream's duplicate window is not queued again.
+func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		msg := nats.NewMsg(jobsSubject + "." + strconv.Itoa(j.Shard()))
+		msg.Header.Set(hdrEventID, j.EventID)
+		msg.Header.Set(hdrBus, j.Bus)
+		msg.Header.Set(hdrRule, j.RuleArn)
+		msg.Header.Set(hdrTarget, j.TargetID)
+		msg.Header.Set(hdrIngested, strconv.FormatInt(j.Ingested.UnixNano(), 10))
+		msg.Header.Set(hdrAttempt, strconv.Itoa(j.Attempt))
+		msg.Data = j.Event
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.ID()))
+		if err != nil {
+			return fmt.Errorf("queue job: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	return waitAcks(ctx, futures)
+}
+
+func jobFromMsg(h nats.Header, data []byte) (Job, error) {
+	ns, err := strconv.ParseInt(h.Get(hdrIngested), 10, 64)
+	if err != nil {
+		return Job{}, errors.New("job without ingestion time")
+	}
+	attempt, err := strconv.Atoi(h.Get(hdrAttempt))
+	if err != nil {
+		return Job{}, errors.New("job without attempt count")
+	}
+	return Job{
+		EventID:  h.Get(hdrEventID),
+		Bus:      h.Get(hdrBus),
+		RuleArn:  h.Get(hdrRule),
+		TargetID: h.Get(hdrTarget),
+		Ingested: time.Unix(0, ns),
+		Attempt:  attempt,
+		Event:    data,
+	}, nil
+}
+
+// QueuedJobs returns up to limit queued jobs, oldest first, without taking
+// them off the queue. It is for inspection (tests, diagnostics), not for
+// delivery.
+func (s *Store) QueuedJobs(ctx context.Context, limit int) ([]Job, error) {
+	info, err := s.jobs.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs stream: %w", err)
+	}
+	var out []Job
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit && info.State.Msgs > 0; seq++ {
+		raw, err := s.jobs.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read job %d: %w", seq, err)
+		}
+		j, err := jobFromMsg(raw.Header, raw.Data)
+		if err != nil {
+			return nil, fmt.Errorf("read job %d: %w", seq, err)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}

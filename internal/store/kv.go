@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors of the configuration bucket.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed concurrently")
+)
+
+// Entry is one configuration record.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	Deleted  bool
+}
+
+// Get returns the record at key.
+func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Entry{}, ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	return Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision()}, nil
+}
+
+// Create stores a new record, failing with ErrExists if key is taken.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := s.kv.Create(ctx, key, value)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrExists
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Update replaces the record at key if it is still at revision rev, failing
+// with ErrConflict otherwise.
+func (s *Store) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	nrev, err := s.kv.Update(ctx, key, value, rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update %s: %w", key, err)
+	}
+	return nrev, nil
+}
+
+// Delete removes the record at key if it is still at revision rev, failing
+// with ErrConflict otherwise. It returns the revision of the deletion, so
+// that callers can wait for watchers to see it. It writes the same deletion
+// marker as the KV API's Delete, which does not return the revision.
+func (s *Store) Delete(ctx context.Context, key string, rev uint64) (uint64, error) {
+	msg := nats.NewMsg("$KV." + configBucket + "." + key)
+	msg.Header.Set("KV-Operation", "DEL")
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, ErrConflict
+		}
+		return 0, fmt.Errorf("delete %s: %w", key, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Watch calls fn with every record, first the current ones, then each
+// change (deletions with Deleted set), until ctx ends. It calls ready once
+// the current records have been delivered. fn runs on one goroutine, in
+// revision order.
+func (s *Store) Watch(ctx context.Context, fn func(Entry), ready func()) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				if ready != nil {
+					ready()
+					ready = nil
+				}
+				continue
+			}
+			op := e.Operation()
+			fn(Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
+				Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge})
+		}
+	}
+}
+
+// Token encodes a name for use as one token of a key or subject: letters,
+// digits, '-' and '_' stay, every other byte becomes '=' and two hex digits.
+// Distinct names give distinct tokens.
+func Token(name string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('=')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	if b.Len() == 0 {
+		return "="
+	}
+	return b.String()
+}

@@ -1,0 +1,202 @@
+// Package store keeps everything durable in NATS JetStream: configuration in
+// a KV bucket that every node watches, ingested events and delivery jobs in
+// streams. It runs nats-server inside the process (no TCP listener, an
+// in-process connection) with its file store under a data directory, or
+// connects to an external NATS server or cluster; both go through the same
+// code. It is the only package that imports NATS.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says where the store lives and how durable its writes are.
+type Config struct {
+	// DataDir holds the embedded server's file store (DataDir/jetstream).
+	DataDir string
+	// URL is an external NATS server or cluster; empty runs the embedded
+	// server.
+	URL string
+	// SyncAlways makes the embedded server fsync every write before
+	// acknowledging it. Without it, writes reach the operating system before
+	// they are acknowledged (they survive kill -9) and are fsynced every
+	// SyncInterval.
+	SyncAlways bool
+	// SyncInterval is the embedded server's fsync interval when SyncAlways is
+	// off; 0 means 1 second.
+	SyncInterval time.Duration
+	// Replicas is the replica count of streams and buckets; 0 means 1.
+	Replicas int
+	// Logger receives the store's own messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Names of the streams and buckets.
+const (
+	configBucket = "bridgeport_config"
+	eventsStream = "BP_EVENTS"
+	jobsStream   = "BP_JOBS"
+
+	eventsSubject = "bp.events"
+	jobsSubject   = "bp.jobs"
+
+	// JobShards is the number of subjects delivery jobs are spread over, by
+	// a hash of their target, so that a later delivery engine can give each
+	// shard to one worker without a consumer per target.
+	JobShards = 64
+)
+
+// Store is an open connection to JetStream with bridgeport's streams and
+// buckets in place. Safe for concurrent use.
+type Store struct {
+	cfg Config
+	log *slog.Logger
+	ns  *server.Server // nil when connected to an external server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	kv     jetstream.KeyValue
+	events jetstream.Stream
+	jobs   jetstream.Stream
+}
+
+// Open starts the embedded server (or connects to cfg.URL) and makes sure
+// the streams and buckets exist.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = time.Second
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if cfg.URL == "" {
+		if err := s.startEmbedded(); err != nil {
+			return nil, err
+		}
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("bridgeport"), nats.MaxReconnects(-1))
+	} else {
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("bridgeport"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := s.ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) startEmbedded() error {
+	dir := filepath.Join(s.cfg.DataDir, "jetstream")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	opts := &server.Options{
+		ServerName:      "bridgeport",
+		DontListen:      true,
+		JetStream:       true,
+		StoreDir:        dir,
+		SyncAlways:      s.cfg.SyncAlways,
+		SyncInterval:    s.cfg.SyncInterval,
+		NoSigs:          true,
+		NoLog:           true,
+		NoSystemAccount: true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return errors.New("embedded nats: not ready after 30s")
+	}
+	s.ns = ns
+	return nil
+}
+
+// ensure creates or updates the streams and buckets.
+func (s *Store) ensure(ctx context.Context) error {
+	var err error
+	s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      configBucket,
+		Description: "bridgeport configuration: buses, rules and targets",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("config bucket: %w", err)
+	}
+	s.events, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        eventsStream,
+		Description: "events accepted by PutEvents, by bus",
+		Subjects:    []string{eventsSubject + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      7 * 24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		Duplicates:  10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("events stream: %w", err)
+	}
+	s.jobs, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        jobsStream,
+		Description: "delivery jobs: one per matched event, rule and target",
+		Subjects:    []string{jobsSubject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		Duplicates:  10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs stream: %w", err)
+	}
+	return nil
+}
+
+// Ready reports whether the connection to NATS is up.
+func (s *Store) Ready() bool {
+	return s.nc != nil && s.nc.IsConnected()
+}
+
+// Close drains the connection and shuts the embedded server down, waiting
+// until its files are closed.
+func (s *Store) Close() error {
+	var err error
+	if s.nc != nil {
+		if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+			err = derr
+		}
+		for !s.nc.IsClosed() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+	return err
+}

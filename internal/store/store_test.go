@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConfigRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	rev, err := s.Create(ctx, "bus.a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "bus.a", []byte("2")); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	rev2, err := s.Update(ctx, "bus.a", []byte("3"), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "bus.a", []byte("4"), rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale update: %v, want ErrConflict", err)
+	}
+	if _, err := s.Delete(ctx, "bus.a", rev); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale delete: %v, want ErrConflict", err)
+	}
+	if _, err := s.Create(ctx, "bus.b", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	drev, err := s.Delete(ctx, "bus.b", 0+mustRev(t, s, "bus.b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drev <= rev2 {
+		t.Errorf("deletion revision %d not after %d", drev, rev2)
+	}
+	if _, err := s.Get(ctx, "bus.b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened on the same directory, the watcher sees the surviving record.
+	s = open(t, dir)
+	defer s.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]string{}
+	ready := make(chan struct{})
+	go s.Watch(wctx, func(e Entry) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Deleted {
+			delete(seen, e.Key)
+		} else {
+			seen[e.Key] = string(e.Value)
+		}
+	}, func() { close(ready) })
+	<-ready
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen["bus.a"] != "3" {
+		t.Errorf("after restart the watcher saw %v, want bus.a=3 only", seen)
+	}
+}
+
+func mustRev(t *testing.T, s *Store, key string) uint64 {
+	t.Helper()
+	e, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Revision
+}
+
+func TestRouteEventsAndJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Now()
+	evs := []Event{{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`)},
+		{ID: "e2", Bus: "my.bus/x", Ingested: now, Data: []byte(`{"a":2}`)},
+		{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`)}} // a retried append
+	if err := s.AppendEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	got := make(chan Event, 10)
+	done := make(chan error)
+	go func() {
+		done <- s.RouteEvents(rctx, func(ctx context.Context, ev Event) error {
+			got <- ev
+			return s.AppendJobs(ctx, []Job{{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data},
+				{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data}})
+		})
+	}()
+	for _, want := range []string{"e1", "e2"} {
+		select {
+		case ev := <-got:
+			if ev.ID != want || ev.Ingested.UnixNano() != now.UnixNano() {
+				t.Errorf("routed %+v, want id %s", ev, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("event not routed")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		t.Errorf("duplicate event routed: %+v", ev)
+	default:
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	jobs, err := s.QueuedJobs(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 2 || jobs[0].EventID != "e1" || jobs[1].Bus != "my.bus/x" || string(jobs[1].Event) != `{"a":2}` {
+		t.Errorf("queued jobs after restart: %+v", jobs)
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	seen := map[string]string{}
+	for _, name := range []string{"default", "my.bus", "my=2Ebus", "a/b", "a_b", "", "=", "ü"} {
+		tok := Token(name)
+		if prev, ok := seen[tok]; ok {
+			t.Errorf("%q and %q both encode to %q", prev, name, tok)
+		}
+		seen[tok] = name
+		for i := 0; i < len(tok); i++ {
+			c := tok[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '=') {
+				t.Errorf("Token(%q) = %q has %q", name, tok, c)
+			}
+		}
+	}
+}
