@@ -658,3 +658,12 @@ func appendUnescaped(dst, raw []byte) []byte {
 	}
 	return dst
 }
+
+// CheckEvent reports whether event is a JSON object that matching accepts:
+// well-formed, at most MaxEventDepth levels deep. The error is an
+// *EventError.
+func CheckEvent(event []byte) error {
+	var f flatEvent
+	f.reset(event, 0)
+	return f.flatten(emptyNode)
+}

@@ -12,7 +12,7 @@ type pathNode struct {
 	keys     []string
 	children []*pathNode
 	slots    []int32 // set when there are many children: hash table of child indexes + 1
-	leaf     int32                // the path's id when a pattern tests it, else -1
+	leaf     int32   // the path's id when a pattern tests it, else -1
 }
 
 // emptyNode is a trie with no paths.

@@ -477,3 +477,24 @@ func TestMalformedEvents(t *testing.T) {
 		t.Errorf("1000 levels: %v", err)
 	}
 }
+
+func TestCheckEvent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		event string
+		ok    bool
+	}{
+		{`{}`, true},
+		{`{"a":[1,{"b":null}],"c":"\u00e9"}`, true},
+		{`[]`, false},
+		{`{"a":}`, false},
+		{`{"a":1}x`, false},
+		{strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1000), true},
+		{strings.Repeat(`{"a":`, 1001) + "1" + strings.Repeat("}", 1001), false},
+	} {
+		err := CheckEvent([]byte(tc.event))
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckEvent(%.40s) = %v, want ok=%v", tc.event, err, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+// Package awsapi speaks the AWS wire protocols on one HTTP listener: it
+// verifies Signature Version 4, tells the services apart by their target
+// header (AWS JSON 1.0 and 1.1, as used by EventBridge and SQS; the Query
+// protocol slots in next to them), decodes requests, and encodes results and
+// errors exactly as AWS does. Operations themselves live elsewhere.
+package awsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+)
+
+// JSONOperation handles one operation of an AWS JSON protocol service. It
+// receives the raw request body (already authenticated) and returns a value
+// to encode as the JSON result, or an error: an *Error is sent as is,
+// anything else as an InternalException whose text is logged, not sent.
+type JSONOperation func(ctx context.Context, body []byte) (any, error)
+
+// JSONService is a service spoken over AWS JSON 1.0 or 1.1.
+type JSONService struct {
+	SigningName  string // SigV4 service name, e.g. "events"
+	TargetPrefix string // X-Amz-Target prefix, e.g. "AWSEvents"
+	Version      string // "1.0" or "1.1"
+	Operations   map[string]JSONOperation
+}
+
+// Server dispatches AWS API requests to services. Safe for concurrent use
+// once built.
+type Server struct {
+	Verifier *Verifier
+	Services []*JSONService
+	// MaxBody is the largest request body accepted, in bytes.
+	MaxBody int64
+	// Log receives one line per failed request; nil discards.
+	Log *slog.Logger
+}
+
+type ctxKey int
+
+const (
+	keyIdentity ctxKey = iota
+	keyRequestID
+)
+
+// IdentityFrom returns the caller of the request ctx belongs to.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(keyIdentity).(Identity)
+	return id, ok
+}
+
+// RequestIDFrom returns the id of the request ctx belongs to.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+// NewRequestID returns a random request id in the UUID form AWS uses.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// Handles reports whether r is an AWS API request this server answers.
+func (s *Server) Handles(r *http.Request) bool {
+	return r.Header.Get("X-Amz-Target") != ""
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := NewRequestID()
+	w.Header().Set("x-amzn-RequestId", reqID)
+	ctx := context.WithValue(r.Context(), keyRequestID, reqID)
+	target := r.Header.Get("X-Amz-Target")
+	svc, op := s.lookup(target)
+	version := "1.1"
+	if svc != nil {
+		version = svc.Version
+	}
+	fail := func(err *Error) {
+		writeJSONError(w, version, err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger().Error("panic in request", "target", target, "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+		}
+	}()
+	if r.Method != http.MethodPost {
+		fail(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			// UNVERIFIED: AWS's front end answers 413 for oversized bodies.
+			fail(&Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", s.MaxBody), Status: http.StatusRequestEntityTooLarge})
+			return
+		}
+		fail(&Error{Code: CodeSerialization, Message: "Could not read the request body."})
+		return
+	}
+	if svc == nil {
+		fail(&Error{Code: CodeUnknownOperation, Message: ""})
+		return
+	}
+	id, err := s.Verifier.Verify(r, body, svc.SigningName)
+	if err != nil {
+		var aerr *AuthError
+		if errors.As(err, &aerr) {
+			fail(aerr.JSONError())
+			return
+		}
+		fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+		return
+	}
+	if op == nil {
+		fail(&Error{Code: CodeUnknownOperation, Message: ""})
+		return
+	}
+	ctx = context.WithValue(ctx, keyIdentity, id)
+	out, err := op(ctx, body)
+	if err != nil {
+		var aerr *Error
+		if !errors.As(err, &aerr) {
+			s.logger().Error("request failed", "target", target, "request_id", reqID, "error", err)
+			aerr = &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
+		}
+		fail(aerr)
+		return
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		s.logger().Error("encode response", "target", target, "request_id", reqID, "error", err)
+		fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(data)
+}
+
+func (s *Server) lookup(target string) (*JSONService, JSONOperation) {
+	prefix, name, ok := strings.Cut(target, ".")
+	if !ok {
+		return nil, nil
+	}
+	for _, svc := range s.Services {
+		if svc.TargetPrefix == prefix {
+			return svc, svc.Operations[name]
+		}
+	}
+	return nil, nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// writeJSONError sends err as AWS JSON protocols do: the code in __type and
+// in the X-Amzn-ErrorType header, the text in message.
+func writeJSONError(w http.ResponseWriter, version string, err *Error) {
+	body, _ := json.Marshal(struct {
+		Type    string `json:"__type"`
+		Message string `json:"message"`
+	}{err.Code, err.Message})
+	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
+	w.Header().Set("X-Amzn-ErrorType", err.Code)
+	w.WriteHeader(err.HTTPStatus())
+	_, _ = w.Write(body)
+}

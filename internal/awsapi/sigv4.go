@@ -1,0 +1,331 @@
+package awsapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// KeyLookup resolves an access key id to its secret access key.
+type KeyLookup func(accessKeyID string) (secret string, ok bool)
+
+// Verifier checks AWS Signature Version 4 on incoming requests. Safe for
+// concurrent use.
+type Verifier struct {
+	Region  string // the only region requests may be scoped to
+	Lookup  KeyLookup
+	Now     func() time.Time // nil means time.Now
+	MaxSkew time.Duration    // 0 means 15 minutes
+}
+
+// Identity is who signed a request.
+type Identity struct {
+	AccessKeyID string
+}
+
+// AuthFailure says why a request's signature was refused.
+type AuthFailure int
+
+// The ways a signature check fails.
+const (
+	AuthMissing    AuthFailure = iota + 1 // no Authorization header
+	AuthIncomplete                        // a malformed Authorization header or date
+	AuthUnknownKey                        // the access key id is not known
+	AuthMismatch                          // the signature (or payload hash) does not match
+	AuthExpired                           // the request date is outside the allowed skew
+	AuthScope                             // the credential scope names another region, service or date
+)
+
+// AuthError is a refused signature. Its message never contains the secret
+// or the expected signature.
+type AuthError struct {
+	Failure AuthFailure
+	Message string
+}
+
+func (e *AuthError) Error() string { return e.Message }
+
+// JSONError returns the error as an AWS JSON protocol service (events, sqs)
+// reports it.
+func (e *AuthError) JSONError() *Error {
+	code := "InvalidSignatureException"
+	switch e.Failure {
+	case AuthMissing:
+		code = "MissingAuthenticationTokenException"
+	case AuthIncomplete:
+		code = "IncompleteSignatureException"
+	case AuthUnknownKey:
+		code = "UnrecognizedClientException"
+	}
+	return &Error{Code: code, Message: e.Message, Status: http.StatusBadRequest}
+}
+
+// QueryError returns the error as an AWS Query protocol service (iam)
+// reports it.
+func (e *AuthError) QueryError() *Error {
+	code := "SignatureDoesNotMatch"
+	switch e.Failure {
+	case AuthMissing:
+		code = "MissingAuthenticationToken"
+	case AuthIncomplete:
+		code = "IncompleteSignature"
+	case AuthUnknownKey:
+		code = "InvalidClientTokenId"
+	}
+	return &Error{Code: code, Message: e.Message, Status: http.StatusForbidden}
+}
+
+const (
+	sigAlgorithm = "AWS4-HMAC-SHA256"
+	amzDate      = "20060102T150405Z"
+	msgMismatch  = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+// authHeader is a parsed Authorization header.
+type authHeader struct {
+	accessKey, date, region, service string
+	signedHeaders                    []string
+	signature                        string
+}
+
+// parseAuthorization parses "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request,
+// SignedHeaders=a;b, Signature=hex" with any spacing between the parts.
+func parseAuthorization(h string) (authHeader, *AuthError) {
+	var a authHeader
+	incomplete := func(msg string) (authHeader, *AuthError) {
+		return authHeader{}, &AuthError{Failure: AuthIncomplete, Message: msg}
+	}
+	rest, ok := strings.CutPrefix(h, sigAlgorithm)
+	if !ok || (rest != "" && rest[0] != ' ') {
+		return incomplete("Authorization header requires the " + sigAlgorithm + " algorithm.")
+	}
+	var cred, signed, sig string
+	for _, part := range strings.Split(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return incomplete(fmt.Sprintf("Authorization header requires each component to be of the form key=value; got '%s'.", strings.TrimSpace(part)))
+		}
+		switch k {
+		case "Credential":
+			cred = v
+		case "SignedHeaders":
+			signed = v
+		case "Signature":
+			sig = v
+		}
+	}
+	var missing []string
+	if cred == "" {
+		missing = append(missing, "'Credential'")
+	}
+	if signed == "" {
+		missing = append(missing, "'SignedHeaders'")
+	}
+	if sig == "" {
+		missing = append(missing, "'Signature'")
+	}
+	if len(missing) > 0 {
+		return incomplete("Authorization header requires " + strings.Join(missing, ", ") + " parameter.")
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 || parts[0] == "" || parts[4] != "aws4_request" {
+		return incomplete("Credential should be scoped to a valid region, service and date, as AKID/DATE/REGION/SERVICE/aws4_request.")
+	}
+	a.accessKey, a.date, a.region, a.service = parts[0], parts[1], parts[2], parts[3]
+	a.signedHeaders = strings.Split(signed, ";")
+	a.signature = strings.ToLower(sig)
+	return a, nil
+}
+
+// Verify checks r's signature. body is the request body, already read.
+// service is the signing name the operation expects.
+func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identity, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return Identity{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
+	}
+	a, aerr := parseAuthorization(h)
+	if aerr != nil {
+		return Identity{}, aerr
+	}
+	dateHeader := r.Header.Get("X-Amz-Date")
+	if dateHeader == "" {
+		return Identity{}, &AuthError{Failure: AuthIncomplete, Message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."}
+	}
+	t, err := time.Parse(amzDate, dateHeader)
+	if err != nil {
+		return Identity{}, &AuthError{Failure: AuthIncomplete, Message: fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'.", dateHeader)}
+	}
+	if a.date != t.Format("20060102") {
+		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", a.date, t.Format("20060102"), dateHeader)}
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	skew := v.MaxSkew
+	if skew == 0 {
+		skew = 15 * time.Minute
+	}
+	n := now().UTC()
+	if t.Before(n.Add(-skew)) {
+		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %d min.)",
+			dateHeader, n.Add(-skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
+	}
+	if t.After(n.Add(skew)) {
+		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
+			dateHeader, n.Add(skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
+	}
+	if a.region != v.Region {
+		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
+	}
+	if a.service != service {
+		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
+	}
+	if !containsFold(a.signedHeaders, "host") {
+		return Identity{}, &AuthError{Failure: AuthMismatch, Message: "'Host' must be a 'SignedHeader' in the AWS Authorization."}
+	}
+	secret, ok := v.Lookup(a.accessKey)
+	if !ok {
+		return Identity{}, &AuthError{Failure: AuthUnknownKey, Message: "The security token included in the request is invalid."}
+	}
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+	if ph := r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
+		return Identity{}, &AuthError{Failure: AuthMismatch, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
+	}
+	creq := canonicalRequest(r, a.signedHeaders, payloadHash)
+	scope := a.date + "/" + a.region + "/" + a.service + "/aws4_request"
+	creqHash := sha256.Sum256([]byte(creq))
+	toSign := sigAlgorithm + "\n" + dateHeader + "\n" + scope + "\n" + hex.EncodeToString(creqHash[:])
+	key := hmacSHA256([]byte("AWS4"+secret), a.date)
+	key = hmacSHA256(key, a.region)
+	key = hmacSHA256(key, a.service)
+	key = hmacSHA256(key, "aws4_request")
+	want := hex.EncodeToString(hmacSHA256(key, toSign))
+	if !hmac.Equal([]byte(want), []byte(a.signature)) {
+		return Identity{}, &AuthError{Failure: AuthMismatch, Message: msgMismatch}
+	}
+	return Identity{AccessKeyID: a.accessKey}, nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+// canonicalRequest builds SigV4's canonical request for services other
+// than S3: the path's segments are URI-encoded twice (the path as sent is
+// already encoded once), the query is sorted and encoded, and the signed
+// headers are lowercase, trimmed, with inner runs of spaces collapsed.
+func canonicalRequest(r *http.Request, signed []string, payloadHash string) string {
+	var b strings.Builder
+	b.WriteString(r.Method)
+	b.WriteByte('\n')
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		segs[i] = uriEncode(s, false)
+	}
+	b.WriteString(strings.Join(segs, "/"))
+	b.WriteByte('\n')
+	b.WriteString(canonicalQuery(r.URL.RawQuery))
+	b.WriteByte('\n')
+	names := make([]string, len(signed))
+	for i, n := range signed {
+		names[i] = strings.ToLower(n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var vals []string
+		if n == "host" {
+			vals = []string{r.Host}
+		} else {
+			vals = r.Header.Values(n)
+		}
+		for i, v := range vals {
+			vals[i] = strings.Join(strings.Fields(v), " ")
+		}
+		b.WriteString(n)
+		b.WriteByte(':')
+		b.WriteString(strings.Join(vals, ","))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.WriteString(strings.Join(names, ";"))
+	b.WriteByte('\n')
+	b.WriteString(payloadHash)
+	return b.String()
+}
+
+func canonicalQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	type kv struct{ k, v string }
+	var pairs []kv
+	for _, p := range strings.Split(raw, "&") {
+		if p == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(p, "=")
+		dk, err1 := url.QueryUnescape(k)
+		dv, err2 := url.QueryUnescape(v)
+		if err1 != nil {
+			dk = k
+		}
+		if err2 != nil {
+			dv = v
+		}
+		pairs = append(pairs, kv{uriEncode(dk, true), uriEncode(dv, true)})
+	}
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
+	out := make([]string, len(pairs))
+	for i, p := range pairs {
+		out[i] = p.k + "=" + p.v
+	}
+	return strings.Join(out, "&")
+}
+
+// uriEncode encodes every byte except the unreserved characters A-Z, a-z,
+// 0-9, '-', '.', '_' and '~', as SigV4 requires. slash says whether '/' is
+// encoded too.
+func uriEncode(s string, slash bool) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || (c == '/' && !slash) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}

@@ -1,0 +1,40 @@
+// Package cli is bridgeport's command line: one file per subcommand.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Main runs the command line with args (without the program name) and
+// returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "bridgeport", Version)
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "bridgeport: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `bridgeport: a self-hosted event router that speaks Amazon EventBridge's API
+
+Usage:
+  bridgeport serve [flags]   start the server (bridgeport serve -h lists the flags)
+  bridgeport version         print the version
+`)
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"bridgeport/internal/config"
+	"bridgeport/internal/server"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg, _, err := config.Parse("bridgeport serve", args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bridgeport serve:", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "bridgeport serve:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "bridgeport %s listening on http://%s (region %s, account %s)\n", Version, srv.Addr(), cfg.Region, cfg.AccountID)
+	if cfg.NATSURL == "" {
+		fmt.Fprintf(stdout, "store: embedded NATS JetStream in %s\n", cfg.DataDir)
+	} else {
+		fmt.Fprintln(stdout, "store: external NATS")
+	}
+	if srv.NewCredentials {
+		c := srv.Credentials()
+		// Printed once, on the start that generated them; they are kept in
+		// the data directory (mode 0600) and never printed or logged again.
+		fmt.Fprintf(stdout, "generated root credentials (shown once; kept in %s/credentials.json):\n", cfg.DataDir)
+		fmt.Fprintf(stdout, "  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_DEFAULT_REGION=%s\n",
+			c.AccessKeyID, c.SecretAccessKey, cfg.Region)
+	}
+	log.Info("started", "listen", srv.Addr())
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Quotas.ShutdownGraceTime)
+	defer cancel()
+	if err := srv.Stop(sctx); err != nil {
+		log.Error("shutdown", "error", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}

@@ -1,0 +1,174 @@
+// Package config holds bridgeport's settings: defaults, the command-line
+// flags of `bridgeport serve`, and the BRIDGEPORT_* environment variables
+// that stand in for each flag.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Config is everything `bridgeport serve` can be told.
+type Config struct {
+	Listen          string
+	DataDir         string
+	Region          string
+	AccountID       string
+	AccessKeyID     string
+	SecretAccessKey string
+	NATSURL         string
+
+	AllowPrivateEndpoints bool
+	AllowHTTPEndpoints    bool
+	RetryBaseDelay        time.Duration
+	RetryMaxDelay         time.Duration
+
+	// SyncAlways fsyncs every write before acknowledging it.
+	SyncAlways bool
+	// SyncInterval is how often writes are fsynced otherwise.
+	SyncInterval time.Duration
+	LogLevel     string
+
+	Quotas Quotas
+}
+
+// Quotas are EventBridge's service quotas, with AWS's defaults.
+type Quotas struct {
+	EventBuses        int // event buses per account, the default bus included
+	RulesPerBus       int
+	TargetsPerRule    int
+	PatternSize       int // characters in an event pattern
+	WildcardRules     int // rules with a wildcard pattern per bus
+	EventSize         int // bytes in one PutEvents entry
+	ShutdownGraceTime time.Duration
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:         "127.0.0.1:4010",
+		DataDir:        "./bridgeport-data",
+		Region:         "us-east-1",
+		AccountID:      "000000000000",
+		RetryBaseDelay: time.Second,
+		RetryMaxDelay:  15 * time.Minute,
+		SyncInterval:   time.Second,
+		LogLevel:       "info",
+		Quotas: Quotas{
+			EventBuses:        100,
+			RulesPerBus:       300,
+			TargetsPerRule:    5,
+			PatternSize:       2048,
+			WildcardRules:     30,
+			EventSize:         1 << 20,
+			ShutdownGraceTime: 30 * time.Second,
+		},
+	}
+}
+
+// Parse reads flags from args, falling back to BRIDGEPORT_* variables from
+// getenv for flags not given, and validates the result.
+func Parse(name string, args []string, getenv func(string) string) (Config, *flag.FlagSet, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on (host:port)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded store, credentials and keys")
+	fs.StringVar(&c.Region, "region", c.Region, "the AWS region bridgeport answers as")
+	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "the 12-digit account id in ARNs")
+	fs.StringVar(&c.AccessKeyID, "access-key-id", "", "root access key id (generated and kept in the data directory when unset)")
+	fs.StringVar(&c.SecretAccessKey, "secret-access-key", "", "root secret access key (generated when unset)")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
+	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
+	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
+	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
+	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
+	fs.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; slower)")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often writes are fsynced when --sync-always is off")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.IntVar(&c.Quotas.EventBuses, "max-event-buses", c.Quotas.EventBuses, "quota: event buses, the default bus included")
+	fs.IntVar(&c.Quotas.RulesPerBus, "max-rules-per-bus", c.Quotas.RulesPerBus, "quota: rules per event bus")
+	fs.IntVar(&c.Quotas.TargetsPerRule, "max-targets-per-rule", c.Quotas.TargetsPerRule, "quota: targets per rule")
+	fs.IntVar(&c.Quotas.PatternSize, "max-pattern-size", c.Quotas.PatternSize, "quota: characters in an event pattern (at most 4096)")
+	fs.IntVar(&c.Quotas.WildcardRules, "max-wildcard-rules", c.Quotas.WildcardRules, "quota: rules with wildcard patterns per bus")
+	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes in one PutEvents entry")
+	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
+	if err := fs.Parse(args); err != nil {
+		return c, fs, err
+	}
+	if fs.NArg() > 0 {
+		return c, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := EnvName(f.Name)
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, fs, err
+	}
+	return c, fs, c.Validate()
+}
+
+// EnvName is the environment variable that stands in for a flag:
+// BRIDGEPORT_ and the flag in upper snake case.
+func EnvName(flagName string) string {
+	return "BRIDGEPORT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+var (
+	accountRE = regexp.MustCompile(`^\d{12}$`)
+	regionRE  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+)
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" && c.NATSURL == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if !regionRE.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("--region %q is not a region name such as us-east-1", c.Region))
+	}
+	if !accountRE.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("--account-id %q is not 12 digits", c.AccountID))
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New("--access-key-id and --secret-access-key go together"))
+	}
+	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
+		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))
+	}
+	q := c.Quotas
+	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 {
+		errs = append(errs, errors.New("quotas must be positive"))
+	}
+	if q.PatternSize < 1 || q.PatternSize > 4096 {
+		errs = append(errs, errors.New("--max-pattern-size must be between 1 and 4096, the API's limit"))
+	}
+	if q.EventSize < 1024 {
+		errs = append(errs, errors.New("--max-event-size must be at least 1024"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,291 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"bridgeport/internal/pattern"
+	"bridgeport/internal/store"
+)
+
+// registry is this node's view of the configuration: every bus and rule,
+// kept current by watching the configuration bucket, with each bus's enabled
+// rules compiled into one matcher. API reads and routing use it; writes go
+// to the bucket and then wait until the registry has seen them, so a client
+// reads its own writes.
+//
+// Safe for concurrent use: readers take the read lock; the watch goroutine
+// applies changes under the write lock. Matchers are themselves safe to use
+// while they change.
+type registry struct {
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	rev     uint64        // newest revision applied
+	changed chan struct{} // closed and replaced on every change
+	buses   map[string]*busState
+	// loaded is set once the initial records are in; until then matchers
+	// are not maintained rule by rule but built once, in loaded.
+	loaded bool
+}
+
+type busState struct {
+	bus     Bus
+	rev     uint64
+	rules   map[string]*ruleState
+	matcher *pattern.Matcher // the enabled rules with a pattern
+}
+
+type ruleState struct {
+	rule     Rule
+	rev      uint64
+	wildcard bool // the pattern uses the wildcard operator
+}
+
+func newRegistry(log *slog.Logger) *registry {
+	return &registry{log: log, changed: make(chan struct{}), buses: make(map[string]*busState)}
+}
+
+// bus returns the state of a bus, creating a placeholder for rules that
+// arrive before their bus (the watch delivers in revision order, but a bus
+// may be deleted and its rules linger).
+func (g *registry) busLocked(name string) *busState {
+	b := g.buses[name]
+	if b == nil {
+		b = &busState{rules: make(map[string]*ruleState), matcher: pattern.NewMatcher()}
+		g.buses[name] = b
+	}
+	return b
+}
+
+// apply records one change from the configuration bucket.
+func (g *registry) apply(e store.Entry) {
+	g.mu.Lock()
+	defer func() {
+		if e.Revision > g.rev {
+			g.rev = e.Revision
+		}
+		close(g.changed)
+		g.changed = make(chan struct{})
+		g.mu.Unlock()
+	}()
+	switch keyKind(e.Key) {
+	case "bus":
+		g.applyBus(e)
+	case "rule":
+		g.applyRule(e)
+	}
+}
+
+func (g *registry) applyBus(e store.Entry) {
+	if e.Deleted {
+		for name, b := range g.buses {
+			if busKey(name) == e.Key {
+				b.rev = 0
+				if len(b.rules) == 0 {
+					delete(g.buses, name)
+				}
+			}
+		}
+		return
+	}
+	var bus Bus
+	if err := json.Unmarshal(e.Value, &bus); err != nil {
+		g.log.Error("unreadable bus record", "key", e.Key, "error", err)
+		return
+	}
+	b := g.busLocked(bus.Name)
+	b.bus, b.rev = bus, e.Revision
+}
+
+func (g *registry) applyRule(e store.Entry) {
+	if e.Deleted {
+		for _, b := range g.buses {
+			for name, r := range b.rules {
+				if ruleKey(r.rule.Bus, name) == e.Key {
+					delete(b.rules, name)
+					if g.loaded {
+						b.matcher.Delete(name)
+					}
+				}
+			}
+		}
+		return
+	}
+	var rule Rule
+	if err := json.Unmarshal(e.Value, &rule); err != nil {
+		g.log.Error("unreadable rule record", "key", e.Key, "error", err)
+		return
+	}
+	b := g.busLocked(rule.Bus)
+	b.rules[rule.Name] = &ruleState{rule: rule, rev: e.Revision, wildcard: rule.EventPattern != nil && hasWildcard(*rule.EventPattern)}
+	if !g.loaded {
+		return
+	}
+	if p := g.compile(rule); p != nil {
+		b.matcher.Add(rule.Name, p)
+	} else {
+		b.matcher.Delete(rule.Name)
+	}
+}
+
+// compile returns the pattern an enabled rule matches with, or nil.
+func (g *registry) compile(rule Rule) *pattern.Pattern {
+	if rule.enabled() && rule.EventPattern != nil {
+		p, err := pattern.CompileWithLimits(*rule.EventPattern, pattern.Limits{MaxLength: pattern.APIMaxLength})
+		if err != nil {
+			// Patterns are validated before they are stored; one that no
+			// longer compiles matches nothing.
+			g.log.Error("stored pattern does not compile", "bus", rule.Bus, "rule", rule.Name, "error", err)
+			return nil
+		}
+		return p
+	}
+	return nil
+}
+
+// load builds every bus's matcher once the initial records are in.
+func (g *registry) load() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range g.buses {
+		patterns := make(map[string]*pattern.Pattern, len(b.rules))
+		for name, r := range b.rules {
+			if p := g.compile(r.rule); p != nil {
+				patterns[name] = p
+			}
+		}
+		b.matcher.Replace(patterns)
+	}
+	g.loaded = true
+}
+
+// waitFor blocks until the registry has applied revision rev.
+func (g *registry) waitFor(ctx context.Context, rev uint64) error {
+	for {
+		g.mu.RLock()
+		done, ch := g.rev >= rev, g.changed
+		g.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// getBus returns a bus that exists.
+func (g *registry) getBus(name string) (Bus, uint64, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	b := g.buses[name]
+	if b == nil || b.rev == 0 {
+		return Bus{}, 0, false
+	}
+	return b.bus, b.rev, true
+}
+
+// listBuses returns the buses, sorted by name.
+func (g *registry) listBuses() []Bus {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var out []Bus
+	for _, b := range g.buses {
+		if b.rev != 0 {
+			out = append(out, b.bus)
+		}
+	}
+	slices.SortFunc(out, func(a, b Bus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// getRule returns a rule of a bus.
+func (g *registry) getRule(bus, name string) (Rule, uint64, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	b := g.buses[bus]
+	if b == nil {
+		return Rule{}, 0, false
+	}
+	r := b.rules[name]
+	if r == nil {
+		return Rule{}, 0, false
+	}
+	return r.rule, r.rev, true
+}
+
+// listRules returns the rules of a bus, sorted by name.
+func (g *registry) listRules(bus string) []Rule {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	b := g.buses[bus]
+	if b == nil {
+		return nil
+	}
+	out := make([]Rule, 0, len(b.rules))
+	for _, r := range b.rules {
+		out = append(out, r.rule)
+	}
+	slices.SortFunc(out, func(a, b Rule) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// counts returns the number of buses, and the rules and wildcard rules of
+// one bus.
+func (g *registry) counts(bus string) (buses, rules, wildcards int) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, b := range g.buses {
+		if b.rev != 0 {
+			buses++
+		}
+	}
+	if b := g.buses[bus]; b != nil {
+		rules = len(b.rules)
+		for _, r := range b.rules {
+			if r.wildcard {
+				wildcards++
+			}
+		}
+	}
+	return buses, rules, wildcards
+}
+
+func hasWildcard(src string) bool {
+	p, err := pattern.CompileWithLimits(src, pattern.Limits{MaxLength: pattern.APIMaxLength})
+	return err == nil && p.HasWildcard()
+}
+
+// match returns the enabled rules of bus that match event.
+func (g *registry) match(bus string, event []byte) ([]Rule, error) {
+	g.mu.RLock()
+	b := g.buses[bus]
+	var m *pattern.Matcher
+	if b != nil {
+		m = b.matcher
+	}
+	g.mu.RUnlock()
+	if m == nil {
+		return nil, nil
+	}
+	names, err := m.Match(event)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]Rule, 0, len(names))
+	for _, n := range names {
+		if r := b.rules[n]; r != nil && r.rule.enabled() {
+			out = append(out, r.rule)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,167 @@
+// Package eventbus implements EventBridge's operations on event buses,
+// rules and targets, PutEvents and TestEventPattern, over the configuration
+// and streams in the store, and routes stored events to delivery jobs.
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/store"
+)
+
+const defaultBus = "default"
+
+// Quotas are the limits the service enforces, with AWS's defaults set by the
+// caller.
+type Quotas struct {
+	EventBuses     int
+	RulesPerBus    int
+	TargetsPerRule int
+	PatternSize    int
+	WildcardRules  int
+	EventSize      int // bytes of the entries of one PutEvents request
+}
+
+// Config builds a Service.
+type Config struct {
+	Store     *store.Store
+	Region    string
+	AccountID string
+	Quotas    Quotas
+	Logger    *slog.Logger
+	Now       func() time.Time // nil means time.Now
+}
+
+// Service holds the EventBridge operations. Start it before serving
+// requests; it is safe for concurrent use.
+type Service struct {
+	st     *store.Store
+	arns   arns
+	quotas Quotas
+	log    *slog.Logger
+	now    func() time.Time
+	reg    *registry
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Service; Start loads the configuration.
+func New(cfg Config) *Service {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{
+		st:     cfg.Store,
+		arns:   arns{region: cfg.Region, account: cfg.AccountID},
+		quotas: cfg.Quotas,
+		log:    log,
+		now:    now,
+		reg:    newRegistry(log),
+	}
+}
+
+// Start watches the configuration, waits until it is loaded, makes sure the
+// default bus exists, and starts routing stored events to delivery jobs.
+func (s *Service) Start(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	ready := make(chan struct{})
+	watchErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchErr <- s.st.Watch(wctx, s.reg.apply, func() { s.reg.load(); close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-watchErr:
+		cancel()
+		wg.Wait()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return fmt.Errorf("load configuration: %w", err)
+	case <-ctx.Done():
+		cancel()
+		wg.Wait()
+		return ctx.Err()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.route(wctx)
+	}()
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	if err := s.ensureDefaultBus(ctx); err != nil {
+		s.Stop()
+		return err
+	}
+	return nil
+}
+
+// Stop stops watching and routing and waits for both to end.
+func (s *Service) Stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+}
+
+func (s *Service) ensureDefaultBus(ctx context.Context) error {
+	if _, _, ok := s.reg.getBus(defaultBus); ok {
+		return nil
+	}
+	now := s.now().UTC()
+	rev, err := s.put(ctx, busKey(defaultBus), 0, Bus{Name: defaultBus, Arn: s.arns.bus(defaultBus), Created: now, Modified: now})
+	if errors.Is(err, store.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create default bus: %w", err)
+	}
+	return s.reg.waitFor(ctx, rev)
+}
+
+// Operations returns the EventBridge operations by name.
+func (s *Service) Operations() map[string]awsapi.JSONOperation {
+	return map[string]awsapi.JSONOperation{
+		"CreateEventBus":        s.createEventBus,
+		"DescribeEventBus":      s.describeEventBus,
+		"UpdateEventBus":        s.updateEventBus,
+		"DeleteEventBus":        s.deleteEventBus,
+		"ListEventBuses":        s.listEventBuses,
+		"PutRule":               s.putRule,
+		"DescribeRule":          s.describeRule,
+		"DeleteRule":            s.deleteRule,
+		"ListRules":             s.listRules,
+		"EnableRule":            s.enableRule,
+		"DisableRule":           s.disableRule,
+		"ListRuleNamesByTarget": s.listRuleNamesByTarget,
+		"PutTargets":            s.putTargets,
+		"RemoveTargets":         s.removeTargets,
+		"ListTargetsByRule":     s.listTargetsByRule,
+		"TagResource":           s.tagResource,
+		"UntagResource":         s.untagResource,
+		"ListTagsForResource":   s.listTagsForResource,
+		"PutEvents":             s.putEvents,
+		"TestEventPattern":      s.testEventPattern,
+	}
+}
