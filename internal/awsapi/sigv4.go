@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -257,10 +259,13 @@ func canonicalRequest(r *http.Request, signed []string, payloadHash string) stri
 	sort.Strings(names)
 	for _, n := range names {
 		var vals []string
-		if n == "host" {
+		switch {
+		case n == "host":
 			vals = []string{r.Host}
-		} else {
-			vals = r.Header.Values(n)
+		case n == "content-length" && len(r.Header.Values(n)) == 0 && r.ContentLength >= 0:
+			vals = []string{strconv.FormatInt(r.ContentLength, 10)}
+		default:
+			vals = slices.Clone(r.Header.Values(n))
 		}
 		for i, v := range vals {
 			vals[i] = strings.Join(strings.Fields(v), " ")
