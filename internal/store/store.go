@@ -64,6 +64,8 @@ type Store struct {
 	ns  *server.Server // nil when connected to an external server
 	nc  *nats.Conn
 	js  jetstream.JetStream
+	// closed is closed when the connection is closed for good.
+	closed chan struct{}
 
 	kv     jetstream.KeyValue
 	events jetstream.Stream
@@ -84,13 +86,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	var err error
+	s.closed = make(chan struct{})
+	opts := []nats.Option{nats.Name("bridgeport"), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(s.closed) })}
 	if cfg.URL == "" {
 		if err := s.startEmbedded(); err != nil {
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("bridgeport"), nats.MaxReconnects(-1))
+		s.nc, err = nats.Connect("", append(opts, nats.InProcessServer(s.ns))...)
 	} else {
-		s.nc, err = nats.Connect(cfg.URL, nats.Name("bridgeport"), nats.MaxReconnects(-1))
+		s.nc, err = nats.Connect(cfg.URL, opts...)
 	}
 	if err != nil {
 		s.Close()
@@ -187,12 +192,13 @@ func (s *Store) Ready() bool {
 func (s *Store) Close() error {
 	var err error
 	if s.nc != nil {
+		// Drain flushes what was published and closes; it gives up by
+		// itself after its timeout (30 s).
 		if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 			err = derr
+			s.nc.Close()
 		}
-		for !s.nc.IsClosed() {
-			time.Sleep(5 * time.Millisecond)
-		}
+		<-s.closed
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()
