@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -533,5 +537,59 @@ func TestProtocol(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d", path, resp.StatusCode)
 		}
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.Quotas.RulesPerBus = 2
+	e.cfg.Quotas.WildcardRules = 1
+	e.cfg.Quotas.PatternSize = 40
+	e.start()
+	put := func(name, pattern string) error {
+		_, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(pattern)})
+		return err
+	}
+	if err := put("w1", `{"a":[{"wildcard":"x*"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	apiError(t, put("w2", `{"a":[{"wildcard":"y*"}]}`), "LimitExceededException", "The requested resource exceeds the maximum number allowed.")
+	// Updating the wildcard rule is not a new wildcard rule.
+	if err := put("w1", `{"a":[{"wildcard":"z*"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	apiError(t, put("long", `{"source":["`+strings.Repeat("s", 40)+`"]}`), "InvalidEventPatternException", "")
+	if err := put("r2", `{"a":["b"]}`); err != nil {
+		t.Fatal(err)
+	}
+	apiError(t, put("r3", `{"a":["b"]}`), "LimitExceededException", "")
+	if err := put("r2", `{"a":["c"]}`); err != nil {
+		t.Fatalf("updating a rule at the quota: %v", err)
+	}
+}
+
+// TestUnknownOperation sends a correctly signed request for an operation
+// EventBridge does not have.
+func TestUnknownOperation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	body := []byte(`{}`)
+	req, _ := http.NewRequest("POST", "http://"+e.srv.Addr()+"/", bytes.NewReader(body))
+	req.Header.Set("X-Amz-Target", "AWSEvents.FlyToTheMoon")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, req, hex.EncodeToString(sum[:]), "events", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(got), `"__type":"UnknownOperationException"`) {
+		t.Errorf("%d %s", resp.StatusCode, got)
 	}
 }
