@@ -171,7 +171,16 @@ func (f *flatEvent) flatten(root *pathNode) error {
 	return nil
 }
 
+// skipSpace moves past whitespace. Events rarely have any, so the common
+// case is one inlined comparison.
 func (f *flatEvent) skipSpace() {
+	if f.pos < len(f.src) && f.src[f.pos] > ' ' {
+		return
+	}
+	f.skipSpaceSlow()
+}
+
+func (f *flatEvent) skipSpaceSlow() {
 	for f.pos < len(f.src) {
 		switch f.src[f.pos] {
 		case ' ', '\t', '\n', '\r':
