@@ -22,6 +22,9 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	NATSURL         string
+	// SecretKey is the base64 AES-256 key that seals connection secrets;
+	// empty keeps a generated key in the data directory.
+	SecretKey string
 
 	AllowPrivateEndpoints bool
 	AllowHTTPEndpoints    bool
@@ -45,6 +48,8 @@ type Quotas struct {
 	PatternSize       int // characters in an event pattern
 	WildcardRules     int // rules with a wildcard pattern per bus
 	EventSize         int // bytes in one PutEvents entry
+	Connections       int
+	ApiDestinations   int
 	ShutdownGraceTime time.Duration
 }
 
@@ -66,6 +71,8 @@ func Default() Config {
 			PatternSize:       2048,
 			WildcardRules:     30,
 			EventSize:         1 << 20,
+			Connections:       3000,
+			ApiDestinations:   3000,
 			ShutdownGraceTime: 30 * time.Second,
 		},
 	}
@@ -83,6 +90,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.AccessKeyID, "access-key-id", "", "root access key id (generated and kept in the data directory when unset)")
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", "", "root secret access key (generated when unset)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
+	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
@@ -95,6 +103,8 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.IntVar(&c.Quotas.TargetsPerRule, "max-targets-per-rule", c.Quotas.TargetsPerRule, "quota: targets per rule")
 	fs.IntVar(&c.Quotas.PatternSize, "max-pattern-size", c.Quotas.PatternSize, "quota: characters in an event pattern (at most 4096)")
 	fs.IntVar(&c.Quotas.WildcardRules, "max-wildcard-rules", c.Quotas.WildcardRules, "quota: rules with wildcard patterns per bus")
+	fs.IntVar(&c.Quotas.Connections, "max-connections", c.Quotas.Connections, "quota: connections")
+	fs.IntVar(&c.Quotas.ApiDestinations, "max-api-destinations", c.Quotas.ApiDestinations, "quota: API destinations")
 	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes in one PutEvents entry")
 	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +166,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))
 	}
 	q := c.Quotas
-	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 {
+	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 || q.Connections < 1 || q.ApiDestinations < 1 {
 		errs = append(errs, errors.New("quotas must be positive"))
 	}
 	if q.PatternSize < 1 || q.PatternSize > 4096 {

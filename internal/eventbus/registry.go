@@ -28,6 +28,9 @@ type registry struct {
 	rev     uint64        // newest revision applied
 	changed chan struct{} // closed and replaced on every change
 	buses   map[string]*busState
+	// objs holds the records of other kinds (connections, API
+	// destinations) by key, decoded when read.
+	objs map[string]objState
 	// loaded is set once the initial records are in; until then matchers
 	// are not maintained rule by rule but built once, in loaded.
 	loaded bool
@@ -40,6 +43,11 @@ type busState struct {
 	matcher *pattern.Matcher // the enabled rules with a pattern
 }
 
+type objState struct {
+	value []byte
+	rev   uint64
+}
+
 type ruleState struct {
 	rule     Rule
 	rev      uint64
@@ -47,7 +55,7 @@ type ruleState struct {
 }
 
 func newRegistry(log *slog.Logger) *registry {
-	return &registry{log: log, changed: make(chan struct{}), buses: make(map[string]*busState)}
+	return &registry{log: log, changed: make(chan struct{}), buses: make(map[string]*busState), objs: make(map[string]objState)}
 }
 
 // bus returns the state of a bus, creating a placeholder for rules that
@@ -78,7 +86,43 @@ func (g *registry) apply(e store.Entry) {
 		g.applyBus(e)
 	case "rule":
 		g.applyRule(e)
+	default:
+		if e.Deleted {
+			delete(g.objs, e.Key)
+		} else {
+			g.objs[e.Key] = objState{value: e.Value, rev: e.Revision}
+		}
 	}
+}
+
+// getObj decodes the record at key into v.
+func (g *registry) getObj(key string, v any) (uint64, bool) {
+	g.mu.RLock()
+	o, ok := g.objs[key]
+	g.mu.RUnlock()
+	if !ok {
+		return 0, false
+	}
+	if err := json.Unmarshal(o.value, v); err != nil {
+		g.log.Error("unreadable record", "key", key, "error", err)
+		return 0, false
+	}
+	return o.rev, true
+}
+
+// listObjs returns the keys of the records whose keys start with prefix,
+// sorted.
+func (g *registry) listObjs(prefix string) []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var keys []string
+	for k := range g.objs {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func (g *registry) applyBus(e store.Entry) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
 
@@ -20,12 +21,14 @@ const defaultBus = "default"
 // Quotas are the limits the service enforces, with AWS's defaults set by the
 // caller.
 type Quotas struct {
-	EventBuses     int
-	RulesPerBus    int
-	TargetsPerRule int
-	PatternSize    int
-	WildcardRules  int
-	EventSize      int // bytes of the entries of one PutEvents request
+	EventBuses      int
+	RulesPerBus     int
+	TargetsPerRule  int
+	PatternSize     int
+	WildcardRules   int
+	EventSize       int // bytes of the entries of one PutEvents request
+	Connections     int
+	ApiDestinations int
 }
 
 // Config builds a Service.
@@ -34,19 +37,25 @@ type Config struct {
 	Region    string
 	AccountID string
 	Quotas    Quotas
-	Logger    *slog.Logger
-	Now       func() time.Time // nil means time.Now
+	// Secrets seals connection secrets at rest.
+	Secrets *secretbox.Box
+	// AllowHTTPEndpoints lets API destinations use plain http.
+	AllowHTTPEndpoints bool
+	Logger             *slog.Logger
+	Now                func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
 // requests; it is safe for concurrent use.
 type Service struct {
-	st     *store.Store
-	arns   arns
-	quotas Quotas
-	log    *slog.Logger
-	now    func() time.Time
-	reg    *registry
+	st        *store.Store
+	arns      arns
+	quotas    Quotas
+	log       *slog.Logger
+	now       func() time.Time
+	reg       *registry
+	box       *secretbox.Box
+	allowHTTP bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,12 +72,14 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{
-		st:     cfg.Store,
-		arns:   arns{region: cfg.Region, account: cfg.AccountID},
-		quotas: cfg.Quotas,
-		log:    log,
-		now:    now,
-		reg:    newRegistry(log),
+		st:        cfg.Store,
+		arns:      arns{region: cfg.Region, account: cfg.AccountID},
+		quotas:    cfg.Quotas,
+		log:       log,
+		now:       now,
+		reg:       newRegistry(log),
+		box:       cfg.Secrets,
+		allowHTTP: cfg.AllowHTTPEndpoints,
 	}
 }
 
@@ -143,25 +154,36 @@ func (s *Service) ensureDefaultBus(ctx context.Context) error {
 // Operations returns the EventBridge operations by name.
 func (s *Service) Operations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
-		"CreateEventBus":        s.createEventBus,
-		"DescribeEventBus":      s.describeEventBus,
-		"UpdateEventBus":        s.updateEventBus,
-		"DeleteEventBus":        s.deleteEventBus,
-		"ListEventBuses":        s.listEventBuses,
-		"PutRule":               s.putRule,
-		"DescribeRule":          s.describeRule,
-		"DeleteRule":            s.deleteRule,
-		"ListRules":             s.listRules,
-		"EnableRule":            s.enableRule,
-		"DisableRule":           s.disableRule,
-		"ListRuleNamesByTarget": s.listRuleNamesByTarget,
-		"PutTargets":            s.putTargets,
-		"RemoveTargets":         s.removeTargets,
-		"ListTargetsByRule":     s.listTargetsByRule,
-		"TagResource":           s.tagResource,
-		"UntagResource":         s.untagResource,
-		"ListTagsForResource":   s.listTagsForResource,
-		"PutEvents":             s.putEvents,
-		"TestEventPattern":      s.testEventPattern,
+		"CreateEventBus":         s.createEventBus,
+		"DescribeEventBus":       s.describeEventBus,
+		"UpdateEventBus":         s.updateEventBus,
+		"DeleteEventBus":         s.deleteEventBus,
+		"ListEventBuses":         s.listEventBuses,
+		"PutRule":                s.putRule,
+		"DescribeRule":           s.describeRule,
+		"DeleteRule":             s.deleteRule,
+		"ListRules":              s.listRules,
+		"EnableRule":             s.enableRule,
+		"DisableRule":            s.disableRule,
+		"ListRuleNamesByTarget":  s.listRuleNamesByTarget,
+		"PutTargets":             s.putTargets,
+		"RemoveTargets":          s.removeTargets,
+		"ListTargetsByRule":      s.listTargetsByRule,
+		"TagResource":            s.tagResource,
+		"UntagResource":          s.untagResource,
+		"ListTagsForResource":    s.listTagsForResource,
+		"PutEvents":              s.putEvents,
+		"TestEventPattern":       s.testEventPattern,
+		"CreateConnection":       s.createConnection,
+		"DescribeConnection":     s.describeConnection,
+		"UpdateConnection":       s.updateConnection,
+		"DeleteConnection":       s.deleteConnection,
+		"ListConnections":        s.listConnections,
+		"DeauthorizeConnection":  s.deauthorizeConnection,
+		"CreateApiDestination":   s.createApiDestination,
+		"DescribeApiDestination": s.describeApiDestination,
+		"UpdateApiDestination":   s.updateApiDestination,
+		"DeleteApiDestination":   s.deleteApiDestination,
+		"ListApiDestinations":    s.listApiDestinations,
 	}
 }

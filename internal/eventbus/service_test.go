@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
 
@@ -20,8 +21,13 @@ func newTestService(t testing.TB) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: st, Region: "us-east-1", AccountID: "123456789012",
-		Quotas: Quotas{EventBuses: 100, RulesPerBus: 300, TargetsPerRule: 5, PatternSize: 2048, WildcardRules: 30, EventSize: 1 << 20}})
+	box, err := secretbox.Load(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st, Region: "us-east-1", AccountID: "123456789012", Secrets: box,
+		Quotas: Quotas{EventBuses: 100, RulesPerBus: 300, TargetsPerRule: 5, PatternSize: 2048, WildcardRules: 30, EventSize: 1 << 20,
+			Connections: 100, ApiDestinations: 100}})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

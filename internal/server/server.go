@@ -17,6 +17,7 @@ import (
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/config"
 	"bridgeport/internal/eventbus"
+	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
 
@@ -52,6 +53,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			return nil, err
 		}
 	}
+	box, err := secretbox.Load(cfg.DataDir, cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval, Logger: log.With("part", "store")})
 	if err != nil {
@@ -62,7 +67,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	s.events = eventbus.New(eventbus.Config{
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
-			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize},
+			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
+			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
+		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		st.Close()
