@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/transform"
 )
 
 // Patterns of the EventBridge API model (events 2015-10-07).
@@ -163,7 +164,7 @@ func checkTarget(t *Target) *awsapi.Error {
 		// UNVERIFIED wording.
 		return awsapi.Errorf(awsapi.CodeValidation, "Input for target %s is not valid JSON text.", t.Id)
 	}
-	if t.InputPath != nil && !ValidJSONPath(*t.InputPath) {
+	if t.InputPath != nil && !transform.ValidPath(*t.InputPath) {
 		// UNVERIFIED wording.
 		return awsapi.Errorf(awsapi.CodeValidation, "InputPath for target %s is not a valid JsonPath.", t.Id)
 	}
@@ -177,7 +178,7 @@ func checkTarget(t *Target) *awsapi.Error {
 				// UNVERIFIED wording.
 				return awsapi.Errorf(awsapi.CodeValidation, "InputPathsMap for target %s uses the reserved name %s.", t.Id, k)
 			}
-			if !ValidJSONPath(it.InputPathsMap[k]) {
+			if !transform.ValidPath(it.InputPathsMap[k]) {
 				// UNVERIFIED wording.
 				return awsapi.Errorf(awsapi.CodeValidation, "InputPathsMap value for key %s of target %s is not a valid JsonPath.", k, t.Id)
 			}
@@ -194,45 +195,4 @@ func checkTarget(t *Target) *awsapi.Error {
 		return awsapi.Errorf(awsapi.CodeValidation, "The dead-letter queue ARN %s of target %s is not a valid SQS queue ARN.", *dl.Arn, t.Id)
 	}
 	return nil
-}
-
-// ValidJSONPath reports whether p is a JSONPath of the kind EventBridge
-// takes in InputPath, InputPathsMap and HttpParameters: "$" followed by
-// member steps (".name" or "['name']") and array indexes ("[0]" or "[*]").
-func ValidJSONPath(p string) bool {
-	rest, ok := strings.CutPrefix(p, "$")
-	if !ok {
-		return false
-	}
-	for rest != "" {
-		switch rest[0] {
-		case '.':
-			i := 1
-			for i < len(rest) && rest[i] != '.' && rest[i] != '[' {
-				i++
-			}
-			if i == 1 {
-				return false
-			}
-			rest = rest[i:]
-		case '[':
-			end := strings.IndexByte(rest, ']')
-			if end < 0 {
-				return false
-			}
-			inner := rest[1:end]
-			switch {
-			case inner == "*":
-			case len(inner) >= 2 && (inner[0] == '\'' && inner[len(inner)-1] == '\'' || inner[0] == '"' && inner[len(inner)-1] == '"'):
-			default:
-				if _, err := strconv.Atoi(inner); err != nil {
-					return false
-				}
-			}
-			rest = rest[end+1:]
-		default:
-			return false
-		}
-	}
-	return true
 }
