@@ -1,0 +1,246 @@
+package deliver
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sink is an HTTPS test server that records what it receives.
+type sink struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+	body []string
+}
+
+func newSink(t *testing.T, handler http.HandlerFunc) *sink {
+	t.Helper()
+	s := &sink{}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.reqs = append(s.reqs, r)
+		s.body = append(s.body, string(b))
+		s.mu.Unlock()
+		if handler != nil {
+			handler(w, r)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+func (s *sink) roots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Certificate())
+	return pool
+}
+
+const event = `{"version":"0","id":"e1","detail-type":"Order","source":"shop","detail":{"id":"o-42","n":7}}`
+
+func TestInvokeRequest(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, nil)
+	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
+	for _, tc := range []struct {
+		name  string
+		auth  Auth
+		check func(r *http.Request) string
+	}{
+		{"basic", Auth{Type: "BASIC", Username: "u", Password: "p:w"}, func(r *http.Request) string {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != "u" || p != "p:w" {
+				return "basic auth " + r.Header.Get("Authorization")
+			}
+			return ""
+		}},
+		{"api key", Auth{Type: "API_KEY", APIKeyName: "x-api-key", APIKeyValue: "k1"}, func(r *http.Request) string {
+			if r.Header.Get("X-Api-Key") != "k1" {
+				return "api key header " + r.Header.Get("X-Api-Key")
+			}
+			return ""
+		}},
+		{"oauth", Auth{Type: "OAUTH_CLIENT_CREDENTIALS", Token: "tok"}, func(r *http.Request) string {
+			if r.Header.Get("Authorization") != "Bearer tok" {
+				return "bearer " + r.Header.Get("Authorization")
+			}
+			return ""
+		}},
+	} {
+		before := s.count()
+		res := iv.Invoke(context.Background(), &Invocation{
+			Method: "PUT", Endpoint: s.URL + "/orders/*/items/*", Path: []string{"o-42", "a b"},
+			Body: []byte(`{"x":1}`), Event: []byte(event),
+			Header:     map[string]string{"X-Order": "$.detail.id", "X-Both": "target", "User-Agent": "evil", "Host": "evil.example"},
+			Query:      map[string]string{"n": "$.detail.n", "q": "lit", "both": "target"},
+			ConnHeader: []Param{{"X-Both", "connection"}}, ConnQuery: []Param{{"both", "connection"}},
+			ConnBody: []Param{{"secret", "s3"}},
+			Auth:     tc.auth,
+		})
+		if !res.OK() || res.Status != 200 || s.count() != before+1 {
+			t.Fatalf("%s: %+v", tc.name, res)
+		}
+		r, body := s.reqs[before], s.body[before]
+		if msg := tc.check(r); msg != "" {
+			t.Errorf("%s: %s", tc.name, msg)
+		}
+		for k, want := range map[string]string{"User-Agent": UserAgent, "Content-Type": "application/json; charset=utf-8",
+			"Range": "bytes=0-1048575", "Accept-Encoding": "gzip,deflate", "X-Order": "o-42", "X-Both": "connection"} {
+			if got := r.Header.Get(k); got != want {
+				t.Errorf("%s: header %s = %q, want %q", tc.name, k, got, want)
+			}
+		}
+		if r.Method != "PUT" || r.URL.EscapedPath() != "/orders/o-42/items/a%20b" || r.Host == "evil.example" {
+			t.Errorf("%s: %s %s host %s", tc.name, r.Method, r.URL, r.Host)
+		}
+		if q := r.URL.Query(); q.Get("n") != "7" || q.Get("q") != "lit" || q.Get("both") != "connection" {
+			t.Errorf("%s: query %s", tc.name, r.URL.RawQuery)
+		}
+		if body != `{"secret":"s3","x":1}` || !r.Close {
+			t.Errorf("%s: body %s, close %v", tc.name, body, r.Close)
+		}
+	}
+}
+
+func TestInvokeOutcomes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		status     int
+		header     map[string]string
+		code       string
+		retry      bool
+		retryAfter time.Duration
+		stop       bool
+	}{
+		{"ok", 204, nil, "", false, 0, false},
+		{"server error", 503, nil, CodeErrorFromTarget, true, 0, false},
+		{"throttled", 429, map[string]string{"Retry-After": "7"}, CodeThrottling, true, 7 * time.Second, false},
+		{"unauthorized", 401, nil, CodeErrorFromTarget, true, 0, false},
+		{"proxy auth", 407, nil, CodeErrorFromTarget, true, 0, false},
+		{"conflict", 409, nil, CodeErrorFromTarget, true, 0, false},
+		{"not found", 404, nil, CodeErrorFromTarget, false, 0, false},
+		{"bad request", 400, nil, CodeErrorFromTarget, false, 0, false},
+		{"redirect not followed", 302, map[string]string{"Location": "/elsewhere"}, CodeErrorFromTarget, false, 0, false},
+		{"negative retry-after", 503, map[string]string{"Retry-After": "-1"}, CodeErrorFromTarget, false, 0, true},
+	} {
+		s := newSink(t, func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range tc.header {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(tc.status)
+			_, _ = io.WriteString(w, "details "+strings.Repeat("x", 2000))
+		})
+		iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
+		res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: s.URL + "/hook?token=secret", Body: []byte(`{}`)})
+		if res.Code != tc.code || res.Retry != tc.retry || res.RetryAfter != tc.retryAfter || res.StopRetrying != tc.stop || res.Status != tc.status {
+			t.Errorf("%s: %+v", tc.name, res)
+		}
+		if tc.code != "" && (!strings.Contains(res.Message, "details") || len(res.Message) > 700 || strings.Contains(res.Message, "secret")) {
+			t.Errorf("%s: message %q", tc.name, res.Message)
+		}
+		if s.count() != 1 {
+			t.Errorf("%s: %d requests, want 1 (no redirect followed)", tc.name, s.count())
+		}
+	}
+}
+
+func TestRetryAfterDate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	d, stop := retryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now)
+	if d != 90*time.Second || stop {
+		t.Errorf("HTTP date: %v %v", d, stop)
+	}
+	if d, stop := retryAfter("soon", now); d != 0 || stop {
+		t.Errorf("garbage: %v %v", d, stop)
+	}
+}
+
+func TestInvokeFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	// A certificate nobody trusts.
+	s := newSink(t, nil)
+	res := NewInvoker(Options{AllowPrivate: true}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: s.URL})
+	if res.Code != CodeConnectionFailure || !res.Retry || !strings.Contains(res.Message, "certificate") || s.count() != 0 {
+		t.Errorf("untrusted certificate: %+v", res)
+	}
+
+	// Private addresses are refused after resolution, before any request.
+	res = NewInvoker(Options{RootCAs: s.roots()}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: s.URL})
+	if res.Code != CodeInvalidParameter || res.Retry || !strings.Contains(res.Message, "127.0.0.1") || s.count() != 0 {
+		t.Errorf("private address: %+v", res)
+	}
+	host := strings.Replace(s.URL, "127.0.0.1", "localhost", 1)
+	res = NewInvoker(Options{RootCAs: s.roots()}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: host})
+	if res.Code != CodeInvalidParameter || s.count() != 0 {
+		t.Errorf("name resolving to loopback: %+v", res)
+	}
+
+	// Slower than the timeout.
+	release := make(chan struct{})
+	slow := newSink(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	defer close(release)
+	res = NewInvoker(Options{AllowPrivate: true, RootCAs: slow.roots(), Timeout: 200 * time.Millisecond}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: slow.URL})
+	if res.Code != CodeTimeout || !res.Retry {
+		t.Errorf("timeout: %+v", res)
+	}
+
+	// The connection reset mid-request.
+	reset := newSink(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+				if tcp, ok := tc.NetConn().(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0)
+				}
+			}
+			conn.Close()
+		}
+	})
+	res = NewInvoker(Options{AllowPrivate: true, RootCAs: reset.roots()}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: reset.URL})
+	if res.Code != CodeConnectionFailure || !res.Retry {
+		t.Errorf("reset: %+v", res)
+	}
+
+	// Nothing listening.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	res = NewInvoker(Options{AllowPrivate: true}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: "https://" + addr})
+	if res.Code != CodeConnectionFailure || !res.Retry {
+		t.Errorf("refused: %+v", res)
+	}
+}
+
+func TestBlocked(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1": true, "10.1.2.3": true, "172.16.0.1": true, "192.168.1.1": true, "169.254.169.254": true,
+		"::1": true, "fd00::1": true, "fe80::1": true, "0.0.0.0": true, "100.64.0.1": true, "::ffff:10.0.0.1": true,
+		"8.8.8.8": false, "2606:4700::1111": false, "52.1.2.3": false,
+	} {
+		if got := blocked(mustAddr(addr)); got != want {
+			t.Errorf("blocked(%s) = %v", addr, got)
+		}
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
