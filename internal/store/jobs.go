@@ -22,11 +22,19 @@ type Job struct {
 	TargetID string
 	Ingested time.Time // when PutEvents accepted the event
 	Attempt  int       // attempts made so far
-	Event    []byte    // the event envelope
+	// Deferrals counts the times the job was put back without an attempt
+	// (rate limit, target busy).
+	Deferrals int
+	Event     []byte // the event envelope
 }
 
-// ID is the job's message id: one job per event, rule and target.
-func (j *Job) ID() string { return j.EventID + "/" + j.RuleArn + "/" + j.TargetID }
+// ID is the job's message id: one per event, rule, target, attempt and
+// deferral, so that a job re-queued after a retry or a deferral is not taken
+// for a duplicate, while one queued twice at the same step (after a crash)
+// is.
+func (j *Job) ID() string {
+	return j.EventID + "/" + j.RuleArn + "/" + j.TargetID + "/" + strconv.Itoa(j.Attempt) + "." + strconv.Itoa(j.Deferrals)
+}
 
 // Shard is the subject shard of the job's target.
 func (j *Job) Shard() int {
@@ -42,6 +50,7 @@ const (
 	hdrRule    = "Bp-Rule"
 	hdrTarget  = "Bp-Target"
 	hdrAttempt = "Bp-Attempt"
+	hdrDefer   = "Bp-Deferrals"
 )
 
 // AppendJobs queues jobs and returns once every one is stored. A job already
@@ -50,14 +59,7 @@ func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
 	for i := range jobs {
 		j := &jobs[i]
-		msg := nats.NewMsg(jobsSubject + "." + strconv.Itoa(j.Shard()))
-		msg.Header.Set(hdrEventID, j.EventID)
-		msg.Header.Set(hdrBus, j.Bus)
-		msg.Header.Set(hdrRule, j.RuleArn)
-		msg.Header.Set(hdrTarget, j.TargetID)
-		msg.Header.Set(hdrIngested, strconv.FormatInt(j.Ingested.UnixNano(), 10))
-		msg.Header.Set(hdrAttempt, strconv.Itoa(j.Attempt))
-		msg.Data = j.Event
+		msg := jobMsg(jobsSubject+"."+strconv.Itoa(j.Shard()), j)
 		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.ID()))
 		if err != nil {
 			return fmt.Errorf("queue job: %w", err)
@@ -65,6 +67,19 @@ func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
 		futures = append(futures, f)
 	}
 	return waitAcks(ctx, futures)
+}
+
+func jobMsg(subject string, j *Job) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(hdrEventID, j.EventID)
+	msg.Header.Set(hdrBus, j.Bus)
+	msg.Header.Set(hdrRule, j.RuleArn)
+	msg.Header.Set(hdrTarget, j.TargetID)
+	msg.Header.Set(hdrIngested, strconv.FormatInt(j.Ingested.UnixNano(), 10))
+	msg.Header.Set(hdrAttempt, strconv.Itoa(j.Attempt))
+	msg.Header.Set(hdrDefer, strconv.Itoa(j.Deferrals))
+	msg.Data = j.Event
+	return msg
 }
 
 func jobFromMsg(h nats.Header, data []byte) (Job, error) {
@@ -76,14 +91,16 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 	if err != nil {
 		return Job{}, errors.New("job without attempt count")
 	}
+	deferrals, _ := strconv.Atoi(h.Get(hdrDefer))
 	return Job{
-		EventID:  h.Get(hdrEventID),
-		Bus:      h.Get(hdrBus),
-		RuleArn:  h.Get(hdrRule),
-		TargetID: h.Get(hdrTarget),
-		Ingested: time.Unix(0, ns),
-		Attempt:  attempt,
-		Event:    data,
+		Deferrals: deferrals,
+		EventID:   h.Get(hdrEventID),
+		Bus:       h.Get(hdrBus),
+		RuleArn:   h.Get(hdrRule),
+		TargetID:  h.Get(hdrTarget),
+		Ingested:  time.Unix(0, ns),
+		Attempt:   attempt,
+		Event:     data,
 	}, nil
 }
 

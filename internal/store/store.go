@@ -179,7 +179,7 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
 	}
-	return nil
+	return s.ensureDelay(ctx)
 }
 
 // Ready reports whether the connection to NATS is up.

@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delay tiers: a job that must wait goes to the stream subject of the
+// longest tier not longer than its wait. Each tier has one consumer that
+// takes its head message, waits until it is due (every message of a tier
+// waited the same time, so the head is the earliest), then moves it to a
+// shorter tier or back to the jobs stream. Waiting jobs cost disk, not
+// memory, and never hold a delivery consumer's ack slots.
+var delayTiers = []time.Duration{100 * time.Millisecond, time.Second, 10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
+
+const (
+	delayStream  = "BP_DELAY"
+	delaySubject = "bp.delay"
+	hdrDue       = "Bp-Due"      // when the job is due again, unix nanoseconds
+	hdrTierDue   = "Bp-Tier-Due" // when it leaves its tier
+	hdrHop       = "Bp-Hop"      // moves between tiers so far
+)
+
+func (s *Store) ensureDelay(ctx context.Context) error {
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        delayStream,
+		Description: "delivery jobs waiting for a retry or a deferral, by delay tier",
+		Subjects:    []string{delaySubject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		Duplicates:  10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("delay stream: %w", err)
+	}
+	return nil
+}
+
+// tierFor returns the tier for a wait.
+func tierFor(wait time.Duration) int {
+	t := 0
+	for i, d := range delayTiers {
+		if d <= wait {
+			t = i
+		}
+	}
+	return t
+}
+
+// Delay stores a job to be queued again at due. It returns once the job is
+// stored.
+func (s *Store) Delay(ctx context.Context, j Job, due time.Time) error {
+	msg, id := delayMsg(j, due, time.Now(), 0)
+	_, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	if err != nil {
+		return fmt.Errorf("delay job: %w", err)
+	}
+	return nil
+}
+
+// delayMsg builds the message that keeps j in its tier. Its id names the
+// job, its due time and the hop, so a move repeated after a crash is a
+// duplicate JetStream drops, while each real move is new.
+func delayMsg(j Job, due, now time.Time, hop int) (*nats.Msg, string) {
+	tier := tierFor(due.Sub(now))
+	tierDue := now.Add(delayTiers[tier])
+	if due.Before(tierDue) {
+		tierDue = due
+	}
+	msg := jobMsg(delaySubject+"."+strconv.Itoa(tier), &j)
+	msg.Header.Set(hdrDue, strconv.FormatInt(due.UnixNano(), 10))
+	msg.Header.Set(hdrTierDue, strconv.FormatInt(tierDue.UnixNano(), 10))
+	msg.Header.Set(hdrHop, strconv.Itoa(hop))
+	return msg, j.ID() + "@" + strconv.FormatInt(due.UnixNano(), 10) + "#" + strconv.Itoa(hop)
+}
+
+// RunDelays moves delayed jobs along until ctx ends: one goroutine per
+// tier.
+func (s *Store) RunDelays(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(delayTiers))
+	for tier := range delayTiers {
+		cons, err := s.js.CreateOrUpdateConsumer(ctx, delayStream, jetstream.ConsumerConfig{
+			Durable:       "delay-" + strconv.Itoa(tier),
+			FilterSubject: delaySubject + "." + strconv.Itoa(tier),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       delayTiers[tier] + time.Minute,
+			MaxAckPending: 1,
+		})
+		if err != nil {
+			return fmt.Errorf("delay consumer: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.runTier(ctx, cons); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (s *Store) runTier(ctx context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("fetch delayed job", "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		for m := range batch.Messages() {
+			if err := s.moveDelayed(ctx, m); err != nil && ctx.Err() == nil {
+				s.log.Warn("move delayed job", "error", err)
+				_ = m.NakWithDelay(time.Second)
+			}
+		}
+	}
+	return nil
+}
+
+// moveDelayed waits until a delayed job leaves its tier, then moves it to
+// a shorter tier or back to the jobs stream, and acknowledges it.
+func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
+	h := m.Headers()
+	due, err1 := strconv.ParseInt(h.Get(hdrDue), 10, 64)
+	tierDue, err2 := strconv.ParseInt(h.Get(hdrTierDue), 10, 64)
+	j, err3 := jobFromMsg(h, m.Data())
+	if err := errors.Join(err1, err2, err3); err != nil {
+		_ = m.Term()
+		return fmt.Errorf("unreadable delayed job: %w", err)
+	}
+	if !sleep(ctx, time.Until(time.Unix(0, tierDue))) {
+		return ctx.Err()
+	}
+	now := time.Now()
+	dueAt := time.Unix(0, due)
+	if dueAt.Sub(now) >= delayTiers[0] {
+		hop, _ := strconv.Atoi(h.Get(hdrHop))
+		msg, id := delayMsg(j, dueAt, now, hop+1)
+		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+			return err
+		}
+	} else {
+		// Less than the shortest tier to go: wait here.
+		if !sleep(ctx, time.Until(dueAt)) {
+			return ctx.Err()
+		}
+		if err := s.AppendJobs(ctx, []Job{j}); err != nil {
+			return err
+		}
+	}
+	return m.Ack()
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// ConsumeJobs hands queued jobs to fn on up to workers goroutines until ctx
+// ends. A job is acknowledged (removed) when fn returns nil, so fn must
+// make its outcome durable first (a retry delayed, a dead letter written);
+// when fn fails, the job is offered again after a pause.
+func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Context, Job) error) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
+		Durable:       "deliver",
+		Description:   "invokes targets",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: workers * 4,
+	})
+	if err != nil {
+		return fmt.Errorf("deliver consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(workers * 2))
+	if err != nil {
+		return fmt.Errorf("deliver consumer: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				j, err := jobFromMsg(m.Headers(), m.Data())
+				if err != nil {
+					s.log.Error("unreadable job", "error", err)
+					_ = m.Term()
+					continue
+				}
+				if err := fn(ctx, j); err != nil {
+					if ctx.Err() == nil {
+						s.log.Warn("job", "event_id", j.EventID, "error", err)
+					}
+					_ = m.NakWithDelay(time.Second)
+					continue
+				}
+				_ = m.Ack()
+			}
+		}()
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("deliver consumer: %w", err)
+		}
+		select {
+		case work <- m:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
