@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,10 @@ type Config struct {
 	LogLevel     string
 
 	Quotas Quotas
+
+	// RootCAs, when set, replaces the system's trusted roots for
+	// API destinations (tests use it to trust their own servers).
+	RootCAs *x509.CertPool
 }
 
 // Quotas are EventBridge's service quotas, with AWS's defaults.

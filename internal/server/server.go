@@ -16,6 +16,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/config"
+	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
@@ -30,12 +31,17 @@ type Server struct {
 	// this start.
 	NewCredentials bool
 
-	store  *store.Store
-	events *eventbus.Service
-	http   *http.Server
-	ln     net.Listener
-	ready  atomic.Bool
-	served chan error
+	store      *store.Store
+	events     *eventbus.Service
+	worker     *deliver.Worker
+	stopWorker context.CancelFunc
+	workerDone chan struct{}
+	// dropped counts undeliverable events without a dead-letter queue.
+	dropped atomic.Int64
+	http    *http.Server
+	ln      net.Listener
+	ready   atomic.Bool
+	served  chan error
 }
 
 // Start opens the store, starts the services and begins serving. It
@@ -75,6 +81,21 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
 	}
+	s.worker = deliver.NewWorker(deliver.WorkerConfig{
+		Store: st, Config: s.events,
+		Invoker:    deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: cfg.RootCAs}),
+		DeadLetter: s.deadLetter,
+		BaseDelay:  cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
+		Logger: log.With("part", "deliver"),
+	})
+	wctx, stopWorker := context.WithCancel(context.Background())
+	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})
+	go func() {
+		defer close(s.workerDone)
+		if err := s.worker.Run(wctx); err != nil {
+			log.Error("delivery stopped", "error", err)
+		}
+	}()
 	api := &awsapi.Server{
 		Verifier: &awsapi.Verifier{Region: cfg.Region, Lookup: s.lookupKey},
 		Services: []*awsapi.JSONService{{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: s.events.Operations()}},
@@ -85,6 +106,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		s.stopWorker()
+		<-s.workerDone
 		s.events.Stop()
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
@@ -145,6 +168,21 @@ func (s *Server) Stop(ctx context.Context) error {
 	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	s.stopWorker()
+	<-s.workerDone
 	s.events.Stop()
 	return errors.Join(err, s.store.Close())
 }
+
+// deadLetter takes an undeliverable event. Until dead-letter queues exist
+// it is dropped, as EventBridge drops events without a dead-letter queue,
+// and counted and logged (without the event, which may hold personal data).
+func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
+	s.dropped.Add(1)
+	s.log.Warn("event not delivered; dropped", "event_id", d.EventID, "rule", d.RuleArn, "target", d.TargetArn,
+		"error_code", d.ErrorCode, "error", d.ErrorMessage, "exhausted", d.ExhaustedCondition, "retry_attempts", d.RetryAttempts)
+	return nil
+}
+
+// Dropped returns the number of events dropped as undeliverable.
+func (s *Server) Dropped() int64 { return s.dropped.Load() }

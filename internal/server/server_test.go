@@ -22,7 +22,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"bridgeport/internal/config"
-	"bridgeport/internal/store"
 )
 
 const (
@@ -382,9 +381,31 @@ func TestTargetLimits(t *testing.T) {
 	}
 }
 
-func TestPutEventsQueuesJobs(t *testing.T) {
+// TestPutEventsDelivers puts events with every per-entry outcome and checks
+// that the matching one reaches both HTTPS API destinations of the enabled
+// rule, as EventBridge sends it, and that the disabled rule sends nothing.
+func TestPutEventsDelivers(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
+	sink := newSink(t)
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.AllowPrivateEndpoints = true
+	e.cfg.RootCAs = sink.roots()
+	e.start()
+	conn, err := e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeApiKey,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{ApiKeyAuthParameters: &types.CreateConnectionApiKeyAuthRequestParameters{ApiKeyName: aws.String("x-api-key"), ApiKeyValue: aws.String("k")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dests []string
+	for _, name := range []string{"a", "b"} {
+		d, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String(name), ConnectionArn: conn.ConnectionArn,
+			InvocationEndpoint: aws.String(sink.URL + "/" + name), HttpMethod: types.ApiDestinationHttpMethodPost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dests = append(dests, aws.ToString(d.ApiDestinationArn))
+	}
 	if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("big"), EventPattern: aws.String(`{"source":["shop"],"detail":{"total":[{"numeric":[">",100]}]}}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -393,8 +414,8 @@ func TestPutEventsQueuesJobs(t *testing.T) {
 	}
 	for _, rule := range []string{"big", "off"} {
 		if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), Targets: []types.Target{
-			{Id: aws.String("a"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:a")},
-			{Id: aws.String("b"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:b")}}}); err != nil {
+			{Id: aws.String("a"), Arn: aws.String(dests[0])},
+			{Id: aws.String("b"), Arn: aws.String(dests[1])}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -424,29 +445,30 @@ func TestPutEventsQueuesJobs(t *testing.T) {
 			t.Errorf("entry %d = %+v, want %s %q", i, got, w.code, w.msg)
 		}
 	}
-	// The first event matches "big" (enabled, two targets), and the
-	// disabled rule queues nothing. The jobs are durable: they are there
-	// after a restart.
-	jobs := e.waitJobs(2)
-	e.restart()
-	jobs = e.waitJobs(2)
-	for _, j := range jobs {
-		if j.EventID != aws.ToString(out.Entries[0].EventId) || j.RuleArn != "arn:aws:events:us-east-1:000000000000:rule/big" {
-			t.Errorf("job %+v", j)
+	got := sink.wait(t, 2)
+	paths := map[string]bool{}
+	for _, r := range got {
+		paths[r.path] = true
+		if r.header.Get("X-Api-Key") != "k" || r.header.Get("User-Agent") != "Amazon/EventBridge/ApiDestinations" {
+			t.Errorf("headers %v", r.header)
 		}
 		var env map[string]any
-		if err := json.Unmarshal(j.Event, &env); err != nil {
+		if err := json.Unmarshal([]byte(r.body), &env); err != nil {
 			t.Fatal(err)
 		}
-		if env["time"] != "2026-11-22T10:00:00Z" || env["account"] != "000000000000" || env["detail-type"] != "Order" || env["version"] != "0" {
-			t.Errorf("event envelope %s", j.Event)
+		if env["id"] != aws.ToString(out.Entries[0].EventId) || env["time"] != "2026-11-22T10:00:00Z" || env["account"] != "000000000000" || env["detail-type"] != "Order" || env["version"] != "0" {
+			t.Errorf("event envelope %s", r.body)
 		}
-		if !strings.HasPrefix(string(j.Event), `{"version":"0","id":`) || !strings.HasSuffix(string(j.Event), `"resources":["r1"],"detail":{"total":150}}`) {
-			t.Errorf("envelope members out of AWS's order: %s", j.Event)
+		if !strings.HasPrefix(r.body, `{"version":"0","id":`) || !strings.HasSuffix(r.body, `"resources":["r1"],"detail":{"total":150}}`) {
+			t.Errorf("envelope members out of AWS's order: %s", r.body)
 		}
 	}
-	if jobs[0].TargetID == jobs[1].TargetID {
-		t.Errorf("both jobs for target %s", jobs[0].TargetID)
+	if !paths["/a"] || !paths["/b"] {
+		t.Errorf("delivered to %v", paths)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(sink.received()); n != 2 {
+		t.Errorf("%d deliveries, want 2: the disabled rule or the unmatched event was delivered", n)
 	}
 
 	_, err = e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: make([]types.PutEventsRequestEntry, 11)})
@@ -454,25 +476,6 @@ func TestPutEventsQueuesJobs(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
 	_, err = e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("s"), DetailType: aws.String("t"), Detail: aws.String(`{"a":"` + big + `"}`)}}})
 	apiError(t, err, "ValidationException", "Total size of the entries in the request is over the limit.")
-}
-
-// waitJobs waits until n jobs are queued and returns them.
-func (e *env) waitJobs(n int) []store.Job {
-	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		jobs, err := e.srv.store.QueuedJobs(ctx, 100)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if len(jobs) >= n || time.Now().After(deadline) {
-			if len(jobs) != n {
-				e.t.Fatalf("%d jobs queued, want %d", len(jobs), n)
-			}
-			return jobs
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestTestEventPattern(t *testing.T) {

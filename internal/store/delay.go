@@ -112,24 +112,25 @@ func (s *Store) RunDelays(ctx context.Context) error {
 }
 
 func (s *Store) runTier(ctx context.Context, cons jetstream.Consumer) error {
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("delay consumer: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
-			s.log.Warn("fetch delayed job", "error", err)
-			sleep(ctx, time.Second)
-			continue
+			return fmt.Errorf("delay consumer: %w", err)
 		}
-		for m := range batch.Messages() {
-			if err := s.moveDelayed(ctx, m); err != nil && ctx.Err() == nil {
-				s.log.Warn("move delayed job", "error", err)
-				_ = m.NakWithDelay(time.Second)
-			}
+		if err := s.moveDelayed(ctx, m); err != nil && ctx.Err() == nil {
+			s.log.Warn("move delayed job", "error", err)
+			_ = m.NakWithDelay(time.Second)
 		}
 	}
-	return nil
 }
 
 // moveDelayed waits until a delayed job leaves its tier, then moves it to

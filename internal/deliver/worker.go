@@ -1,0 +1,284 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"bridgeport/internal/store"
+	"bridgeport/internal/transform"
+)
+
+// Defaults of a target's RetryPolicy.
+const (
+	DefaultMaxRetries = 185
+	DefaultMaxAge     = 24 * time.Hour
+)
+
+// Exhausted conditions, as the dead-letter attribute names them.
+const (
+	ExhaustedAttempts = "MaximumRetryAttempts"
+	ExhaustedAge      = "MaximumEventAgeInSeconds"
+)
+
+// Target is what the worker needs to know about a job's target, resolved
+// from the configuration when the job runs.
+type Target struct {
+	Arn           string
+	RuleName      string
+	Input         transform.Input
+	Path          []string          // HttpParameters.PathParameterValues
+	Header, Query map[string]string // HttpParameters
+	MaxRetries    int               // RetryPolicy.MaximumRetryAttempts
+	MaxAge        time.Duration     // RetryPolicy.MaximumEventAgeInSeconds
+	DeadLetterArn string
+	// Destination is set for API destination targets.
+	Destination *Destination
+	// Unsupported says why a target of another kind is not delivered.
+	Unsupported string
+}
+
+// Destination is an API destination with its connection's auth and
+// parameters in clear.
+type Destination struct {
+	Arn, Endpoint, Method string
+	RateLimit             int
+	ConnectionArn         string
+	// ConnectionState is the connection's state; only AUTHORIZED invokes.
+	ConnectionState string
+	StateReason     string
+	Auth            Auth
+	Header, Query   []Param
+	Body            []Param
+}
+
+// Config is the worker's view of the configuration.
+type Config interface {
+	// Target resolves a job's rule and target; ok is false when either no
+	// longer exists.
+	Target(ruleArn, targetID string) (Target, bool)
+	// Deauthorize moves a connection to DEAUTHORIZED with a reason.
+	Deauthorize(ctx context.Context, connectionArn, reason string) error
+}
+
+// DeadLetter is an event that could not be delivered, with what the
+// dead-letter queue message carries.
+type DeadLetter struct {
+	EventID            string
+	Event              []byte
+	RuleArn            string
+	TargetArn          string
+	DeadLetterArn      string // the target's DeadLetterConfig.Arn, if any
+	ErrorCode          string
+	ErrorMessage       string
+	ExhaustedCondition string // "" when the error was not retried
+	RetryAttempts      int
+}
+
+// DeadLetterFunc takes an undeliverable event; it returns once the event is
+// stored (or, without a dead-letter queue, dropped and counted).
+type DeadLetterFunc func(context.Context, DeadLetter) error
+
+// WorkerConfig builds a Worker.
+type WorkerConfig struct {
+	Store      *store.Store
+	Config     Config
+	Invoker    *Invoker
+	DeadLetter DeadLetterFunc
+	// BaseDelay and MaxDelay bound the exponential backoff.
+	BaseDelay, MaxDelay time.Duration
+	// Workers is the number of invocations in flight at once; 0 means 64.
+	Workers int
+	// PerTarget caps the invocations in flight to one destination, so that
+	// a slow target cannot take every worker; 0 means 16.
+	PerTarget int
+	Logger    *slog.Logger
+}
+
+// Worker delivers queued jobs. Run it once per node.
+type Worker struct {
+	cfg WorkerConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	slots   map[string]chan struct{}
+	buckets map[string]*bucket
+}
+
+// NewWorker returns a Worker.
+func NewWorker(cfg WorkerConfig) *Worker {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.PerTarget <= 0 {
+		cfg.PerTarget = 16
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, log: log, slots: map[string]chan struct{}{}, buckets: map[string]*bucket{}}
+}
+
+// Run delivers jobs and moves delayed ones until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	errs := make(chan error, 2)
+	go func() { errs <- w.cfg.Store.RunDelays(ctx) }()
+	go func() { errs <- w.cfg.Store.ConsumeJobs(ctx, w.cfg.Workers, w.handle) }()
+	err := <-errs
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
+}
+
+// handle runs one job to an outcome that is durable before it returns:
+// delivered, delayed for a retry or a deferral, or dead-lettered.
+func (w *Worker) handle(ctx context.Context, j store.Job) error {
+	t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
+	if !ok {
+		// The rule or the target was removed: nothing to deliver to.
+		w.log.Info("target gone; job dropped", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID)
+		return nil
+	}
+	now := time.Now()
+	if t.MaxAge > 0 && now.Sub(j.Ingested) > t.MaxAge {
+		return w.deadLetter(ctx, j, t, Result{Code: CodeTimeout, Message: "the event is older than MaximumEventAgeInSeconds"}, ExhaustedAge)
+	}
+	if t.Destination == nil {
+		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")
+	}
+	d := t.Destination
+	switch d.ConnectionState {
+	case "AUTHORIZED":
+	case "AUTHORIZING":
+		return w.retry(ctx, j, t, Result{Code: CodeConnectionFailure, Retry: true,
+			Message: fmt.Sprintf("API destination %s is not active yet: its connection is AUTHORIZING", d.Arn)})
+	default:
+		msg := fmt.Sprintf("API destination %s is INACTIVE: its connection is %s", d.Arn, d.ConnectionState)
+		if d.StateReason != "" {
+			msg += " (" + d.StateReason + ")"
+		}
+		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg}, "")
+	}
+	if wait := w.take(d.Arn, d.RateLimit, now); wait > 0 {
+		return w.postpone(ctx, j, now.Add(wait))
+	}
+	slot := w.slot(d.Arn)
+	select {
+	case slot <- struct{}{}:
+	case <-time.After(time.Second):
+		// The destination is busy with slow calls: let other jobs run.
+		return w.postpone(ctx, j, time.Now().Add(time.Second))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slot }()
+	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
+	if err != nil {
+		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()}, "")
+	}
+	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
+		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: d.Auth})
+	if res.OK() {
+		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
+		return nil
+	}
+	if ctx.Err() != nil {
+		// Shutting down mid-invocation: leave the job to be run again.
+		return ctx.Err()
+	}
+	w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", res.Code, "error", res.Message)
+	if (res.Status == 401 || res.Status == 407) && (d.Auth.Type == "BASIC" || d.Auth.Type == "API_KEY") {
+		reason := fmt.Sprintf("The endpoint answered %d to an invocation of %s.", res.Status, d.Arn)
+		if err := w.cfg.Config.Deauthorize(ctx, d.ConnectionArn, reason); err != nil {
+			w.log.Warn("deauthorize connection", "error", err)
+		}
+	}
+	if !res.Retry {
+		return w.deadLetter(ctx, j, t, res, "")
+	}
+	return w.retry(ctx, j, t, res)
+}
+
+// retry delays the job for its next attempt, or dead-letters it when its
+// retry policy is exhausted.
+func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) error {
+	if j.Attempt >= t.MaxRetries {
+		return w.deadLetter(ctx, j, t, res, ExhaustedAttempts)
+	}
+	now := time.Now()
+	delay := max(w.backoff(j.Attempt), res.RetryAfter)
+	if t.MaxAge > 0 && now.Add(delay).Sub(j.Ingested) > t.MaxAge {
+		return w.deadLetter(ctx, j, t, res, ExhaustedAge)
+	}
+	j.Attempt++
+	return w.cfg.Store.Delay(ctx, j, now.Add(delay))
+}
+
+// backoff is the wait before retry n (0 for the first retry): exponential
+// from BaseDelay, capped at MaxDelay, with full jitter. With the defaults
+// (1 s, 15 min) 185 retries take about 23 hours.
+func (w *Worker) backoff(n int) time.Duration {
+	ceiling := w.cfg.BaseDelay
+	for i := 0; i < n && ceiling < w.cfg.MaxDelay; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, w.cfg.MaxDelay)
+	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
+}
+
+// postpone puts a job back without counting an attempt.
+func (w *Worker) postpone(ctx context.Context, j store.Job, due time.Time) error {
+	j.Deferrals++
+	return w.cfg.Store.Delay(ctx, j, due)
+}
+
+func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Result, exhausted string) error {
+	return w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, RuleArn: j.RuleArn, TargetArn: t.Arn,
+		DeadLetterArn: t.DeadLetterArn, ErrorCode: res.Code, ErrorMessage: res.Message, ExhaustedCondition: exhausted, RetryAttempts: j.Attempt})
+}
+
+// slot returns the semaphore that caps the invocations in flight to one
+// destination.
+func (w *Worker) slot(dest string) chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.slots[dest]
+	if c == nil {
+		c = make(chan struct{}, w.cfg.PerTarget)
+		w.slots[dest] = c
+	}
+	return c
+}
+
+// bucket is a token bucket holding up to one second of invocations.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take takes a token for dest at rate per second, or returns how long to
+// wait for one.
+func (w *Worker) take(dest string, rate int, now time.Time) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.buckets[dest]
+	if b == nil {
+		b = &bucket{tokens: float64(rate), last: now}
+		w.buckets[dest] = b
+	}
+	b.tokens = min(float64(rate), b.tokens+now.Sub(b.last).Seconds()*float64(rate))
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / float64(rate) * float64(time.Second))
+}

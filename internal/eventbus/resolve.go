@@ -1,0 +1,140 @@
+package eventbus
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/deliver"
+)
+
+var _ deliver.Config = (*Service)(nil)
+
+// Target resolves a delivery job's rule and target to what the worker
+// needs, with the connection's secrets opened. ok is false when the rule or
+// the target no longer exists.
+func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
+	bus, name, ok := s.arns.resource(ruleArn)
+	if !ok || name == "" {
+		return deliver.Target{}, false
+	}
+	r, _, ok := s.reg.getRule(bus, name)
+	if !ok {
+		return deliver.Target{}, false
+	}
+	var t *Target
+	for i := range r.Targets {
+		if r.Targets[i].Id == targetID {
+			t = &r.Targets[i]
+		}
+	}
+	if t == nil {
+		return deliver.Target{}, false
+	}
+	out := deliver.Target{Arn: t.Arn, RuleName: r.Name, MaxRetries: deliver.DefaultMaxRetries, MaxAge: deliver.DefaultMaxAge}
+	if rp := t.RetryPolicy; rp != nil {
+		if rp.MaximumRetryAttempts != nil {
+			out.MaxRetries = *rp.MaximumRetryAttempts
+		}
+		if rp.MaximumEventAgeInSeconds != nil {
+			out.MaxAge = time.Duration(*rp.MaximumEventAgeInSeconds) * time.Second
+		}
+	}
+	if t.DeadLetterConfig != nil && t.DeadLetterConfig.Arn != nil {
+		out.DeadLetterArn = *t.DeadLetterConfig.Arn
+	}
+	switch {
+	case t.Input != nil:
+		out.Input.Constant = t.Input
+	case t.InputPath != nil:
+		out.Input.Path = t.InputPath
+	case t.InputTransformer != nil:
+		out.Input.Paths, out.Input.Template = t.InputTransformer.InputPathsMap, t.InputTransformer.InputTemplate
+	}
+	if hp := t.HttpParameters; hp != nil {
+		out.Path, out.Header, out.Query = hp.PathParameterValues, hp.HeaderParameters, hp.QueryStringParameters
+	}
+	dest, isDest := strings.CutPrefix(t.Arn, s.arns.prefix()+"api-destination/")
+	if !isDest {
+		out.Unsupported = "bridgeport does not deliver to this kind of target yet: " + t.Arn
+		return out, true
+	}
+	dname, _, _ := strings.Cut(dest, "/")
+	var d Destination
+	if _, ok := s.reg.getObj(destKey(dname), &d); !ok || d.Arn != t.Arn {
+		out.Destination = &deliver.Destination{Arn: t.Arn, ConnectionState: "DELETED", StateReason: "the API destination does not exist"}
+		return out, true
+	}
+	od := &deliver.Destination{Arn: d.Arn, Endpoint: d.Endpoint, Method: d.HttpMethod, RateLimit: d.RateLimit, ConnectionArn: d.ConnectionArn}
+	out.Destination = od
+	c, ok := s.connByArn(d.ConnectionArn)
+	if !ok {
+		od.ConnectionState, od.StateReason = "DELETED", "the connection does not exist"
+		return out, true
+	}
+	od.ConnectionState, od.StateReason = c.State, c.StateReason
+	auth, hdr, query, body, err := s.openConnection(&c)
+	if err != nil {
+		s.log.Error("connection secrets do not open", "connection", c.Name, "error", err)
+		od.ConnectionState, od.StateReason = ConnDeauthorized, "The connection's secrets cannot be decrypted with this server's key."
+		return out, true
+	}
+	od.Auth, od.Header, od.Query, od.Body = auth, hdr, query, body
+	return out, true
+}
+
+// openConnection returns a connection's auth and invocation parameters
+// with their secrets opened.
+func (s *Service) openConnection(c *Connection) (deliver.Auth, []deliver.Param, []deliver.Param, []deliver.Param, error) {
+	auth := deliver.Auth{Type: c.AuthorizationType}
+	var err error
+	open := func(sealed string) string {
+		if sealed == "" || err != nil {
+			return ""
+		}
+		var v string
+		v, err = s.box.Open(sealed)
+		return v
+	}
+	if b := c.Basic; b != nil {
+		auth.Username, auth.Password = b.Username, open(b.SealedPassword)
+	}
+	if k := c.APIKey; k != nil {
+		auth.APIKeyName, auth.APIKeyValue = k.Name, open(k.SealedValue)
+	}
+	params := func(in []Param) []deliver.Param {
+		var out []deliver.Param
+		for _, p := range in {
+			v := p.Value
+			if p.Secret {
+				v = open(v)
+			}
+			out = append(out, deliver.Param{Key: p.Key, Value: v})
+		}
+		return out
+	}
+	var hdr, query, body []deliver.Param
+	if c.Invocation != nil {
+		hdr, query, body = params(c.Invocation.Header), params(c.Invocation.Query), params(c.Invocation.Body)
+	}
+	return auth, hdr, query, body, err
+}
+
+// Deauthorize moves a connection to DEAUTHORIZED, as EventBridge does when
+// a BASIC or API_KEY endpoint answers 401 or 407.
+func (s *Service) Deauthorize(ctx context.Context, connectionArn, reason string) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		c, ok := s.connByArn(connectionArn)
+		if !ok || c.State == ConnDeauthorized {
+			return nil
+		}
+		rev, _ := s.reg.getObj(connKey(c.Name), &Connection{})
+		c.State, c.StateReason, c.Modified = ConnDeauthorized, reason, s.now().UTC()
+		err := s.save(ctx, connKey(c.Name), rev, c)
+		if e, isAPI := err.(*awsapi.Error); !isAPI || e.Code != awsapi.CodeConcurrentMod {
+			return err
+		}
+	}
+	return nil
+}
