@@ -69,3 +69,11 @@ func (s *sink) wait(t *testing.T, n int) []received {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// wrapHeader sets a response header before h answers.
+func wrapHeader(h http.Handler, key, value string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(key, value)
+		h.ServeHTTP(w, r)
+	})
+}

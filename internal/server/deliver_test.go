@@ -1,0 +1,177 @@
+package server
+
+import (
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+)
+
+// deliveryEnv is a server with fast retries, a sink, and one rule sending
+// every "t" event to the sink through a BASIC connection.
+type deliveryEnv struct {
+	*env
+	sink *sink
+	logs *syncWriter
+	conn string
+}
+
+func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolicy) *deliveryEnv {
+	t.Helper()
+	d := &deliveryEnv{env: &env{t: t, dir: t.TempDir()}, sink: newSink(t), logs: &syncWriter{}}
+	d.sink.status = status
+	d.cfg = testConfig(d.dir)
+	d.cfg.AllowPrivateEndpoints = true
+	d.cfg.RootCAs = d.sink.roots()
+	d.cfg.RetryBaseDelay, d.cfg.RetryMaxDelay = 20*time.Millisecond, 100*time.Millisecond
+	srv, err := Start(ctx, d.cfg, slog.New(slog.NewJSONHandler(d.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv = srv
+	d.env.eb = newClient(srv)
+	t.Cleanup(d.stop)
+	conn, err := d.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.conn = aws.ToString(conn.ConnectionArn)
+	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(d.sink.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn,
+		RetryPolicy: retry, InputTransformer: &types.InputTransformer{InputPathsMap: map[string]string{"n": "$.detail.n"}, InputTemplate: aws.String(`{"n": <n>, "rule": <aws.events.rule-name>}`)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d *deliveryEnv) put() {
+	d.t.Helper()
+	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{"n":5}`)}}})
+	if err != nil || out.FailedEntryCount != 0 {
+		d.t.Fatalf("PutEvents: %+v %v", out, err)
+	}
+}
+
+// deadLetters waits for n dead-letter log lines and returns them.
+func (d *deliveryEnv) deadLetters(n int) []map[string]any {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var out []map[string]any
+		for _, line := range strings.Split(d.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "event not delivered; dropped" {
+				out = append(out, m)
+			}
+		}
+		if len(out) >= n || time.Now().After(deadline) {
+			if len(out) != n {
+				d.t.Fatalf("%d dead letters, want %d", len(out), n)
+			}
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func newClient(srv *Server) *eventbridge.Client {
+	return eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String("http://" + srv.Addr()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""), RetryMaxAttempts: 1})
+}
+
+func TestDeliveryRetriesThenDeadLetters(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 503 }, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(2), MaximumEventAgeInSeconds: aws.Int32(600)})
+	d.put()
+	dl := d.deadLetters(1)[0]
+	if dl["error_code"] != "ERROR_FROM_TARGET" || dl["exhausted"] != "MaximumRetryAttempts" || dl["retry_attempts"] != float64(2) {
+		t.Errorf("dead letter %v", dl)
+	}
+	got := d.sink.received()
+	if len(got) != 3 {
+		t.Fatalf("%d calls, want 3 (one attempt and two retries)", len(got))
+	}
+	if got[0].body != `{"n": 5, "rule": "r"}` {
+		t.Errorf("transformed body %s", got[0].body)
+	}
+}
+
+func TestDeliveryRecovers(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(n int) int {
+		if n < 3 {
+			return []int{500, 429, 409}[n]
+		}
+		return 200
+	}, nil)
+	d.put()
+	d.sink.wait(t, 4)
+	time.Sleep(300 * time.Millisecond)
+	if n := len(d.sink.received()); n != 4 {
+		t.Errorf("%d calls after success, want 4", n)
+	}
+	if d.srv.Dropped() != 0 {
+		t.Errorf("%d dropped", d.srv.Dropped())
+	}
+}
+
+func TestDeliveryNotRetried(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 404 }, nil)
+	d.put()
+	dl := d.deadLetters(1)[0]
+	if dl["error_code"] != "ERROR_FROM_TARGET" || dl["exhausted"] != "" || dl["retry_attempts"] != float64(0) || !strings.Contains(dl["error"].(string), "404") {
+		t.Errorf("dead letter %v", dl)
+	}
+	if n := len(d.sink.received()); n != 1 {
+		t.Errorf("%d calls, want 1", n)
+	}
+}
+
+// TestDeliveryDeauthorizes checks that a 401 to a BASIC connection
+// deauthorizes it, and that its destination then fails without a call.
+func TestDeliveryDeauthorizes(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 401 }, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(5), MaximumEventAgeInSeconds: aws.Int32(600)})
+	d.put()
+	dl := d.deadLetters(1)[0]
+	if dl["error_code"] != "INVALID_PARAMETER" || !strings.Contains(dl["error"].(string), "DEAUTHORIZED") {
+		t.Errorf("dead letter %v", dl)
+	}
+	if n := len(d.sink.received()); n != 1 {
+		t.Errorf("%d calls, want 1: the retry must not call an INACTIVE destination", n)
+	}
+	c, err := d.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("c")})
+	if err != nil || c.ConnectionState != types.ConnectionStateDeauthorized || !strings.Contains(aws.ToString(c.StateReason), "401") {
+		t.Errorf("connection %+v, %v", c, err)
+	}
+	dest, _ := d.eb.DescribeApiDestination(ctx, &eventbridge.DescribeApiDestinationInput{Name: aws.String("d")})
+	if dest.ApiDestinationState != types.ApiDestinationStateInactive {
+		t.Errorf("destination %s", dest.ApiDestinationState)
+	}
+}
+
+func TestDeliveryNegativeRetryAfter(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 429 }, nil)
+	d.sink.Config.Handler = wrapHeader(d.sink.Config.Handler, "Retry-After", "-1")
+	d.put()
+	dl := d.deadLetters(1)[0]
+	if dl["error_code"] != "THROTTLING" || len(d.sink.received()) != 1 {
+		t.Errorf("dead letter %v after %d calls", dl, len(d.sink.received()))
+	}
+}
