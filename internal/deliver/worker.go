@@ -53,6 +53,8 @@ type Destination struct {
 	Auth            Auth
 	Header, Query   []Param
 	Body            []Param
+	// OAuth is set for OAUTH_CLIENT_CREDENTIALS connections.
+	OAuth *OAuthClient
 }
 
 // Config is the worker's view of the configuration.
@@ -62,6 +64,12 @@ type Config interface {
 	Target(ruleArn, targetID string) (Target, bool)
 	// Deauthorize moves a connection to DEAUTHORIZED with a reason.
 	Deauthorize(ctx context.Context, connectionArn, reason string) error
+	// PendingOAuth returns the OAuth connections waiting for their first
+	// token (AUTHORIZING).
+	PendingOAuth() []OAuthClient
+	// Authorize moves an AUTHORIZING connection to AUTHORIZED, unless it
+	// changed since version.
+	Authorize(ctx context.Context, connectionArn, version string) error
 }
 
 // DeadLetter is an event that could not be delivered, with what the
@@ -103,6 +111,8 @@ type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
 
+	tokens *tokens
+
 	mu      sync.Mutex
 	slots   map[string]chan struct{}
 	buckets map[string]*bucket
@@ -120,19 +130,60 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: log, slots: map[string]chan struct{}{}, buckets: map[string]*bucket{}}
+	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, buckets: map[string]*bucket{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() { errs <- w.cfg.Store.RunDelays(ctx) }()
 	go func() { errs <- w.cfg.Store.ConsumeJobs(ctx, w.cfg.Workers, w.handle) }()
-	err := <-errs
-	if err2 := <-errs; err == nil {
-		err = err2
+	go func() { errs <- w.authorizeLoop(ctx) }()
+	var err error
+	for range 3 {
+		if e := <-errs; err == nil {
+			err = e
+		}
 	}
 	return err
+}
+
+// authorizeLoop fetches the first token of new OAuth connections, so that
+// they become AUTHORIZED (or DEAUTHORIZED, with the reason) without waiting
+// for an event, as in EventBridge.
+func (w *Worker) authorizeLoop(ctx context.Context) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for _, c := range w.cfg.Config.PendingOAuth() {
+			w.authorize(ctx, &c)
+		}
+	}
+}
+
+// authorize fetches a token for c and records the connection's new state.
+// It reports whether a token is in hand.
+func (w *Worker) authorize(ctx context.Context, c *OAuthClient) (string, bool) {
+	tok, err := w.tokens.get(ctx, c)
+	if ctx.Err() != nil {
+		return "", false
+	}
+	if err != nil {
+		w.log.Warn("OAuth token request failed; connection deauthorized", "connection", c.ConnectionArn, "error", err)
+		if derr := w.cfg.Config.Deauthorize(ctx, c.ConnectionArn, err.Error()); derr != nil {
+			w.log.Warn("deauthorize connection", "error", derr)
+		}
+		return "", false
+	}
+	if err := w.cfg.Config.Authorize(ctx, c.ConnectionArn, c.Version); err != nil {
+		w.log.Warn("authorize connection", "error", err)
+	}
+	return tok, true
 }
 
 // handle runs one job to an outcome that is durable before it returns:
@@ -152,11 +203,17 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")
 	}
 	d := t.Destination
-	switch d.ConnectionState {
-	case "AUTHORIZED":
-	case "AUTHORIZING":
-		return w.retry(ctx, j, t, Result{Code: CodeConnectionFailure, Retry: true,
-			Message: fmt.Sprintf("API destination %s is not active yet: its connection is AUTHORIZING", d.Arn)})
+	switch {
+	case d.ConnectionState == "AUTHORIZED":
+	case d.ConnectionState == "AUTHORIZING" && d.OAuth != nil:
+		// The first token decides: with it the connection is AUTHORIZED.
+		if _, ok := w.authorize(ctx, d.OAuth); !ok {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter,
+				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not get an OAuth token", d.Arn)}, "")
+		}
 	default:
 		msg := fmt.Sprintf("API destination %s is INACTIVE: its connection is %s", d.Arn, d.ConnectionState)
 		if d.StateReason != "" {
@@ -181,8 +238,20 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	if err != nil {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()}, "")
 	}
+	auth := d.Auth
+	if d.OAuth != nil {
+		tok, ok := w.authorize(ctx, d.OAuth)
+		if !ok {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter,
+				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not refresh its OAuth token", d.Arn)}, "")
+		}
+		auth.Token = tok
+	}
 	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
-		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: d.Auth})
+		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
 	if res.OK() {
 		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
 		return nil
@@ -192,6 +261,10 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		return ctx.Err()
 	}
 	w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", res.Code, "error", res.Message)
+	if (res.Status == 401 || res.Status == 407) && d.OAuth != nil {
+		// Refused token: the retry fetches a new one.
+		w.tokens.invalidate(d.OAuth, auth.Token)
+	}
 	if (res.Status == 401 || res.Status == 407) && (d.Auth.Type == "BASIC" || d.Auth.Type == "API_KEY") {
 		reason := fmt.Sprintf("The endpoint answered %d to an invocation of %s.", res.Status, d.Arn)
 		if err := w.cfg.Config.Deauthorize(ctx, d.ConnectionArn, reason); err != nil {

@@ -2,6 +2,8 @@ package eventbus
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,7 +83,76 @@ func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
 		return out, true
 	}
 	od.Auth, od.Header, od.Query, od.Body = auth, hdr, query, body
+	if c.AuthorizationType == AuthOAuth {
+		oc, err := s.oauthClient(&c)
+		if err != nil {
+			s.log.Error("connection secrets do not open", "connection", c.Name, "error", err)
+			od.ConnectionState, od.StateReason = ConnDeauthorized, "The connection's secrets cannot be decrypted with this server's key."
+			return out, true
+		}
+		od.OAuth = &oc
+	}
 	return out, true
+}
+
+// oauthClient returns an OAuth connection's token request, secrets opened.
+func (s *Service) oauthClient(c *Connection) (deliver.OAuthClient, error) {
+	o := c.OAuth
+	if o == nil {
+		return deliver.OAuthClient{}, errors.New("no OAuth parameters")
+	}
+	secret, err := s.box.Open(o.SealedClientSecret)
+	if err != nil {
+		return deliver.OAuthClient{}, err
+	}
+	oc := deliver.OAuthClient{ConnectionArn: c.Arn, Version: strconv.FormatInt(c.Modified.UnixNano(), 10),
+		Endpoint: o.AuthorizationEndpoint, Method: o.HttpMethod, ClientID: o.ClientID, ClientSecret: secret}
+	if o.Params != nil {
+		for _, list := range []struct {
+			in  []Param
+			out *[]deliver.Param
+		}{{o.Params.Header, &oc.Header}, {o.Params.Query, &oc.Query}, {o.Params.Body, &oc.Body}} {
+			for _, p := range list.in {
+				v := p.Value
+				if p.Secret {
+					if v, err = s.box.Open(v); err != nil {
+						return deliver.OAuthClient{}, err
+					}
+				}
+				*list.out = append(*list.out, deliver.Param{Key: p.Key, Value: v})
+			}
+		}
+	}
+	return oc, nil
+}
+
+// PendingOAuth returns the OAuth connections waiting for their first token.
+func (s *Service) PendingOAuth() []deliver.OAuthClient {
+	var out []deliver.OAuthClient
+	for _, k := range s.reg.listObjs("conn.") {
+		var c Connection
+		if _, ok := s.reg.getObj(k, &c); !ok || c.State != ConnAuthorizing || c.AuthorizationType != AuthOAuth {
+			continue
+		}
+		oc, err := s.oauthClient(&c)
+		if err != nil {
+			continue
+		}
+		out = append(out, oc)
+	}
+	return out
+}
+
+// Authorize moves an AUTHORIZING connection to AUTHORIZED once it has a
+// token, unless it changed since version.
+func (s *Service) Authorize(ctx context.Context, connectionArn, version string) error {
+	return s.setConnState(ctx, connectionArn, func(c *Connection) bool {
+		if c.State != ConnAuthorizing || strconv.FormatInt(c.Modified.UnixNano(), 10) != version {
+			return false
+		}
+		c.State, c.StateReason, c.LastAuthorized = ConnAuthorized, "", s.now().UTC()
+		return true
+	})
 }
 
 // openConnection returns a connection's auth and invocation parameters
@@ -124,13 +195,28 @@ func (s *Service) openConnection(c *Connection) (deliver.Auth, []deliver.Param, 
 // Deauthorize moves a connection to DEAUTHORIZED, as EventBridge does when
 // a BASIC or API_KEY endpoint answers 401 or 407.
 func (s *Service) Deauthorize(ctx context.Context, connectionArn, reason string) error {
-	for attempt := 0; attempt < 3; attempt++ {
+	return s.setConnState(ctx, connectionArn, func(c *Connection) bool {
+		if c.State == ConnDeauthorized {
+			return false
+		}
+		c.State, c.StateReason = ConnDeauthorized, reason
+		return true
+	})
+}
+
+// setConnState applies change to a connection and stores it if change
+// reports a change, retrying on concurrent modification. The change does
+// not touch the connection's Modified time, which versions its settings.
+func (s *Service) setConnState(ctx context.Context, connectionArn string, change func(*Connection) bool) error {
+	for range 3 {
 		c, ok := s.connByArn(connectionArn)
-		if !ok || c.State == ConnDeauthorized {
+		if !ok {
 			return nil
 		}
 		rev, _ := s.reg.getObj(connKey(c.Name), &Connection{})
-		c.State, c.StateReason, c.Modified = ConnDeauthorized, reason, s.now().UTC()
+		if !change(&c) {
+			return nil
+		}
 		err := s.save(ctx, connKey(c.Name), rev, c)
 		if e, isAPI := err.(*awsapi.Error); !isAPI || e.Code != awsapi.CodeConcurrentMod {
 			return err

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+)
+
+// authServer is an OAuth token endpoint that issues numbered tokens, or
+// answers with a fixed failure status.
+type authServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	issued int
+	fail   int
+	forms  []url.Values
+	users  []string
+}
+
+func newAuthServer(t *testing.T, fail int) *authServer {
+	a := &authServer{fail: fail}
+	a.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		user, pass, _ := r.BasicAuth()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.forms = append(a.forms, form)
+		a.users = append(a.users, user+":"+pass)
+		if a.fail != 0 {
+			w.WriteHeader(a.fail)
+			return
+		}
+		a.issued++
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"token-%d","token_type":"Bearer","expires_in":3600}`, a.issued)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+func TestOAuthConnection(t *testing.T) {
+	t.Parallel()
+	auth := newAuthServer(t, 0)
+	target := newSink(t)
+	// The target refuses the first token, as after a revocation.
+	target.status = func(n int) int {
+		if n == 0 {
+			return 401
+		}
+		return 200
+	}
+	d := &deliveryEnv{env: &env{t: t, dir: t.TempDir()}, sink: target, logs: &syncWriter{}}
+	d.cfg = testConfig(d.dir)
+	d.cfg.AllowPrivateEndpoints = true
+	pool := target.roots()
+	pool.AddCert(auth.Certificate())
+	d.cfg.RootCAs = pool
+	d.cfg.RetryBaseDelay, d.cfg.RetryMaxDelay = 20*time.Millisecond, 100*time.Millisecond
+	srv, err := Start(ctx, d.cfg, slog.New(slog.NewJSONHandler(d.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv, d.eb = srv, newClient(srv)
+	t.Cleanup(d.stop)
+
+	conn, err := d.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("o"), AuthorizationType: types.ConnectionAuthorizationTypeOauthClientCredentials,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{OAuthParameters: &types.CreateConnectionOAuthRequestParameters{
+			AuthorizationEndpoint: aws.String(auth.URL + "/token"), HttpMethod: types.ConnectionOAuthHttpMethodPost,
+			ClientParameters:    &types.CreateConnectionOAuthClientRequestParameters{ClientID: aws.String("client"), ClientSecret: aws.String("s3cret")},
+			OAuthHttpParameters: &types.ConnectionHttpParameters{BodyParameters: []types.ConnectionBodyParameter{{Key: aws.String("scope"), Value: aws.String("events")}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.ConnectionState != types.ConnectionStateAuthorizing {
+		t.Errorf("new OAuth connection is %s", conn.ConnectionState)
+	}
+	// The first token authorizes it without any event.
+	waitFor(t, func() bool {
+		c, err := d.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("o")})
+		return err == nil && c.ConnectionState == types.ConnectionStateAuthorized && c.LastAuthorizedTime != nil
+	})
+	auth.mu.Lock()
+	if len(auth.forms) != 1 || auth.forms[0].Get("grant_type") != "client_credentials" || auth.forms[0].Get("scope") != "events" || auth.users[0] != "client:s3cret" {
+		t.Errorf("token request: %v %v", auth.forms, auth.users)
+	}
+	auth.mu.Unlock()
+
+	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(target.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil || dest.ApiDestinationState != types.ApiDestinationStateActive {
+		t.Fatalf("destination %+v, %v", dest, err)
+	}
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.put()
+	got := target.wait(t, 2)
+	if a, b := got[0].header.Get("Authorization"), got[1].header.Get("Authorization"); a != "Bearer token-1" || b != "Bearer token-2" {
+		t.Errorf("authorization: first %q, after the 401 %q", a, b)
+	}
+	c, _ := d.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("o")})
+	if c.ConnectionState != types.ConnectionStateAuthorized {
+		t.Errorf("an OAuth connection must stay AUTHORIZED after a 401 it recovered from: %s", c.ConnectionState)
+	}
+	if strings.Contains(d.logs.String(), "s3cret") || strings.Contains(d.logs.String(), "token-") {
+		t.Error("the logs show a secret or a token")
+	}
+}
+
+func TestOAuthTokenRefused(t *testing.T) {
+	t.Parallel()
+	auth := newAuthServer(t, 403)
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.AllowPrivateEndpoints = true
+	e.cfg.RootCAs = auth.roots()
+	e.start()
+	conn, err := e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("o"), AuthorizationType: types.ConnectionAuthorizationTypeOauthClientCredentials,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{OAuthParameters: &types.CreateConnectionOAuthRequestParameters{
+			AuthorizationEndpoint: aws.String(auth.URL + "/token"), HttpMethod: types.ConnectionOAuthHttpMethodPost,
+			ClientParameters: &types.CreateConnectionOAuthClientRequestParameters{ClientID: aws.String("client"), ClientSecret: aws.String("s3cret")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		c, err := e.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("o")})
+		return err == nil && c.ConnectionState == types.ConnectionStateDeauthorized && strings.Contains(aws.ToString(c.StateReason), "403")
+	})
+	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String("https://example.com/"), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil || dest.ApiDestinationState != types.ApiDestinationStateInactive {
+		t.Errorf("destination on a deauthorized connection: %+v %v", dest, err)
+	}
+}
+
+func (a *authServer) roots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(a.Certificate())
+	return pool
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
