@@ -48,7 +48,7 @@ func startChild(t *testing.T, dir string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BRIDGEPORT_TEST_CHILD=--listen 127.0.0.1:0 --data-dir "+dir+
-		" --access-key-id "+crashKey+" --secret-access-key "+crashSecret+" --log-level error"+
+		" --access-key-id "+crashKey+" --secret-access-key "+crashSecret+" --log-level warn"+
 		" --allow-http-endpoints --allow-private-endpoints --retry-base-delay 50ms --retry-max-delay 200ms")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -182,7 +182,9 @@ func TestKillNineLosesNothing(t *testing.T) {
 	mu.Unlock()
 
 	// Restart and wait until everything acknowledged has arrived.
+	restart := time.Now()
 	c = startChild(t, dir)
+	t.Logf("restarted in %s", time.Since(restart))
 	defer func() {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		_ = c.cmd.Wait()
@@ -203,7 +205,8 @@ func TestKillNineLosesNothing(t *testing.T) {
 		n := len(delivered)
 		mu.Unlock()
 		if lost == 0 {
-			t.Logf("%d events acknowledged before SIGKILL (%d delivered by then); all delivered after restart; %d duplicate deliveries", len(acked), before, dup)
+			t.Logf("%d events acknowledged before SIGKILL (%d delivered by then); all delivered %s after restart; %d duplicate deliveries",
+				len(acked), before, time.Since(restart).Round(time.Millisecond), dup)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -92,7 +92,10 @@ func (s *Store) RunDelays(ctx context.Context) error {
 			Durable:       "delay-" + strconv.Itoa(tier),
 			FilterSubject: delaySubject + "." + strconv.Itoa(tier),
 			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       delayTiers[tier] + time.Minute,
+			// The head is held while it waits, with progress reported
+			// every few seconds, so that after a crash it is offered
+			// again within AckWait rather than after the tier's delay.
+			AckWait:       10 * time.Second,
 			MaxAckPending: 1,
 		})
 		if err != nil {
@@ -144,7 +147,7 @@ func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
 		_ = m.Term()
 		return fmt.Errorf("unreadable delayed job: %w", err)
 	}
-	if !sleep(ctx, time.Until(time.Unix(0, tierDue))) {
+	if !sleepHolding(ctx, m, time.Until(time.Unix(0, tierDue))) {
 		return ctx.Err()
 	}
 	now := time.Now()
@@ -157,7 +160,7 @@ func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
 		}
 	} else {
 		// Less than the shortest tier to go: wait here.
-		if !sleep(ctx, time.Until(dueAt)) {
+		if !sleepHolding(ctx, m, time.Until(dueAt)) {
 			return ctx.Err()
 		}
 		if err := s.AppendJobs(ctx, []Job{j}); err != nil {
@@ -165,6 +168,20 @@ func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
 		}
 	}
 	return m.Ack()
+}
+
+// sleepHolding sleeps like sleep while telling JetStream every 3 seconds
+// that m is still being worked on.
+func sleepHolding(ctx context.Context, m jetstream.Msg, d time.Duration) bool {
+	const beat = 3 * time.Second
+	for d > beat {
+		if !sleep(ctx, beat) {
+			return false
+		}
+		_ = m.InProgress()
+		d -= beat
+	}
+	return sleep(ctx, d)
 }
 
 // sleep waits for d or until ctx ends; it reports whether d passed.
@@ -188,10 +205,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // when fn fails, the job is offered again after a pause.
 func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Context, Job) error) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
-		Durable:       "deliver",
-		Description:   "invokes targets",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		Durable:     "deliver",
+		Description: "invokes targets",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// An attempt takes at most the 5-second invocation timeout plus
+		// writing its outcome; after a crash the jobs in flight are
+		// offered again when this runs out.
+		AckWait:       15 * time.Second,
 		MaxAckPending: workers * 4,
 	})
 	if err != nil {

@@ -79,10 +79,12 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 // again, so fn must be idempotent. RouteEvents returns when ctx ends.
 func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
-		Durable:       "router",
-		Description:   "matches events against rules and queues delivery jobs",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		Durable:     "router",
+		Description: "matches events against rules and queues delivery jobs",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// Routing takes milliseconds; after a crash the events it held are
+		// offered again when this runs out.
+		AckWait:       5 * time.Second,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
