@@ -40,6 +40,10 @@ type Config struct {
 
 	Quotas Quotas
 
+	// ExtraCAFile holds certificates API destinations may present besides
+	// publicly trusted ones (for local and test endpoints).
+	ExtraCAFile string
+
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool
@@ -98,6 +102,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
+	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; slower)")

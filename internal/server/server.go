@@ -6,11 +6,13 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +65,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
+	roots := cfg.RootCAs
+	if roots == nil && cfg.ExtraCAFile != "" {
+		if roots, err = loadRoots(cfg.ExtraCAFile); err != nil {
+			return nil, err
+		}
+	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval, Logger: log.With("part", "store")})
 	if err != nil {
@@ -83,7 +91,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
-		Invoker:    deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: cfg.RootCAs}),
+		Invoker:    deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots}),
 		DeadLetter: s.deadLetter,
 		BaseDelay:  cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
@@ -172,6 +180,23 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-s.workerDone
 	s.events.Stop()
 	return errors.Join(err, s.store.Close())
+}
+
+// loadRoots returns the system's trusted roots plus the certificates in a
+// PEM file.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--extra-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--extra-ca-file %s: no PEM certificates", file)
+	}
+	return pool, nil
 }
 
 // deadLetter takes an undeliverable event. Until dead-letter queues exist
