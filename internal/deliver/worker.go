@@ -37,6 +37,8 @@ type Target struct {
 	DeadLetterArn string
 	// Destination is set for API destination targets.
 	Destination *Destination
+	// Bus is set for event bus targets (of this account and region).
+	Bus string
 	// Unsupported says why a target of another kind is not delivered.
 	Unsupported string
 }
@@ -70,6 +72,9 @@ type Config interface {
 	// Authorize moves an AUTHORIZING connection to AUTHORIZED, unless it
 	// changed since version.
 	Authorize(ctx context.Context, connectionArn, version string) error
+	// Forward puts an event on another bus; ok is false when the bus does
+	// not exist.
+	Forward(ctx context.Context, bus, eventID string, event []byte, ingested time.Time) (ok bool, err error)
 }
 
 // DeadLetter is an event that could not be delivered, with what the
@@ -198,6 +203,16 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	now := time.Now()
 	if t.MaxAge > 0 && now.Sub(j.Ingested) > t.MaxAge {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeTimeout, Message: "the event is older than MaximumEventAgeInSeconds"}, ExhaustedAge)
+	}
+	if t.Bus != "" {
+		ok, err := w.cfg.Config.Forward(ctx, t.Bus, j.EventID, j.Event, j.Ingested)
+		switch {
+		case err != nil:
+			return err // the store is unavailable: offered again shortly
+		case !ok:
+			return w.deadLetter(ctx, j, t, Result{Code: CodeNoResource, Message: fmt.Sprintf("event bus %s does not exist", t.Bus)}, "")
+		}
+		return nil
 	}
 	if t.Destination == nil {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")

@@ -57,6 +57,10 @@ func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
 	if hp := t.HttpParameters; hp != nil {
 		out.Path, out.Header, out.Query = hp.PathParameterValues, hp.HeaderParameters, hp.QueryStringParameters
 	}
+	if bus := s.busTarget(t.Arn); bus != "" {
+		out.Bus = bus
+		return out, true
+	}
 	dest, isDest := strings.CutPrefix(t.Arn, s.arns.prefix()+"api-destination/")
 	if !isDest {
 		out.Unsupported = "bridgeport does not deliver to this kind of target yet: " + t.Arn

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"bridgeport/internal/pattern"
@@ -42,6 +43,10 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 	var jobs []store.Job
 	for _, r := range rules {
 		for _, t := range r.Targets {
+			if ev.Forwarded && s.busTarget(t.Arn) != "" {
+				// EventBridge never routes an event on to a third bus.
+				continue
+			}
 			jobs = append(jobs, store.Job{EventID: ev.ID, Bus: ev.Bus, RuleArn: r.Arn, TargetID: t.Id, Ingested: ev.Ingested, Event: ev.Data})
 		}
 	}
@@ -49,4 +54,24 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 		return nil
 	}
 	return s.st.AppendJobs(ctx, jobs)
+}
+
+// busTarget returns the bus a target ARN names, if it is an event bus of
+// this account and region.
+func (s *Service) busTarget(arn string) string {
+	name, ok := strings.CutPrefix(arn, s.arns.prefix()+"event-bus/")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// Forward puts an event a rule sent to an event bus target on that bus,
+// as EventBridge does: same id and envelope, routed by that bus's rules
+// but never on to a third bus. ok is false when the bus does not exist.
+func (s *Service) Forward(ctx context.Context, bus, eventID string, event []byte, ingested time.Time) (bool, error) {
+	if _, _, ok := s.reg.getBus(bus); !ok {
+		return false, nil
+	}
+	return true, s.st.AppendEvents(ctx, []store.Event{{ID: eventID, Bus: bus, Ingested: ingested, Data: event, Forwarded: true}})
 }

@@ -175,3 +175,81 @@ func TestDeliveryNegativeRetryAfter(t *testing.T) {
 		t.Errorf("dead letter %v after %d calls", dl, len(d.sink.received()))
 	}
 }
+
+// TestBusTargets sends events from one bus to another, whose rule delivers
+// them, and checks that the second bus does not send them on to a third.
+func TestBusTargets(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 200 }, nil)
+	for _, b := range []string{"second", "third"} {
+		if _, err := d.eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arn := func(b string) *string { return aws.String("arn:aws:events:us-east-1:000000000000:event-bus/" + b) }
+	// default --fwd--> second --fwd--> third, and second --> the sink.
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("fwd"), EventPattern: aws.String(`{"source":["bus"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("fwd"), Targets: []types.Target{{Id: aws.String("b"), Arn: arn("second")}}}); err != nil {
+		t.Fatal(err)
+	}
+	dest, _ := d.eb.DescribeApiDestination(ctx, &eventbridge.DescribeApiDestinationInput{Name: aws.String("d")})
+	for _, r := range []struct{ name, target string }{{"on", aws.ToString(dest.ApiDestinationArn)}, {"again", aws.ToString(arn("third"))}} {
+		if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(r.name), EventBusName: aws.String("second"), EventPattern: aws.String(`{"source":["bus"]}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(r.name), EventBusName: aws.String("second"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String(r.target)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A rule on the third bus would deliver too, if anything reached it.
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("third"), EventBusName: aws.String("third"), EventPattern: aws.String(`{"source":["bus"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("third"), EventBusName: aws.String("third"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("bus"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)}}})
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatal(out, err)
+	}
+	got := d.sink.wait(t, 1)
+	var env map[string]any
+	_ = json.Unmarshal([]byte(got[0].body), &env)
+	if env["id"] != aws.ToString(out.Entries[0].EventId) || env["source"] != "bus" {
+		t.Errorf("forwarded event %s", got[0].body)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(d.sink.received()); n != 1 {
+		t.Errorf("%d deliveries, want 1: the event went on to a third bus", n)
+	}
+}
+
+// TestRateLimit puts more events than a destination's rate allows in a
+// second: they wait and all arrive, none is dropped.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 200 }, nil)
+	if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"), InvocationRateLimitPerSecond: aws.Int32(10)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 3 {
+		var entries []types.PutEventsRequestEntry
+		for range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
+		}
+		if out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries}); err != nil || out.FailedEntryCount != 0 {
+			t.Fatal(out, err)
+		}
+	}
+	d.sink.wait(t, 30)
+	// A full bucket allows 10 at once; the other 20 need two seconds.
+	if elapsed := time.Since(start); elapsed < 1500*time.Millisecond {
+		t.Errorf("30 events at 10/s took %s", elapsed)
+	}
+	if d.srv.Dropped() != 0 {
+		t.Errorf("%d dropped", d.srv.Dropped())
+	}
+}

@@ -18,25 +18,36 @@ type Event struct {
 	Bus      string
 	Ingested time.Time
 	Data     []byte
+	// Forwarded marks an event a rule sent on from another bus; rules do
+	// not send it on to a third bus.
+	Forwarded bool
 }
 
 const (
-	hdrBus      = "Bp-Bus"
-	hdrIngested = "Bp-Ingested"
+	hdrBus       = "Bp-Bus"
+	hdrIngested  = "Bp-Ingested"
+	hdrForwarded = "Bp-Forwarded"
 )
 
 // AppendEvents writes events to the events stream and returns once every one
-// is stored (each acknowledged by JetStream). The event id is the message id,
-// so a retried append inside the stream's duplicate window is not stored
-// twice.
+// is stored (each acknowledged by JetStream). The event id (with the bus,
+// for a forwarded event) is the message id, so a retried append inside the
+// stream's duplicate window is not stored twice.
 func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, ev := range events {
 		msg := nats.NewMsg(eventsSubject + "." + Token(ev.Bus))
 		msg.Header.Set(hdrBus, ev.Bus)
+		msg.Header.Set(hdrEventID, ev.ID)
 		msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
+		msgID := ev.ID
+		if ev.Forwarded {
+			// The same event may reach several buses.
+			msg.Header.Set(hdrForwarded, "1")
+			msgID = ev.ID + "@" + ev.Bus
+		}
 		msg.Data = ev.Data
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID))
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
 		if err != nil {
 			return fmt.Errorf("append event: %w", err)
 		}
@@ -64,11 +75,16 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 	if err != nil {
 		return Event{}, errors.New("event without ingestion time")
 	}
+	id := h.Get(hdrEventID)
+	if id == "" {
+		id = h.Get(nats.MsgIdHdr)
+	}
 	return Event{
-		ID:       h.Get(nats.MsgIdHdr),
-		Bus:      h.Get(hdrBus),
-		Ingested: time.Unix(0, ns),
-		Data:     m.Data(),
+		ID:        id,
+		Bus:       h.Get(hdrBus),
+		Ingested:  time.Unix(0, ns),
+		Data:      m.Data(),
+		Forwarded: h.Get(hdrForwarded) != "",
 	}, nil
 }
 
