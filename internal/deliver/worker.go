@@ -103,10 +103,14 @@ type WorkerConfig struct {
 	DeadLetter DeadLetterFunc
 	// BaseDelay and MaxDelay bound the exponential backoff.
 	BaseDelay, MaxDelay time.Duration
-	// Workers is the number of invocations in flight at once; 0 means 64.
+	// Workers is the number of jobs in hand at once; 0 means 512. Workers
+	// mostly wait on the network, so they are cheap.
 	Workers int
 	// PerTarget caps the invocations in flight to one destination, so that
-	// a slow target cannot take every worker; 0 means 16.
+	// a slow target cannot take every worker; 0 means 16. A destination
+	// whose last call timed out or failed to connect gets 2 until a call
+	// succeeds, so that many dead targets together cannot hold the workers
+	// either.
 	PerTarget int
 	Logger    *slog.Logger
 }
@@ -120,13 +124,15 @@ type Worker struct {
 
 	mu      sync.Mutex
 	slots   map[string]chan struct{}
+	probes  map[string]chan struct{} // the slots of failing destinations
+	failing map[string]bool
 	buckets map[string]*bucket
 }
 
 // NewWorker returns a Worker.
 func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 64
+		cfg.Workers = 512
 	}
 	if cfg.PerTarget <= 0 {
 		cfg.PerTarget = 16
@@ -135,7 +141,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, buckets: map[string]*bucket{}}
+	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, failing: map[string]bool{}, buckets: map[string]*bucket{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends.
@@ -267,6 +273,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	}
 	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
 		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
+	w.record(d.Arn, res)
 	if res.OK() {
 		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
 		return nil
@@ -331,16 +338,32 @@ func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Resu
 }
 
 // slot returns the semaphore that caps the invocations in flight to one
-// destination.
+// destination: PerTarget of them, or 2 while it is failing.
 func (w *Worker) slot(dest string) chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c := w.slots[dest]
+	m, size := w.slots, w.cfg.PerTarget
+	if w.failing[dest] {
+		m, size = w.probes, 2
+	}
+	c := m[dest]
 	if c == nil {
-		c = make(chan struct{}, w.cfg.PerTarget)
-		w.slots[dest] = c
+		c = make(chan struct{}, size)
+		m[dest] = c
 	}
 	return c
+}
+
+// record notes whether a destination is failing to answer at all.
+func (w *Worker) record(dest string, res Result) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case res.Code == CodeTimeout || res.Code == CodeConnectionFailure:
+		w.failing[dest] = true
+	case res.Status != 0:
+		delete(w.failing, dest)
+	}
 }
 
 // bucket is a token bucket holding up to one second of invocations.

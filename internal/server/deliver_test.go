@@ -2,8 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,5 +255,70 @@ func TestRateLimit(t *testing.T) {
 	}
 	if d.srv.Dropped() != 0 {
 		t.Errorf("%d dropped", d.srv.Dropped())
+	}
+}
+
+// TestDeadTargetDoesNotBlock sends events to a target that never answers
+// and to a healthy one: the healthy one gets all of its events while the
+// dead one's first calls are still waiting for their timeout.
+func TestDeadTargetDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 200 }, nil)
+	var mu sync.Mutex
+	timedOut := 0
+	release := make(chan struct{})
+	// Reached over plain HTTP, as the server trusts only the healthy sink's
+	// certificate.
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so that a caller hanging up cancels r.Context()
+		select {
+		case <-r.Context().Done(): // the caller gave up
+			mu.Lock()
+			timedOut++
+			mu.Unlock()
+		case <-release:
+		}
+	}))
+	defer func() {
+		close(release)
+		dead.Close()
+	}()
+	d.srv.Stop(ctx)
+	d.srv = nil
+	d.cfg.AllowHTTPEndpoints = true
+	srv, err := Start(ctx, d.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv, d.eb = srv, newClient(srv)
+	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("dead"), ConnectionArn: aws.String(d.conn),
+		InvocationEndpoint: aws.String(dead.URL), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("dead"), EventPattern: aws.String(`{"source":["dead"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("dead"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn}}}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(source string, n int) {
+		for range n / 10 {
+			var entries []types.PutEventsRequestEntry
+			for range 10 {
+				entries = append(entries, types.PutEventsRequestEntry{Source: aws.String(source), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
+			}
+			if out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries}); err != nil || out.FailedEntryCount != 0 {
+				t.Fatal(out, err)
+			}
+		}
+	}
+	put("dead", 100)
+	put("t", 30)
+	d.sink.wait(t, 30)
+	mu.Lock()
+	defer mu.Unlock()
+	if timedOut > 0 {
+		t.Errorf("the healthy target's events arrived only after %d calls to the dead one timed out", timedOut)
 	}
 }
