@@ -73,11 +73,6 @@ func NewRequestID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// Handles reports whether r is an AWS API request this server answers.
-func (s *Server) Handles(r *http.Request) bool {
-	return r.Header.Get("X-Amz-Target") != ""
-}
-
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := NewRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)

@@ -244,3 +244,11 @@ func TestBlocked(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	msg := redact("https://x/ answered 401: bad key k-12345 for user, token tok-999", Auth{APIKeyValue: "k-12345", Token: "tok-999", Password: "pw"})
+	if strings.Contains(msg, "k-12345") || strings.Contains(msg, "tok-999") || !strings.Contains(msg, "answered 401") {
+		t.Errorf("redact = %q", msg)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -274,6 +275,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
 		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
 	w.record(d.Arn, res)
+	res.Message = redact(res.Message, auth)
 	if res.OK() {
 		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
 		return nil
@@ -392,4 +394,15 @@ func (w *Worker) take(dest string, rate int, now time.Time) time.Duration {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) / float64(rate) * float64(time.Second))
+}
+
+// redact removes the connection's secrets from a message, in case the
+// endpoint echoed them in its answer.
+func redact(msg string, a Auth) string {
+	for _, secret := range []string{a.Password, a.APIKeyValue, a.Token} {
+		if len(secret) >= 4 {
+			msg = strings.ReplaceAll(msg, secret, "***")
+		}
+	}
+	return msg
 }

@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"encoding/base64"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -20,6 +21,8 @@ func validateNamePrefix(v *awsapi.Violations, prefix *string, max int, re string
 		v.Add(*prefix, "namePrefix", awsapi.MinLen(1))
 	case len(*prefix) > max:
 		v.Add(*prefix, "namePrefix", awsapi.MaxLen(max))
+	case !regexp.MustCompile(`^(` + re + `)$`).MatchString(*prefix):
+		v.Add(*prefix, "namePrefix", awsapi.MatchPattern(re))
 	}
 }
 
