@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"bridgeport/internal/store"
 )
 
 // TestMain lets the test binary act as `bridgeport serve` in a child
@@ -215,6 +217,13 @@ func TestKillNineLosesNothing(t *testing.T) {
 			nextReport = nextReport.Add(15 * time.Second)
 		}
 		if time.Now().After(deadline) {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			_ = c.cmd.Wait()
+			if st, err := store.Open(ctx, store.Config{DataDir: dir}); err == nil {
+				stats, _ := st.Stats(ctx)
+				st.Close()
+				t.Logf("store after the test:\n%s", stats)
+			}
 			t.Fatalf("%d of %d acknowledged events never arrived (%d distinct delivered)", lost, len(acked), n)
 		}
 		time.Sleep(100 * time.Millisecond)

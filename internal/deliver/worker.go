@@ -145,19 +145,31 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, failing: map[string]bool{}, buckets: map[string]*bucket{}}
 }
 
-// Run delivers jobs and moves delayed ones until ctx ends.
+// Run delivers jobs and moves delayed ones until ctx ends. Each part that
+// fails (the store unreachable at start, say) is logged and started again.
 func (w *Worker) Run(ctx context.Context) error {
-	errs := make(chan error, 3)
-	go func() { errs <- w.cfg.Store.RunDelays(ctx) }()
-	go func() { errs <- w.cfg.Store.ConsumeJobs(ctx, w.cfg.Workers, w.handle) }()
-	go func() { errs <- w.authorizeLoop(ctx) }()
-	var err error
-	for range 3 {
-		if e := <-errs; err == nil {
-			err = e
-		}
+	var wg sync.WaitGroup
+	for name, part := range map[string]func(context.Context) error{
+		"delays":    w.cfg.Store.RunDelays,
+		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, w.cfg.Workers, w.handle) },
+		"authorize": w.authorizeLoop,
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := part(ctx); err != nil && ctx.Err() == nil {
+					w.log.Error("delivery part stopped; restarting", "part", name, "error", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}()
 	}
-	return err
+	wg.Wait()
+	return nil
 }
 
 // authorizeLoop fetches the first token of new OAuth connections, so that

@@ -86,7 +86,6 @@ func delayMsg(j Job, due, now time.Time, hop int) (*nats.Msg, string) {
 // tier.
 func (s *Store) RunDelays(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(delayTiers))
 	for tier := range delayTiers {
 		cons, err := s.js.CreateOrUpdateConsumer(ctx, delayStream, jetstream.ConsumerConfig{
 			Durable:       "delay-" + strconv.Itoa(tier),
@@ -104,36 +103,20 @@ func (s *Store) RunDelays(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.runTier(ctx, cons); err != nil {
-				errs <- err
-			}
+			s.runTier(ctx, tier, cons)
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	return <-errs
+	return nil
 }
 
-func (s *Store) runTier(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("delay consumer: %w", err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("delay consumer: %w", err)
-		}
+func (s *Store) runTier(ctx context.Context, tier int, cons jetstream.Consumer) {
+	s.consume(ctx, "delay-"+strconv.Itoa(tier), cons, 1, func(m jetstream.Msg) {
 		if err := s.moveDelayed(ctx, m); err != nil && ctx.Err() == nil {
 			s.log.Warn("move delayed job", "error", err)
 			_ = m.NakWithDelay(time.Second)
 		}
-	}
+	})
 }
 
 // moveDelayed waits until a delayed job leaves its tier, then moves it to
@@ -217,12 +200,6 @@ func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Co
 	if err != nil {
 		return fmt.Errorf("deliver consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(workers * 2))
-	if err != nil {
-		return fmt.Errorf("deliver consumer: %w", err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range workers {
@@ -247,22 +224,13 @@ func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Co
 			}
 		}()
 	}
-	defer func() {
-		close(work)
-		wg.Wait()
-	}()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("deliver consumer: %w", err)
-		}
+	s.consume(ctx, "deliver", cons, workers*2, func(m jetstream.Msg) {
 		select {
 		case work <- m:
 		case <-ctx.Done():
-			return nil
 		}
-	}
+	})
+	close(work)
+	wg.Wait()
+	return nil
 }

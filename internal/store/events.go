@@ -107,38 +107,25 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("router consumer: %w", err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("router consumer: %w", err)
-		}
+	s.consume(ctx, "router", cons, 256, func(m jetstream.Msg) {
 		ev, err := eventFromMsg(m)
 		if err != nil {
 			// Not an event bridgeport wrote; nothing can route it.
 			_ = m.Term()
-			continue
+			return
 		}
 		if err := fn(ctx, ev); err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() == nil {
+				s.log.Warn("route event", "event_id", ev.ID, "error", err)
 			}
-			s.log.Warn("route event", "event_id", ev.ID, "error", err)
 			_ = m.NakWithDelay(time.Second)
-			continue
+			return
 		}
 		// A plain ack: if it is lost in a crash the event is routed again,
 		// and the jobs' message ids stop it being queued twice.
 		if err := m.Ack(); err != nil && ctx.Err() == nil {
 			s.log.Warn("ack routed event", "event_id", ev.ID, "error", err)
 		}
-	}
+	})
+	return nil
 }

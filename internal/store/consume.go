@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// consume hands every message of cons to handle, one at a time, until ctx
+// ends. When the message iterator fails (a missed heartbeat under load, a
+// reconnect), it is logged and replaced: a consumer loop that ends on its
+// own would leave its messages waiting forever.
+func (s *Store) consume(ctx context.Context, what string, cons jetstream.Consumer, batch int, handle func(jetstream.Msg)) {
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+		if err != nil {
+			s.log.Warn("start consumer", "consumer", what, "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("consumer interrupted; resuming", "consumer", what, "error", err)
+				}
+				break
+			}
+			handle(m)
+		}
+		stop()
+		it.Stop()
+		sleep(ctx, 200*time.Millisecond)
+	}
+}
