@@ -44,6 +44,10 @@ type Config struct {
 	// publicly trusted ones (for local and test endpoints).
 	ExtraCAFile string
 
+	// Now, when set, is the clock delivery measures event ages with (tests
+	// use it to age events without waiting).
+	Now func() time.Time
+
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool

@@ -114,6 +114,8 @@ type WorkerConfig struct {
 	// either.
 	PerTarget int
 	Logger    *slog.Logger
+	// Now is the clock event ages are measured with; nil means time.Now.
+	Now func() time.Time
 }
 
 // Worker delivers queued jobs. Run it once per node.
@@ -134,6 +136,9 @@ type Worker struct {
 func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 512
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.PerTarget <= 0 {
 		cfg.PerTarget = 16
@@ -219,7 +224,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		w.log.Info("target gone; job dropped", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID)
 		return nil
 	}
-	now := time.Now()
+	now := w.cfg.Now()
 	if t.MaxAge > 0 && now.Sub(j.Ingested) > t.MaxAge {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeTimeout, Message: "the event is older than MaximumEventAgeInSeconds"}, ExhaustedAge)
 	}
@@ -255,15 +260,15 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		}
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg}, "")
 	}
-	if wait := w.take(d.Arn, d.RateLimit, now); wait > 0 {
-		return w.postpone(ctx, j, now.Add(wait))
+	if wait := w.take(d.Arn, d.RateLimit, time.Now()); wait > 0 {
+		return w.postpone(ctx, j, wait)
 	}
 	slot := w.slot(d.Arn)
 	select {
 	case slot <- struct{}{}:
 	case <-time.After(time.Second):
 		// The destination is busy with slow calls: let other jobs run.
-		return w.postpone(ctx, j, time.Now().Add(time.Second))
+		return w.postpone(ctx, j, time.Second)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -319,13 +324,13 @@ func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) e
 	if j.Attempt >= t.MaxRetries {
 		return w.deadLetter(ctx, j, t, res, ExhaustedAttempts)
 	}
-	now := time.Now()
+	now := w.cfg.Now()
 	delay := max(w.backoff(j.Attempt), res.RetryAfter)
 	if t.MaxAge > 0 && now.Add(delay).Sub(j.Ingested) > t.MaxAge {
 		return w.deadLetter(ctx, j, t, res, ExhaustedAge)
 	}
 	j.Attempt++
-	return w.cfg.Store.Delay(ctx, j, now.Add(delay))
+	return w.cfg.Store.Delay(ctx, j, delay)
 }
 
 // backoff is the wait before retry n (0 for the first retry): exponential
@@ -340,10 +345,10 @@ func (w *Worker) backoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
 }
 
-// postpone puts a job back without counting an attempt.
-func (w *Worker) postpone(ctx context.Context, j store.Job, due time.Time) error {
+// postpone puts a job back for wait without counting an attempt.
+func (w *Worker) postpone(ctx context.Context, j store.Job, wait time.Duration) error {
 	j.Deferrals++
-	return w.cfg.Store.Delay(ctx, j, due)
+	return w.cfg.Store.Delay(ctx, j, wait)
 }
 
 func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Result, exhausted string) error {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,5 +321,47 @@ func TestDeadTargetDoesNotBlock(t *testing.T) {
 	defer mu.Unlock()
 	if timedOut > 0 {
 		t.Errorf("the healthy target's events arrived only after %d calls to the dead one timed out", timedOut)
+	}
+}
+
+// TestDeliveryEventTooOld ages the event past MaximumEventAgeInSeconds while
+// its first attempt fails: it is dead-lettered with that condition instead
+// of retried.
+func TestDeliveryEventTooOld(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	d := &deliveryEnv{env: &env{t: t, dir: t.TempDir()}, sink: newSink(t), logs: &syncWriter{}}
+	d.sink.status = func(int) int {
+		skew.Store(int64(61 * time.Second)) // the clock jumps while the target answers
+		return 503
+	}
+	d.cfg = testConfig(d.dir)
+	d.cfg.AllowPrivateEndpoints = true
+	d.cfg.RootCAs = d.sink.roots()
+	d.cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	srv, err := Start(ctx, d.cfg, slog.New(slog.NewJSONHandler(d.logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv, d.eb = srv, newClient(srv)
+	t.Cleanup(d.stop)
+	conn, _ := d.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(d.sink.URL), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn,
+		RetryPolicy: &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(185), MaximumEventAgeInSeconds: aws.Int32(60)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	d.put()
+	dl := d.deadLetters(1)[0]
+	if dl["exhausted"] != "MaximumEventAgeInSeconds" || dl["retry_attempts"] != float64(0) || len(d.sink.received()) != 1 {
+		t.Errorf("dead letter %v after %d calls", dl, len(d.sink.received()))
 	}
 }

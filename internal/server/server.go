@@ -95,6 +95,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		DeadLetter: s.deadLetter,
 		BaseDelay:  cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
+		Now:    cfg.Now,
 	})
 	wctx, stopWorker := context.WithCancel(context.Background())
 	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})

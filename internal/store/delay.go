@@ -55,10 +55,11 @@ func tierFor(wait time.Duration) int {
 	return t
 }
 
-// Delay stores a job to be queued again at due. It returns once the job is
-// stored.
-func (s *Store) Delay(ctx context.Context, j Job, due time.Time) error {
-	msg, id := delayMsg(j, due, time.Now(), 0)
+// Delay stores a job to be queued again after wait. It returns once the
+// job is stored.
+func (s *Store) Delay(ctx context.Context, j Job, wait time.Duration) error {
+	now := time.Now()
+	msg, id := delayMsg(j, now.Add(wait), now, 0)
 	_, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 	if err != nil {
 		return fmt.Errorf("delay job: %w", err)
