@@ -95,7 +95,28 @@ func (s *Service) Start(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchErr <- s.st.Watch(wctx, s.reg.apply, func() { s.reg.load(); close(ready) })
+		var once sync.Once
+		loaded := func() { once.Do(func() { s.reg.load(); close(ready) }) }
+		for {
+			err := s.st.Watch(wctx, s.reg.apply, loaded)
+			if wctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ready:
+				// Watching again replays every record; applying one twice
+				// is harmless.
+				s.log.Error("configuration watch ended; watching again", "error", err)
+			default:
+				watchErr <- err
+				return
+			}
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}()
 	select {
 	case <-ready:

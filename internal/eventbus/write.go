@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/store"
@@ -32,7 +33,19 @@ func (s *Service) save(ctx context.Context, key string, rev uint64, v any) error
 	if err != nil {
 		return writeError(err)
 	}
-	return s.reg.waitFor(ctx, nrev)
+	s.seen(ctx, nrev)
+	return nil
+}
+
+// seen waits, for a while, until this node's registry has applied a
+// revision it wrote. The write is stored either way; if the watch lags
+// (the store is overloaded), the request answers rather than hang.
+func (s *Service) seen(ctx context.Context, rev uint64) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.reg.waitFor(wctx, rev); err != nil && ctx.Err() == nil {
+		s.log.Warn("configuration change stored but not seen by this node yet", "revision", rev)
+	}
 }
 
 // remove deletes the record at key, if still at revision rev, and waits
@@ -42,7 +55,8 @@ func (s *Service) remove(ctx context.Context, key string, rev uint64) error {
 	if err != nil {
 		return writeError(err)
 	}
-	return s.reg.waitFor(ctx, nrev)
+	s.seen(ctx, nrev)
+	return nil
 }
 
 func writeError(err error) error {
