@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/pattern"
@@ -199,19 +201,75 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 		resources = []string{}
 	}
 	id := awsapi.NewRequestID()
-	data, err := json.Marshal(envelope{
+	data := appendEnvelope(make([]byte, 0, len(detail)+256+len(*e.Source)+len(*e.DetailType)), envelope{
 		Version: "0", ID: id, DetailType: *e.DetailType, Source: *e.Source, Account: s.arns.account,
 		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
 		Detail: compact(detail),
 	})
-	if err != nil {
-		return store.Event{}, putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
-	}
 	return store.Event{ID: id, Bus: bus, Ingested: now, Data: data}, putEventsResult{EventId: id}
 }
 
-// compact removes insignificant space from valid JSON.
+// appendEnvelope appends the event as JSON, members in AWS's order,
+// without validating and compacting the detail a second time, and without
+// escaping <, > and & as encoding/json would (EventBridge does not).
+func appendEnvelope(b []byte, env envelope) []byte {
+	str := func(k, v string) {
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, `":`...)
+		b = appendJSONString(b, v)
+		b = append(b, ',')
+	}
+	b = append(b, '{')
+	str("version", env.Version)
+	str("id", env.ID)
+	str("detail-type", env.DetailType)
+	str("source", env.Source)
+	str("account", env.Account)
+	str("time", env.Time)
+	str("region", env.Region)
+	b = append(b, `"resources":[`...)
+	for i, r := range env.Resources {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, r)
+	}
+	b = append(b, `],"detail":`...)
+	b = append(b, env.Detail...)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == '\n':
+			b = append(b, '\\', 'n')
+		case r == '\r':
+			b = append(b, '\\', 'r')
+		case r == '\t':
+			b = append(b, '\\', 't')
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&15])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}
+
+// compact removes insignificant space from valid JSON; JSON without any
+// space is returned as is.
 func compact(b []byte) json.RawMessage {
+	if !bytes.ContainsAny(b, " \t\r\n") {
+		return b
+	}
 	var out bytes.Buffer
 	if err := json.Compact(&out, b); err != nil {
 		return b

@@ -1,0 +1,34 @@
+package eventbus
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestAppendEnvelope checks the hand-written envelope: valid JSON with the
+// same members and values as json.Marshal gives, in AWS's order, with HTML
+// characters left as they are.
+func TestAppendEnvelope(t *testing.T) {
+	t.Parallel()
+	for _, env := range []envelope{
+		{Version: "0", ID: "1", DetailType: "t", Source: "s", Account: "000000000000", Time: "2026-01-01T00:00:00Z", Region: "us-east-1", Resources: []string{}, Detail: json.RawMessage(`{}`)},
+		{Version: "0", ID: "2", DetailType: "quote \" <html> & é \u2028 \x01 \n\t", Source: "s\\x\xff", Account: "1", Time: "t", Region: "r",
+			Resources: []string{"arn:a", "b\"c"}, Detail: json.RawMessage(`{"a":[1,{"b":null}],"c":"<é>"}`)},
+	} {
+		got := appendEnvelope(nil, env)
+		want, _ := json.Marshal(env)
+		var g, w map[string]any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("invalid JSON %s: %v", got, err)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("appendEnvelope = %s\nwant the values of %s", got, want)
+		}
+		if !strings.HasPrefix(string(got), `{"version":"0","id":`) || strings.Contains(string(got), `\u003c`) {
+			t.Errorf("order or escaping: %s", got)
+		}
+	}
+}
