@@ -74,7 +74,7 @@ func TestViolations(t *testing.T) {
 	}
 	v.Add(nil, "name", MustNotBeNull)
 	got := v.Err().Message
-	if !strings.HasPrefix(got, "2 validation errors detected: Value '!@#$@!#$'") || !strings.HasSuffix(got, "; Value 'null' at 'name' failed to satisfy constraint: Member must not be null") {
+	if !strings.HasPrefix(got, "2 validation errors detected: Value '!@#$@!#$'") || !strings.HasSuffix(got, "; Value null at 'name' failed to satisfy constraint: Member must not be null") {
 		t.Errorf("two violations: %s", got)
 	}
 }

@@ -20,7 +20,11 @@ type Violations struct {
 // "targets.1.member.id") fails constraint (such as "Member must have length
 // less than or equal to 64").
 func (v *Violations) Add(value any, path, constraint string) {
-	v.list = append(v.list, fmt.Sprintf("Value '%s' at '%s' failed to satisfy constraint: %s", formatValue(value), path, constraint))
+	shown := "'" + formatValue(value) + "'"
+	if value == nil {
+		shown = "null" // AWS writes a missing value unquoted
+	}
+	v.list = append(v.list, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s", shown, path, constraint))
 }
 
 // Len returns the number of violations recorded.
