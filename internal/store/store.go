@@ -67,9 +67,11 @@ type Store struct {
 	// closed is closed when the connection is closed for good.
 	closed chan struct{}
 
-	kv     jetstream.KeyValue
-	events jetstream.Stream
-	jobs   jetstream.Stream
+	kv       jetstream.KeyValue
+	events   jetstream.Stream
+	jobs     jetstream.Stream
+	queues   jetstream.Stream
+	receipts jetstream.KeyValue
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
@@ -127,6 +129,8 @@ func (s *Store) startEmbedded() error {
 		NoSigs:          true,
 		NoLog:           true,
 		NoSystemAccount: true,
+		// Queue messages reach 1 MiB plus their attributes.
+		MaxPayload: 2 << 20,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -178,6 +182,9 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
+	}
+	if err := s.ensureQueues(ctx); err != nil {
+		return err
 	}
 	return s.ensureDelay(ctx)
 }

@@ -1,0 +1,437 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Message queues (the SQS-compatible queues) live in one stream, one subject
+// per queue, with one durable pull consumer per queue. The consumer is the
+// visibility engine: a received message is pending on it until it is acked
+// (deleted) or its ack wait (the visibility timeout) ends; a negative
+// acknowledgement with a delay changes that timeout. Receiving takes the
+// next message from the consumer and deleting acks one message by its
+// sequence, so both cost the same whatever the queue's length.
+//
+// JetStream accepts an ack from any earlier delivery of a message, so every
+// receive also records the message's delivery count in a bucket; a receipt
+// handle from an older receive no longer matches it and deletes nothing.
+const (
+	queuesStream   = "BP_QUEUES"
+	queuesSubject  = "bp.q"
+	receiptsBucket = "bridgeport_receipts"
+
+	hdrQueueID   = "Bp-Message-Id"
+	hdrNotBefore = "Bp-Not-Before" // unix nanoseconds; the message is delayed until then
+
+	// MaxQueueMessage is the largest message a queue stores, with its
+	// attributes and framing.
+	MaxQueueMessage = 1<<20 + 64<<10
+	// maxInFlight is SQS's limit of in-flight messages in a standard queue.
+	maxInFlight = 120000
+	// receiptsAge bounds how long a receipt is kept: longer than the
+	// longest retention (14 days) plus the longest visibility (12 hours).
+	receiptsAge = 15 * 24 * time.Hour
+)
+
+// Queue errors.
+var (
+	// ErrBadReceipt: the receipt handle is not one this queue issued.
+	ErrBadReceipt = errors.New("receipt handle is not valid")
+	// ErrStaleReceipt: the message was deleted or received again since the
+	// receipt handle was issued.
+	ErrStaleReceipt = errors.New("message is not in flight with this receipt handle")
+)
+
+func (s *Store) ensureQueues(ctx context.Context) error {
+	var err error
+	s.queues, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        queuesStream,
+		Description: "messages of the SQS-compatible queues, one subject per queue",
+		Subjects:    []string{queuesSubject + ".*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		// SQS FIFO queues deduplicate over five minutes; the same window
+		// makes a dead-letter send repeated after a crash a duplicate.
+		Duplicates:  5 * time.Minute,
+		AllowMsgTTL: true,
+		MaxMsgSize:  MaxQueueMessage,
+	})
+	if err != nil {
+		return fmt.Errorf("queues stream: %w", err)
+	}
+	s.receipts, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      receiptsBucket,
+		Description: "the latest receive of each in-flight queue message",
+		History:     1,
+		TTL:         receiptsAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("receipts bucket: %w", err)
+	}
+	return nil
+}
+
+func queueConsumer(queueID string) string { return "q_" + queueID }
+
+func queueSubject(queueID string) string { return queuesSubject + "." + queueID }
+
+// OpenQueue creates the consumer of a queue, or updates its default
+// visibility timeout. queueID is a token (letters, digits, '-', '_').
+func (s *Store) OpenQueue(ctx context.Context, queueID string, visibility time.Duration) error {
+	_, err := s.queues.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       queueConsumer(queueID),
+		Description:   "receives of queue " + queueID,
+		FilterSubject: queueSubject(queueID),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       max(visibility, time.Second),
+		MaxDeliver:    -1,
+		MaxAckPending: maxInFlight,
+		MaxWaiting:    1024,
+		Replicas:      s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", queueID, err)
+	}
+	return nil
+}
+
+// RemoveQueue deletes a queue's consumer and messages.
+func (s *Store) RemoveQueue(ctx context.Context, queueID string) error {
+	err := s.queues.DeleteConsumer(ctx, queueConsumer(queueID))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("queue %s: %w", queueID, err)
+	}
+	return s.PurgeQueue(ctx, queueID)
+}
+
+// PurgeQueue deletes every message of a queue.
+func (s *Store) PurgeQueue(ctx context.Context, queueID string) error {
+	if err := s.queues.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(queueID))); err != nil {
+		return fmt.Errorf("purge queue %s: %w", queueID, err)
+	}
+	return nil
+}
+
+// QueueMessage is a message to store in a queue.
+type QueueMessage struct {
+	// ID is the message's id; a message with the same DedupeID stored less
+	// than five minutes earlier is not stored again.
+	ID       string
+	DedupeID string // empty: ID
+	Data     []byte
+	// Delay keeps the message invisible for that long after it is sent.
+	Delay time.Duration
+	// Retention deletes the message that long after it is sent; 0 keeps it.
+	Retention time.Duration
+	// Meta is stored with the message, for bridgeport's own use.
+	Meta map[string]string
+}
+
+// SendToQueue stores a message and returns once it is stored, with its
+// sequence and whether it was a duplicate of an earlier send.
+func (s *Store) SendToQueue(ctx context.Context, queueID string, m QueueMessage) (seq uint64, dup bool, err error) {
+	msg := nats.NewMsg(queueSubject(queueID))
+	for k, v := range m.Meta {
+		msg.Header.Set(k, v)
+	}
+	msg.Header.Set(hdrQueueID, m.ID)
+	if m.Delay > 0 {
+		msg.Header.Set(hdrNotBefore, strconv.FormatInt(time.Now().Add(m.Delay).UnixNano(), 10))
+	}
+	msg.Data = m.Data
+	dedupe := m.DedupeID
+	if dedupe == "" {
+		dedupe = m.ID
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(queueID + "/" + dedupe)}
+	if m.Retention > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(max(m.Retention, time.Second)))
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, false, fmt.Errorf("send to queue %s: %w", queueID, err)
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// Received is a message taken from a queue.
+type Received struct {
+	Seq          uint64
+	ID           string
+	Data         []byte
+	Meta         nats.Header
+	Sent         time.Time
+	ReceiveCount int
+	// Handle deletes the message or changes its visibility, until the
+	// message is received again.
+	Handle string
+}
+
+// ReceiveOptions say how to receive.
+type ReceiveOptions struct {
+	Max int // 1 to 10
+	// Wait is how long to wait for a first message when none is visible.
+	Wait time.Duration
+	// Visibility is the visibility timeout of this receive; Default is the
+	// queue's, which its consumer applies without a further write.
+	Visibility, Default time.Duration
+	// Retention, when set, deletes instead of returning messages sent
+	// longer ago (after the queue's retention period was shortened).
+	Retention time.Duration
+}
+
+// Receive takes up to o.Max visible messages from a queue, waiting up to
+// o.Wait for the first. Messages come back invisible for o.Visibility.
+func (s *Store) Receive(ctx context.Context, queueID string, o ReceiveOptions) ([]Received, error) {
+	cons, err := s.queues.Consumer(ctx, queueConsumer(queueID))
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", queueID, err)
+	}
+	deadline := time.Now().Add(o.Wait)
+	var out []Received
+	for len(out) < o.Max && ctx.Err() == nil {
+		var batch jetstream.MessageBatch
+		if len(out) == 0 && time.Until(deadline) >= time.Second {
+			// Long poll for one message: with a batch of one the pull
+			// request ends the moment one arrives, so no message is taken
+			// that this receive does not return.
+			wait := min(time.Until(deadline), 30*time.Second)
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
+		} else {
+			batch, err = cons.FetchNoWait(o.Max - len(out))
+		}
+		if err != nil {
+			return out, fmt.Errorf("receive from queue %s: %w", queueID, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			r, ok, err := s.received(ctx, queueID, m, o)
+			if err != nil {
+				_ = m.Nak()
+				return out, err
+			}
+			if ok {
+				out = append(out, r)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return out, fmt.Errorf("receive from queue %s: %w", queueID, err)
+		}
+		if got == 0 && (len(out) > 0 || time.Until(deadline) < time.Second) {
+			break
+		}
+	}
+	return out, nil
+}
+
+// received checks a delivered message: one still delayed or past its
+// retention is not returned; the others get their visibility and a
+// recorded receipt.
+func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o ReceiveOptions) (Received, bool, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return Received{}, false, err
+	}
+	h := m.Headers()
+	count := int(md.NumDelivered)
+	if nb := h.Get(hdrNotBefore); nb != "" {
+		// One delivery was spent finding the message still delayed.
+		count--
+		if ns, err := strconv.ParseInt(nb, 10, 64); err == nil {
+			if wait := time.Until(time.Unix(0, ns)); wait > 0 {
+				return Received{}, false, m.NakWithDelay(wait)
+			}
+		}
+	}
+	if o.Retention > 0 && time.Since(md.Timestamp) > o.Retention {
+		return Received{}, false, m.Ack()
+	}
+	switch {
+	case o.Visibility == 0:
+		err = m.Nak()
+	case o.Visibility != o.Default:
+		err = m.NakWithDelay(o.Visibility)
+	}
+	if err != nil {
+		return Received{}, false, err
+	}
+	rc := receipt{queue: queueID, seq: md.Sequence.Stream, dseq: md.Sequence.Consumer, delivered: md.NumDelivered}
+	if _, err := s.receipts.Put(ctx, rc.key(), []byte(strconv.FormatUint(rc.delivered, 10))); err != nil {
+		return Received{}, false, fmt.Errorf("record receipt: %w", err)
+	}
+	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: h, Sent: md.Timestamp,
+		ReceiveCount: max(count, 1), Handle: rc.encode()}, true, nil
+}
+
+// receipt is what a receipt handle carries: the queue, the message's stream
+// sequence, and the delivery it was received with.
+type receipt struct {
+	queue     string
+	seq       uint64
+	dseq      uint64
+	delivered uint64
+}
+
+const receiptPrefix = "bp1."
+
+func (r receipt) key() string { return r.queue + "." + strconv.FormatUint(r.seq, 10) }
+
+func (r receipt) encode() string {
+	b := make([]byte, 0, 40+len(r.queue))
+	b = binary.AppendUvarint(b, r.seq)
+	b = binary.AppendUvarint(b, r.dseq)
+	b = binary.AppendUvarint(b, r.delivered)
+	b = append(b, r.queue...)
+	return receiptPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeReceipt(queueID, handle string) (receipt, error) {
+	raw, ok := strings.CutPrefix(handle, receiptPrefix)
+	if !ok {
+		return receipt{}, ErrBadReceipt
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return receipt{}, ErrBadReceipt
+	}
+	var r receipt
+	for _, f := range []*uint64{&r.seq, &r.dseq, &r.delivered} {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return receipt{}, ErrBadReceipt
+		}
+		*f, b = v, b[n:]
+	}
+	if string(b) != queueID || r.seq == 0 || r.delivered == 0 {
+		return receipt{}, ErrBadReceipt
+	}
+	r.queue = queueID
+	return r, nil
+}
+
+// ackSubject is the reply subject JetStream gave the delivery; only the
+// stream, consumer and the three counters matter to the server.
+func (r receipt) ackSubject() string {
+	return fmt.Sprintf("$JS.ACK.%s.%s.%d.%d.%d.0.0", queuesStream, queueConsumer(r.queue), r.delivered, r.seq, r.dseq)
+}
+
+// current checks that the receipt is of the latest receive of a message
+// still in the queue.
+func (s *Store) current(ctx context.Context, r receipt) (uint64, error) {
+	e, err := s.receipts.Get(ctx, r.key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return 0, ErrStaleReceipt
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read receipt: %w", err)
+	}
+	if string(e.Value()) != strconv.FormatUint(r.delivered, 10) {
+		return 0, ErrStaleReceipt
+	}
+	return e.Revision(), nil
+}
+
+// CheckReceipt reports whether handle is well formed for the queue
+// (ErrBadReceipt otherwise) and still current (ErrStaleReceipt otherwise).
+func (s *Store) CheckReceipt(ctx context.Context, queueID, handle string) (uint64, error) {
+	r, err := decodeReceipt(queueID, handle)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.current(ctx, r); err != nil {
+		return 0, err
+	}
+	return r.seq, nil
+}
+
+// DeleteReceived deletes the message a receipt handle names. A handle of an
+// earlier receive deletes nothing and returns ErrStaleReceipt.
+func (s *Store) DeleteReceived(ctx context.Context, queueID, handle string) error {
+	r, err := decodeReceipt(queueID, handle)
+	if err != nil {
+		return err
+	}
+	rev, err := s.current(ctx, r)
+	if err != nil {
+		return err
+	}
+	// A synchronous ack: the server answers once the message is gone.
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.nc.RequestWithContext(actx, r.ackSubject(), []byte("+ACK")); err != nil {
+		return fmt.Errorf("delete message: %w", err)
+	}
+	if err := s.receipts.Delete(ctx, r.key(), jetstream.LastRevision(rev)); err != nil &&
+		!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.log.Warn("forget receipt", "error", err)
+	}
+	return nil
+}
+
+// ChangeVisibility makes the message a receipt handle names visible again
+// after d (0: at once).
+func (s *Store) ChangeVisibility(ctx context.Context, queueID, handle string, d time.Duration) error {
+	r, err := decodeReceipt(queueID, handle)
+	if err != nil {
+		return err
+	}
+	if _, err := s.current(ctx, r); err != nil {
+		return err
+	}
+	if _, err := s.queues.GetMsg(ctx, r.seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrStaleReceipt
+	}
+	body := []byte("-NAK")
+	if d > 0 {
+		body = fmt.Appendf(nil, `-NAK {"delay": %d}`, d.Nanoseconds())
+	}
+	if err := s.nc.Publish(r.ackSubject(), body); err != nil {
+		return fmt.Errorf("change visibility: %w", err)
+	}
+	// A round trip, so that a receive through another connection sees it.
+	return s.nc.FlushTimeout(10 * time.Second)
+}
+
+// QueueCounts returns the approximate numbers of messages never received
+// and of messages received and not deleted (in flight, or visible again
+// and waiting to be received again).
+func (s *Store) QueueCounts(ctx context.Context, queueID string) (waiting, received int, err error) {
+	cons, err := s.queues.Consumer(ctx, queueConsumer(queueID))
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue %s: %w", queueID, err)
+	}
+	info := cons.CachedInfo()
+	if fresh, err := cons.Info(ctx); err == nil {
+		info = fresh
+	}
+	return int(info.NumPending), info.NumAckPending, nil
+}
+
+// QueuedMessage reads a message by its sequence without receiving it.
+func (s *Store) QueuedMessage(ctx context.Context, queueID string, seq uint64) (Received, error) {
+	raw, err := s.queues.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Received{}, ErrNotFound
+	}
+	if err != nil {
+		return Received{}, fmt.Errorf("read message: %w", err)
+	}
+	if raw.Subject != queueSubject(queueID) {
+		return Received{}, ErrNotFound
+	}
+	return Received{Seq: seq, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: raw.Header, Sent: raw.Time}, nil
+}

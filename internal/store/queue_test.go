@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func receiveAll(t *testing.T, s *Store, q string, o ReceiveOptions) []Received {
+	t.Helper()
+	got, err := s.Receive(context.Background(), q, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestQueueVisibilityAndReceipts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	const q = "q1"
+	if err := s.OpenQueue(ctx, q, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: fmt.Sprint("m", i), Data: []byte(fmt.Sprint("body", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A repeated send with the same id is a duplicate.
+	if _, dup, err := s.SendToQueue(ctx, q, QueueMessage{ID: "m0", Data: []byte("again")}); err != nil || !dup {
+		t.Fatalf("repeated send: dup %v, err %v", dup, err)
+	}
+	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}
+	got := receiveAll(t, s, q, opts)
+	if len(got) != 3 {
+		t.Fatalf("received %d messages, want 3", len(got))
+	}
+	if string(got[0].Data) != "body0" || got[0].ID != "m0" || got[0].ReceiveCount != 1 {
+		t.Errorf("first message = %+v", got[0])
+	}
+	// In flight: nothing more to receive.
+	if more := receiveAll(t, s, q, opts); len(more) != 0 {
+		t.Fatalf("received %d in-flight messages", len(more))
+	}
+	if w, r, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 3 {
+		t.Errorf("counts = %d waiting, %d received, %v; want 0, 3", w, r, err)
+	}
+	// Deleting by handle removes one message.
+	if err := s.DeleteReceived(ctx, q, got[1].Handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteReceived(ctx, q, got[1].Handle); !errors.Is(err, ErrStaleReceipt) {
+		t.Errorf("second delete: %v, want ErrStaleReceipt", err)
+	}
+	// A handle of another queue or a forged one is not valid.
+	if err := s.DeleteReceived(ctx, "other", got[0].Handle); !errors.Is(err, ErrBadReceipt) {
+		t.Errorf("other queue's handle: %v, want ErrBadReceipt", err)
+	}
+	for _, h := range []string{"", "x", "bp1.!!", "bp1.AAAA", got[0].Handle + "x"} {
+		if err := s.DeleteReceived(ctx, q, h); !errors.Is(err, ErrBadReceipt) {
+			t.Errorf("handle %q: %v, want ErrBadReceipt", h, err)
+		}
+	}
+	// Making message 0 visible again: the next receive gets it with a new
+	// handle, and the old handle no longer deletes it.
+	if err := s.ChangeVisibility(ctx, q, got[0].Handle, 0); err != nil {
+		t.Fatal(err)
+	}
+	again := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	if len(again) != 1 || again[0].ID != "m0" || again[0].ReceiveCount != 2 {
+		t.Fatalf("after visibility 0: %+v", again)
+	}
+	if err := s.DeleteReceived(ctx, q, got[0].Handle); !errors.Is(err, ErrStaleReceipt) {
+		t.Errorf("old handle: %v, want ErrStaleReceipt", err)
+	}
+	if err := s.ChangeVisibility(ctx, q, got[0].Handle, time.Second); !errors.Is(err, ErrStaleReceipt) {
+		t.Errorf("old handle visibility: %v, want ErrStaleReceipt", err)
+	}
+	if err := s.DeleteReceived(ctx, q, again[0].Handle); err != nil {
+		t.Fatal(err)
+	}
+	// m2 is still in flight and survives a restart; it comes back once its
+	// (short) visibility timeout ends.
+	if err := s.ChangeVisibility(ctx, q, got[2].Handle, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	if len(back) != 1 || back[0].ID != "m2" || back[0].ReceiveCount != 2 {
+		t.Fatalf("after restart: %+v", back)
+	}
+	if err := s.DeleteReceived(ctx, q, back[0].Handle); err != nil {
+		t.Fatal(err)
+	}
+	if w, r, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 0 {
+		t.Errorf("counts at the end = %d, %d, %v; want 0, 0", w, r, err)
+	}
+}
+
+func TestQueueDelayRetentionPurge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	const q = "q2"
+	if err := s.OpenQueue(ctx, q, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "late", Data: []byte("x"), Delay: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}
+	if got := receiveAll(t, s, q, opts); len(got) != 0 {
+		t.Fatalf("delayed message received at once: %+v", got)
+	}
+	opts.Wait = 5 * time.Second
+	got := receiveAll(t, s, q, opts)
+	if len(got) != 1 || got[0].ReceiveCount != 1 {
+		t.Fatalf("delayed message: %+v", got)
+	}
+	// A long poll returns as soon as a message arrives.
+	done := make(chan []Received)
+	go func() {
+		r, _ := s.Receive(ctx, q, ReceiveOptions{Max: 10, Wait: 20 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+		done <- r
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "poll", Data: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if len(r) != 1 || r[0].ID != "poll" {
+			t.Fatalf("long poll got %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll did not return when a message arrived")
+	}
+	// Messages past a shortened retention are deleted, not returned.
+	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "old", Data: []byte("z")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second, Retention: 10 * time.Millisecond}); len(got) != 0 {
+		t.Fatalf("expired message returned: %+v", got)
+	}
+	for i := range 5 {
+		if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: fmt.Sprint("p", i), Data: []byte("p")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PurgeQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}); len(got) != 0 {
+		t.Fatalf("purged queue returned %d messages", len(got))
+	}
+	if err := s.RemoveQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+}
