@@ -13,6 +13,10 @@ type Error struct {
 	Code    string // e.g. "ResourceNotFoundException"
 	Message string
 	Status  int // HTTP status; 0 means 400
+	// QueryCode is the legacy error code of a service that is compatible
+	// with the Query protocol (SQS), sent in the x-amzn-query-error header
+	// (e.g. "AWS.SimpleQueueService.NonExistentQueue"); empty for others.
+	QueryCode string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

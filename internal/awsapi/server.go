@@ -31,6 +31,8 @@ type JSONService struct {
 	TargetPrefix string // X-Amz-Target prefix, e.g. "AWSEvents"
 	Version      string // "1.0" or "1.1"
 	Operations   map[string]JSONOperation
+	// MaxBody, when set, replaces the server's MaxBody for this service.
+	MaxBody int64
 }
 
 // Server dispatches AWS API requests to services. Safe for concurrent use
@@ -49,7 +51,15 @@ type ctxKey int
 const (
 	keyIdentity ctxKey = iota
 	keyRequestID
+	keyHost
 )
+
+// HostFrom returns the Host the request ctx belongs to was sent to, for
+// answers that carry URLs (queue URLs).
+func HostFrom(ctx context.Context) string {
+	h, _ := ctx.Value(keyHost).(string)
+	return h
+}
 
 // IdentityFrom returns the caller of the request ctx belongs to.
 func IdentityFrom(ctx context.Context) (Identity, bool) {
@@ -96,12 +106,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	limit := s.MaxBody
+	if svc != nil && svc.MaxBody > 0 {
+		limit = svc.MaxBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			// UNVERIFIED: AWS's front end answers 413 for oversized bodies.
-			fail(&Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", s.MaxBody), Status: http.StatusRequestEntityTooLarge})
+			fail(&Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", limit), Status: http.StatusRequestEntityTooLarge})
 			return
 		}
 		fail(&Error{Code: CodeSerialization, Message: "Could not read the request body."})
@@ -126,6 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
+	ctx = context.WithValue(ctx, keyHost, r.Host)
 	out, err := op(ctx, body)
 	if err != nil {
 		var aerr *Error
@@ -176,6 +191,13 @@ func writeJSONError(w http.ResponseWriter, version string, err *Error) {
 	}{err.Code, err.Message})
 	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
 	w.Header().Set("X-Amzn-ErrorType", err.Code)
+	if err.QueryCode != "" {
+		fault := "Sender"
+		if err.HTTPStatus() >= 500 {
+			fault = "Receiver"
+		}
+		w.Header().Set("x-amzn-query-error", err.QueryCode+";"+fault)
+	}
 	w.WriteHeader(err.HTTPStatus())
 	_, _ = w.Write(body)
 }

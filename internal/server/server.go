@@ -21,6 +21,7 @@ import (
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/secretbox"
+	"bridgeport/internal/sqs"
 	"bridgeport/internal/store"
 )
 
@@ -35,6 +36,7 @@ type Server struct {
 
 	store      *store.Store
 	events     *eventbus.Service
+	queues     *sqs.Service
 	worker     *deliver.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
@@ -77,6 +79,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.store = st
+	s.queues = sqs.New(sqs.Config{Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Listen: cfg.Listen,
+		Logger: log.With("part", "sqs")})
 	q := cfg.Quotas
 	s.events = eventbus.New(eventbus.Config{
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
@@ -107,7 +111,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}()
 	api := &awsapi.Server{
 		Verifier: &awsapi.Verifier{Region: cfg.Region, Lookup: s.lookupKey},
-		Services: []*awsapi.JSONService{{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: s.events.Operations()}},
+		Services: []*awsapi.JSONService{
+			{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: s.events.Operations()},
+			// A 1 MiB message, each of its characters possibly escaped
+			// as \uXXXX by the client's JSON encoder.
+			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20},
+		},
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.
 		MaxBody: int64(q.EventSize)*2 + 1<<20,

@@ -133,3 +133,25 @@ func Token(name string) string {
 	}
 	return b.String()
 }
+
+// List returns the records whose keys start with prefix (which ends with a
+// dot), in no particular order.
+func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, prefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	var out []Entry
+	for key := range lister.Keys() {
+		e, err := s.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			_ = lister.Stop()
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

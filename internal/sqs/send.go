@@ -1,0 +1,125 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/policy"
+)
+
+// EventsPrincipal is the service principal EventBridge sends as.
+const EventsPrincipal = "events.amazonaws.com"
+
+// metaDedupe, in a Delivery's Meta, replaces the message's deduplication
+// id; it is not stored.
+const metaDedupe = "Bp-Dedupe"
+
+// Delivery is a message EventBridge sends: an event to a dead-letter queue
+// or to a queue target.
+type Delivery struct {
+	QueueArn string
+	// SourceArn is the rule's ARN: aws:SourceArn in the queue's policy.
+	SourceArn string
+	Body      string
+	// Attributes are sent as String message attributes.
+	Attributes map[string]string
+	// DedupeID makes a send repeated after a crash a duplicate that is not
+	// stored again (within five minutes).
+	DedupeID string
+	// GroupID is the MessageGroupId for FIFO queues.
+	GroupID string
+	// Meta is stored with the message, invisible to SQS clients.
+	Meta map[string]string
+}
+
+// SendError is a send that cannot succeed as things stand: the queue does
+// not exist, its policy does not let EventBridge send, or the message is
+// refused. Code is the EventBridge error code.
+type SendError struct {
+	Code    string // NO_RESOURCE, NO_PERMISSIONS or INVALID_PARAMETER
+	Message string
+}
+
+func (e *SendError) Error() string { return e.Code + ": " + e.Message }
+
+// Deliver sends a message on EventBridge's behalf, if the queue's resource
+// policy allows events.amazonaws.com to call sqs:SendMessage on it for this
+// rule. It returns a *SendError for a send that cannot succeed and another
+// error when the store is unavailable (worth retrying).
+func (s *Service) Deliver(ctx context.Context, d Delivery) (messageID string, err error) {
+	name, ok := s.NameFromArn(d.QueueArn)
+	if !ok {
+		return "", &SendError{Code: "NO_RESOURCE", Message: fmt.Sprintf("%s is not a queue of account %s in %s", d.QueueArn, s.cfg.AccountID, s.cfg.Region)}
+	}
+	q, _, err := s.Get(ctx, name)
+	var aerr *awsapi.Error
+	if errors.As(err, &aerr) {
+		return "", &SendError{Code: "NO_RESOURCE", Message: fmt.Sprintf("queue %s does not exist", d.QueueArn)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if !s.allowsEvents(q, d.SourceArn) {
+		return "", &SendError{Code: "NO_PERMISSIONS", Message: fmt.Sprintf(
+			"the policy of queue %s does not allow %s to call sqs:SendMessage for %s", d.QueueArn, EventsPrincipal, d.SourceArn)}
+	}
+	body := d.Body
+	e := sendEntry{MessageBody: &body, MessageAttributes: map[string]Attribute{}}
+	for k, v := range d.Attributes {
+		if v == "" {
+			continue // SQS refuses empty attribute values
+		}
+		e.MessageAttributes[k] = Attribute{DataType: "String", StringValue: &v}
+	}
+	if q.FIFO() {
+		group := d.GroupID
+		e.MessageGroupId = &group
+		e.MessageDeduplicationId = &d.DedupeID
+	}
+	meta := map[string]string{metaDedupe: "eb/" + d.DedupeID}
+	for k, v := range d.Meta {
+		meta[k] = v
+	}
+	res, err := s.send(ctx, q, &e, EventsPrincipal, meta)
+	if errors.As(err, &aerr) {
+		return "", &SendError{Code: "INVALID_PARAMETER", Message: aerr.Message}
+	}
+	if err != nil {
+		return "", err
+	}
+	return res.MessageId, nil
+}
+
+// allowsEvents evaluates the queue's policy for a send by EventBridge from
+// a rule.
+func (s *Service) allowsEvents(q *Queue, sourceArn string) bool {
+	doc, ok := q.Attrs["Policy"]
+	if !ok || doc == "" {
+		return false
+	}
+	p, err := policy.Parse(doc)
+	if err != nil {
+		return false
+	}
+	req := policy.Request{
+		Principal: policy.Principal{Service: EventsPrincipal},
+		Action:    "sqs:SendMessage",
+		Resource:  s.Arn(q.Name),
+		Context:   map[string]string{"aws:SourceAccount": s.cfg.AccountID},
+	}
+	if sourceArn != "" {
+		req.Context["aws:SourceArn"] = sourceArn
+	}
+	return p.Evaluate(req) == policy.Allow
+}
+
+// validPolicy checks a Policy attribute.
+func validPolicy(doc string) bool {
+	if doc == "" {
+		return true
+	}
+	_, err := policy.Parse(doc)
+	return err == nil
+}
