@@ -40,6 +40,8 @@ type Target struct {
 	Destination *Destination
 	// Bus is set for event bus targets (of this account and region).
 	Bus string
+	// Queue is set for SQS queue targets, with SqsParameters.MessageGroupId.
+	Queue, MessageGroupID string
 	// Unsupported says why a target of another kind is not delivered.
 	Unsupported string
 }
@@ -81,9 +83,14 @@ type Config interface {
 // DeadLetter is an event that could not be delivered, with what the
 // dead-letter queue message carries.
 type DeadLetter struct {
-	EventID            string
-	Event              []byte
-	RuleArn            string
+	EventID  string
+	Event    []byte
+	Bus      string
+	RuleArn  string
+	TargetID string
+	// JobID names the job that ended here; a dead-letter send repeated for
+	// the same job is the same send.
+	JobID              string
 	TargetArn          string
 	DeadLetterArn      string // the target's DeadLetterConfig.Arn, if any
 	ErrorCode          string
@@ -96,12 +103,28 @@ type DeadLetter struct {
 // stored (or, without a dead-letter queue, dropped and counted).
 type DeadLetterFunc func(context.Context, DeadLetter) error
 
+// QueueSend is a message for a queue target.
+type QueueSend struct {
+	QueueArn, RuleArn, EventID string
+	Body                       string
+	// DedupeID is the same for a send repeated after a crash.
+	DedupeID string
+	GroupID  string
+}
+
+// QueueSendFunc sends to a queue on EventBridge's behalf. A send that
+// cannot succeed (no queue, no permission, refused message) returns its
+// error code and message; err is for a store that is unavailable.
+type QueueSendFunc func(context.Context, QueueSend) (code, message string, err error)
+
 // WorkerConfig builds a Worker.
 type WorkerConfig struct {
 	Store      *store.Store
 	Config     Config
 	Invoker    *Invoker
 	DeadLetter DeadLetterFunc
+	// SendToQueue delivers to queue targets.
+	SendToQueue QueueSendFunc
 	// BaseDelay and MaxDelay bound the exponential backoff.
 	BaseDelay, MaxDelay time.Duration
 	// Workers is the number of jobs in hand at once; 0 means 512. Workers
@@ -238,6 +261,9 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		}
 		return nil
 	}
+	if t.Queue != "" {
+		return w.sendToQueue(ctx, j, t)
+	}
 	if t.Destination == nil {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")
 	}
@@ -352,8 +378,34 @@ func (w *Worker) postpone(ctx context.Context, j store.Job, wait time.Duration) 
 }
 
 func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Result, exhausted string) error {
-	return w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, RuleArn: j.RuleArn, TargetArn: t.Arn,
-		DeadLetterArn: t.DeadLetterArn, ErrorCode: res.Code, ErrorMessage: res.Message, ExhaustedCondition: exhausted, RetryAttempts: j.Attempt})
+	return w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, Bus: j.Bus, RuleArn: j.RuleArn, TargetID: j.TargetID,
+		JobID: j.ID(), TargetArn: t.Arn, DeadLetterArn: t.DeadLetterArn, ErrorCode: res.Code, ErrorMessage: res.Message,
+		ExhaustedCondition: exhausted, RetryAttempts: j.Attempt})
+}
+
+// sendToQueue delivers to a queue target: the event, or its input, as one
+// message. A queue that is missing or whose policy refuses EventBridge is
+// not retried, as EventBridge does not retry missing resources or
+// permissions.
+func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
+	if w.cfg.SendToQueue == nil {
+		return w.deadLetter(ctx, j, t, Result{Code: CodeNoResource, Message: "queues are not available"}, "")
+	}
+	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
+	if err != nil {
+		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()}, "")
+	}
+	code, msg, err := w.cfg.SendToQueue(ctx, QueueSend{QueueArn: t.Queue, RuleArn: j.RuleArn, EventID: j.EventID,
+		Body: string(body), DedupeID: j.ID(), GroupID: t.MessageGroupID})
+	if err != nil {
+		return err // the store is unavailable: offered again shortly
+	}
+	if code != "" {
+		w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", code, "error", msg)
+		return w.deadLetter(ctx, j, t, Result{Code: code, Message: msg}, "")
+	}
+	w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1)
+	return nil
 }
 
 // slot returns the semaphore that caps the invocations in flight to one

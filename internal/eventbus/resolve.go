@@ -61,6 +61,13 @@ func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
 		out.Bus = bus
 		return out, true
 	}
+	if strings.HasPrefix(t.Arn, "arn:aws:sqs:") {
+		out.Queue = t.Arn
+		if t.SqsParameters != nil && t.SqsParameters.MessageGroupId != nil {
+			out.MessageGroupID = *t.SqsParameters.MessageGroupId
+		}
+		return out, true
+	}
 	dest, isDest := strings.CutPrefix(t.Arn, s.arns.prefix()+"api-destination/")
 	if !isDest {
 		out.Unsupported = "bridgeport does not deliver to this kind of target yet: " + t.Arn

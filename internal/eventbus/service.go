@@ -41,8 +41,10 @@ type Config struct {
 	Secrets *secretbox.Box
 	// AllowHTTPEndpoints lets API destinations use plain http.
 	AllowHTTPEndpoints bool
-	Logger             *slog.Logger
-	Now                func() time.Time // nil means time.Now
+	// Queues answers whether queues exist, for DeadLetterConfig.
+	Queues Queues
+	Logger *slog.Logger
+	Now    func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
@@ -56,6 +58,7 @@ type Service struct {
 	reg       *registry
 	box       *secretbox.Box
 	allowHTTP bool
+	queues    Queues
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -80,7 +83,15 @@ func New(cfg Config) *Service {
 		reg:       newRegistry(log),
 		box:       cfg.Secrets,
 		allowHTTP: cfg.AllowHTTPEndpoints,
+		queues:    cfg.Queues,
 	}
+}
+
+// Queues is what the service needs to know about SQS-compatible queues.
+type Queues interface {
+	// Exists reports whether a queue of this account and region has the
+	// ARN, and whether it is FIFO.
+	Exists(ctx context.Context, arn string) (exists, fifo bool, err error)
 }
 
 // Start watches the configuration, waits until it is loaded, makes sure the

@@ -2,8 +2,10 @@ package eventbus
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"bridgeport/internal/awsapi"
 )
@@ -79,8 +81,15 @@ func (s *Service) putTargets(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := targetsOutput{FailedEntries: []failedEntry{}}
 	targets := slices.Clone(r.Targets)
 	for _, t := range in.Targets {
+		if fe, err := s.checkDeadLetter(ctx, &t); err != nil {
+			return nil, err
+		} else if fe != nil {
+			out.FailedEntries = append(out.FailedEntries, *fe)
+			continue
+		}
 		if i := slices.IndexFunc(targets, func(x Target) bool { return x.Id == t.Id }); i >= 0 {
 			targets[i] = t
 		} else {
@@ -90,11 +99,50 @@ func (s *Service) putTargets(ctx context.Context, body []byte) (any, error) {
 	if len(targets) > s.quotas.TargetsPerRule {
 		return nil, limitExceeded()
 	}
+	out.FailedEntryCount = len(out.FailedEntries)
+	if out.FailedEntryCount == len(in.Targets) {
+		return out, nil
+	}
 	r.Targets = targets
 	if err := s.save(ctx, ruleKey(r.Bus, r.Name), rev, r); err != nil {
 		return nil, err
 	}
-	return targetsOutput{FailedEntries: []failedEntry{}}, nil
+	return out, nil
+}
+
+// checkDeadLetter checks a target's DeadLetterConfig: the queue must be a
+// standard queue of this account, in this region, that exists. A target
+// that fails is reported as a failed entry and not stored. AWS's wording
+// for these entries is not documented: the messages are bridgeport's
+// (UNVERIFIED).
+func (s *Service) checkDeadLetter(ctx context.Context, t *Target) (*failedEntry, error) {
+	if t.DeadLetterConfig == nil || t.DeadLetterConfig.Arn == nil {
+		return nil, nil
+	}
+	arn := *t.DeadLetterConfig.Arn
+	fail := func(format string, args ...any) (*failedEntry, error) {
+		return &failedEntry{TargetId: t.Id, ErrorCode: awsapi.CodeValidation, ErrorMessage: fmt.Sprintf(format, args...)}, nil
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	switch {
+	case parts[3] != s.arns.region:
+		return fail("The dead-letter queue %s must be in the same Region as the rule (%s).", arn, s.arns.region)
+	case parts[4] != s.arns.account:
+		return fail("The dead-letter queue %s must be in account %s.", arn, s.arns.account)
+	}
+	if s.queues == nil {
+		return fail("The dead-letter queue %s does not exist.", arn)
+	}
+	exists, fifo, err := s.queues.Exists(ctx, arn)
+	switch {
+	case err != nil:
+		return nil, err
+	case !exists:
+		return fail("The dead-letter queue %s does not exist.", arn)
+	case fifo:
+		return fail("The dead-letter queue %s is a FIFO queue; only standard queues can be dead-letter queues.", arn)
+	}
+	return nil, nil
 }
 
 // removeTargets removes targets from a rule. Ids the rule does not have are

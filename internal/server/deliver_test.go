@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"bridgeport/internal/config"
 )
 
 // deliveryEnv is a server with fast retries, a sink, and one rule sending
@@ -27,7 +29,7 @@ type deliveryEnv struct {
 	conn string
 }
 
-func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolicy) *deliveryEnv {
+func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolicy, opts ...func(*config.Config)) *deliveryEnv {
 	t.Helper()
 	d := &deliveryEnv{env: &env{t: t, dir: t.TempDir()}, sink: newSink(t), logs: &syncWriter{}}
 	d.sink.status = status
@@ -35,6 +37,9 @@ func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolic
 	d.cfg.AllowPrivateEndpoints = true
 	d.cfg.RootCAs = d.sink.roots()
 	d.cfg.RetryBaseDelay, d.cfg.RetryMaxDelay = 20*time.Millisecond, 100*time.Millisecond
+	for _, o := range opts {
+		o(&d.cfg)
+	}
 	srv, err := Start(ctx, d.cfg, slog.New(slog.NewJSONHandler(d.logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -40,12 +41,13 @@ type Server struct {
 	worker     *deliver.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
-	// dropped counts undeliverable events without a dead-letter queue.
-	dropped atomic.Int64
-	http    *http.Server
-	ln      net.Listener
-	ready   atomic.Bool
-	served  chan error
+	// dropped counts undeliverable events without a dead-letter queue;
+	// sentToDLQ and failedToDLQ those with one.
+	dropped, sentToDLQ, failedToDLQ atomic.Int64
+	http                            *http.Server
+	ln                              net.Listener
+	ready                           atomic.Bool
+	served                          chan error
 }
 
 // Start opens the store, starts the services and begins serving. It
@@ -87,7 +89,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
 			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
-		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints,
+		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		st.Close()
@@ -95,9 +97,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
-		Invoker:    deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots}),
-		DeadLetter: s.deadLetter,
-		BaseDelay:  cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
+		Invoker:     deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots}),
+		DeadLetter:  s.deadLetter,
+		SendToQueue: s.sendToQueue,
+		BaseDelay:   cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
 		Now:    cfg.Now,
 	})
@@ -209,14 +212,75 @@ func loadRoots(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// deadLetter takes an undeliverable event. Until dead-letter queues exist
-// it is dropped, as EventBridge drops events without a dead-letter queue,
-// and counted and logged (without the event, which may hold personal data).
+// Dead-letter messages carry, besides the six attributes clients see, what
+// redrive needs to queue the event again, in fields SQS clients do not see.
+const (
+	metaEventID  = "Bp-Dl-Event-Id"
+	metaBus      = "Bp-Dl-Bus"
+	metaRule     = "Bp-Dl-Rule"
+	metaTargetID = "Bp-Dl-Target-Id"
+)
+
+// deadLetter takes an undeliverable event. With a dead-letter queue, the
+// original event goes there with the six attributes EventBridge sets; a
+// send that cannot succeed (queue gone, policy refuses, message too large)
+// is counted and logged, as InvocationsFailedToBeSentToDlq. Without one the
+// event is dropped, as EventBridge drops it, and counted and logged. Logs
+// never hold the event, which may carry personal data.
 func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
-	s.dropped.Add(1)
-	s.log.Warn("event not delivered; dropped", "event_id", d.EventID, "rule", d.RuleArn, "target", d.TargetArn,
-		"error_code", d.ErrorCode, "error", d.ErrorMessage, "exhausted", d.ExhaustedCondition, "retry_attempts", d.RetryAttempts)
+	logArgs := []any{"event_id", d.EventID, "rule", d.RuleArn, "target", d.TargetArn, "error_code", d.ErrorCode,
+		"error", d.ErrorMessage, "exhausted", d.ExhaustedCondition, "retry_attempts", d.RetryAttempts}
+	if d.DeadLetterArn == "" {
+		s.dropped.Add(1)
+		s.log.Warn("event not delivered; dropped", logArgs...)
+		return nil
+	}
+	_, err := s.queues.Deliver(ctx, sqs.Delivery{
+		QueueArn:  d.DeadLetterArn,
+		SourceArn: d.RuleArn,
+		Body:      string(d.Event),
+		Attributes: map[string]string{
+			"RULE_ARN":                  d.RuleArn,
+			"TARGET_ARN":                d.TargetArn,
+			"ERROR_CODE":                d.ErrorCode,
+			"ERROR_MESSAGE":             d.ErrorMessage,
+			"EXHAUSTED_RETRY_CONDITION": d.ExhaustedCondition,
+			"RETRY_ATTEMPTS":            strconv.Itoa(d.RetryAttempts),
+		},
+		DedupeID: "dlq/" + d.JobID,
+		Meta:     map[string]string{metaEventID: d.EventID, metaBus: d.Bus, metaRule: d.RuleArn, metaTargetID: d.TargetID},
+	})
+	var serr *sqs.SendError
+	switch {
+	case errors.As(err, &serr):
+		s.failedToDLQ.Add(1)
+		s.log.Warn("event not delivered and not sent to its dead-letter queue", append(logArgs,
+			"dead_letter_queue", d.DeadLetterArn, "dlq_error_code", serr.Code, "dlq_error", serr.Message)...)
+		return nil
+	case err != nil:
+		return err // the store is unavailable: the job is offered again
+	}
+	s.sentToDLQ.Add(1)
+	s.log.Info("event not delivered; sent to its dead-letter queue", append(logArgs, "dead_letter_queue", d.DeadLetterArn)...)
 	return nil
+}
+
+// sendToQueue delivers to a queue target.
+func (s *Server) sendToQueue(ctx context.Context, m deliver.QueueSend) (string, string, error) {
+	_, err := s.queues.Deliver(ctx, sqs.Delivery{QueueArn: m.QueueArn, SourceArn: m.RuleArn, Body: m.Body,
+		DedupeID: "target/" + m.DedupeID, GroupID: m.GroupID})
+	var serr *sqs.SendError
+	if errors.As(err, &serr) {
+		return serr.Code, serr.Message, nil
+	}
+	return "", "", err
+}
+
+// DeadLetterCounts returns the numbers of undeliverable events dropped
+// (no dead-letter queue), sent to a dead-letter queue, and failed to be
+// sent to one.
+func (s *Server) DeadLetterCounts() (dropped, sent, failed int64) {
+	return s.dropped.Load(), s.sentToDLQ.Load(), s.failedToDLQ.Load()
 }
 
 // Dropped returns the number of events dropped as undeliverable.
