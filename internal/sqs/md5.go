@@ -9,7 +9,7 @@ import (
 
 // Attribute is a message attribute.
 type Attribute struct {
-	DataType    string `json:"DataType"`
+	DataType    string  `json:"DataType"`
 	StringValue *string `json:"StringValue,omitempty"`
 	BinaryValue []byte  `json:"BinaryValue,omitempty"`
 	// Reserved by SQS; accepted and ignored.
