@@ -202,19 +202,50 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identit
 	if ph := r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	}
-	creq := canonicalRequest(r, a.signedHeaders, payloadHash)
-	scope := a.date + "/" + a.region + "/" + a.service + "/aws4_request"
-	creqHash := sha256.Sum256([]byte(creq))
-	toSign := sigAlgorithm + "\n" + dateHeader + "\n" + scope + "\n" + hex.EncodeToString(creqHash[:])
-	key := hmacSHA256([]byte("AWS4"+secret), a.date)
-	key = hmacSHA256(key, a.region)
-	key = hmacSHA256(key, a.service)
-	key = hmacSHA256(key, "aws4_request")
-	want := hex.EncodeToString(hmacSHA256(key, toSign))
+	want := signature(r, a.signedHeaders, payloadHash, secret, dateHeader, a.date, a.region, a.service)
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: msgMismatch}
 	}
 	return Identity{AccessKeyID: a.accessKey}, nil
+}
+
+// signature computes a request's SigV4 signature.
+func signature(r *http.Request, signed []string, payloadHash, secret, amzDate, date, region, service string) string {
+	creq := canonicalRequest(r, signed, payloadHash)
+	scope := date + "/" + region + "/" + service + "/aws4_request"
+	creqHash := sha256.Sum256([]byte(creq))
+	toSign := sigAlgorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(creqHash[:])
+	key := hmacSHA256([]byte("AWS4"+secret), date)
+	key = hmacSHA256(key, region)
+	key = hmacSHA256(key, service)
+	key = hmacSHA256(key, "aws4_request")
+	return hex.EncodeToString(hmacSHA256(key, toSign))
+}
+
+// Sign adds SigV4 headers (X-Amz-Date, X-Amz-Content-Sha256 and
+// Authorization, over host, the length and type of the content, the
+// target and the date, as the AWS SDKs sign) to
+// a request whose body is body.
+func Sign(r *http.Request, body []byte, accessKey, secret, region, service string, now time.Time) {
+	amz := now.UTC().Format(amzDate)
+	date := amz[:8]
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+	r.Header.Set("X-Amz-Date", amz)
+	r.Header.Set("X-Amz-Content-Sha256", payloadHash)
+	signed := []string{"host", "x-amz-content-sha256", "x-amz-date"}
+	if r.ContentLength > 0 {
+		signed = append(signed, "content-length")
+	}
+	for _, h := range []string{"content-type", "x-amz-target"} {
+		if r.Header.Get(h) != "" {
+			signed = append(signed, h)
+		}
+	}
+	sort.Strings(signed)
+	sig := signature(r, signed, payloadHash, secret, amz, date, region, service)
+	r.Header.Set("Authorization", fmt.Sprintf("%s Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
+		sigAlgorithm, accessKey, date, region, service, strings.Join(signed, ";"), sig))
 }
 
 func containsFold(list []string, s string) bool {

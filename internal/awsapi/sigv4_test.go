@@ -198,3 +198,34 @@ func FuzzAuthorizationHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestSign checks bridgeport's signer against the AWS SDK's and against
+// the verifier.
+func TestSign(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"QueueUrl":"http://127.0.0.1:4010/000000000000/dlq"}`)
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	newReq := func() *http.Request {
+		r, _ := http.NewRequest("POST", "http://127.0.0.1:4010/", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		r.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
+		return r
+	}
+	ours := newReq()
+	Sign(ours, body, "AKIDEXAMPLE", "secret", "us-east-1", "sqs", now)
+	sdk := newReq()
+	sum := sha256.Sum256(body)
+	sdk.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret"}, sdk,
+		hex.EncodeToString(sum[:]), "sqs", "us-east-1", now); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ours.Header.Get("Authorization"), sdk.Header.Get("Authorization"); got != want {
+		t.Errorf("Authorization\n got %s\nwant %s", got, want)
+	}
+	v := &Verifier{Region: "us-east-1", Now: func() time.Time { return now },
+		Lookup: func(id string) (string, bool) { return "secret", id == "AKIDEXAMPLE" }}
+	if _, err := v.Verify(ours, body, "sqs"); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+}

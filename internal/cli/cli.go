@@ -18,6 +18,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "redrive":
+		return redrive(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "bridgeport", Version)
 		return 0
@@ -35,6 +37,8 @@ func usage(w io.Writer) {
 
 Usage:
   bridgeport serve [flags]   start the server (bridgeport serve -h lists the flags)
+  bridgeport redrive --queue-url URL [--max N] [--rate R] [--rule NAME] [--error-code CODE] [--dry-run]
+                             send dead-lettered events back to their targets
   bridgeport version         print the version
 `)
 }

@@ -119,6 +119,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			// A 1 MiB message, each of its characters possibly escaped
 			// as \uXXXX by the client's JSON encoder.
 			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20},
+			{SigningName: AdminSigningName, TargetPrefix: AdminTargetPrefix, Version: "1.1", Operations: s.adminOperations()},
 		},
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.

@@ -2,11 +2,13 @@ package sqs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/policy"
+	"bridgeport/internal/store"
 )
 
 // EventsPrincipal is the service principal EventBridge sends as.
@@ -122,4 +124,61 @@ func validPolicy(doc string) bool {
 	}
 	_, err := policy.Parse(doc)
 	return err == nil
+}
+
+// Held is a message its caller holds by a current receipt handle.
+type Held struct {
+	MessageID string
+	Body      string
+	// Attributes are the message's String attributes.
+	Attributes map[string]string
+	// Meta is what was stored with the message for bridgeport's own use.
+	Meta map[string]string
+}
+
+// Hold returns the message a current receipt handle of the queue at
+// queueURL names, without changing it. Errors are SQS's: no such queue, a
+// receipt handle that is not valid, or a message no longer in flight with
+// that handle.
+func (s *Service) Hold(ctx context.Context, queueURL, handle string) (*Held, error) {
+	q, _, err := s.byURL(ctx, &queueURL)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := s.st.CheckReceipt(ctx, q.ID, handle)
+	switch {
+	case errors.Is(err, store.ErrBadReceipt):
+		return nil, errBadReceipt(handle)
+	case errors.Is(err, store.ErrStaleReceipt):
+		return nil, errNotInflight()
+	case err != nil:
+		return nil, err
+	}
+	r, err := s.st.QueuedMessage(ctx, q.ID, seq)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNotInflight()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m stored
+	if err := json.Unmarshal(r.Data, &m); err != nil {
+		return nil, fmt.Errorf("queue message %d: %w", seq, err)
+	}
+	h := &Held{MessageID: r.ID, Body: m.Body, Attributes: map[string]string{}, Meta: r.Meta}
+	for k, a := range m.Attrs {
+		if a.StringValue != nil {
+			h.Attributes[k] = *a.StringValue
+		}
+	}
+	return h, nil
+}
+
+// DeleteHeld deletes a held message by its receipt handle.
+func (s *Service) DeleteHeld(ctx context.Context, queueURL, handle string) error {
+	q, _, err := s.byURL(ctx, &queueURL)
+	if err != nil {
+		return err
+	}
+	return s.deleteOne(ctx, q, handle)
 }

@@ -25,7 +25,10 @@ type Job struct {
 	// Deferrals counts the times the job was put back without an attempt
 	// (rate limit, target busy).
 	Deferrals int
-	Event     []byte // the event envelope
+	// Redrive names the dead-letter message a redriven job came from, so
+	// that its ids differ from those of the event's first delivery.
+	Redrive string
+	Event   []byte // the event envelope
 }
 
 // ID is the job's message id: one per event, rule, target, attempt and
@@ -33,7 +36,11 @@ type Job struct {
 // for a duplicate, while one queued twice at the same step (after a crash)
 // is.
 func (j *Job) ID() string {
-	return j.EventID + "/" + j.RuleArn + "/" + j.TargetID + "/" + strconv.Itoa(j.Attempt) + "." + strconv.Itoa(j.Deferrals)
+	id := j.EventID + "/" + j.RuleArn + "/" + j.TargetID + "/" + strconv.Itoa(j.Attempt) + "." + strconv.Itoa(j.Deferrals)
+	if j.Redrive != "" {
+		id += "/redrive/" + j.Redrive
+	}
+	return id
 }
 
 // Shard is the subject shard of the job's target.
@@ -51,6 +58,7 @@ const (
 	hdrTarget  = "Bp-Target"
 	hdrAttempt = "Bp-Attempt"
 	hdrDefer   = "Bp-Deferrals"
+	hdrRedrive = "Bp-Redrive"
 )
 
 // AppendJobs queues jobs and returns once every one is stored. A job already
@@ -78,6 +86,9 @@ func jobMsg(subject string, j *Job) *nats.Msg {
 	msg.Header.Set(hdrIngested, strconv.FormatInt(j.Ingested.UnixNano(), 10))
 	msg.Header.Set(hdrAttempt, strconv.Itoa(j.Attempt))
 	msg.Header.Set(hdrDefer, strconv.Itoa(j.Deferrals))
+	if j.Redrive != "" {
+		msg.Header.Set(hdrRedrive, j.Redrive)
+	}
 	msg.Data = j.Event
 	return msg
 }
@@ -94,6 +105,7 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 	deferrals, _ := strconv.Atoi(h.Get(hdrDefer))
 	return Job{
 		Deferrals: deferrals,
+		Redrive:   h.Get(hdrRedrive),
 		EventID:   h.Get(hdrEventID),
 		Bus:       h.Get(hdrBus),
 		RuleArn:   h.Get(hdrRule),

@@ -172,7 +172,7 @@ type Received struct {
 	Seq          uint64
 	ID           string
 	Data         []byte
-	Meta         nats.Header
+	Meta         map[string]string
 	Sent         time.Time
 	ReceiveCount int
 	// Handle deletes the message or changes its visibility, until the
@@ -270,10 +270,10 @@ func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o
 		return Received{}, false, err
 	}
 	rc := receipt{queue: queueID, seq: md.Sequence.Stream, dseq: md.Sequence.Consumer, delivered: md.NumDelivered}
-	if _, err := s.receipts.Put(ctx, rc.key(), []byte(strconv.FormatUint(rc.delivered, 10))); err != nil {
+	if _, err := s.receipts.Put(ctx, rc.key(), rc.value(time.Now().Add(o.Visibility))); err != nil {
 		return Received{}, false, fmt.Errorf("record receipt: %w", err)
 	}
-	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: h, Sent: md.Timestamp,
+	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: flat(h), Sent: md.Timestamp,
 		ReceiveCount: max(count, 1), Handle: rc.encode()}, true, nil
 }
 
@@ -289,6 +289,19 @@ type receipt struct {
 const receiptPrefix = "bp1."
 
 func (r receipt) key() string { return r.queue + "." + strconv.FormatUint(r.seq, 10) }
+
+// value is what the receipts bucket holds for a message: the delivery it
+// was last received with and when it becomes visible again.
+func (r receipt) value(visible time.Time) []byte {
+	return []byte(strconv.FormatUint(r.delivered, 10) + " " + strconv.FormatInt(visible.UnixNano(), 10))
+}
+
+// parseReceiptValue reads a receipts bucket value.
+func parseReceiptValue(v []byte) (delivered string, visible time.Time) {
+	d, ns, _ := strings.Cut(string(v), " ")
+	n, _ := strconv.ParseInt(ns, 10, 64)
+	return d, time.Unix(0, n)
+}
 
 func (r receipt) encode() string {
 	b := make([]byte, 0, 40+len(r.queue))
@@ -339,7 +352,7 @@ func (s *Store) current(ctx context.Context, r receipt) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read receipt: %w", err)
 	}
-	if string(e.Value()) != strconv.FormatUint(r.delivered, 10) {
+	if d, _ := parseReceiptValue(e.Value()); d != strconv.FormatUint(r.delivered, 10) {
 		return 0, ErrStaleReceipt
 	}
 	return e.Revision(), nil
@@ -389,11 +402,15 @@ func (s *Store) ChangeVisibility(ctx context.Context, queueID, handle string, d 
 	if err != nil {
 		return err
 	}
-	if _, err := s.current(ctx, r); err != nil {
+	rev, err := s.current(ctx, r)
+	if err != nil {
 		return err
 	}
 	if _, err := s.queues.GetMsg(ctx, r.seq); errors.Is(err, jetstream.ErrMsgNotFound) {
 		return ErrStaleReceipt
+	}
+	if _, err := s.receipts.Update(ctx, r.key(), r.value(time.Now().Add(d)), rev); err != nil {
+		return ErrStaleReceipt // received again meanwhile
 	}
 	body := []byte("-NAK")
 	if d > 0 {
@@ -406,19 +423,33 @@ func (s *Store) ChangeVisibility(ctx context.Context, queueID, handle string, d 
 	return s.nc.FlushTimeout(10 * time.Second)
 }
 
-// QueueCounts returns the approximate numbers of messages never received
-// and of messages received and not deleted (in flight, or visible again
-// and waiting to be received again).
-func (s *Store) QueueCounts(ctx context.Context, queueID string) (waiting, received int, err error) {
-	cons, err := s.queues.Consumer(ctx, queueConsumer(queueID))
+// QueueCounts returns the approximate numbers of visible messages and of
+// messages in flight (received, not deleted, visibility timeout running).
+// It reads every in-flight message's receipt, so its cost grows with the
+// number of messages in flight (at most 120,000), not with the queue.
+func (s *Store) QueueCounts(ctx context.Context, queueID string) (visible, inFlight int, err error) {
+	info, err := s.queues.Info(ctx, jetstream.WithSubjectFilter(queueSubject(queueID)))
 	if err != nil {
 		return 0, 0, fmt.Errorf("queue %s: %w", queueID, err)
 	}
-	info := cons.CachedInfo()
-	if fresh, err := cons.Info(ctx); err == nil {
-		info = fresh
+	total := int(info.State.Subjects[queueSubject(queueID)])
+	w, err := s.receipts.Watch(ctx, queueID+".>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue %s receipts: %w", queueID, err)
 	}
-	return int(info.NumPending), info.NumAckPending, nil
+	defer w.Stop()
+	now := time.Now()
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		if _, vis := parseReceiptValue(e.Value()); vis.After(now) {
+			inFlight++
+		}
+	}
+	// Receipts of messages deleted by their retention can linger.
+	inFlight = min(inFlight, total)
+	return total - inFlight, inFlight, nil
 }
 
 // QueuedMessage reads a message by its sequence without receiving it.
@@ -433,5 +464,16 @@ func (s *Store) QueuedMessage(ctx context.Context, queueID string, seq uint64) (
 	if raw.Subject != queueSubject(queueID) {
 		return Received{}, ErrNotFound
 	}
-	return Received{Seq: seq, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: raw.Header, Sent: raw.Time}, nil
+	return Received{Seq: seq, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: raw.Time}, nil
+}
+
+// flat returns the first value of each header.
+func flat(h nats.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
 }
