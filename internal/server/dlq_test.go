@@ -14,6 +14,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"bridgeport/internal/config"
+	"bridgeport/internal/deliver"
 )
 
 const ruleArn = "arn:aws:events:us-east-1:000000000000:rule/r"
@@ -301,5 +302,30 @@ func TestQueueTarget(t *testing.T) {
 	}
 	if n := e.queueCounts(c, closed); n != [2]string{"0", "0"} {
 		t.Errorf("closed queue counts %v", n)
+	}
+}
+
+// TestDeadLetterIdempotent: a dead-letter send repeated for the same job,
+// as after a crash between the send and the job's acknowledgement, stores
+// one message.
+func TestDeadLetterIdempotent(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.sqsClient()
+	url := e.createQueue(c, "dlq", map[string]string{"Policy": dlqPolicy("arn:aws:sqs:us-east-1:000000000000:dlq")})
+	dl := deliver.DeadLetter{EventID: "e1", Event: []byte(`{"id":"e1","source":"t","detail-type":"x"}`), Bus: "default", RuleArn: ruleArn,
+		TargetID: "x", JobID: "e1/" + ruleArn + "/x/3.0", TargetArn: "arn:aws:events:us-east-1:000000000000:api-destination/d/1",
+		DeadLetterArn: "arn:aws:sqs:us-east-1:000000000000:dlq", ErrorCode: "TIMEOUT", ErrorMessage: "no answer within 5s",
+		ExhaustedCondition: "MaximumRetryAttempts", RetryAttempts: 3}
+	for range 3 {
+		if err := e.srv.deadLetter(ctx, dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := receiveDLQ(t, c, url, 1)
+	checkDeadLetter(t, got[0], map[string]string{"RULE_ARN": ruleArn, "TARGET_ARN": dl.TargetArn, "ERROR_CODE": "TIMEOUT",
+		"ERROR_MESSAGE": "", "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts", "RETRY_ATTEMPTS": "3"})
+	if more, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1}); err != nil || len(more.Messages) != 0 {
+		t.Errorf("repeated sends stored %d more messages (%v)", len(more.Messages), err)
 	}
 }
