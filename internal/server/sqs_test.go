@@ -225,6 +225,15 @@ func TestQueueMessages(t *testing.T) {
 	if counts != [2]string{"0", "3"} {
 		t.Errorf("counts = %v, want 0 visible, 3 not visible", counts)
 	}
+	vis, err := c.ChangeMessageVisibilityBatch(ctx, &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url),
+		Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+			{Id: aws.String("new"), ReceiptHandle: again.Messages[0].ReceiptHandle, VisibilityTimeout: 120},
+			{Id: aws.String("old"), ReceiptHandle: one.ReceiptHandle, VisibilityTimeout: 120},
+		}})
+	if err != nil || len(vis.Successful) != 1 || aws.ToString(vis.Successful[0].Id) != "new" || len(vis.Failed) != 1 ||
+		aws.ToString(vis.Failed[0].Code) != "AWS.SimpleQueueService.MessageNotInflight" {
+		t.Errorf("ChangeMessageVisibilityBatch = %+v, %v", vis, err)
+	}
 	del, err := c.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: []sqstypes.DeleteMessageBatchRequestEntry{
 		{Id: aws.String("1"), ReceiptHandle: again.Messages[0].ReceiptHandle},
 		{Id: aws.String("2"), ReceiptHandle: first.ReceiptHandle},
