@@ -156,8 +156,19 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	inFlight := receiveAll(t, s, q, ReceiveOptions{Max: 1, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	if len(inFlight) != 1 {
+		t.Fatalf("received %d before the purge", len(inFlight))
+	}
 	if err := s.PurgeQueue(ctx, q); err != nil {
 		t.Fatal(err)
+	}
+	// A handle of a purged message deletes nothing and fails no request.
+	if err := s.DeleteReceived(ctx, q, inFlight[0].Handle); err != nil && !errors.Is(err, ErrStaleReceipt) {
+		t.Errorf("delete after purge: %v", err)
+	}
+	if err := s.ChangeVisibility(ctx, q, inFlight[0].Handle, 0); !errors.Is(err, ErrStaleReceipt) {
+		t.Errorf("visibility after purge: %v, want ErrStaleReceipt", err)
 	}
 	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}); len(got) != 0 {
 		t.Fatalf("purged queue returned %d messages", len(got))
