@@ -204,6 +204,7 @@ func (b *builder) step(s *buildState, c *condition) *buildState {
 // compile numbers the states depth first from start and lays the machine
 // out in its arrays.
 func (b *builder) compile(start *buildState, names []string) *machine {
+	b.trie.root.finish()
 	m := &machine{trie: b.trie, npaths: len(b.trie.ids), names: names}
 	m.states = make([]state, 0, b.nstates)
 	order := make([]*buildState, 0, b.nstates)
