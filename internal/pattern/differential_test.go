@@ -93,6 +93,25 @@ func TestDifferential(t *testing.T) {
 	}
 }
 
+// TestDifferentialLayouts runs the differential test with every transition
+// indexed, and with every transition scanned linearly, so that both ways of
+// leading on from a value agree with the reference. It changes package
+// variables, so it is not parallel: parallel tests start only after it.
+func TestDifferentialLayouts(t *testing.T) {
+	defer func(e, o int) { maxLinearExact, maxLinearOps = e, o }(maxLinearExact, maxLinearOps)
+	n := 1500
+	if testing.Short() {
+		n = 200
+	}
+	for _, limit := range []int{0, 1 << 30} {
+		maxLinearExact, maxLinearOps = limit, limit
+		r := rand.New(rand.NewPCG(3, uint64(limit)))
+		for range n {
+			checkDifferential(t, randChooser{r})
+		}
+	}
+}
+
 func FuzzDifferential(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("pattern and event"))

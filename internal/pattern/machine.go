@@ -9,37 +9,83 @@ import (
 // machine is the automaton for a set of named patterns. Every alternative of
 // every pattern is a chain of conditions from the start state; alternatives
 // that begin with the same conditions share states, and at each state the
-// values of one field select the next states through an index, so the work
-// for an event grows with the fields that patterns use and with the
-// conditions that actually match, not with the number of patterns. A machine
-// is immutable once built and safe for concurrent use.
+// values of one field select the next states, so the work for an event grows
+// with the fields that patterns use and with the conditions that actually
+// match, not with the number of patterns. A machine is immutable once built
+// and safe for concurrent use.
+//
+// The machine is stored in a few flat arrays indexed by int32 (states by id,
+// transitions, exact strings, operators), numbered depth first from the
+// start state, so that a match touches few cache lines: with 10,000 rules the
+// pointer-linked graph of maps this replaced spent half its time waiting for
+// memory. Transitions with many values or operators keep hash indexes.
 type machine struct {
-	trie    *pathTrie
-	npaths  int
-	nstates int
-	start   *state
-	names   []string // rule index to name
+	trie   *pathTrie
+	npaths int
+	names  []string // rule index to name
+
+	states []state      // by id; the start state is 0
+	trans  []transition // each state's transitions, by path
+	exact  []exactEntry // exact string values of transitions without a map
+	keys   string       // the text of the exact entries
+	ops    []opEntry    // other operators of transitions without an index
+	ranges []numRange   // operands of numeric opEntries
+	rules  []int32      // the rules that end at each state
+	nexts  []int32      // states after an absence
 }
 
 // state is a point in the machine: the conditions before it hold.
 type state struct {
-	id    int32
-	trans []*transition // one per path tested next
-	rules []int32       // rules whose alternative ends here
+	trans0, trans1 int32 // machine.trans[trans0:trans1], one per path tested next
+	rules0, rules1 int32 // machine.rules[rules0:rules1], rules whose alternative ends here
 }
 
-// transition tests the values at one path.
+// transition tests the values at one path. The values lead on through the
+// exact entries and operator entries it owns, or through big when it has
+// many of them.
 type transition struct {
-	path int32
-	idx  valueIndex
+	path           int32
+	exact0, exact1 int32 // machine.exact[exact0:exact1]
+	ops0, ops1     int32 // machine.ops[ops0:ops1]
 	// absentNow leads on when the field is missing, for conditions that are
 	// only {"exists": false}. absentLater does the same for conditions that
-	// also accept values; their absence is confirmed when a rule ends.
-	absentNow   []*state
-	absentLater []*state
-
-	children map[string]*state // build time: condition key to next state
+	// also accept values; their absence is confirmed when a rule ends. Both
+	// are ranges of machine.nexts.
+	absentNow0, absentNow1     int32
+	absentLater0, absentLater1 int32
+	big                        *bigIndex
 }
+
+// exactEntry leads from one exact string value to a state. A value that
+// several conditions list has one entry per condition.
+type exactEntry struct {
+	koff, klen uint32 // the value: machine.keys[koff:koff+klen]
+	next       int32
+}
+
+// opEntry leads from one operator other than an exact string to a state.
+// The operand is in the machine: text in machine.keys[koff:koff+klen], or
+// for numeric ranges machine.ranges[koff]; the other operators keep it in op.
+type opEntry struct {
+	kind       opKind
+	koff, klen uint32
+	next       int32
+	op         *operator
+}
+
+// bigIndex indexes the values of a transition with many of them.
+type bigIndex struct {
+	strs map[string][]int32 // exact strings, when there are many
+	idx  *valueIndex        // the other operators, when there are many
+}
+
+// Transitions with up to this many exact strings, or other operators, test
+// them one by one; beyond, they are indexed. Variables so that tests can
+// force either way.
+var (
+	maxLinearExact = 16
+	maxLinearOps   = 8
+)
 
 // buildMachine compiles the patterns, indexed like names.
 //
@@ -49,8 +95,8 @@ type transition struct {
 // the states for them, and one index lookup at the start narrows the
 // candidates to the rules for the event's source.
 func buildMachine(names []string, patterns []*Pattern) *machine {
-	m := &machine{trie: newPathTrie(), names: names}
-	m.start = m.newState()
+	b := &builder{trie: newPathTrie()}
+	start := b.newState()
 	uses := make(map[string]int)
 	for _, p := range patterns {
 		seen := make(map[string]bool)
@@ -79,30 +125,52 @@ func buildMachine(names []string, patterns []*Pattern) *machine {
 				}
 				return strings.Compare(x.path, y.path)
 			})
-			s := m.start
+			s := start
 			for _, c := range conds {
-				s = m.step(s, c)
+				s = b.step(s, c)
 			}
 			if !slices.Contains(s.rules, int32(r)) {
 				s.rules = append(s.rules, int32(r))
 			}
 		}
 	}
-	m.npaths = len(m.trie.ids)
-	m.finish(m.start)
-	return m
+	return b.compile(start, names)
 }
 
-func (m *machine) newState() *state {
-	s := &state{id: int32(m.nstates)}
-	m.nstates++
-	return s
+// builder grows the machine as a graph of build states, then lays it out.
+type builder struct {
+	trie    *pathTrie
+	nstates int
+}
+
+type buildState struct {
+	id    int32 // final id, set by compile
+	trans []*buildTrans
+	rules []int32
+}
+
+type buildTrans struct {
+	path        int32
+	children    map[string]*buildState // condition key to next state
+	ops         []buildOp              // in the order added
+	absentNow   []*buildState
+	absentLater []*buildState
+}
+
+type buildOp struct {
+	op   *operator
+	next *buildState
+}
+
+func (b *builder) newState() *buildState {
+	b.nstates++
+	return &buildState{id: -1}
 }
 
 // step returns the state after condition c from s, creating it if needed.
-func (m *machine) step(s *state, c *condition) *state {
-	path := m.trie.id(c.path)
-	var t *transition
+func (b *builder) step(s *buildState, c *condition) *buildState {
+	path := b.trie.id(c.path)
+	var t *buildTrans
 	for _, x := range s.trans {
 		if x.path == path {
 			t = x
@@ -110,13 +178,13 @@ func (m *machine) step(s *state, c *condition) *state {
 		}
 	}
 	if t == nil {
-		t = &transition{path: path, children: make(map[string]*state)}
+		t = &buildTrans{path: path, children: make(map[string]*buildState)}
 		s.trans = append(s.trans, t)
 	}
 	if next, ok := t.children[c.key]; ok {
 		return next
 	}
-	next := m.newState()
+	next := b.newState()
 	t.children[c.key] = next
 	for i := range c.ops {
 		op := &c.ops[i]
@@ -128,57 +196,224 @@ func (m *machine) step(s *state, c *condition) *state {
 			}
 			continue
 		}
-		t.idx.add(op, next)
+		t.ops = append(t.ops, buildOp{op: op, next: next})
 	}
 	return next
 }
 
-// finish sorts the indexes and drops build-time maps, depth first.
-func (m *machine) finish(s *state) {
-	slices.SortFunc(s.trans, func(a, b *transition) int { return int(a.path - b.path) })
-	for _, t := range s.trans {
-		t.idx.finish()
-		for _, next := range t.children {
-			m.finish(next)
+// compile numbers the states depth first from start and lays the machine
+// out in its arrays.
+func (b *builder) compile(start *buildState, names []string) *machine {
+	b.trie.root.finish()
+	m := &machine{trie: b.trie, npaths: len(b.trie.ids), names: names}
+	m.states = make([]state, 0, b.nstates)
+	order := make([]*buildState, 0, b.nstates)
+	var number func(s *buildState)
+	number = func(s *buildState) {
+		s.id = int32(len(order))
+		order = append(order, s)
+		slices.SortFunc(s.trans, func(a, b *buildTrans) int { return int(a.path - b.path) })
+		for _, t := range s.trans {
+			for _, o := range t.ops {
+				if o.next.id < 0 {
+					number(o.next)
+				}
+			}
+			for _, n := range t.absentNow {
+				if n.id < 0 {
+					number(n)
+				}
+			}
+			for _, n := range t.absentLater {
+				if n.id < 0 {
+					number(n)
+				}
+			}
 		}
-		t.children = nil
+	}
+	number(start)
+	var keys strings.Builder
+	ids := func(list []*buildState) (int32, int32) {
+		i0 := int32(len(m.nexts))
+		for _, n := range list {
+			m.nexts = append(m.nexts, n.id)
+		}
+		return i0, int32(len(m.nexts))
+	}
+	for _, s := range order {
+		st := state{trans0: int32(len(m.trans)), rules0: int32(len(m.rules))}
+		m.rules = append(m.rules, s.rules...)
+		st.rules1 = int32(len(m.rules))
+		for _, bt := range s.trans {
+			t := transition{path: bt.path}
+			var strs, others []buildOp
+			for _, o := range bt.ops {
+				if o.op.kind == opString {
+					strs = append(strs, o)
+				} else {
+					others = append(others, o)
+				}
+			}
+			if len(strs) > maxLinearExact || len(others) > maxLinearOps {
+				t.big = &bigIndex{}
+			}
+			t.exact0 = int32(len(m.exact))
+			if len(strs) > maxLinearExact {
+				t.big.strs = make(map[string][]int32, len(strs))
+				for _, o := range strs {
+					t.big.strs[o.op.text] = append(t.big.strs[o.op.text], o.next.id)
+				}
+			} else {
+				for _, o := range strs {
+					m.exact = append(m.exact, exactEntry{koff: uint32(keys.Len()), klen: uint32(len(o.op.text)), next: o.next.id})
+					keys.WriteString(o.op.text)
+				}
+			}
+			t.exact1 = int32(len(m.exact))
+			t.ops0 = int32(len(m.ops))
+			if len(others) > maxLinearOps {
+				t.big.idx = &valueIndex{}
+				for _, o := range others {
+					t.big.idx.add(o.op, o.next.id)
+				}
+				t.big.idx.finish()
+			} else {
+				for _, o := range others {
+					e := opEntry{kind: o.op.kind, next: o.next.id, op: o.op}
+					switch o.op.kind {
+					case opNumeric:
+						e.koff = uint32(len(m.ranges))
+						m.ranges = append(m.ranges, o.op.rng)
+					case opNumber, opPrefix, opSuffix, opEqualsIgnoreCase, opPrefixIgnoreCase, opSuffixIgnoreCase:
+						e.koff, e.klen = uint32(keys.Len()), uint32(len(o.op.text))
+						keys.WriteString(o.op.text)
+					}
+					m.ops = append(m.ops, e)
+				}
+			}
+			t.ops1 = int32(len(m.ops))
+			t.absentNow0, t.absentNow1 = ids(bt.absentNow)
+			t.absentLater0, t.absentLater1 = ids(bt.absentLater)
+			m.trans = append(m.trans, t)
+		}
+		st.trans1 = int32(len(m.trans))
+		m.states = append(m.states, st)
+	}
+	m.keys = keys.String()
+	return m
+}
+
+// appendNext appends the states that the leaf leads to from t.
+func (m *machine) appendNext(dst []int32, t *transition, f *flatEvent, l *leaf) []int32 {
+	if l.kind == kindString && t.exact1 > t.exact0 {
+		v := f.value(l)
+		for _, e := range m.exact[t.exact0:t.exact1] {
+			if int(e.klen) == len(v) && m.keys[e.koff:e.koff+e.klen] == string(v) {
+				dst = append(dst, e.next)
+			}
+		}
+	}
+	for i := t.ops0; i < t.ops1; i++ {
+		if e := &m.ops[i]; m.matches(e, f, l) {
+			dst = append(dst, e.next)
+		}
+	}
+	if t.big != nil {
+		if t.big.strs != nil && l.kind == kindString {
+			dst = append(dst, t.big.strs[string(f.value(l))]...)
+		}
+		if t.big.idx != nil {
+			dst = t.big.idx.appendNext(dst, f, l)
+		}
+	}
+	return dst
+}
+
+// matches reports whether the operator of e accepts the leaf, as the
+// operator's entries in a valueIndex would lead on.
+func (m *machine) matches(e *opEntry, f *flatEvent, l *leaf) bool {
+	switch e.kind {
+	case opAnythingBut:
+		return !e.op.but.excludes(f, l)
+	case opExists:
+		return true
+	case opTrue:
+		return l.kind == kindTrue
+	case opFalse:
+		return l.kind == kindFalse
+	case opNull:
+		return l.kind == kindNull
+	case opNumber:
+		return l.kind == kindNumber && string(f.value(l)) == m.keys[e.koff:e.koff+e.klen]
+	case opNumeric:
+		n, ok := f.numberOf(l)
+		return ok && m.ranges[e.koff].contains(n)
+	}
+	if l.kind != kindString {
+		return false
+	}
+	var v []byte
+	switch e.kind {
+	case opPrefix, opSuffix:
+		v = f.value(l)
+	case opEqualsIgnoreCase, opPrefixIgnoreCase, opSuffixIgnoreCase:
+		v = f.folded(l)
+	case opWildcard:
+		return e.op.glob.match(f.value(l))
+	case opCIDR:
+		a, ok := eventIP(f.value(l))
+		return ok && e.op.cidr.contains(a)
+	default:
+		return false
+	}
+	text := m.keys[e.koff : e.koff+e.klen]
+	if len(v) < len(text) {
+		return false
+	}
+	switch e.kind {
+	case opPrefix, opPrefixIgnoreCase:
+		return string(v[:len(text)]) == text
+	case opSuffix, opSuffixIgnoreCase:
+		return string(v[len(v)-len(text):]) == text
+	default: // opEqualsIgnoreCase
+		return string(v) == text
 	}
 }
 
 // valueIndex finds the next states for a value at one path.
 type valueIndex struct {
-	strs, nums          map[string][]*state // exact strings; exact numbers by text
-	trues, falses, nuls []*state
+	strs, nums          map[string][]int32 // exact strings; exact numbers by text
+	trues, falses, nuls []int32
 	prefix, suffix      affixIndex
 	prefixIC, suffixIC  affixIndex // on folded text
-	ignoreCase          map[string][]*state
+	ignoreCase          map[string][]int32
 	globs               []globEntry
 	buts                []butEntry
 	ranges              []rangeEntry // sorted by lower bound
 	cidrs               cidrIndex
-	exists              []*state
+	exists              []int32
 	any                 bool // some operator applies to strings beyond exact ones
 }
 
 type globEntry struct {
 	glob glob
-	next *state
+	next int32
 }
 
 type butEntry struct {
 	but  *anythingBut
-	next *state
+	next int32
 }
 
 type rangeEntry struct {
 	rng  numRange
-	next *state
+	next int32
 }
 
-func (x *valueIndex) add(op *operator, next *state) {
-	addTo := func(m *map[string][]*state, k string) {
+func (x *valueIndex) add(op *operator, next int32) {
+	addTo := func(m *map[string][]int32, k string) {
 		if *m == nil {
-			*m = make(map[string][]*state)
+			*m = make(map[string][]int32)
 		}
 		(*m)[k] = append((*m)[k], next)
 	}
@@ -238,13 +473,13 @@ func (x *valueIndex) finish() {
 // affixIndex holds prefixes (or suffixes) by their text, with the distinct
 // lengths to try.
 type affixIndex struct {
-	m    map[string][]*state
+	m    map[string][]int32
 	lens []int
 }
 
-func (a *affixIndex) add(s string, next *state) {
+func (a *affixIndex) add(s string, next int32) {
 	if a.m == nil {
-		a.m = make(map[string][]*state)
+		a.m = make(map[string][]int32)
 	}
 	a.m[s] = append(a.m[s], next)
 	if !slices.Contains(a.lens, len(s)) {
@@ -257,7 +492,7 @@ func (a *affixIndex) finish() { slices.Sort(a.lens) }
 // cidrIndex holds address ranges: those that are whole networks by prefix
 // length, the rest in a list.
 type cidrIndex struct {
-	nets  map[netip.Prefix][]*state
+	nets  map[netip.Prefix][]int32
 	bits  []int // distinct prefix lengths in nets, by family: IPv4 then IPv6
 	bits6 []int
 	other []cidrEntry
@@ -265,17 +500,17 @@ type cidrIndex struct {
 
 type cidrEntry struct {
 	r    ipRange
-	next *state
+	next int32
 }
 
-func (c *cidrIndex) add(r ipRange, next *state) {
+func (c *cidrIndex) add(r ipRange, next int32) {
 	p, ok := r.prefix()
 	if !ok {
 		c.other = append(c.other, cidrEntry{r: r, next: next})
 		return
 	}
 	if c.nets == nil {
-		c.nets = make(map[netip.Prefix][]*state)
+		c.nets = make(map[netip.Prefix][]int32)
 	}
 	c.nets[p] = append(c.nets[p], next)
 	if p.Addr().Is4() {
@@ -294,7 +529,7 @@ func (c *cidrIndex) finish() {
 
 func (c *cidrIndex) size() int { return len(c.nets) + len(c.other) }
 
-func (c *cidrIndex) appendNext(dst []*state, a netip.Addr) []*state {
+func (c *cidrIndex) appendNext(dst []int32, a netip.Addr) []int32 {
 	bits := c.bits
 	if a.Is6() {
 		bits = c.bits6
@@ -314,7 +549,7 @@ func (c *cidrIndex) appendNext(dst []*state, a netip.Addr) []*state {
 }
 
 // appendNext appends the states that the leaf leads to.
-func (x *valueIndex) appendNext(dst []*state, f *flatEvent, l *leaf) []*state {
+func (x *valueIndex) appendNext(dst []int32, f *flatEvent, l *leaf) []int32 {
 	switch l.kind {
 	case kindString:
 		v := f.value(l)
@@ -357,7 +592,7 @@ func (x *valueIndex) appendNext(dst []*state, f *flatEvent, l *leaf) []*state {
 }
 
 // appendString handles the string operators other than exact matching.
-func (x *valueIndex) appendString(dst []*state, f *flatEvent, l *leaf, v []byte) []*state {
+func (x *valueIndex) appendString(dst []int32, f *flatEvent, l *leaf, v []byte) []int32 {
 	for _, n := range x.prefix.lens {
 		if n > len(v) {
 			break

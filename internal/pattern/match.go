@@ -7,10 +7,11 @@ import "slices"
 type matchScratch struct {
 	ev      flatEvent
 	trail   []arrayPos // arrays of the values picked so far, with their indexes
-	next    []*state   // stack of next states
-	pending []int32    // paths whose absence a rule's end must confirm
-	seen    []uint32   // per rule: the gen it was last reported in
-	mark    []uint32   // per state: the stamp it was last queued in
+	m       *machine
+	next    []int32  // stack of next states
+	pending []int32  // paths whose absence a rule's end must confirm
+	seen    []uint32 // per rule: the gen it was last reported in
+	mark    []uint32 // per state: the stamp it was last queued in
 	gen     uint32
 	stamp   uint32
 	hits    []int32
@@ -27,8 +28,8 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 		ms.seen = make([]uint32, len(m.names))
 		ms.gen = 0
 	}
-	if len(ms.mark) < m.nstates {
-		ms.mark = make([]uint32, m.nstates)
+	if len(ms.mark) < len(m.states) {
+		ms.mark = make([]uint32, len(m.states))
 		ms.stamp = 0
 	}
 	ms.gen++
@@ -40,16 +41,20 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 	ms.trail = ms.trail[:0]
 	ms.next = ms.next[:0]
 	ms.pending = ms.pending[:0]
-	ms.visit(m.start)
+	ms.m = m
+	ms.visit(0)
+	ms.m = nil
 	slices.Sort(ms.hits)
 	return nil
 }
 
 // visit explores every way on from s that is consistent with the values
 // picked so far.
-func (ms *matchScratch) visit(s *state) {
-	if len(s.rules) > 0 && ms.pendingAbsent() {
-		for _, r := range s.rules {
+func (ms *matchScratch) visit(id int32) {
+	m := ms.m
+	s := &m.states[id]
+	if s.rules1 > s.rules0 && ms.pendingAbsent() {
+		for _, r := range m.rules[s.rules0:s.rules1] {
 			if ms.seen[r] != ms.gen {
 				ms.seen[r] = ms.gen
 				ms.hits = append(ms.hits, r)
@@ -57,16 +62,17 @@ func (ms *matchScratch) visit(s *state) {
 		}
 	}
 	ev := &ms.ev
-	for _, t := range s.trans {
+	for ti := s.trans0; ti < s.trans1; ti++ {
+		t := &m.trans[ti]
 		first := ev.first(t.path)
-		if len(t.absentNow) > 0 && !ms.anyConsistent(first) {
-			for _, n := range t.absentNow {
+		if t.absentNow1 > t.absentNow0 && !ms.anyConsistent(first) {
+			for _, n := range m.nexts[t.absentNow0:t.absentNow1] {
 				ms.visit(n)
 			}
 		}
-		if len(t.absentLater) > 0 {
+		if t.absentLater1 > t.absentLater0 {
 			ms.pending = append(ms.pending, t.path)
-			for _, n := range t.absentLater {
+			for _, n := range m.nexts[t.absentLater0:t.absentLater1] {
 				ms.visit(n)
 			}
 			ms.pending = ms.pending[:len(ms.pending)-1]
@@ -78,7 +84,7 @@ func (ms *matchScratch) visit(s *state) {
 				continue
 			}
 			start := len(ms.next)
-			ms.next = t.idx.appendNext(ms.next, ev, l)
+			ms.next = m.appendNext(ms.next, t, ev, l)
 			end := ms.dedupe(start)
 			for i := start; i < end; i++ {
 				ms.visit(ms.next[i])
@@ -102,8 +108,8 @@ func (ms *matchScratch) dedupe(start int) int {
 	end := start
 	for i := start; i < len(ms.next); i++ {
 		st := ms.next[i]
-		if ms.mark[st.id] != ms.stamp {
-			ms.mark[st.id] = ms.stamp
+		if ms.mark[st] != ms.stamp {
+			ms.mark[st] = ms.stamp
 			ms.next[end] = st
 			end++
 		}

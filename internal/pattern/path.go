@@ -13,6 +13,13 @@ type pathNode struct {
 	children []*pathNode
 	slots    []int32 // set when there are many children: hash table of child indexes + 1
 	leaf     int32   // the path's id when a pattern tests it, else -1
+
+	// A perfect hash of the children's names, built by finish when one
+	// exists: child index + 1 at perfect[keySig(name)*mul>>shift], so that
+	// a lookup is one multiplication, one load and one comparison.
+	perfect []uint8
+	mul     uint32
+	shift   uint8
 }
 
 // emptyNode is a trie with no paths.
@@ -48,6 +55,13 @@ func (n *pathNode) child(key []byte) *pathNode {
 }
 
 func (n *pathNode) direct(seg []byte) *pathNode {
+	if n.perfect != nil {
+		i := int(n.perfect[(keySig(seg)*n.mul)>>n.shift]) - 1
+		if i >= 0 && n.keys[i] == string(seg) {
+			return n.children[i]
+		}
+		return nil
+	}
 	if n.slots != nil {
 		mask := uint32(len(n.slots) - 1)
 		for h := keyHash(seg) & mask; ; h = (h + 1) & mask {
@@ -77,6 +91,64 @@ func keyHash[T string | []byte](k T) uint32 {
 		h *= 16777619
 	}
 	return h
+}
+
+// keySig sums up a field name in 32 bits: its length and three of its bytes.
+// Names with the same signature cannot have a perfect hash.
+func keySig[T string | []byte](k T) uint32 {
+	n := len(k)
+	if n == 0 {
+		return 0
+	}
+	return uint32(n&0xff) | uint32(k[0])<<8 | uint32(k[n/2])<<16 | uint32(k[n-1])<<24
+}
+
+// maxPerfect is the most children a node hashes perfectly, and
+// maxPerfectBits the log of its largest table.
+const (
+	maxPerfect     = 64
+	maxPerfectBits = 10
+)
+
+// finish builds the perfect hashes of the trie below n, where one is found.
+func (n *pathNode) finish() {
+	for _, c := range n.children {
+		c.finish()
+	}
+	n.perfect = nil
+	if len(n.keys) == 0 || len(n.keys) > maxPerfect {
+		return
+	}
+	bits := 1
+	for 1<<bits < 2*len(n.keys) {
+		bits++
+	}
+	sigs := make([]uint32, len(n.keys))
+	for i, k := range n.keys {
+		sigs[i] = keySig(k)
+	}
+	for ; bits <= maxPerfectBits; bits++ {
+		table := make([]uint8, 1<<bits)
+		shift := uint8(32 - bits)
+		mul := uint32(0x9E3779B1) // odd multipliers from a fixed sequence
+		for range 64 {
+			clear(table)
+			ok := true
+			for i, sig := range sigs {
+				h := (sig * mul) >> shift
+				if table[h] != 0 {
+					ok = false
+					break
+				}
+				table[h] = uint8(i + 1)
+			}
+			if ok {
+				n.perfect, n.mul, n.shift = table, mul, shift
+				return
+			}
+			mul = mul*0x2C1B3C6D + 0x297A2D38 | 1
+		}
+	}
 }
 
 // added indexes the newest child, building or growing the hash table of

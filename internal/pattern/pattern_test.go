@@ -2,6 +2,7 @@ package pattern
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -495,6 +496,46 @@ func TestCheckEvent(t *testing.T) {
 		err := CheckEvent([]byte(tc.event))
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckEvent(%.40s) = %v, want ok=%v", tc.event, err, tc.ok)
+		}
+	}
+}
+
+// TestPathLookup checks the trie's field-name lookup, perfect hash or not,
+// on names that share signatures, the empty name and dotted names.
+func TestPathLookup(t *testing.T) {
+	t.Parallel()
+	sets := [][]string{
+		{"a"},
+		{"", "a", "ab", "abc"},
+		{"source", "detail-type", "detail", "detail.x"},
+		{"axb", "ayb", "azb", "a.b", "a"},
+		{"aXcdeYf", "aYcdeXf", "aXcdeYfg", "b.c", "b"}, // the same signature
+	}
+	var many []string
+	for i := range 200 {
+		many = append(many, fmt.Sprintf("f%d", i))
+	}
+	sets = append(sets, many, many[:60])
+	for _, keys := range sets {
+		tr := newPathTrie()
+		for _, k := range keys {
+			tr.id(k)
+		}
+		tr.root.finish()
+		for _, k := range keys {
+			want := tr.ids[k]
+			c := tr.root.child([]byte(k))
+			if c == nil || c.leaf != want {
+				t.Errorf("keys %q: child(%q) = %v, want leaf %d", keys, k, c, want)
+			}
+		}
+		for _, k := range []string{"", "z", "ax", "axc", "aZcdeZf", "f200", "detail.y", "sourcf", "a.c"} {
+			if _, ok := tr.ids[k]; ok {
+				continue
+			}
+			if c := tr.root.child([]byte(k)); c != nil && c.leaf >= 0 {
+				t.Errorf("keys %q: child(%q) found leaf %d", keys, k, c.leaf)
+			}
 		}
 	}
 }
