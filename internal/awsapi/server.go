@@ -40,6 +40,8 @@ type JSONService struct {
 type Server struct {
 	Verifier *Verifier
 	Services []*JSONService
+	// Query are the services spoken over the Query protocol.
+	Query []*QueryService
 	// MaxBody is the largest request body accepted, in bytes.
 	MaxBody int64
 	// Log receives one line per failed request; nil discards.
@@ -87,6 +89,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := NewRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	ctx := context.WithValue(r.Context(), keyRequestID, reqID)
+	if len(s.Query) > 0 && isQuery(r) {
+		s.serveQuery(ctx, w, r, reqID)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	svc, op := s.lookup(target)
 	version := "1.1"

@@ -148,6 +148,12 @@ func parseAuthorization(h string) (authHeader, *AuthError) {
 // Verify checks r's signature. body is the request body, already read.
 // service is the signing name the operation expects.
 func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identity, error) {
+	return v.VerifyRegion(r, body, service, v.Region)
+}
+
+// VerifyRegion is Verify for a request that must be signed for region (a
+// global service's signing region).
+func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service, region string) (Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return Identity{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
@@ -184,7 +190,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identit
 		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
 			dateHeader, n.Add(skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
 	}
-	if a.region != v.Region {
+	if a.region != region {
 		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
 	}
 	if a.service != service {

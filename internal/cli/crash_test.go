@@ -132,7 +132,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("all"), EventPattern: aws.String(`{"source":["crash"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("all"), Targets: []types.Target{{Id: aws.String("t"), Arn: dest.ApiDestinationArn}}}); err != nil {
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("all"), Targets: []types.Target{{Id: aws.String("t"), Arn: dest.ApiDestinationArn, RoleArn: invokeRole(t, c.addr, crashKey, crashSecret)}}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -34,6 +34,9 @@ const (
 	CodeThrottling        = "THROTTLING"
 	CodeNoResource        = "NO_RESOURCE"
 	CodeInvalidParameter  = "INVALID_PARAMETER"
+	// Role errors, decided before any request is sent.
+	CodeFailedToAssumeRole = "FAILED_TO_ASSUME_ROLE"
+	CodeNoPermissions      = "NO_PERMISSIONS"
 )
 
 // Param is a connection parameter, its value in clear.

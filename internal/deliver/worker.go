@@ -42,6 +42,8 @@ type Target struct {
 	Bus string
 	// Queue is set for SQS queue targets, with SqsParameters.MessageGroupId.
 	Queue, MessageGroupID string
+	// RoleArn is the role EventBridge uses to invoke the target.
+	RoleArn string
 	// Unsupported says why a target of another kind is not delivered.
 	Unsupported string
 }
@@ -125,6 +127,11 @@ type WorkerConfig struct {
 	DeadLetter DeadLetterFunc
 	// SendToQueue delivers to queue targets.
 	SendToQueue QueueSendFunc
+	// CheckRole answers whether EventBridge may use a target's role for
+	// action on resource, for the rule ruleArn: "" when it may, else the
+	// error code (FAILED_TO_ASSUME_ROLE, NO_PERMISSIONS) and a message.
+	// Nil allows everything.
+	CheckRole func(roleArn, ruleArn, action, resource string) (code, message string)
 	// BaseDelay and MaxDelay bound the exponential backoff.
 	BaseDelay, MaxDelay time.Duration
 	// Workers is the number of jobs in hand at once; 0 means 512. Workers
@@ -252,6 +259,11 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeTimeout, Message: "the event is older than MaximumEventAgeInSeconds"}, ExhaustedAge)
 	}
 	if t.Bus != "" {
+		if t.RoleArn != "" {
+			if res, denied := w.permitted(t, j, "events:PutEvents", t.Arn); denied {
+				return w.deadLetter(ctx, j, t, res, "")
+			}
+		}
 		ok, err := w.cfg.Config.Forward(ctx, t.Bus, j.EventID, j.Event, j.Ingested)
 		switch {
 		case err != nil:
@@ -268,6 +280,11 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")
 	}
 	d := t.Destination
+	// The role first: without it EventBridge cannot even try, and no
+	// request leaves. These errors are not retried.
+	if res, denied := w.permitted(t, j, "events:InvokeApiDestination", d.Arn); denied {
+		return w.deadLetter(ctx, j, t, res, "")
+	}
 	switch {
 	case d.ConnectionState == "AUTHORIZED":
 	case d.ConnectionState == "AUTHORIZING" && d.OAuth != nil:
@@ -381,6 +398,22 @@ func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Resu
 	return w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, Bus: j.Bus, RuleArn: j.RuleArn, TargetID: j.TargetID,
 		JobID: j.ID(), TargetArn: t.Arn, DeadLetterArn: t.DeadLetterArn, ErrorCode: res.Code, ErrorMessage: res.Message,
 		ExhaustedCondition: exhausted, RetryAttempts: j.Attempt})
+}
+
+// permitted checks the target's role for action on resource.
+func (w *Worker) permitted(t Target, j store.Job, action, resource string) (Result, bool) {
+	if w.cfg.CheckRole == nil {
+		return Result{}, false
+	}
+	if t.RoleArn == "" {
+		return Result{Code: CodeFailedToAssumeRole, Message: "the target has no RoleArn"}, true
+	}
+	code, msg := w.cfg.CheckRole(t.RoleArn, j.RuleArn, action, resource)
+	if code == "" {
+		return Result{}, false
+	}
+	w.log.Info("invocation not permitted", "event_id", j.EventID, "target", t.Arn, "role", t.RoleArn, "code", code, "error", msg)
+	return Result{Code: code, Message: msg}, true
 }
 
 // sendToQueue delivers to a queue target: the event, or its input, as one

@@ -35,6 +35,9 @@ func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
 		return deliver.Target{}, false
 	}
 	out := deliver.Target{Arn: t.Arn, RuleName: r.Name, MaxRetries: deliver.DefaultMaxRetries, MaxAge: deliver.DefaultMaxAge}
+	if t.RoleArn != nil {
+		out.RoleArn = *t.RoleArn
+	}
 	if rp := t.RetryPolicy; rp != nil {
 		if rp.MaximumRetryAttempts != nil {
 			out.MaxRetries = *rp.MaximumRetryAttempts

@@ -383,6 +383,10 @@ func checkTarget(t *Target) *awsapi.Error {
 		// UNVERIFIED wording.
 		return awsapi.Errorf(awsapi.CodeValidation, "Parameter DeadLetterConfig.Arn for target %s is not a valid SQS queue ARN: %s.", t.Id, *dl.Arn)
 	}
+	if t.RoleArn == nil && strings.Contains(t.Arn, ":api-destination/") && strings.HasPrefix(t.Arn, "arn:aws") {
+		// Recorded AWS message (a Terraform user's PutTargets error).
+		return awsapi.Errorf(awsapi.CodeValidation, "RoleArn is required for target %s.", t.Arn)
+	}
 	if isFIFOQueueArn(t.Arn) && (t.SqsParameters == nil || t.SqsParameters.MessageGroupId == nil) {
 		// Recorded for a FIFO queue target without SqsParameters; used as
 		// well when SqsParameters has no MessageGroupId (UNVERIFIED).

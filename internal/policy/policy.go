@@ -458,3 +458,73 @@ func Glob(pattern, s string) bool {
 	}
 	return px == len(pattern)
 }
+
+// Kind is what a policy document is attached to, which decides the
+// elements it must and must not have.
+type Kind int
+
+const (
+	// ResourcePolicy is attached to a resource (a queue): statements name
+	// a Principal.
+	ResourcePolicy Kind = iota
+	// IdentityPolicy is attached to a role (inline or managed): statements
+	// name no Principal and must name resources.
+	IdentityPolicy
+	// TrustPolicy is a role's assume-role policy: statements name a
+	// Principal, only sts actions, and no Resource.
+	TrustPolicy
+)
+
+// ParseKind parses a document and checks the rules of its kind, with IAM's
+// MalformedPolicyDocument reasons.
+func ParseKind(doc string, kind Kind) (*Policy, error) {
+	p, err := Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range p.Statements {
+		hasPrincipal := st.Principal != nil || st.NotPrincipal != nil
+		switch kind {
+		case IdentityPolicy:
+			if hasPrincipal {
+				return nil, errorf("Policy document should not specify a principal.")
+			}
+			if st.Resource == nil && st.NotResource == nil {
+				return nil, errorf("Policy statement must contain resources.")
+			}
+		case TrustPolicy:
+			if !hasPrincipal {
+				return nil, errorf("Missing required field Principal")
+			}
+			if st.Resource != nil || st.NotResource != nil {
+				return nil, errorf("Has prohibited field Resource")
+			}
+			for _, a := range st.Action {
+				if !strings.HasPrefix(strings.ToLower(a), "sts:") && a != "*" {
+					return nil, errorf("AssumeRole policy may only specify STS AssumeRole actions.")
+				}
+			}
+		case ResourcePolicy:
+			if !hasPrincipal {
+				return nil, errorf("Missing required field Principal")
+			}
+		}
+	}
+	return p, nil
+}
+
+// EvaluateAll evaluates a request against several policies together, as
+// AWS evaluates the policies of one principal: an explicit Deny in any
+// wins, then an Allow in any, else an implicit deny (NotApplicable).
+func EvaluateAll(policies []*Policy, r Request) Decision {
+	out := NotApplicable
+	for _, p := range policies {
+		switch p.Evaluate(r) {
+		case Deny:
+			return Deny
+		case Allow:
+			out = Allow
+		}
+	}
+	return out
+}

@@ -61,7 +61,7 @@ func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolic
 	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn,
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole(),
 		RetryPolicy: retry, InputTransformer: &types.InputTransformer{InputPathsMap: map[string]string{"n": "$.detail.n"}, InputTemplate: aws.String(`{"n": <n>, "rule": <aws.events.rule-name>}`)}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +205,16 @@ func TestBusTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest, _ := d.eb.DescribeApiDestination(ctx, &eventbridge.DescribeApiDestinationInput{Name: aws.String("d")})
-	for _, r := range []struct{ name, target string }{{"on", aws.ToString(dest.ApiDestinationArn)}, {"again", aws.ToString(arn("third"))}} {
+	// The bus target has no role: EventBridge needs none for a bus of the
+	// same account and region.
+	for _, r := range []struct {
+		name, target string
+		role         *string
+	}{{"on", aws.ToString(dest.ApiDestinationArn), d.invokeRole()}, {"again", aws.ToString(arn("third")), nil}} {
 		if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(r.name), EventBusName: aws.String("second"), EventPattern: aws.String(`{"source":["bus"]}`)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(r.name), EventBusName: aws.String("second"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String(r.target)}}}); err != nil {
+		if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(r.name), EventBusName: aws.String("second"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String(r.target), RoleArn: r.role}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,7 +222,7 @@ func TestBusTargets(t *testing.T) {
 	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("third"), EventBusName: aws.String("third"), EventPattern: aws.String(`{"source":["bus"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("third"), EventBusName: aws.String("third"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn}}}); err != nil {
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("third"), EventBusName: aws.String("third"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("bus"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)}}})
@@ -305,7 +310,7 @@ func TestDeadTargetDoesNotBlock(t *testing.T) {
 	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("dead"), EventPattern: aws.String(`{"source":["dead"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("dead"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn}}}); err != nil {
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("dead"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
 		t.Fatal(err)
 	}
 	put := func(source string, n int) {
@@ -360,7 +365,7 @@ func TestDeliveryEventTooOld(t *testing.T) {
 	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn,
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole(),
 		RetryPolicy: &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(185), MaximumEventAgeInSeconds: aws.Int32(60)}}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"bridgeport/internal/config"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
+	"bridgeport/internal/iam"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/sqs"
 	"bridgeport/internal/store"
@@ -38,6 +39,7 @@ type Server struct {
 	store      *store.Store
 	events     *eventbus.Service
 	queues     *sqs.Service
+	iam        *iam.Service
 	worker     *deliver.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
@@ -83,6 +85,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	s.store = st
 	s.queues = sqs.New(sqs.Config{Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Listen: cfg.Listen,
 		Logger: log.With("part", "sqs")})
+	s.iam = iam.New(iam.Config{Store: st, AccountID: cfg.AccountID, Logger: log.With("part", "iam")})
+	if err := s.iam.Start(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("start iam: %w", err)
+	}
 	q := cfg.Quotas
 	s.events = eventbus.New(eventbus.Config{
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
@@ -92,6 +99,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues,
 	})
 	if err := s.events.Start(ctx); err != nil {
+		s.iam.Stop()
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
 	}
@@ -100,6 +108,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Invoker:     deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots}),
 		DeadLetter:  s.deadLetter,
 		SendToQueue: s.sendToQueue,
+		CheckRole:   s.checkRole,
 		BaseDelay:   cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
 		Now:    cfg.Now,
@@ -121,6 +130,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20},
 			{SigningName: AdminSigningName, TargetPrefix: AdminTargetPrefix, Version: "1.1", Operations: s.adminOperations()},
 		},
+		// IAM is global: requests are signed for us-east-1 whatever the
+		// server's region, as for AWS.
+		Query: []*awsapi.QueryService{{SigningName: "iam", SigningRegion: "us-east-1", Version: "2010-05-08",
+			Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Operations: s.iam.Operations()}},
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.
 		MaxBody: int64(q.EventSize)*2 + 1<<20,
@@ -131,6 +144,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		s.stopWorker()
 		<-s.workerDone
 		s.events.Stop()
+		s.iam.Stop()
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -193,6 +207,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopWorker()
 	<-s.workerDone
 	s.events.Stop()
+	s.iam.Stop()
 	return errors.Join(err, s.store.Close())
 }
 
@@ -275,6 +290,14 @@ func (s *Server) sendToQueue(ctx context.Context, m deliver.QueueSend) (string, 
 		return serr.Code, serr.Message, nil
 	}
 	return "", "", err
+}
+
+// checkRole answers whether EventBridge may invoke a target with its role.
+func (s *Server) checkRole(roleArn, ruleArn, action, resource string) (string, string) {
+	if d := s.iam.CheckEventBridge(roleArn, ruleArn, action, resource); d != nil {
+		return d.Code, d.Message
+	}
+	return "", ""
 }
 
 // DeadLetterCounts returns the numbers of undeliverable events dropped

@@ -414,8 +414,8 @@ func TestPutEventsDelivers(t *testing.T) {
 	}
 	for _, rule := range []string{"big", "off"} {
 		if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), Targets: []types.Target{
-			{Id: aws.String("a"), Arn: aws.String(dests[0])},
-			{Id: aws.String("b"), Arn: aws.String(dests[1])}}}); err != nil {
+			{Id: aws.String("a"), Arn: aws.String(dests[0]), RoleArn: e.invokeRole()},
+			{Id: aws.String("b"), Arn: aws.String(dests[1]), RoleArn: e.invokeRole()}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

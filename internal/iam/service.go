@@ -1,0 +1,337 @@
+// Package iam is bridgeport's IAM: roles with their trust policies, inline
+// and managed permission policies, over the IAM Query protocol (enough for
+// the AWS CLI and Terraform), and the checks EventBridge makes before it
+// invokes a target with a role. Records live in the configuration bucket
+// under iam.; every node keeps them parsed in memory from a watch, so a
+// permission change applies to the next delivery attempt on every node.
+package iam
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/policy"
+	"bridgeport/internal/store"
+)
+
+// Config builds a Service.
+type Config struct {
+	Store     *store.Store
+	AccountID string
+	Logger    *slog.Logger
+}
+
+// Service answers the IAM API and evaluates roles for EventBridge.
+type Service struct {
+	st      *store.Store
+	account string
+	log     *slog.Logger
+
+	mu       sync.RWMutex
+	rev      uint64
+	changed  chan struct{}
+	roles    map[string]*roleState   // by lower-case name
+	policies map[string]*policyState // by lower-case name
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Service; Start loads the records.
+func New(cfg Config) *Service {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{st: cfg.Store, account: cfg.AccountID, log: log, changed: make(chan struct{}),
+		roles: map[string]*roleState{}, policies: map[string]*policyState{}}
+}
+
+// Role is a role's record.
+type Role struct {
+	Name               string            `json:"name"`
+	ID                 string            `json:"id"`
+	Path               string            `json:"path"`
+	Created            time.Time         `json:"created"`
+	AssumeRolePolicy   string            `json:"trust"`
+	Description        *string           `json:"description,omitempty"`
+	MaxSessionDuration int               `json:"maxSession"`
+	Tags               []Tag             `json:"tags,omitempty"`
+	Inline             map[string]string `json:"inline,omitempty"` // policy name -> document
+	Attached           []string          `json:"attached,omitempty"`
+}
+
+// Policy is a managed policy's record.
+type Policy struct {
+	Name           string          `json:"name"`
+	ID             string          `json:"id"`
+	Path           string          `json:"path"`
+	Description    *string         `json:"description,omitempty"`
+	Created        time.Time       `json:"created"`
+	Updated        time.Time       `json:"updated"`
+	DefaultVersion string          `json:"default"`
+	NextVersion    int             `json:"next"`
+	Versions       []PolicyVersion `json:"versions"`
+	Tags           []Tag           `json:"tags,omitempty"`
+}
+
+// PolicyVersion is one version of a managed policy.
+type PolicyVersion struct {
+	ID       string    `json:"id"`
+	Document string    `json:"document"`
+	Created  time.Time `json:"created"`
+}
+
+// Tag is a tag of a role or a policy.
+type Tag struct {
+	Key   string `json:"Key" xml:"Key"`
+	Value string `json:"Value" xml:"Value"`
+}
+
+func (s *Service) roleArn(r *Role) string {
+	return "arn:aws:iam::" + s.account + ":role" + r.Path + r.Name
+}
+
+func (s *Service) policyArn(p *Policy) string {
+	return "arn:aws:iam::" + s.account + ":policy" + p.Path + p.Name
+}
+
+func roleKey(name string) string   { return "iam.role." + store.Token(strings.ToLower(name)) }
+func policyKey(name string) string { return "iam.policy." + store.Token(strings.ToLower(name)) }
+
+// roleState and policyState are the parsed forms kept for evaluation.
+type roleState struct {
+	role   Role
+	rev    uint64
+	trust  *policy.Policy
+	inline []*policy.Policy
+}
+
+type policyState struct {
+	policy Policy
+	rev    uint64
+	doc    *policy.Policy // the default version
+}
+
+// Start loads the records and keeps them current until Stop.
+func (s *Service) Start(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		defer close(s.done)
+		for wctx.Err() == nil {
+			err := s.st.Watch(wctx, s.apply, func() {
+				select {
+				case <-ready:
+				default:
+					close(ready)
+				}
+			})
+			if err != nil && wctx.Err() == nil {
+				s.log.Warn("iam watch stopped; restarting", "error", err)
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		s.Stop()
+		return ctx.Err()
+	}
+}
+
+// Stop ends the watch.
+func (s *Service) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+}
+
+// apply records one change of the configuration bucket.
+func (s *Service) apply(e store.Entry) {
+	s.mu.Lock()
+	defer func() {
+		if e.Revision > s.rev {
+			s.rev = e.Revision
+		}
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+	}()
+	switch {
+	case strings.HasPrefix(e.Key, "iam.role."):
+		if e.Deleted {
+			delete(s.roles, e.Key)
+			return
+		}
+		var r Role
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			s.log.Error("unreadable role record", "key", e.Key, "error", err)
+			return
+		}
+		st := &roleState{role: r, rev: e.Revision}
+		// Stored documents were validated when written.
+		st.trust, _ = policy.ParseKind(r.AssumeRolePolicy, policy.TrustPolicy)
+		for _, doc := range r.Inline {
+			if p, err := policy.ParseKind(doc, policy.IdentityPolicy); err == nil {
+				st.inline = append(st.inline, p)
+			}
+		}
+		s.roles[e.Key] = st
+	case strings.HasPrefix(e.Key, "iam.policy."):
+		if e.Deleted {
+			delete(s.policies, e.Key)
+			return
+		}
+		var p Policy
+		if err := json.Unmarshal(e.Value, &p); err != nil {
+			s.log.Error("unreadable policy record", "key", e.Key, "error", err)
+			return
+		}
+		st := &policyState{policy: p, rev: e.Revision}
+		for _, v := range p.Versions {
+			if v.ID == p.DefaultVersion {
+				st.doc, _ = policy.ParseKind(v.Document, policy.IdentityPolicy)
+			}
+		}
+		s.policies[e.Key] = st
+	}
+}
+
+// waitFor waits until the watch has applied revision rev.
+func (s *Service) waitFor(ctx context.Context, rev uint64) error {
+	for {
+		s.mu.RLock()
+		done, ch := s.rev >= rev, s.changed
+		s.mu.RUnlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// seen waits, for a while, until this node has applied a revision it wrote.
+func (s *Service) seen(ctx context.Context, rev uint64) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.waitFor(wctx, rev); err != nil && ctx.Err() == nil {
+		s.log.Warn("iam change stored but not seen by this node yet", "revision", rev)
+	}
+}
+
+func (s *Service) getRole(name string) (Role, uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.roles[roleKey(name)]
+	if st == nil {
+		return Role{}, 0, false
+	}
+	return st.role, st.rev, true
+}
+
+func (s *Service) getPolicy(name string) (Policy, uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.policies[policyKey(name)]
+	if st == nil {
+		return Policy{}, 0, false
+	}
+	return st.policy, st.rev, true
+}
+
+// save writes a record if it is still at rev (0: new) and waits until the
+// watch has applied it.
+func (s *Service) save(ctx context.Context, key string, rev uint64, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var nrev uint64
+	if rev == 0 {
+		nrev, err = s.st.Create(ctx, key, data)
+	} else {
+		nrev, err = s.st.Update(ctx, key, data, rev)
+	}
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) {
+		return &awsapi.Error{Code: "ConcurrentModification", Status: 409,
+			Message: "Rate exceeded: the entity was changed by another request at the same time; retry."}
+	}
+	if err != nil {
+		return err
+	}
+	s.seen(ctx, nrev)
+	return nil
+}
+
+func (s *Service) remove(ctx context.Context, key string, rev uint64) error {
+	nrev, err := s.st.Delete(ctx, key, rev)
+	if errors.Is(err, store.ErrConflict) {
+		return &awsapi.Error{Code: "ConcurrentModification", Status: 409,
+			Message: "Rate exceeded: the entity was changed by another request at the same time; retry."}
+	}
+	if err != nil {
+		return err
+	}
+	s.seen(ctx, nrev)
+	return nil
+}
+
+// newID returns an IAM unique id: a four-letter prefix and 17 characters.
+func newID(prefix string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	var b [17]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[b[i]%32]
+	}
+	return prefix + string(b[:])
+}
+
+// Errors, as IAM sends them.
+func errNoSuchEntity(format string, args ...any) *awsapi.Error {
+	return &awsapi.Error{Code: "NoSuchEntity", Status: 404, Message: fmt.Sprintf(format, args...)}
+}
+
+func errExists(format string, args ...any) *awsapi.Error {
+	return &awsapi.Error{Code: "EntityAlreadyExists", Status: 409, Message: fmt.Sprintf(format, args...)}
+}
+
+func errConflict(msg string) *awsapi.Error {
+	return &awsapi.Error{Code: "DeleteConflict", Status: 409, Message: msg}
+}
+
+func errInvalidInput(format string, args ...any) *awsapi.Error {
+	return &awsapi.Error{Code: "InvalidInput", Message: fmt.Sprintf(format, args...)}
+}
+
+func errLimit(format string, args ...any) *awsapi.Error {
+	return &awsapi.Error{Code: "LimitExceeded", Status: 409, Message: fmt.Sprintf(format, args...)}
+}
+
+// malformed checks a policy document of a kind and returns IAM's
+// MalformedPolicyDocument error for it.
+func malformed(doc string, kind policy.Kind) (*policy.Policy, error) {
+	p, err := policy.ParseKind(doc, kind)
+	var perr *policy.Error
+	if errors.As(err, &perr) {
+		return nil, &awsapi.Error{Code: "MalformedPolicyDocument", Message: perr.Reason}
+	}
+	return p, err
+}
