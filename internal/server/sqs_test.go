@@ -354,3 +354,39 @@ func (e *env) signed(t *testing.T, service, target, contentType, body string) *h
 	}
 	return resp
 }
+
+// TestQueueRedrivePolicy: SQS's own RedrivePolicy moves a message received
+// more than maxReceiveCount times to the dead-letter queue.
+func TestQueueRedrivePolicy(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.sqsClient()
+	dead := e.createQueue(c, "dead", nil)
+	src := e.createQueue(c, "src", map[string]string{"VisibilityTimeout": "0",
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":"2"}`})
+	_, err := c.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(src),
+		Attributes: map[string]string{"RedrivePolicy": `{"maxReceiveCount":0}`}})
+	apiError(t, err, "InvalidAttributeValue", "Invalid value for the parameter RedrivePolicy.")
+	if _, err := c.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(src), MessageBody: aws.String("poison")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(src), WaitTimeSeconds: 1})
+		if err != nil || len(out.Messages) != 1 {
+			t.Fatalf("receive %d: %+v, %v", i, out, err)
+		}
+	}
+	out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(src), WaitTimeSeconds: 1})
+	if err != nil || len(out.Messages) != 0 {
+		t.Fatalf("third receive returned %+v, %v; the message should have moved", out, err)
+	}
+	moved, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dead), WaitTimeSeconds: 1})
+	if err != nil || len(moved.Messages) != 1 || aws.ToString(moved.Messages[0].Body) != "poison" {
+		t.Fatalf("dead-letter queue: %+v, %v", moved, err)
+	}
+	// A body that JSON would escape to more than the limit is stored
+	// within it.
+	if _, err := c.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(src), MessageBody: aws.String(strings.Repeat("<", 1<<20))}); err != nil {
+		t.Fatalf("1 MiB of '<': %v", err)
+	}
+}

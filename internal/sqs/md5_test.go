@@ -27,3 +27,39 @@ func TestAttributesMD5(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameRoundTrip(t *testing.T) {
+	t.Parallel()
+	m := stored{Body: `<&>"` + "\t\u00e9", MD5Body: "a", MD5Attrs: "b", Sender: "c", Group: "g", Dedupe: "d",
+		Attrs: map[string]Attribute{"s": {DataType: "String", StringValue: str("<v>")}, "b": {DataType: "Binary", BinaryValue: []byte{0, 255}}}}
+	data := m.encode()
+	if extra := len(data) - len(m.Body); extra > 64 {
+		t.Errorf("framing costs %d bytes", extra)
+	}
+	back, err := decodeStored(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Body != m.Body || back.Group != "g" || *back.Attrs["s"].StringValue != "<v>" || string(back.Attrs["b"].BinaryValue) != "\x00\xff" {
+		t.Errorf("round trip: %+v", back)
+	}
+	for i := range data {
+		if _, err := decodeStored(data[:i]); err == nil && i < len(data)-len(m.Body) {
+			t.Errorf("truncated at %d decoded", i)
+		}
+	}
+}
+
+func FuzzDecodeStored(f *testing.F) {
+	f.Add((&stored{Body: "x", Attrs: map[string]Attribute{"a": {DataType: "String", StringValue: str("v")}}}).encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeStored(data)
+		if err != nil {
+			return
+		}
+		back, err := decodeStored(m.encode())
+		if err != nil || back.Body != m.Body || len(back.Attrs) != len(m.Attrs) {
+			t.Fatalf("re-encoding %+v: %+v, %v", m, back, err)
+		}
+	})
+}

@@ -88,7 +88,7 @@ func (s *Service) createQueue(ctx context.Context, body []byte) (any, error) {
 		q.Attrs = map[string]string{}
 	}
 	// The consumer first, so that a queue record always has one.
-	if err := s.st.OpenQueue(ctx, q.ID, q.seconds("VisibilityTimeout")); err != nil {
+	if err := s.st.OpenQueue(ctx, q.ID); err != nil {
 		return nil, err
 	}
 	data, err := json.Marshal(q)
@@ -197,8 +197,23 @@ func (s *Service) deleteQueue(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.st.Delete(ctx, queueKey(q.Name), rev); err != nil && !errors.Is(err, store.ErrConflict) {
-		return nil, err
+	// The record goes first, at the revision read; a concurrent change
+	// means reading it again. Messages go once no record names them.
+	for {
+		_, err := s.st.Delete(ctx, queueKey(q.Name), rev)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, err
+		}
+		if q, rev, err = s.Get(ctx, q.Name); err != nil {
+			var aerr *awsapi.Error
+			if errors.As(err, &aerr) {
+				return empty{}, nil // deleted meanwhile
+			}
+			return nil, err
+		}
 	}
 	if err := s.st.RemoveQueue(ctx, q.ID); err != nil {
 		s.log.Warn("remove deleted queue's messages", "queue", q.Name, "error", err)
@@ -245,13 +260,13 @@ func (s *Service) getQueueAttributes(ctx context.Context, body []byte) (any, err
 	add("CreatedTimestamp", strconv.FormatInt(q.Created.Unix(), 10))
 	add("LastModifiedTimestamp", strconv.FormatInt(q.Modified.Unix(), 10))
 	if all || want["ApproximateNumberOfMessages"] || want["ApproximateNumberOfMessagesNotVisible"] || want["ApproximateNumberOfMessagesDelayed"] {
-		waiting, received, err := s.st.QueueCounts(ctx, q.ID)
+		visible, inFlight, delayed, err := s.st.QueueCounts(ctx, q.ID)
 		if err != nil {
 			return nil, err
 		}
-		add("ApproximateNumberOfMessages", strconv.Itoa(waiting))
-		add("ApproximateNumberOfMessagesNotVisible", strconv.Itoa(received))
-		add("ApproximateNumberOfMessagesDelayed", "0")
+		add("ApproximateNumberOfMessages", strconv.Itoa(visible))
+		add("ApproximateNumberOfMessagesNotVisible", strconv.Itoa(inFlight))
+		add("ApproximateNumberOfMessagesDelayed", strconv.Itoa(delayed))
 	}
 	for name := range defaults {
 		add(name, q.attr(name))
@@ -284,7 +299,7 @@ func (s *Service) setQueueAttributes(ctx context.Context, body []byte) (any, err
 	if err := checkAttrs(in.Attributes, q.FIFO(), false); err != nil {
 		return nil, err
 	}
-	q, err = s.update(ctx, q.Name, func(q *Queue) error {
+	_, err = s.update(ctx, q.Name, func(q *Queue) error {
 		for k, v := range in.Attributes {
 			if v == "" && (k == "Policy" || k == "RedrivePolicy" || k == "RedriveAllowPolicy") {
 				delete(q.Attrs, k)
@@ -296,11 +311,6 @@ func (s *Service) setQueueAttributes(ctx context.Context, body []byte) (any, err
 	})
 	if err != nil {
 		return nil, err
-	}
-	if _, ok := in.Attributes["VisibilityTimeout"]; ok {
-		if err := s.st.OpenQueue(ctx, q.ID, q.seconds("VisibilityTimeout")); err != nil {
-			return nil, err
-		}
 	}
 	return empty{}, nil
 }
@@ -540,9 +550,11 @@ func (s *Service) sendMessageBatch(ctx context.Context, body []byte) (any, error
 	if err := checkBatch(ids, "SendMessageBatchRequestEntry"); err != nil {
 		return nil, err
 	}
-	if total > q.maxSize() {
+	// Each message is held to the queue's MaximumMessageSize; the batch
+	// to SQS's 1 MiB.
+	if total > maxBatchBytes {
 		return nil, sqsError("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
-			"Batch requests cannot be longer than %d bytes. You have sent %d bytes.", q.maxSize(), total)
+			"Batch requests cannot be longer than %d bytes. You have sent %d bytes.", maxBatchBytes, total)
 	}
 	out := struct {
 		Successful []sendResult `json:"Successful"`
@@ -564,6 +576,9 @@ func (s *Service) sendMessageBatch(ctx context.Context, body []byte) (any, error
 	}
 	return out, nil
 }
+
+// maxBatchBytes is SQS's limit on the sum of the messages of a batch.
+const maxBatchBytes = 1 << 20
 
 // size is the size SQS counts against the message size limit: the body
 // and each attribute's name, type and value.
@@ -684,10 +699,7 @@ func (s *Service) send(ctx context.Context, q *Queue, e *sendEntry, from string,
 	} else if e.MessageGroupId != nil {
 		m.Group = *e.MessageGroupId
 	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
+	data := m.encode()
 	if d := meta[metaDedupe]; d != "" {
 		dedupe = d
 		meta = maps.Clone(meta)
@@ -741,9 +753,8 @@ func (s *Service) receiveMessage(ctx context.Context, body []byte) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	o := store.ReceiveOptions{Max: 1, Default: q.seconds("VisibilityTimeout"), Wait: q.seconds("ReceiveMessageWaitTimeSeconds"),
+	o := store.ReceiveOptions{Max: 1, Visibility: q.seconds("VisibilityTimeout"), Wait: q.seconds("ReceiveMessageWaitTimeSeconds"),
 		Retention: q.seconds("MessageRetentionPeriod")}
-	o.Visibility = o.Default
 	if in.MaxNumberOfMessages != nil {
 		if n := *in.MaxNumberOfMessages; n < 1 || n > 10 {
 			return nil, errParameterValue(n, "MaxNumberOfMessages", "Must be between 1 and 10, if provided.")
@@ -777,10 +788,14 @@ func (s *Service) receiveMessage(ctx context.Context, body []byte) (any, error) 
 	var out struct {
 		Messages []message `json:"Messages,omitempty"`
 	}
+	dlq, maxCount, redrive := parseRedrive(q.Attrs["RedrivePolicy"])
 	for _, r := range got {
-		var m stored
-		if err := json.Unmarshal(r.Data, &m); err != nil {
+		m, err := decodeStored(r.Data)
+		if err != nil {
 			s.log.Error("unreadable queue message", "queue", q.Name, "seq", r.Seq, "error", err)
+			continue
+		}
+		if redrive && r.ReceiveCount > maxCount && s.moveToDeadLetter(ctx, q, dlq, r, &m) {
 			continue
 		}
 		msg := message{MessageId: r.ID, ReceiptHandle: r.Handle, MD5OfBody: m.MD5Body, Body: m.Body}
@@ -790,6 +805,38 @@ func (s *Service) receiveMessage(ctx context.Context, body []byte) (any, error) 
 		out.Messages = append(out.Messages, msg)
 	}
 	return out, nil
+}
+
+// moveToDeadLetter moves a message received more than its queue's
+// RedrivePolicy allows to the policy's dead-letter queue: stored there
+// first (a repeat after a crash is a duplicate), then deleted here. It
+// reports whether the message moved; if the dead-letter queue is missing,
+// the message stays and is returned.
+func (s *Service) moveToDeadLetter(ctx context.Context, q *Queue, dlqArn string, r store.Received, m *stored) bool {
+	name, ok := s.NameFromArn(dlqArn)
+	if !ok {
+		return false
+	}
+	dlq, _, err := s.Get(ctx, name)
+	if err != nil {
+		s.log.Warn("redrive policy names a queue that does not exist", "queue", q.Name, "dead_letter_queue", dlqArn)
+		return false
+	}
+	meta := map[string]string{}
+	for k, v := range r.Meta {
+		if strings.HasPrefix(k, "Bp-Dl-") {
+			meta[k] = v // what redrive needs of an EventBridge dead letter
+		}
+	}
+	if _, _, err := s.st.SendToQueue(ctx, dlq.ID, store.QueueMessage{ID: r.ID, DedupeID: "moved/" + r.ID, Data: m.encode(),
+		Retention: dlq.seconds("MessageRetentionPeriod"), Meta: meta}); err != nil {
+		s.log.Warn("move to dead-letter queue", "queue", q.Name, "error", err)
+		return false
+	}
+	if err := s.st.DeleteReceived(ctx, q.ID, r.Handle); err != nil && !errors.Is(err, store.ErrStaleReceipt) {
+		s.log.Warn("delete moved message", "queue", q.Name, "error", err)
+	}
+	return true
 }
 
 func systemAttrs(names []string, q *Queue, m *stored, r store.Received) map[string]string {

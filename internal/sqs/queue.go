@@ -114,7 +114,7 @@ var settable = map[string]attrRule{
 	"ReceiveMessageWaitTimeSeconds": {number: true, min: 0, max: 20},
 	"VisibilityTimeout":             {number: true, min: 0, max: 43200},
 	"Policy":                        {check: validPolicy},
-	"RedrivePolicy":                 {check: validJSON},
+	"RedrivePolicy":                 {check: validRedrive},
 	"RedriveAllowPolicy":            {check: validJSON},
 	"KmsMasterKeyId":                {},
 	"KmsDataKeyReusePeriodSeconds":  {number: true, min: 60, max: 86400},
@@ -139,6 +139,30 @@ func oneOf(vals ...string) func(string) bool {
 }
 
 func validJSON(v string) bool { return v == "" || json.Valid([]byte(v)) }
+
+// redrivePolicy is SQS's RedrivePolicy attribute: after maxReceiveCount
+// receives, a message moves to the dead-letter queue.
+type redrivePolicy struct {
+	Target   string          `json:"deadLetterTargetArn"`
+	MaxCount json.RawMessage `json:"maxReceiveCount"` // a number or a string
+}
+
+func parseRedrive(v string) (target string, maxCount int, ok bool) {
+	var rp redrivePolicy
+	if json.Unmarshal([]byte(v), &rp) != nil || rp.Target == "" {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(strings.Trim(string(rp.MaxCount), `"`))
+	if err != nil || n < 1 || n > 1000 {
+		return "", 0, false
+	}
+	return rp.Target, n, true
+}
+
+func validRedrive(v string) bool {
+	_, _, ok := parseRedrive(v)
+	return v == "" || ok
+}
 
 // checkAttrs validates attributes given to CreateQueue (creating) or
 // SetQueueAttributes.

@@ -2,7 +2,6 @@ package sqs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -101,7 +100,7 @@ func (s *Service) allowsEvents(q *Queue, sourceArn string) bool {
 	if !ok || doc == "" {
 		return false
 	}
-	p, err := policy.Parse(doc)
+	p, err := policy.ParseKind(doc, policy.ResourcePolicy)
 	if err != nil {
 		return false
 	}
@@ -122,7 +121,7 @@ func validPolicy(doc string) bool {
 	if doc == "" {
 		return true
 	}
-	_, err := policy.Parse(doc)
+	_, err := policy.ParseKind(doc, policy.ResourcePolicy)
 	return err == nil
 }
 
@@ -161,8 +160,8 @@ func (s *Service) Hold(ctx context.Context, queueURL, handle string) (*Held, err
 	if err != nil {
 		return nil, err
 	}
-	var m stored
-	if err := json.Unmarshal(r.Data, &m); err != nil {
+	m, err := decodeStored(r.Data)
+	if err != nil {
 		return nil, fmt.Errorf("queue message %d: %w", seq, err)
 	}
 	h := &Held{MessageID: r.ID, Body: m.Body, Attributes: map[string]string{}, Meta: r.Meta}

@@ -88,15 +88,22 @@ func queueConsumer(queueID string) string { return "q_" + queueID }
 
 func queueSubject(queueID string) string { return queuesSubject + "." + queueID }
 
-// OpenQueue creates the consumer of a queue, or updates its default
-// visibility timeout. queueID is a token (letters, digits, '-', '_').
-func (s *Store) OpenQueue(ctx context.Context, queueID string, visibility time.Duration) error {
+// lease is the consumer's ack wait: how long a message taken from the
+// consumer stays invisible if the process dies before it records the
+// receive and sets the message's own visibility (a negative ack with that
+// delay, which every receive sends). Being fixed, it never shifts the
+// visibility of messages already in flight.
+const lease = 5 * time.Minute
+
+// OpenQueue creates the consumer of a queue. queueID is a token (letters,
+// digits, '-', '_').
+func (s *Store) OpenQueue(ctx context.Context, queueID string) error {
 	_, err := s.queues.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       queueConsumer(queueID),
 		Description:   "receives of queue " + queueID,
 		FilterSubject: queueSubject(queueID),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       max(visibility, time.Second),
+		AckWait:       lease,
 		MaxDeliver:    -1,
 		MaxAckPending: maxInFlight,
 		MaxWaiting:    1024,
@@ -117,10 +124,17 @@ func (s *Store) RemoveQueue(ctx context.Context, queueID string) error {
 	return s.PurgeQueue(ctx, queueID)
 }
 
-// PurgeQueue deletes every message of a queue.
+// PurgeQueue deletes every message of a queue, and their receipts.
 func (s *Store) PurgeQueue(ctx context.Context, queueID string) error {
 	if err := s.queues.Purge(ctx, jetstream.WithPurgeSubject(queueSubject(queueID))); err != nil {
 		return fmt.Errorf("purge queue %s: %w", queueID, err)
+	}
+	rs, err := s.js.Stream(ctx, "KV_"+receiptsBucket)
+	if err == nil {
+		err = rs.Purge(ctx, jetstream.WithPurgeSubject("$KV."+receiptsBucket+"."+queueID+".>"))
+	}
+	if err != nil {
+		return fmt.Errorf("purge receipts of queue %s: %w", queueID, err)
 	}
 	return nil
 }
@@ -185,16 +199,22 @@ type ReceiveOptions struct {
 	Max int // 1 to 10
 	// Wait is how long to wait for a first message when none is visible.
 	Wait time.Duration
-	// Visibility is the visibility timeout of this receive; Default is the
-	// queue's, which its consumer applies without a further write.
-	Visibility, Default time.Duration
+	// Visibility is the visibility timeout of this receive.
+	Visibility time.Duration
 	// Retention, when set, deletes instead of returning messages sent
 	// longer ago (after the queue's retention period was shortened).
 	Retention time.Duration
 }
 
+// shortPoll is how long a receive that must not wait still waits for
+// messages the consumer has not been told about yet (a message published
+// a moment ago).
+const shortPoll = 50 * time.Millisecond
+
 // Receive takes up to o.Max visible messages from a queue, waiting up to
 // o.Wait for the first. Messages come back invisible for o.Visibility.
+// Every message taken from the consumer is either returned or handed back
+// (visible again, or delayed until due), also when ctx ends.
 func (s *Store) Receive(ctx context.Context, queueID string, o ReceiveOptions) ([]Received, error) {
 	cons, err := s.queues.Consumer(ctx, queueConsumer(queueID))
 	if err != nil {
@@ -202,79 +222,161 @@ func (s *Store) Receive(ctx context.Context, queueID string, o ReceiveOptions) (
 	}
 	deadline := time.Now().Add(o.Wait)
 	var out []Received
-	for len(out) < o.Max && ctx.Err() == nil {
-		var batch jetstream.MessageBatch
-		if len(out) == 0 && time.Until(deadline) >= time.Second {
-			// Long poll for one message: with a batch of one the pull
-			// request ends the moment one arrives, so no message is taken
-			// that this receive does not return.
-			wait := min(time.Until(deadline), 30*time.Second)
-			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(wait))
-		} else {
-			batch, err = cons.FetchNoWait(o.Max - len(out))
+	taken := map[uint64]bool{} // stream sequences returned by this call
+	// Messages received with visibility 0 become visible when the call
+	// ends, so that it does not take them again.
+	var visibleAtEnd []jetstream.Msg
+	defer func() {
+		for _, m := range visibleAtEnd {
+			_ = m.Nak()
 		}
+	}()
+	first, retried := true, false
+	for len(out) < o.Max && ctx.Err() == nil {
+		need := o.Max - len(out)
+		var batch jetstream.MessageBatch
+		switch remaining := time.Until(deadline); {
+		case first || len(out) > 0:
+			batch, err = cons.FetchNoWait(need)
+		case remaining > 0:
+			// Long poll for one message: with a batch of one the pull
+			// request ends the moment one arrives.
+			batch, err = cons.Fetch(1, jetstream.FetchMaxWait(min(remaining, 30*time.Second)))
+		case !retried:
+			retried = true
+			batch, err = cons.Fetch(need, jetstream.FetchMaxWait(shortPoll))
+		}
+		if batch == nil && err == nil {
+			break
+		}
+		first = false
 		if err != nil {
 			return out, fmt.Errorf("receive from queue %s: %w", queueID, err)
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			r, ok, err := s.received(ctx, queueID, m, o)
-			if err != nil {
-				_ = m.Nak()
-				return out, err
-			}
-			if ok {
-				out = append(out, r)
-			}
+		got, again, err := s.drain(ctx, queueID, batch, o, taken, &out, &visibleAtEnd)
+		if err != nil {
+			return out, err
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			return out, fmt.Errorf("receive from queue %s: %w", queueID, err)
-		}
-		if got == 0 && (len(out) > 0 || time.Until(deadline) < time.Second) {
+		if again || (got == 0 && len(out) > 0) {
 			break
 		}
 	}
 	return out, nil
 }
 
+// drain handles the messages of one fetch. got counts the messages
+// fetched; again reports that a message this call already returned came
+// back (visibility 0), which ends the call.
+func (s *Store) drain(ctx context.Context, queueID string, batch jetstream.MessageBatch, o ReceiveOptions, taken map[uint64]bool,
+	out *[]Received, visibleAtEnd *[]jetstream.Msg) (got int, again bool, err error) {
+	msgs := batch.Messages()
+	for {
+		var m jetstream.Msg
+		var ok bool
+		select {
+		case m, ok = <-msgs:
+		case <-ctx.Done():
+			// Hand back whatever the fetch still delivers.
+			go func() {
+				for m := range msgs {
+					_ = m.Nak()
+				}
+			}()
+			return got, false, ctx.Err()
+		}
+		if !ok {
+			break
+		}
+		got++
+		if err != nil || again {
+			_ = m.Nak()
+			continue
+		}
+		md, merr := m.Metadata()
+		if merr == nil && taken[md.Sequence.Stream] {
+			again = true
+			_ = m.Nak()
+			continue
+		}
+		r, keep, rerr := s.received(ctx, queueID, m, o)
+		if rerr != nil {
+			err = rerr
+			_ = m.Nak()
+			continue
+		}
+		if keep {
+			taken[r.Seq] = true
+			*out = append(*out, r)
+			if o.Visibility <= 0 {
+				*visibleAtEnd = append(*visibleAtEnd, m)
+			}
+		}
+	}
+	if berr := batch.Error(); berr != nil && err == nil && !errors.Is(berr, nats.ErrTimeout) && !errors.Is(berr, jetstream.ErrNoMessages) {
+		err = fmt.Errorf("receive from queue %s: %w", queueID, berr)
+	}
+	return got, again, err
+}
+
 // received checks a delivered message: one still delayed or past its
-// retention is not returned; the others get their visibility and a
-// recorded receipt.
+// retention is not returned; the others get their receipt recorded, then
+// their visibility.
 func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o ReceiveOptions) (Received, bool, error) {
 	md, err := m.Metadata()
 	if err != nil {
 		return Received{}, false, err
 	}
 	h := m.Headers()
-	count := int(md.NumDelivered)
+	rc := receipt{queue: queueID, seq: md.Sequence.Stream, dseq: md.Sequence.Consumer, delivered: md.NumDelivered}
+	skips := 0
 	if nb := h.Get(hdrNotBefore); nb != "" {
-		// One delivery was spent finding the message still delayed.
-		count--
-		if ns, err := strconv.ParseInt(nb, 10, 64); err == nil {
-			if wait := time.Until(time.Unix(0, ns)); wait > 0 {
-				return Received{}, false, m.NakWithDelay(wait)
+		ns, _ := strconv.ParseInt(nb, 10, 64)
+		due := time.Unix(0, ns)
+		prev, err := s.receipts.Get(ctx, rc.key())
+		if err == nil {
+			skips = parseSkips(prev.Value())
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+			return Received{}, false, fmt.Errorf("read receipt: %w", err)
+		}
+		if wait := time.Until(due); wait > 0 {
+			// Still delayed: remember the delivery spent on finding out
+			// (receive counts leave it out) and hand it back until due.
+			if _, err := s.receipts.Put(ctx, rc.key(), skipValue(skips+1, due)); err != nil {
+				return Received{}, false, fmt.Errorf("record receipt: %w", err)
 			}
+			return Received{}, false, m.NakWithDelay(wait)
 		}
 	}
 	if o.Retention > 0 && time.Since(md.Timestamp) > o.Retention {
 		return Received{}, false, m.Ack()
 	}
-	switch {
-	case o.Visibility == 0:
-		err = m.Nak()
-	case o.Visibility != o.Default:
-		err = m.NakWithDelay(o.Visibility)
-	}
-	if err != nil {
-		return Received{}, false, err
-	}
-	rc := receipt{queue: queueID, seq: md.Sequence.Stream, dseq: md.Sequence.Consumer, delivered: md.NumDelivered}
+	// The receipt first: a receive that follows this one's visibility can
+	// only record a later delivery.
 	if _, err := s.receipts.Put(ctx, rc.key(), rc.value(time.Now().Add(o.Visibility))); err != nil {
 		return Received{}, false, fmt.Errorf("record receipt: %w", err)
 	}
+	if o.Visibility > 0 {
+		if err := m.NakWithDelay(o.Visibility); err != nil {
+			return Received{}, false, err
+		}
+	}
 	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: flat(h), Sent: md.Timestamp,
-		ReceiveCount: max(count, 1), Handle: rc.encode()}, true, nil
+		ReceiveCount: max(int(md.NumDelivered)-skips, 1), Handle: rc.encode()}, true, nil
+}
+
+// skipValue is the receipts record of a delayed message found before it
+// was due: how many deliveries were spent so, and when it is due.
+func skipValue(skips int, due time.Time) []byte {
+	return []byte("s" + strconv.Itoa(skips) + " " + strconv.FormatInt(due.UnixNano(), 10))
+}
+
+func parseSkips(v []byte) int {
+	d, _, _ := strings.Cut(string(v), " ")
+	n, err := strconv.Atoi(strings.TrimPrefix(d, "s"))
+	if err != nil || !strings.HasPrefix(d, "s") {
+		return 0
+	}
+	return n
 }
 
 // receipt is what a receipt handle carries: the queue, the message's stream
@@ -423,19 +525,20 @@ func (s *Store) ChangeVisibility(ctx context.Context, queueID, handle string, d 
 	return s.nc.FlushTimeout(10 * time.Second)
 }
 
-// QueueCounts returns the approximate numbers of visible messages and of
-// messages in flight (received, not deleted, visibility timeout running).
-// It reads every in-flight message's receipt, so its cost grows with the
-// number of messages in flight (at most 120,000), not with the queue.
-func (s *Store) QueueCounts(ctx context.Context, queueID string) (visible, inFlight int, err error) {
+// QueueCounts returns the approximate numbers of visible messages, of
+// messages in flight (received, not deleted, visibility timeout running)
+// and of delayed messages (those a receive found before they were due). It
+// reads the receipts of the queue's received messages, so its cost grows
+// with the number in flight (at most 120,000), not with the queue.
+func (s *Store) QueueCounts(ctx context.Context, queueID string) (visible, inFlight, delayed int, err error) {
 	info, err := s.queues.Info(ctx, jetstream.WithSubjectFilter(queueSubject(queueID)))
 	if err != nil {
-		return 0, 0, fmt.Errorf("queue %s: %w", queueID, err)
+		return 0, 0, 0, fmt.Errorf("queue %s: %w", queueID, err)
 	}
 	total := int(info.State.Subjects[queueSubject(queueID)])
 	w, err := s.receipts.Watch(ctx, queueID+".>", jetstream.IgnoreDeletes())
 	if err != nil {
-		return 0, 0, fmt.Errorf("queue %s receipts: %w", queueID, err)
+		return 0, 0, 0, fmt.Errorf("queue %s receipts: %w", queueID, err)
 	}
 	defer w.Stop()
 	now := time.Now()
@@ -443,13 +546,19 @@ func (s *Store) QueueCounts(ctx context.Context, queueID string) (visible, inFli
 		if e == nil {
 			break
 		}
-		if _, vis := parseReceiptValue(e.Value()); vis.After(now) {
+		d, until := parseReceiptValue(e.Value())
+		switch {
+		case !until.After(now):
+		case strings.HasPrefix(d, "s"):
+			delayed++
+		default:
 			inFlight++
 		}
 	}
 	// Receipts of messages deleted by their retention can linger.
 	inFlight = min(inFlight, total)
-	return total - inFlight, inFlight, nil
+	delayed = min(delayed, total-inFlight)
+	return total - inFlight - delayed, inFlight, delayed, nil
 }
 
 // QueuedMessage reads a message by its sequence without receiving it.

@@ -19,7 +19,7 @@ func BenchmarkQueueReceiveDelete(b *testing.B) {
 			}
 			defer s.Close()
 			const q = "bench"
-			if err := s.OpenQueue(ctx, q, 30*time.Second); err != nil {
+			if err := s.OpenQueue(ctx, q); err != nil {
 				b.Fatal(err)
 			}
 			body := make([]byte, 1024)
@@ -31,7 +31,7 @@ func BenchmarkQueueReceiveDelete(b *testing.B) {
 				}
 			}
 			fill(n + b.N)
-			o := ReceiveOptions{Max: 1, Visibility: 30 * time.Second, Default: 30 * time.Second}
+			o := ReceiveOptions{Max: 1, Visibility: 30 * time.Second}
 			b.ResetTimer()
 			for range b.N {
 				got, err := s.Receive(ctx, q, o)

@@ -23,7 +23,7 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	const q = "q1"
-	if err := s.OpenQueue(ctx, q, 30*time.Second); err != nil {
+	if err := s.OpenQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -35,7 +35,7 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 	if _, dup, err := s.SendToQueue(ctx, q, QueueMessage{ID: "m0", Data: []byte("again")}); err != nil || !dup {
 		t.Fatalf("repeated send: dup %v, err %v", dup, err)
 	}
-	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}
+	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second}
 	got := receiveAll(t, s, q, opts)
 	if len(got) != 3 {
 		t.Fatalf("received %d messages, want 3", len(got))
@@ -47,8 +47,8 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 	if more := receiveAll(t, s, q, opts); len(more) != 0 {
 		t.Fatalf("received %d in-flight messages", len(more))
 	}
-	if w, r, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 3 {
-		t.Errorf("counts = %d waiting, %d received, %v; want 0, 3", w, r, err)
+	if w, r, d, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 3 || d != 0 {
+		t.Errorf("counts = %d visible, %d in flight, %d delayed, %v; want 0, 3, 0", w, r, d, err)
 	}
 	// Deleting by handle removes one message.
 	if err := s.DeleteReceived(ctx, q, got[1].Handle); err != nil {
@@ -71,7 +71,7 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 	if err := s.ChangeVisibility(ctx, q, got[0].Handle, 0); err != nil {
 		t.Fatal(err)
 	}
-	again := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	again := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second})
 	if len(again) != 1 || again[0].ID != "m0" || again[0].ReceiveCount != 2 {
 		t.Fatalf("after visibility 0: %+v", again)
 	}
@@ -92,15 +92,15 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 	s.Close()
 	s = open(t, dir)
 	defer s.Close()
-	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: 30 * time.Second})
 	if len(back) != 1 || back[0].ID != "m2" || back[0].ReceiveCount != 2 {
 		t.Fatalf("after restart: %+v", back)
 	}
 	if err := s.DeleteReceived(ctx, q, back[0].Handle); err != nil {
 		t.Fatal(err)
 	}
-	if w, r, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 0 {
-		t.Errorf("counts at the end = %d, %d, %v; want 0, 0", w, r, err)
+	if w, r, d, err := s.QueueCounts(ctx, q); err != nil || w != 0 || r != 0 || d != 0 {
+		t.Errorf("counts at the end = %d, %d, %d, %v; want 0, 0, 0", w, r, d, err)
 	}
 }
 
@@ -110,13 +110,13 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	const q = "q2"
-	if err := s.OpenQueue(ctx, q, 30*time.Second); err != nil {
+	if err := s.OpenQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "late", Data: []byte("x"), Delay: time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}
+	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second}
 	if got := receiveAll(t, s, q, opts); len(got) != 0 {
 		t.Fatalf("delayed message received at once: %+v", got)
 	}
@@ -128,7 +128,7 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 	// A long poll returns as soon as a message arrives.
 	done := make(chan []Received)
 	go func() {
-		r, _ := s.Receive(ctx, q, ReceiveOptions{Max: 10, Wait: 20 * time.Second, Visibility: 30 * time.Second, Default: 30 * time.Second})
+		r, _ := s.Receive(ctx, q, ReceiveOptions{Max: 10, Wait: 20 * time.Second, Visibility: 30 * time.Second})
 		done <- r
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -148,7 +148,7 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second, Retention: 10 * time.Millisecond}); len(got) != 0 {
+	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Retention: 10 * time.Millisecond}); len(got) != 0 {
 		t.Fatalf("expired message returned: %+v", got)
 	}
 	for i := range 5 {
@@ -156,7 +156,7 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inFlight := receiveAll(t, s, q, ReceiveOptions{Max: 1, Visibility: 30 * time.Second, Default: 30 * time.Second})
+	inFlight := receiveAll(t, s, q, ReceiveOptions{Max: 1, Visibility: 30 * time.Second})
 	if len(inFlight) != 1 {
 		t.Fatalf("received %d before the purge", len(inFlight))
 	}
@@ -170,7 +170,7 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 	if err := s.ChangeVisibility(ctx, q, inFlight[0].Handle, 0); !errors.Is(err, ErrStaleReceipt) {
 		t.Errorf("visibility after purge: %v, want ErrStaleReceipt", err)
 	}
-	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second, Default: 30 * time.Second}); len(got) != 0 {
+	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 30 * time.Second}); len(got) != 0 {
 		t.Fatalf("purged queue returned %d messages", len(got))
 	}
 	if err := s.RemoveQueue(ctx, q); err != nil {
@@ -195,4 +195,103 @@ func FuzzDecodeReceipt(f *testing.F) {
 			t.Fatalf("round trip %+v -> %+v, %v", r, back, err)
 		}
 	})
+}
+
+// TestQueueReceiveEdges covers what a review found in the first version:
+// visibility 0, short polls right after a send, one-second long polls,
+// receive counts of delayed messages, counts after a purge, and a long
+// poll whose caller goes away.
+func TestQueueReceiveEdges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	const q = "edges"
+	if err := s.OpenQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string, delay time.Duration) {
+		t.Helper()
+		if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: id, Data: []byte(id), Delay: delay}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Visibility 0: the message is returned once per receive, not ten
+	// times.
+	send("zero", 0)
+	for i := 1; i <= 3; i++ {
+		got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 0})
+		if len(got) != 1 || got[0].ReceiveCount != i {
+			t.Fatalf("receive %d with visibility 0: %+v", i, got)
+		}
+	}
+	if err := s.PurgeQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	// A short poll right after a send finds the message.
+	for i := range 50 {
+		id := fmt.Sprint("short", i)
+		send(id, 0)
+		got := receiveAll(t, s, q, ReceiveOptions{Max: 1, Visibility: time.Minute})
+		if len(got) != 1 || got[0].ID != id {
+			t.Fatalf("short poll %d right after the send: %+v", i, got)
+		}
+		if err := s.DeleteReceived(ctx, q, got[0].Handle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A one-second long poll waits.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		send("late", 0)
+	}()
+	got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: time.Second, Visibility: time.Minute})
+	if len(got) != 1 || got[0].ID != "late" {
+		t.Fatalf("one-second long poll: %+v", got)
+	}
+	// A delayed message received once it is due, never before: count 1.
+	send("due", 300*time.Millisecond)
+	time.Sleep(400 * time.Millisecond)
+	got = receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: 0})
+	if len(got) != 1 || got[0].ID != "due" || got[0].ReceiveCount != 1 {
+		t.Fatalf("due message: %+v", got)
+	}
+	// Found early, then due: still counted once; counted as delayed meanwhile.
+	send("early", time.Second)
+	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: time.Minute}); len(got) != 1 || got[0].ID != "due" {
+		t.Fatalf("early receive: %+v", got)
+	}
+	if _, _, d, err := s.QueueCounts(ctx, q); err != nil || d != 1 {
+		t.Errorf("delayed count %d, %v; want 1", d, err)
+	}
+	got = receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 3 * time.Second, Visibility: time.Minute})
+	if len(got) != 1 || got[0].ID != "early" || got[0].ReceiveCount != 1 {
+		t.Fatalf("delayed message once due: %+v", got)
+	}
+	// A purge forgets the receipts of what it removed.
+	if err := s.PurgeQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		send(fmt.Sprint("after", i), 0)
+	}
+	if v, f, d, err := s.QueueCounts(ctx, q); err != nil || v != 3 || f != 0 || d != 0 {
+		t.Errorf("counts after purge and 3 sends: %d visible, %d in flight, %d delayed, %v", v, f, d, err)
+	}
+	if err := s.PurgeQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	// A long poll whose caller goes away returns at once, and a message
+	// sent afterwards is not lost to it.
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.Receive(cctx, q, ReceiveOptions{Max: 1, Wait: 20 * time.Second, Visibility: time.Minute}); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("cancelled long poll: %v after %v", err, time.Since(start))
+	}
+	send("kept", 0)
+	got = receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: time.Minute})
+	if len(got) != 1 || got[0].ID != "kept" {
+		t.Fatalf("message after a cancelled long poll: %+v", got)
+	}
 }
