@@ -23,8 +23,10 @@ type QueryOperation func(ctx context.Context, p Params) (any, error)
 // QueryService is a service spoken over the AWS Query protocol, such as IAM.
 type QueryService struct {
 	SigningName string // SigV4 service name, e.g. "iam"
-	// SigningRegion is the region requests are signed for, when the
-	// service is global (IAM: us-east-1); empty means the server's region.
+	// SigningRegion is the region requests are signed for when the
+	// service is global (IAM: us-east-1); requests signed for the server's
+	// own region are accepted too, since clients pointed at a custom
+	// endpoint sign with their configured region.
 	SigningRegion string
 	Version       string // the API version requests must name, e.g. "2010-05-08"
 	Namespace     string // the XML namespace of answers
@@ -148,11 +150,11 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		fail(&Error{Code: "InvalidAction", Message: "No service answers this request."})
 		return
 	}
-	region := svc.SigningRegion
-	if region == "" {
-		region = s.Verifier.Region
+	regions := []string{s.Verifier.Region}
+	if svc.SigningRegion != "" {
+		regions = append(regions, svc.SigningRegion)
 	}
-	id, err := s.Verifier.VerifyRegion(r, body, svc.SigningName, region)
+	id, err := s.Verifier.VerifyRegion(r, body, svc.SigningName, regions...)
 	if err != nil {
 		var aerr *AuthError
 		if errors.As(err, &aerr) {

@@ -151,9 +151,9 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identit
 	return v.VerifyRegion(r, body, service, v.Region)
 }
 
-// VerifyRegion is Verify for a request that must be signed for region (a
-// global service's signing region).
-func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service, region string) (Identity, error) {
+// VerifyRegion is Verify for a request that may be signed for any of
+// regions (a global service's signing region, and the server's).
+func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service string, regions ...string) (Identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return Identity{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
@@ -190,7 +190,7 @@ func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service, region st
 		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
 			dateHeader, n.Add(skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
 	}
-	if a.region != region {
+	if !slices.Contains(regions, a.region) {
 		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
 	}
 	if a.service != service {
