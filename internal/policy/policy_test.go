@@ -131,10 +131,62 @@ func FuzzParse(f *testing.F) {
 	f.Add(dlqPolicy)
 	f.Add(`{"Statement":{"Effect":"Deny","NotAction":["a:*"],"Condition":{"NullIfExists":{"k":true}}}}`)
 	f.Fuzz(func(t *testing.T, doc string) {
+		for _, k := range []Kind{ResourcePolicy, IdentityPolicy, TrustPolicy} {
+			if p, err := ParseKind(doc, k); err == nil {
+				p.Evaluate(send(ruleArn))
+			}
+		}
 		p, err := Parse(doc)
 		if err != nil {
 			return
 		}
-		p.Evaluate(send(ruleArn))
+		EvaluateAll([]*Policy{p, p}, send(ruleArn))
 	})
+}
+
+// TestRolePolicies evaluates the role documents EventBridge's API
+// destination documentation shows: the trust policy for
+// events.amazonaws.com and the permission to invoke one destination (its
+// ARN ends with a generated id, hence the wildcard).
+func TestRolePolicies(t *testing.T) {
+	t.Parallel()
+	trust, err := ParseKind(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sts:AssumeRole"}]}`, TrustPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invoke, err := ParseKind(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["events:InvokeApiDestination"],
+		"Resource":["arn:aws:events:us-east-1:123456789012:api-destination/MyDestination/*"]}]}`, IdentityPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// IAM's documented NotAction pattern: deny everything except IAM.
+	denyAllButIAM, err := ParseKind(`{"Version":"2012-10-17","Statement":{"Effect":"Deny","NotAction":"iam:*","Resource":"*"}}`, IdentityPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := "arn:aws:iam::123456789012:role/Invoker"
+	dest := "arn:aws:events:us-east-1:123456789012:api-destination/MyDestination/a1b2c3"
+	cases := []struct {
+		name     string
+		policies []*Policy
+		req      Request
+		want     Decision
+	}{
+		{"events assumes the role", []*Policy{trust}, Request{Principal: Principal{Service: "events.amazonaws.com"}, Action: "sts:AssumeRole", Resource: role}, Allow},
+		{"lambda does not", []*Policy{trust}, Request{Principal: Principal{Service: "lambda.amazonaws.com"}, Action: "sts:AssumeRole", Resource: role}, NotApplicable},
+		{"invoke the destination", []*Policy{invoke}, Request{Principal: Principal{Arn: role}, Action: "events:InvokeApiDestination", Resource: dest}, Allow},
+		{"action names are case-insensitive", []*Policy{invoke}, Request{Principal: Principal{Arn: role}, Action: "Events:invokeApiDestination", Resource: dest}, Allow},
+		{"another destination", []*Policy{invoke}, Request{Principal: Principal{Arn: role}, Action: "events:InvokeApiDestination",
+			Resource: "arn:aws:events:us-east-1:123456789012:api-destination/Other/a1b2c3"}, NotApplicable},
+		{"resource names are case-sensitive", []*Policy{invoke}, Request{Principal: Principal{Arn: role}, Action: "events:InvokeApiDestination",
+			Resource: "arn:aws:events:us-east-1:123456789012:api-destination/mydestination/a1b2c3"}, NotApplicable},
+		{"another action", []*Policy{invoke}, Request{Principal: Principal{Arn: role}, Action: "events:PutEvents", Resource: dest}, NotApplicable},
+		{"a deny elsewhere wins", []*Policy{invoke, denyAllButIAM}, Request{Principal: Principal{Arn: role}, Action: "events:InvokeApiDestination", Resource: dest}, Deny},
+		{"NotAction leaves iam alone", []*Policy{denyAllButIAM}, Request{Principal: Principal{Arn: role}, Action: "iam:GetRole", Resource: role}, NotApplicable},
+	}
+	for _, c := range cases {
+		if got := EvaluateAll(c.policies, c.req); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
@@ -191,6 +192,8 @@ func TestRolePermissions(t *testing.T) {
 	c := d.iamClient()
 	sq, dlq := d.withDLQ(dlqPolicy("arn:aws:sqs:us-east-1:000000000000:dlq"))
 	dest := d.destArn()
+	_, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("norole"), Arn: aws.String(dest)}}})
+	apiError(t, err, "ValidationException", "RoleArn is required for target "+dest+".")
 	if _, err := c.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("hooks"), AssumeRolePolicyDocument: aws.String(eventsTrust)}); err != nil {
 		t.Fatal(err)
 	}
