@@ -277,6 +277,7 @@ func TestQueueTarget(t *testing.T) {
 	inbox := e.createQueue(c, "inbox", map[string]string{"Policy": all})
 	closed := e.createQueue(c, "closed", nil)
 	dlq := e.createQueue(c, "dlq", map[string]string{"Policy": all})
+	fifo := e.createQueue(c, "ordered.fifo", map[string]string{"FifoQueue": "true", "Policy": all})
 	if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -284,6 +285,8 @@ func TestQueueTarget(t *testing.T) {
 		{Id: aws.String("in"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:inbox"), InputPath: aws.String("$.detail")},
 		{Id: aws.String("closed"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:closed"),
 			DeadLetterConfig: &types.DeadLetterConfig{Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:dlq")}},
+		{Id: aws.String("fifo"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:ordered.fifo"),
+			SqsParameters: &types.SqsParameters{MessageGroupId: aws.String("orders")}},
 	}})
 	if err != nil || out.FailedEntryCount != 0 {
 		t.Fatalf("PutTargets: %+v, %v", out, err)
@@ -295,6 +298,12 @@ func TestQueueTarget(t *testing.T) {
 	got := receiveDLQ(t, c, inbox, 1)
 	if body := aws.ToString(got[0].Body); body != `{"n":5}` {
 		t.Errorf("queue target body %s", body)
+	}
+	ordered, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(fifo), WaitTimeSeconds: 5,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"All"}})
+	if err != nil || len(ordered.Messages) != 1 || ordered.Messages[0].Attributes["MessageGroupId"] != "orders" ||
+		ordered.Messages[0].Attributes["MessageDeduplicationId"] == "" {
+		t.Errorf("FIFO queue target: %+v, %v", ordered, err)
 	}
 	dead := receiveDLQ(t, c, dlq, 1)
 	if a := attrs(dead[0]); a["ERROR_CODE"] != "NO_PERMISSIONS" || a["TARGET_ARN"] != "arn:aws:sqs:us-east-1:000000000000:closed" || a["RETRY_ATTEMPTS"] != "0" {
