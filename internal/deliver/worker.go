@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"bridgeport/internal/metrics"
 	"bridgeport/internal/store"
 	"bridgeport/internal/transform"
 )
@@ -143,7 +144,9 @@ type WorkerConfig struct {
 	// succeeds, so that many dead targets together cannot hold the workers
 	// either.
 	PerTarget int
-	Logger    *slog.Logger
+	// Metrics counts attempts and outcomes; nil counts nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 	// Now is the clock event ages are measured with; nil means time.Now.
 	Now func() time.Time
 }
@@ -261,28 +264,35 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	if t.Bus != "" {
 		if t.RoleArn != "" {
 			if res, denied := w.permitted(t, j, "events:PutEvents", t.Arn); denied {
+				w.observe(j, time.Now(), res)
 				return w.deadLetter(ctx, j, t, res, "")
 			}
 		}
+		start := time.Now()
 		ok, err := w.cfg.Config.Forward(ctx, t.Bus, j.EventID, j.Event, j.Ingested)
 		switch {
 		case err != nil:
 			return err // the store is unavailable: offered again shortly
 		case !ok:
-			return w.deadLetter(ctx, j, t, Result{Code: CodeNoResource, Message: fmt.Sprintf("event bus %s does not exist", t.Bus)}, "")
+			res := Result{Code: CodeNoResource, Message: fmt.Sprintf("event bus %s does not exist", t.Bus)}
+			w.observe(j, start, res)
+			return w.deadLetter(ctx, j, t, res, "")
 		}
+		w.observe(j, start, Result{Status: 200})
+		w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
 		return nil
 	}
 	if t.Queue != "" {
 		return w.sendToQueue(ctx, j, t)
 	}
 	if t.Destination == nil {
-		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported}, "")
+		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: t.Unsupported})
 	}
 	d := t.Destination
 	// The role first: without it EventBridge cannot even try, and no
 	// request leaves. These errors are not retried.
 	if res, denied := w.permitted(t, j, "events:InvokeApiDestination", d.Arn); denied {
+		w.observe(j, time.Now(), res)
 		return w.deadLetter(ctx, j, t, res, "")
 	}
 	switch {
@@ -293,15 +303,15 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter,
-				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not get an OAuth token", d.Arn)}, "")
+			return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter,
+				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not get an OAuth token", d.Arn)})
 		}
 	default:
 		msg := fmt.Sprintf("API destination %s is INACTIVE: its connection is %s", d.Arn, d.ConnectionState)
 		if d.StateReason != "" {
 			msg += " (" + d.StateReason + ")"
 		}
-		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg}, "")
+		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg})
 	}
 	if wait := w.take(d.Arn, d.RateLimit, time.Now()); wait > 0 {
 		return w.postpone(ctx, j, wait)
@@ -318,7 +328,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	defer func() { <-slot }()
 	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
 	if err != nil {
-		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()}, "")
+		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()})
 	}
 	auth := d.Auth
 	if d.OAuth != nil {
@@ -327,16 +337,21 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter,
-				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not refresh its OAuth token", d.Arn)}, "")
+			return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter,
+				Message: fmt.Sprintf("API destination %s is INACTIVE: its connection could not refresh its OAuth token", d.Arn)})
 		}
 		auth.Token = tok
 	}
+	start := time.Now()
 	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
 		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
 	w.record(d.Arn, res)
 	res.Message = redact(res.Message, auth)
+	if ctx.Err() == nil {
+		w.observe(j, start, res)
+	}
 	if res.OK() {
+		w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
 		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
 		return nil
 	}
@@ -388,8 +403,22 @@ func (w *Worker) backoff(n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
 }
 
-// postpone puts a job back for wait without counting an attempt.
+// fail ends a job whose attempt failed before any request: counted as a
+// failed attempt, not retried.
+func (w *Worker) fail(ctx context.Context, j store.Job, t Target, res Result) error {
+	w.observe(j, time.Now(), res)
+	return w.deadLetter(ctx, j, t, res, "")
+}
+
+// observe counts an attempt that started at start and ended now.
+func (w *Worker) observe(j store.Job, start time.Time, res Result) {
+	w.cfg.Metrics.Attempt(metrics.RuleOf(j.RuleArn), j.TargetID, j.Ingested, start, time.Now(), j.Attempt > 0, j.Attempt == 0, res.OK(), res.Code)
+}
+
+// postpone puts a job back for wait without counting an attempt: the
+// rate limit or the destination's in-flight cap throttled it.
 func (w *Worker) postpone(ctx context.Context, j store.Job, wait time.Duration) error {
+	w.cfg.Metrics.Throttled(metrics.RuleOf(j.RuleArn))
 	j.Deferrals++
 	return w.cfg.Store.Delay(ctx, j, wait)
 }
@@ -422,12 +451,13 @@ func (w *Worker) permitted(t Target, j store.Job, action, resource string) (Resu
 // permissions.
 func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
 	if w.cfg.SendToQueue == nil {
-		return w.deadLetter(ctx, j, t, Result{Code: CodeNoResource, Message: "queues are not available"}, "")
+		return w.fail(ctx, j, t, Result{Code: CodeNoResource, Message: "queues are not available"})
 	}
 	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
 	if err != nil {
-		return w.deadLetter(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()}, "")
+		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()})
 	}
+	start := time.Now()
 	code, msg, err := w.cfg.SendToQueue(ctx, QueueSend{QueueArn: t.Queue, RuleArn: j.RuleArn, EventID: j.EventID,
 		Body: string(body), DedupeID: j.ID(), GroupID: t.MessageGroupID})
 	if err != nil {
@@ -435,8 +465,12 @@ func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
 	}
 	if code != "" {
 		w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", code, "error", msg)
-		return w.deadLetter(ctx, j, t, Result{Code: code, Message: msg}, "")
+		res := Result{Code: code, Message: msg}
+		w.observe(j, start, res)
+		return w.deadLetter(ctx, j, t, res, "")
 	}
+	w.observe(j, start, Result{Status: 200})
+	w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
 	w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1)
 	return nil
 }

@@ -113,21 +113,33 @@ func entriesString(entries []putEventsEntry) string {
 // answers with an event id or an error per entry, in request order. The
 // events are routed to delivery jobs after they are stored, by the router.
 func (s *Service) putEvents(ctx context.Context, body []byte) (any, error) {
+	start := time.Now()
+	out, entries, failed, size, err := s.putEventsCall(ctx, body)
+	if err != nil {
+		failed = max(failed, 1)
+	}
+	s.metrics.PutEvents(entries, failed, size, time.Since(start))
+	return out, err
+}
+
+// putEventsCall is PutEvents; it also returns the number of entries, of
+// failed entries and the request's size, for the metrics.
+func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int, int, error) {
 	var in putEventsInput
 	if err := awsapi.Decode(body, &in); err != nil {
-		return nil, err
+		return nil, 0, 0, 0, err
 	}
 	var v awsapi.Violations
 	validateEntries(&v, in.Entries)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, len(in.Entries), len(in.Entries), 0, err
 	}
 	total := 0
 	for i := range in.Entries {
 		total += entrySize(&in.Entries[i])
 	}
 	if total > s.quotas.EventSize {
-		return nil, awsapi.Errorf(awsapi.CodeValidation, "Total size of the entries in the request is over the limit.")
+		return nil, len(in.Entries), len(in.Entries), total, awsapi.Errorf(awsapi.CodeValidation, "Total size of the entries in the request is over the limit.")
 	}
 	now := s.now().UTC()
 	results := make([]putEventsResult, len(in.Entries))
@@ -160,7 +172,7 @@ func (s *Service) putEvents(ctx context.Context, body []byte) (any, error) {
 	return struct {
 		FailedEntryCount int               `json:"FailedEntryCount"`
 		Entries          []putEventsResult `json:"Entries"`
-	}{failed, results}, nil
+	}{failed, results}, len(in.Entries), failed, total, nil
 }
 
 func invalidArgument(field string) putEventsResult {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"bridgeport/internal/metrics"
 	"bridgeport/internal/pattern"
 	"bridgeport/internal/store"
 )
@@ -41,19 +42,30 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 		return err
 	}
 	var jobs []store.Job
-	for _, r := range rules {
+	labels := make([]metrics.Rule, len(rules))
+	counts := make([]int, len(rules))
+	now := time.Now()
+	for i, r := range rules {
+		s.lastMatch.Store(r.Arn, now)
+		labels[i] = metrics.Rule{Bus: r.Bus, Name: r.Name}
 		for _, t := range r.Targets {
 			if ev.Forwarded && s.busTarget(t.Arn) != "" {
 				// EventBridge never routes an event on to a third bus.
 				continue
 			}
+			counts[i]++
 			jobs = append(jobs, store.Job{EventID: ev.ID, Bus: ev.Bus, RuleArn: r.Arn, TargetID: t.Id, Ingested: ev.Ingested, Event: ev.Data})
 		}
 	}
-	if len(jobs) == 0 {
-		return nil
+	if len(jobs) > 0 {
+		if err := s.st.AppendJobs(ctx, jobs); err != nil {
+			return err
+		}
 	}
-	return s.st.AppendJobs(ctx, jobs)
+	// Counted once the jobs are stored; an event routed again after a
+	// crash may be counted twice.
+	s.metrics.Matched(ev.Bus, labels, counts)
+	return nil
 }
 
 // busTarget returns the bus a target ARN names, if it is an event bus of

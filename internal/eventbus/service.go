@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/metrics"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	AllowHTTPEndpoints bool
 	// Queues answers whether queues exist, for DeadLetterConfig.
 	Queues Queues
+	// Metrics counts PutEvents calls and routing; nil counts nothing.
+	Metrics *metrics.Metrics
 	Logger *slog.Logger
 	Now    func() time.Time // nil means time.Now
 }
@@ -59,6 +62,10 @@ type Service struct {
 	box       *secretbox.Box
 	allowHTTP bool
 	queues    Queues
+	metrics   *metrics.Metrics
+	// lastMatch holds, per rule ARN, when this node last routed an event
+	// the rule matched.
+	lastMatch sync.Map
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -84,6 +91,7 @@ func New(cfg Config) *Service {
 		box:       cfg.Secrets,
 		allowHTTP: cfg.AllowHTTPEndpoints,
 		queues:    cfg.Queues,
+		metrics:   cfg.Metrics,
 	}
 }
 

@@ -22,9 +22,14 @@ import (
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/iam"
+	"bridgeport/internal/metrics"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/sqs"
 	"bridgeport/internal/store"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Server is a running bridgeport.
@@ -40,6 +45,8 @@ type Server struct {
 	events     *eventbus.Service
 	queues     *sqs.Service
 	iam        *iam.Service
+	registry   *prometheus.Registry
+	metrics    *metrics.Metrics
 	worker     *deliver.Worker
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
@@ -58,7 +65,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	s.metrics = metrics.New(s.registry)
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.AccessKeyID != "" {
 		s.creds = Credentials{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey}
 	} else {
@@ -96,7 +105,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
 			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
-		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues,
+		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues, Metrics: s.metrics,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		s.iam.Stop()
@@ -109,6 +118,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		DeadLetter:  s.deadLetter,
 		SendToQueue: s.sendToQueue,
 		CheckRole:   s.checkRole,
+		Metrics:     s.metrics,
 		BaseDelay:   cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
 		Now:    cfg.Now,
@@ -182,6 +192,8 @@ func (s *Server) routes(api *awsapi.Server) http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	s.registry.MustRegister(newStateCollector(s))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.Handle("/", api)
 	return mux
 }
@@ -246,7 +258,9 @@ const (
 func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
 	logArgs := []any{"event_id", d.EventID, "rule", d.RuleArn, "target", d.TargetArn, "error_code", d.ErrorCode,
 		"error", d.ErrorMessage, "exhausted", d.ExhaustedCondition, "retry_attempts", d.RetryAttempts}
+	rule := metrics.RuleOf(d.RuleArn)
 	if d.DeadLetterArn == "" {
+		s.metrics.Failed(rule, metrics.Dropped)
 		s.dropped.Add(1)
 		s.log.Warn("event not delivered; dropped", logArgs...)
 		return nil
@@ -269,6 +283,7 @@ func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
 	var serr *sqs.SendError
 	switch {
 	case errors.As(err, &serr):
+		s.metrics.Failed(rule, metrics.FailedToSendToDLQ)
 		s.failedToDLQ.Add(1)
 		s.log.Warn("event not delivered and not sent to its dead-letter queue", append(logArgs,
 			"dead_letter_queue", d.DeadLetterArn, "dlq_error_code", serr.Code, "dlq_error", serr.Message)...)
@@ -276,6 +291,7 @@ func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
 	case err != nil:
 		return err // the store is unavailable: the job is offered again
 	}
+	s.metrics.Failed(rule, metrics.SentToDLQ)
 	s.sentToDLQ.Add(1)
 	s.log.Info("event not delivered; sent to its dead-letter queue", append(logArgs, "dead_letter_queue", d.DeadLetterArn)...)
 	return nil

@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -180,4 +181,31 @@ func (s *Service) DeleteHeld(ctx context.Context, queueURL, handle string) error
 		return err
 	}
 	return s.deleteOne(ctx, q, handle)
+}
+
+// Depth is a queue's approximate message counts.
+type Depth struct {
+	Name                       string
+	Visible, InFlight, Delayed int
+}
+
+// Depths returns every queue's approximate message counts.
+func (s *Service) Depths(ctx context.Context) ([]Depth, error) {
+	entries, err := s.st.List(ctx, "queue.")
+	if err != nil {
+		return nil, err
+	}
+	var out []Depth
+	for _, e := range entries {
+		var q Queue
+		if json.Unmarshal(e.Value, &q) != nil {
+			continue
+		}
+		v, f, d, err := s.st.QueueCounts(ctx, q.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Depth{Name: q.Name, Visible: v, InFlight: f, Delayed: d})
+	}
+	return out, nil
 }

@@ -76,7 +76,9 @@ func delayMsg(j Job, due, now time.Time, hop int) (*nats.Msg, string) {
 	if due.Before(tierDue) {
 		tierDue = due
 	}
-	msg := jobMsg(delaySubject+"."+strconv.Itoa(tier), &j)
+	// One subject per tier and target, so that the backlog of each target
+	// can be read from the stream's subject counts.
+	msg := jobMsg(delaySubject+"."+strconv.Itoa(tier)+"."+TargetKey(j.RuleArn, j.TargetID), &j)
 	msg.Header.Set(hdrDue, strconv.FormatInt(due.UnixNano(), 10))
 	msg.Header.Set(hdrTierDue, strconv.FormatInt(tierDue.UnixNano(), 10))
 	msg.Header.Set(hdrHop, strconv.Itoa(hop))
@@ -89,9 +91,10 @@ func (s *Store) RunDelays(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for tier := range delayTiers {
 		cons, err := s.js.CreateOrUpdateConsumer(ctx, delayStream, jetstream.ConsumerConfig{
-			Durable:       "delay-" + strconv.Itoa(tier),
-			FilterSubject: delaySubject + "." + strconv.Itoa(tier),
-			AckPolicy:     jetstream.AckExplicitPolicy,
+			Durable: "delay-" + strconv.Itoa(tier),
+			// The bare tier subject holds jobs delayed by earlier versions.
+			FilterSubjects: []string{delaySubject + "." + strconv.Itoa(tier), delaySubject + "." + strconv.Itoa(tier) + ".*"},
+			AckPolicy:      jetstream.AckExplicitPolicy,
 			// The head is held while it waits, with progress reported
 			// every few seconds, so that after a crash it is offered
 			// again within AckWait rather than after the tier's delay.

@@ -95,7 +95,7 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 // again, so fn must be idempotent. RouteEvents returns when ctx ends.
 func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
-		Durable:     "router",
+		Durable:     routerConsumer,
 		Description: "matches events against rules and queues delivery jobs",
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		// Routing takes milliseconds; after a crash the events it held are
@@ -129,3 +129,6 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 	})
 	return nil
 }
+
+// routerConsumer is the durable consumer that routes stored events.
+const routerConsumer = "router"

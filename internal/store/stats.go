@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Stats describes the streams and their consumers, for diagnostics: the
@@ -31,4 +34,67 @@ func (s *Store) Stats(ctx context.Context) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// TargetKey is the short key of a rule's target in subjects: a hash, so
+// that any rule ARN and target id make one subject token.
+func TargetKey(ruleArn, targetID string) string {
+	h := fnv.New64a()
+	h.Write([]byte(ruleArn))
+	h.Write([]byte{0})
+	h.Write([]byte(targetID))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// Depths are the backlogs of the delivery pipeline.
+type Depths struct {
+	Unrouted int // events stored and not yet routed
+	Jobs     int // deliveries queued, due now
+	Delayed  int // deliveries waiting for a retry or a deferral
+}
+
+// PipelineDepths reads the backlogs from the streams and the router.
+func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
+	var d Depths
+	ji, err := s.jobs.Info(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Jobs = int(ji.State.Msgs)
+	ds, err := s.js.Stream(ctx, delayStream)
+	if err != nil {
+		return d, err
+	}
+	di, err := ds.Info(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Delayed = int(di.State.Msgs)
+	if c, err := s.events.Consumer(ctx, routerConsumer); err == nil {
+		if ci, err := c.Info(ctx); err == nil {
+			d.Unrouted = int(ci.NumPending) + ci.NumAckPending
+		}
+	}
+	return d, nil
+}
+
+// RetryBacklog returns the number of deliveries waiting for a retry or a
+// deferral, by TargetKey. It reads the delay stream's subject counts, so
+// its cost grows with the number of targets that have a backlog, not with
+// the backlog.
+func (s *Store) RetryBacklog(ctx context.Context) (map[string]int, error) {
+	ds, err := s.js.Stream(ctx, delayStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := ds.Info(ctx, jetstream.WithSubjectFilter(delaySubject+".*.*"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for subj, n := range info.State.Subjects {
+		key := subj[strings.LastIndexByte(subj, '.')+1:]
+		out[key] += int(n)
+	}
+	return out, nil
 }
