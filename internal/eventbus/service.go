@@ -46,8 +46,8 @@ type Config struct {
 	Queues Queues
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
 	Metrics *metrics.Metrics
-	Logger *slog.Logger
-	Now    func() time.Time // nil means time.Now
+	Logger  *slog.Logger
+	Now     func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
