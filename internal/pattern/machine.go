@@ -40,10 +40,16 @@ import (
 //	[if info&transAbsent] nnow, nlater uint32, then nnow+nlater state offsets:
 //	                        // absentNow, then absentLater (see below)
 //	[if info&transBig] index into bigs uint32
+//	info&transExactMask exact string entries, one per distinct text:
+//	    len, count uint32, len bytes of text padded to 4, count next states
 //	info&transOpsMask >> transOpsShift operator entries:
 //	    next, kind | len<<8 uint32, then len bytes of operand, padded to 4
-//	info&transExactMask exact string entries:
-//	    next, len uint32, then len bytes of text, padded to 4
+//
+// The next states of an exact string are all those the transition leads to
+// for that string: those of the other operators that accept it too, found
+// when the machine is built. So a string value that is one of the exact
+// strings is looked up once, and the other operators are tried only for the
+// values that are none of them.
 //
 // absentNow leads on when the field is missing, for conditions that are
 // only {"exists": false}. absentLater does the same for conditions that also
@@ -84,8 +90,49 @@ func u32(code []byte, o uint32) uint32 {
 // bigIndex indexes the values of a transition with many of them. Its next
 // states are offsets in code.
 type bigIndex struct {
-	strs map[string][]int32 // exact strings, when there are many
+	strs map[string][]int32 // exact strings, when there are many; as in code, with all their next states
 	idx  *valueIndex        // the other operators, when there are many
+}
+
+// exactNexts groups the exact strings of a transition's operators by text,
+// in the order of first use, and adds to each text the next states of the
+// other operators that accept it as a value, without repeats.
+func exactNexts(strs, others []buildOp) (texts []string, nexts map[string][]*buildState) {
+	if len(strs) == 0 {
+		return nil, nil
+	}
+	nexts = make(map[string][]*buildState)
+	add := func(t string, s *buildState) {
+		if !slices.Contains(nexts[t], s) {
+			nexts[t] = append(nexts[t], s)
+		}
+	}
+	for _, o := range strs {
+		if _, ok := nexts[o.op.text]; !ok {
+			texts = append(texts, o.op.text)
+		}
+		add(o.op.text, o.next)
+	}
+	if len(others) == 0 {
+		return texts, nexts
+	}
+	idx := &valueIndex{}
+	for i, o := range others {
+		idx.add(o.op, int32(i))
+	}
+	idx.finish()
+	var f flatEvent
+	var accepted []int32
+	for _, t := range texts {
+		f.src, f.buf = []byte(t), f.buf[:0]
+		l := leaf{kind: kindString, end: int32(len(t))}
+		accepted = idx.appendNext(accepted[:0], &f, &l)
+		slices.Sort(accepted)
+		for _, i := range accepted {
+			add(t, others[i].next)
+		}
+	}
+	return texts, nexts
 }
 
 // Transitions with up to this many exact strings, or other operators, test
@@ -271,8 +318,10 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 	}
 	var fixups []fixup
 	type bigFixup struct {
-		big         *bigIndex
-		strs, other []buildOp
+		big   *bigIndex
+		texts []string
+		nexts map[string][]*buildState
+		other []buildOp
 	}
 	var bigFixups []bigFixup
 	code := make([]byte, 0, 64*len(order))
@@ -304,7 +353,8 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 					others = append(others, o)
 				}
 			}
-			bigStrs := len(strs) > min(maxLinearExact, transExactMask)
+			texts, nexts := exactNexts(strs, others)
+			bigStrs := len(texts) > min(maxLinearExact, transExactMask)
 			bigOps := len(others) > min(maxLinearOps, transOpsMask>>transOpsShift)
 			var info uint32
 			if len(bt.absentNow)+len(bt.absentLater) > 0 {
@@ -314,7 +364,7 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 				info |= transBig
 			}
 			if !bigStrs {
-				info |= uint32(len(strs))
+				info |= uint32(len(texts))
 			}
 			if !bigOps {
 				info |= uint32(len(others)) << transOpsShift
@@ -337,12 +387,22 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 				word(uint32(len(m.bigs) + len(bigFixups)))
 				bf := bigFixup{big: &bigIndex{}}
 				if bigStrs {
-					bf.strs = strs
+					bf.texts, bf.nexts = texts, nexts
 				}
 				if bigOps {
 					bf.other = others
 				}
 				bigFixups = append(bigFixups, bf)
+			}
+			if !bigStrs {
+				for _, t := range texts {
+					word(uint32(len(t)))
+					word(uint32(len(nexts[t])))
+					text(t)
+					for _, n := range nexts[t] {
+						ref(n)
+					}
+				}
 			}
 			if !bigOps {
 				for _, o := range others {
@@ -395,13 +455,6 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 					text("")
 				}
 			}
-			if !bigStrs {
-				for _, o := range strs {
-					ref(o.next)
-					word(uint32(len(o.op.text)))
-					text(o.op.text)
-				}
-			}
 			binary.LittleEndian.PutUint32(code[head+8:], uint32(len(code)))
 		}
 	}
@@ -409,10 +462,14 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 		binary.LittleEndian.PutUint32(code[f.at:], offset[f.to.id])
 	}
 	for _, bf := range bigFixups {
-		if bf.strs != nil {
-			bf.big.strs = make(map[string][]int32, len(bf.strs))
-			for _, o := range bf.strs {
-				bf.big.strs[o.op.text] = append(bf.big.strs[o.op.text], int32(offset[o.next.id]))
+		if bf.texts != nil {
+			bf.big.strs = make(map[string][]int32, len(bf.texts))
+			for _, t := range bf.texts {
+				list := make([]int32, len(bf.nexts[t]))
+				for i, n := range bf.nexts[t] {
+					list[i] = int32(offset[n.id])
+				}
+				bf.big.strs[t] = list
 			}
 		}
 		if bf.other != nil {
@@ -432,6 +489,31 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 // whose info word is info and whose entries start at p.
 func (m *machine) appendNext(dst []int32, p, info uint32, big *bigIndex, f *flatEvent, l *leaf) []int32 {
 	code := m.code
+	n := info & transExactMask
+	if l.kind == kindString {
+		v := f.value(l)
+		for ; n > 0; n-- {
+			klen, count := u32(code, p), u32(code, p+4)
+			q := p + 8 + (klen+3)&^3
+			if int(klen) == len(v) && string(code[p+8:p+8+klen]) == string(v) {
+				for i := range count {
+					dst = append(dst, int32(u32(code, q+4*i)))
+				}
+				return dst // with the other operators' next states
+			}
+			p = q + 4*count
+		}
+		if big != nil && big.strs != nil {
+			if list, ok := big.strs[string(v)]; ok {
+				return append(dst, list...)
+			}
+		}
+	} else {
+		for ; n > 0; n-- {
+			klen, count := u32(code, p), u32(code, p+4)
+			p += 8 + (klen+3)&^3 + 4*count
+		}
+	}
 	for n := (info & transOpsMask) >> transOpsShift; n > 0; n-- {
 		next := u32(code, p)
 		kl := u32(code, p+4)
@@ -441,23 +523,8 @@ func (m *machine) appendNext(dst []int32, p, info uint32, big *bigIndex, f *flat
 		}
 		p += (kl>>8 + 3) &^ 3
 	}
-	if n := info & transExactMask; n > 0 && l.kind == kindString {
-		v := f.value(l)
-		for ; n > 0; n-- {
-			klen := u32(code, p+4)
-			if int(klen) == len(v) && string(code[p+8:p+8+klen]) == string(v) {
-				dst = append(dst, int32(u32(code, p)))
-			}
-			p += 8 + (klen+3)&^3
-		}
-	}
-	if big != nil {
-		if big.strs != nil && l.kind == kindString {
-			dst = append(dst, big.strs[string(f.value(l))]...)
-		}
-		if big.idx != nil {
-			dst = big.idx.appendNext(dst, f, l)
-		}
+	if big != nil && big.idx != nil {
+		dst = big.idx.appendNext(dst, f, l)
 	}
 	return dst
 }
