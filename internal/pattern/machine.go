@@ -1,6 +1,9 @@
 package pattern
 
 import (
+	"bytes"
+	"encoding/binary"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,69 +17,122 @@ import (
 // match, not with the number of patterns. A machine is immutable once built
 // and safe for concurrent use.
 //
-// The machine is stored in a few flat arrays indexed by int32 (states by id,
-// transitions, exact strings, operators), numbered depth first from the
-// start state, so that a match touches few cache lines: with 10,000 rules the
-// pointer-linked graph of maps this replaced spent half its time waiting for
-// memory. Transitions with many values or operators keep hash indexes.
+// The states are encoded one after the other in one byte array, code,
+// numbered depth first from the start state, which is at offset 0. A state
+// is referred to by its offset. Everything a state needs (the rules that end
+// there, its transitions, their exact strings with the text inline, and
+// their other operators with their operands inline) is contiguous, so a
+// visit reads one or two cache lines, and a chain of states that one rule
+// alone uses sits in consecutive lines. With 10,000 rules, an earlier layout
+// of parallel arrays of states, transitions, entries and key text spent
+// most of its walk waiting for memory. Transitions with many values or
+// operators keep hash indexes, in bigs.
+//
+// A state at offset s:
+//
+//	id, nrules, ntrans uint32   // id numbers states from 0, for dedupe
+//	rules [nrules]uint32        // rule indexes whose alternative ends here
+//	ntrans transitions
+//
+// A transition:
+//
+//	path, info, end uint32  // end is the offset after the transition
+//	[if info&transAbsent] nnow, nlater uint32, then nnow+nlater state offsets:
+//	                        // absentNow, then absentLater (see below)
+//	[if info&transBig] index into bigs uint32
+//	info&transExactMask exact string entries, one per distinct text:
+//	    len, count uint32, len bytes of text padded to 4, count next states
+//	info&transOpsMask >> transOpsShift operator entries:
+//	    next, kind | len<<8 uint32, then len bytes of operand, padded to 4
+//
+// The next states of an exact string are all those the transition leads to
+// for that string: those of the other operators that accept it too, found
+// when the machine is built. So a string value that is one of the exact
+// strings is looked up once, and the other operators are tried only for the
+// values that are none of them.
+//
+// absentNow leads on when the field is missing, for conditions that are
+// only {"exists": false}. absentLater does the same for conditions that also
+// accept values; their absence is confirmed when a rule ends.
+//
+// An operator's operand is its text for numbers, prefixes, suffixes and the
+// ignore-case forms; for numeric ranges, the bounds as float64 bits and a
+// word of flags; for cidr, the address length in bits and the first and last
+// address in 16 bytes each; for anything-but, see butExcludes; for wildcards,
+// an index into xops.
 type machine struct {
-	trie   *pathTrie
-	npaths int
-	names  []string // rule index to name
+	trie    *pathTrie
+	npaths  int
+	names   []string // rule index to name
+	nstates int
 
-	states []state      // by id; the start state is 0
-	trans  []transition // each state's transitions, by path
-	exact  []exactEntry // exact string values of transitions without a map
-	keys   string       // the text of the exact entries
-	ops    []opEntry    // other operators of transitions without an index
-	ranges []numRange   // operands of numeric opEntries
-	rules  []int32      // the rules that end at each state
-	nexts  []int32      // states after an absence
+	code []byte
+	bigs []bigIndex
+	xops []*operator
 }
 
-// state is a point in the machine: the conditions before it hold.
-type state struct {
-	trans0, trans1 int32 // machine.trans[trans0:trans1], one per path tested next
-	rules0, rules1 int32 // machine.rules[rules0:rules1], rules whose alternative ends here
+const (
+	transExactMask = 1<<16 - 1
+	transOpsShift  = 16
+	transOpsMask   = 1<<30 - 1<<16
+	transAbsent    = 1 << 30
+	transBig       = 1 << 31
+
+	numLoIncl = 1
+	numHiIncl = 2
+)
+
+// u32 reads the word of code at offset o.
+func u32(code []byte, o uint32) uint32 {
+	return binary.LittleEndian.Uint32(code[o : o+4])
 }
 
-// transition tests the values at one path. The values lead on through the
-// exact entries and operator entries it owns, or through big when it has
-// many of them.
-type transition struct {
-	path           int32
-	exact0, exact1 int32 // machine.exact[exact0:exact1]
-	ops0, ops1     int32 // machine.ops[ops0:ops1]
-	// absentNow leads on when the field is missing, for conditions that are
-	// only {"exists": false}. absentLater does the same for conditions that
-	// also accept values; their absence is confirmed when a rule ends. Both
-	// are ranges of machine.nexts.
-	absentNow0, absentNow1     int32
-	absentLater0, absentLater1 int32
-	big                        *bigIndex
-}
-
-// exactEntry leads from one exact string value to a state. A value that
-// several conditions list has one entry per condition.
-type exactEntry struct {
-	koff, klen uint32 // the value: machine.keys[koff:koff+klen]
-	next       int32
-}
-
-// opEntry leads from one operator other than an exact string to a state.
-// The operand is in the machine: text in machine.keys[koff:koff+klen], or
-// for numeric ranges machine.ranges[koff]; the other operators keep it in op.
-type opEntry struct {
-	kind       opKind
-	koff, klen uint32
-	next       int32
-	op         *operator
-}
-
-// bigIndex indexes the values of a transition with many of them.
+// bigIndex indexes the values of a transition with many of them. Its next
+// states are offsets in code.
 type bigIndex struct {
-	strs map[string][]int32 // exact strings, when there are many
+	strs map[string][]int32 // exact strings, when there are many; as in code, with all their next states
 	idx  *valueIndex        // the other operators, when there are many
+}
+
+// exactNexts groups the exact strings of a transition's operators by text,
+// in the order of first use, and adds to each text the next states of the
+// other operators that accept it as a value, without repeats.
+func exactNexts(strs, others []buildOp) (texts []string, nexts map[string][]*buildState) {
+	if len(strs) == 0 {
+		return nil, nil
+	}
+	nexts = make(map[string][]*buildState)
+	add := func(t string, s *buildState) {
+		if !slices.Contains(nexts[t], s) {
+			nexts[t] = append(nexts[t], s)
+		}
+	}
+	for _, o := range strs {
+		if _, ok := nexts[o.op.text]; !ok {
+			texts = append(texts, o.op.text)
+		}
+		add(o.op.text, o.next)
+	}
+	if len(others) == 0 {
+		return texts, nexts
+	}
+	idx := &valueIndex{}
+	for i, o := range others {
+		idx.add(o.op, int32(i))
+	}
+	idx.finish()
+	var f flatEvent
+	var accepted []int32
+	for _, t := range texts {
+		f.src, f.buf = []byte(t), f.buf[:0]
+		l := leaf{kind: kindString, end: int32(len(t))}
+		accepted = idx.appendNext(accepted[:0], &f, &l)
+		slices.Sort(accepted)
+		for _, i := range accepted {
+			add(t, others[i].next)
+		}
+	}
+	return texts, nexts
 }
 
 // Transitions with up to this many exact strings, or other operators, test
@@ -90,10 +146,13 @@ var (
 // buildMachine compiles the patterns, indexed like names.
 //
 // Within each group of an alternative (see altBuilder.finish), conditions
-// are ordered by how many patterns test their path, most first, so that the
-// fields every rule tests (source, detail-type) come first: rules then share
-// the states for them, and one index lookup at the start narrows the
-// candidates to the rules for the event's source.
+// that accept most values (see condition.broad) come last; otherwise
+// conditions are ordered by how many patterns test their path, most first,
+// so that the fields every rule tests (source, detail-type) come first:
+// rules then share the states for them, and one index lookup at the start
+// narrows the candidates to the rules for the event's source. Testing the
+// broad conditions last rules out a candidate sooner: with 10,000 rules, 8%
+// fewer states per event on the tenant corpus, 28% fewer on the dense one.
 func buildMachine(names []string, patterns []*Pattern) *machine {
 	b := &builder{trie: newPathTrie()}
 	start := b.newState()
@@ -120,6 +179,12 @@ func buildMachine(names []string, patterns []*Pattern) *machine {
 				if gx, gy := x.group(), y.group(); gx != gy {
 					return gx - gy
 				}
+				if bx, by := x.broad(), y.broad(); bx != by {
+					if bx {
+						return 1
+					}
+					return -1
+				}
 				if ux, uy := uses[x.path], uses[y.path]; ux != uy {
 					return uy - ux
 				}
@@ -135,6 +200,18 @@ func buildMachine(names []string, patterns []*Pattern) *machine {
 		}
 	}
 	return b.compile(start, names)
+}
+
+// broad reports whether the condition has an operator that accepts most
+// values: anything-but, a numeric range or exists.
+func (c *condition) broad() bool {
+	for i := range c.ops {
+		switch c.ops[i].kind {
+		case opAnythingBut, opNumeric, opExists:
+			return true
+		}
+	}
+	return false
 }
 
 // builder grows the machine as a graph of build states, then lays it out.
@@ -201,12 +278,10 @@ func (b *builder) step(s *buildState, c *condition) *buildState {
 	return next
 }
 
-// compile numbers the states depth first from start and lays the machine
-// out in its arrays.
+// compile numbers the states depth first from start and encodes them.
 func (b *builder) compile(start *buildState, names []string) *machine {
 	b.trie.root.finish()
 	m := &machine{trie: b.trie, npaths: len(b.trie.ids), names: names}
-	m.states = make([]state, 0, b.nstates)
 	order := make([]*buildState, 0, b.nstates)
 	var number func(s *buildState)
 	number = func(s *buildState) {
@@ -232,20 +307,44 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 		}
 	}
 	number(start)
-	var keys strings.Builder
-	ids := func(list []*buildState) (int32, int32) {
-		i0 := int32(len(m.nexts))
-		for _, n := range list {
-			m.nexts = append(m.nexts, n.id)
+	m.nstates = len(order)
+
+	// Encode the states in order, leaving references to states to fix once
+	// every state has its offset.
+	offset := make([]uint32, len(order))
+	type fixup struct {
+		at uint32
+		to *buildState
+	}
+	var fixups []fixup
+	type bigFixup struct {
+		big   *bigIndex
+		texts []string
+		nexts map[string][]*buildState
+		other []buildOp
+	}
+	var bigFixups []bigFixup
+	code := make([]byte, 0, 64*len(order))
+	word := func(v uint32) { code = binary.LittleEndian.AppendUint32(code, v) }
+	ref := func(s *buildState) {
+		fixups = append(fixups, fixup{at: uint32(len(code)), to: s})
+		word(0)
+	}
+	text := func(s string) {
+		code = append(code, s...)
+		for len(code)%4 != 0 {
+			code = append(code, 0)
 		}
-		return i0, int32(len(m.nexts))
 	}
 	for _, s := range order {
-		st := state{trans0: int32(len(m.trans)), rules0: int32(len(m.rules))}
-		m.rules = append(m.rules, s.rules...)
-		st.rules1 = int32(len(m.rules))
+		offset[s.id] = uint32(len(code))
+		word(uint32(s.id))
+		word(uint32(len(s.rules)))
+		word(uint32(len(s.trans)))
+		for _, r := range s.rules {
+			word(uint32(r))
+		}
 		for _, bt := range s.trans {
-			t := transition{path: bt.path}
 			var strs, others []buildOp
 			for _, o := range bt.ops {
 				if o.op.kind == opString {
@@ -254,87 +353,189 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 					others = append(others, o)
 				}
 			}
-			if len(strs) > maxLinearExact || len(others) > maxLinearOps {
-				t.big = &bigIndex{}
+			texts, nexts := exactNexts(strs, others)
+			bigStrs := len(texts) > min(maxLinearExact, transExactMask)
+			bigOps := len(others) > min(maxLinearOps, transOpsMask>>transOpsShift)
+			var info uint32
+			if len(bt.absentNow)+len(bt.absentLater) > 0 {
+				info |= transAbsent
 			}
-			t.exact0 = int32(len(m.exact))
-			if len(strs) > maxLinearExact {
-				t.big.strs = make(map[string][]int32, len(strs))
-				for _, o := range strs {
-					t.big.strs[o.op.text] = append(t.big.strs[o.op.text], o.next.id)
+			if bigStrs || bigOps {
+				info |= transBig
+			}
+			if !bigStrs {
+				info |= uint32(len(texts))
+			}
+			if !bigOps {
+				info |= uint32(len(others)) << transOpsShift
+			}
+			head := uint32(len(code))
+			word(uint32(bt.path))
+			word(info)
+			word(0) // end, set below
+			if info&transAbsent != 0 {
+				word(uint32(len(bt.absentNow)))
+				word(uint32(len(bt.absentLater)))
+				for _, n := range bt.absentNow {
+					ref(n)
 				}
-			} else {
-				for _, o := range strs {
-					m.exact = append(m.exact, exactEntry{koff: uint32(keys.Len()), klen: uint32(len(o.op.text)), next: o.next.id})
-					keys.WriteString(o.op.text)
+				for _, n := range bt.absentLater {
+					ref(n)
 				}
 			}
-			t.exact1 = int32(len(m.exact))
-			t.ops0 = int32(len(m.ops))
-			if len(others) > maxLinearOps {
-				t.big.idx = &valueIndex{}
-				for _, o := range others {
-					t.big.idx.add(o.op, o.next.id)
+			if info&transBig != 0 {
+				word(uint32(len(m.bigs) + len(bigFixups)))
+				bf := bigFixup{big: &bigIndex{}}
+				if bigStrs {
+					bf.texts, bf.nexts = texts, nexts
 				}
-				t.big.idx.finish()
-			} else {
-				for _, o := range others {
-					e := opEntry{kind: o.op.kind, next: o.next.id, op: o.op}
-					switch o.op.kind {
-					case opNumeric:
-						e.koff = uint32(len(m.ranges))
-						m.ranges = append(m.ranges, o.op.rng)
-					case opNumber, opPrefix, opSuffix, opEqualsIgnoreCase, opPrefixIgnoreCase, opSuffixIgnoreCase:
-						e.koff, e.klen = uint32(keys.Len()), uint32(len(o.op.text))
-						keys.WriteString(o.op.text)
+				if bigOps {
+					bf.other = others
+				}
+				bigFixups = append(bigFixups, bf)
+			}
+			if !bigStrs {
+				for _, t := range texts {
+					word(uint32(len(t)))
+					word(uint32(len(nexts[t])))
+					text(t)
+					for _, n := range nexts[t] {
+						ref(n)
 					}
-					m.ops = append(m.ops, e)
 				}
 			}
-			t.ops1 = int32(len(m.ops))
-			t.absentNow0, t.absentNow1 = ids(bt.absentNow)
-			t.absentLater0, t.absentLater1 = ids(bt.absentLater)
-			m.trans = append(m.trans, t)
+			if !bigOps {
+				for _, o := range others {
+					ref(o.next)
+					op := o.op
+					kindAt := len(code)
+					word(uint32(op.kind))
+					n0 := len(code)
+					switch op.kind {
+					case opNumeric:
+						code = binary.LittleEndian.AppendUint64(code, math.Float64bits(op.rng.lo))
+						code = binary.LittleEndian.AppendUint64(code, math.Float64bits(op.rng.hi))
+						var flags uint32
+						if op.rng.loIncl {
+							flags |= numLoIncl
+						}
+						if op.rng.hiIncl {
+							flags |= numHiIncl
+						}
+						word(flags)
+					case opNumber, opPrefix, opSuffix, opEqualsIgnoreCase, opPrefixIgnoreCase, opSuffixIgnoreCase:
+						code = append(code, op.text...)
+					case opAnythingBut:
+						a := op.but
+						word(uint32(a.kind) | uint32(len(a.strs))<<8)
+						word(uint32(len(a.nums)))
+						if a.kind == butWildcard {
+							word(uint32(len(m.xops)))
+							m.xops = append(m.xops, op)
+							break
+						}
+						for _, s := range a.strs {
+							word(uint32(len(s)))
+							text(s)
+						}
+						for _, x := range a.nums {
+							code = binary.LittleEndian.AppendUint64(code, math.Float64bits(x))
+						}
+					case opCIDR:
+						word(uint32(op.cidr.lo.BitLen()))
+						lo, hi := op.cidr.lo.As16(), op.cidr.hi.As16()
+						code = append(code, lo[:]...)
+						code = append(code, hi[:]...)
+					case opWildcard:
+						word(uint32(len(m.xops)))
+						m.xops = append(m.xops, op)
+					}
+					n := len(code) - n0
+					binary.LittleEndian.PutUint32(code[kindAt:], uint32(op.kind)|uint32(n)<<8)
+					text("")
+				}
+			}
+			binary.LittleEndian.PutUint32(code[head+8:], uint32(len(code)))
 		}
-		st.trans1 = int32(len(m.trans))
-		m.states = append(m.states, st)
 	}
-	m.keys = keys.String()
+	for _, f := range fixups {
+		binary.LittleEndian.PutUint32(code[f.at:], offset[f.to.id])
+	}
+	for _, bf := range bigFixups {
+		if bf.texts != nil {
+			bf.big.strs = make(map[string][]int32, len(bf.texts))
+			for _, t := range bf.texts {
+				list := make([]int32, len(bf.nexts[t]))
+				for i, n := range bf.nexts[t] {
+					list[i] = int32(offset[n.id])
+				}
+				bf.big.strs[t] = list
+			}
+		}
+		if bf.other != nil {
+			bf.big.idx = &valueIndex{}
+			for _, o := range bf.other {
+				bf.big.idx.add(o.op, int32(offset[o.next.id]))
+			}
+			bf.big.idx.finish()
+		}
+		m.bigs = append(m.bigs, *bf.big)
+	}
+	m.code = slices.Clip(code)
 	return m
 }
 
-// appendNext appends the states that the leaf leads to from t.
-func (m *machine) appendNext(dst []int32, t *transition, f *flatEvent, l *leaf) []int32 {
-	if l.kind == kindString && t.exact1 > t.exact0 {
+// appendNext appends the states that the leaf leads to from the transition
+// whose info word is info and whose entries start at p.
+func (m *machine) appendNext(dst []int32, p, info uint32, big *bigIndex, f *flatEvent, l *leaf) []int32 {
+	code := m.code
+	n := info & transExactMask
+	if l.kind == kindString {
 		v := f.value(l)
-		for _, e := range m.exact[t.exact0:t.exact1] {
-			if int(e.klen) == len(v) && m.keys[e.koff:e.koff+e.klen] == string(v) {
-				dst = append(dst, e.next)
+		for ; n > 0; n-- {
+			klen, count := u32(code, p), u32(code, p+4)
+			q := p + 8 + (klen+3)&^3
+			if int(klen) == len(v) && string(code[p+8:p+8+klen]) == string(v) {
+				for i := range count {
+					dst = append(dst, int32(u32(code, q+4*i)))
+				}
+				return dst // with the other operators' next states
+			}
+			p = q + 4*count
+		}
+		if big != nil && big.strs != nil {
+			if list, ok := big.strs[string(v)]; ok {
+				return append(dst, list...)
 			}
 		}
-	}
-	for i := t.ops0; i < t.ops1; i++ {
-		if e := &m.ops[i]; m.matches(e, f, l) {
-			dst = append(dst, e.next)
+	} else {
+		for ; n > 0; n-- {
+			klen, count := u32(code, p), u32(code, p+4)
+			p += 8 + (klen+3)&^3 + 4*count
 		}
 	}
-	if t.big != nil {
-		if t.big.strs != nil && l.kind == kindString {
-			dst = append(dst, t.big.strs[string(f.value(l))]...)
+	for n := (info & transOpsMask) >> transOpsShift; n > 0; n-- {
+		next := u32(code, p)
+		kl := u32(code, p+4)
+		p += 8
+		if m.matches(opKind(kl), p, kl>>8, f, l) {
+			dst = append(dst, int32(next))
 		}
-		if t.big.idx != nil {
-			dst = t.big.idx.appendNext(dst, f, l)
-		}
+		p += (kl>>8 + 3) &^ 3
+	}
+	if big != nil && big.idx != nil {
+		dst = big.idx.appendNext(dst, f, l)
 	}
 	return dst
 }
 
-// matches reports whether the operator of e accepts the leaf, as the
-// operator's entries in a valueIndex would lead on.
-func (m *machine) matches(e *opEntry, f *flatEvent, l *leaf) bool {
-	switch e.kind {
+// matches reports whether an operator of the given kind, with its operand
+// at code[p:p+n], accepts the leaf, as the operator's entries in a
+// valueIndex would lead on.
+func (m *machine) matches(kind opKind, p, n uint32, f *flatEvent, l *leaf) bool {
+	switch kind {
 	case opAnythingBut:
-		return !e.op.but.excludes(f, l)
+		return !m.butExcludes(p, f, l)
 	case opExists:
 		return true
 	case opTrue:
@@ -344,40 +545,120 @@ func (m *machine) matches(e *opEntry, f *flatEvent, l *leaf) bool {
 	case opNull:
 		return l.kind == kindNull
 	case opNumber:
-		return l.kind == kindNumber && string(f.value(l)) == m.keys[e.koff:e.koff+e.klen]
+		return l.kind == kindNumber && string(f.value(l)) == string(m.code[p:p+n])
 	case opNumeric:
-		n, ok := f.numberOf(l)
-		return ok && m.ranges[e.koff].contains(n)
+		v, ok := f.numberOf(l)
+		if !ok {
+			return false
+		}
+		flags := u32(m.code, p+16)
+		r := numRange{
+			lo:     math.Float64frombits(binary.LittleEndian.Uint64(m.code[p : p+8])),
+			hi:     math.Float64frombits(binary.LittleEndian.Uint64(m.code[p+8 : p+16])),
+			loIncl: flags&numLoIncl != 0,
+			hiIncl: flags&numHiIncl != 0,
+		}
+		return r.contains(v)
 	}
 	if l.kind != kindString {
 		return false
 	}
 	var v []byte
-	switch e.kind {
+	switch kind {
 	case opPrefix, opSuffix:
 		v = f.value(l)
 	case opEqualsIgnoreCase, opPrefixIgnoreCase, opSuffixIgnoreCase:
 		v = f.folded(l)
 	case opWildcard:
-		return e.op.glob.match(f.value(l))
+		return m.xops[u32(m.code, p)].glob.match(f.value(l))
 	case opCIDR:
 		a, ok := eventIP(f.value(l))
-		return ok && e.op.cidr.contains(a)
+		if !ok || uint32(a.BitLen()) != u32(m.code, p) {
+			return false
+		}
+		b := a.As16()
+		return bytes.Compare(m.code[p+4:p+20], b[:]) <= 0 && bytes.Compare(b[:], m.code[p+20:p+36]) <= 0
 	default:
 		return false
 	}
-	text := m.keys[e.koff : e.koff+e.klen]
+	text := m.code[p : p+n]
 	if len(v) < len(text) {
 		return false
 	}
-	switch e.kind {
+	switch kind {
 	case opPrefix, opPrefixIgnoreCase:
-		return string(v[:len(text)]) == text
+		return string(v[:len(text)]) == string(text)
 	case opSuffix, opSuffixIgnoreCase:
-		return string(v[len(v)-len(text):]) == text
+		return string(v[len(v)-len(text):]) == string(text)
 	default: // opEqualsIgnoreCase
-		return string(v) == text
+		return string(v) == string(text)
 	}
+}
+
+// butExcludes is anythingBut.excludes for an anything-but operand encoded at
+// code[p:]: its kind and the number of strings, the number of numbers, then
+// the strings (length and text) and the numbers (float64 bits), or for
+// wildcards an index into xops.
+func (m *machine) butExcludes(p uint32, f *flatEvent, l *leaf) bool {
+	code := m.code
+	w := u32(code, p)
+	kind, nstrs, nnums := butKind(w), w>>8, u32(code, p+4)
+	p += 8
+	if kind == butWildcard {
+		return m.xops[u32(code, p)].but.excludes(f, l)
+	}
+	switch l.kind {
+	case kindNumber:
+		if kind != butValues || nnums == 0 {
+			return false
+		}
+		v, ok := f.numberOf(l)
+		if !ok {
+			return false
+		}
+		for ; nstrs > 0; nstrs-- {
+			p += 4 + (u32(code, p)+3)&^3
+		}
+		for ; nnums > 0; nnums-- {
+			if math.Float64frombits(binary.LittleEndian.Uint64(code[p:p+8])) == v {
+				return true
+			}
+			p += 8
+		}
+		return false
+	case kindString:
+	default:
+		return false
+	}
+	var v []byte
+	if kind == butIgnoreCase {
+		v = f.folded(l)
+	} else {
+		v = f.value(l)
+	}
+	for ; nstrs > 0; nstrs-- {
+		n := u32(code, p)
+		s := code[p+4 : p+4+n]
+		p += 4 + (n+3)&^3
+		if int(n) > len(v) {
+			continue
+		}
+		switch kind {
+		case butValues, butIgnoreCase:
+			if int(n) == len(v) && string(s) == string(v) {
+				return true
+			}
+		case butPrefix:
+			if string(v[:n]) == string(s) {
+				return true
+			}
+		case butSuffix:
+			if string(v[len(v)-int(n):]) == string(s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // valueIndex finds the next states for a value at one path.

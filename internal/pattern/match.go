@@ -28,8 +28,8 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 		ms.seen = make([]uint32, len(m.names))
 		ms.gen = 0
 	}
-	if len(ms.mark) < len(m.states) {
-		ms.mark = make([]uint32, len(m.states))
+	if len(ms.mark) < m.nstates {
+		ms.mark = make([]uint32, m.nstates)
 		ms.stamp = 0
 	}
 	ms.gen++
@@ -48,34 +48,50 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 	return nil
 }
 
-// visit explores every way on from s that is consistent with the values
-// picked so far.
-func (ms *matchScratch) visit(id int32) {
+// visit explores every way on from the state at offset s that is
+// consistent with the values picked so far.
+func (ms *matchScratch) visit(s uint32) {
 	m := ms.m
-	s := &m.states[id]
-	if s.rules1 > s.rules0 && ms.pendingAbsent() {
-		for _, r := range m.rules[s.rules0:s.rules1] {
+	code := m.code
+	nrules, ntrans := u32(code, s+4), u32(code, s+8)
+	p := s + 12
+	if nrules > 0 && ms.pendingAbsent() {
+		for i := range nrules {
+			r := u32(code, p+4*i)
 			if ms.seen[r] != ms.gen {
 				ms.seen[r] = ms.gen
-				ms.hits = append(ms.hits, r)
+				ms.hits = append(ms.hits, int32(r))
 			}
 		}
 	}
+	p += 4 * nrules
 	ev := &ms.ev
-	for ti := s.trans0; ti < s.trans1; ti++ {
-		t := &m.trans[ti]
-		first := ev.first(t.path)
-		if t.absentNow1 > t.absentNow0 && !ms.anyConsistent(first) {
-			for _, n := range m.nexts[t.absentNow0:t.absentNow1] {
-				ms.visit(n)
+	for ; ntrans > 0; ntrans-- {
+		path, info, end := u32(code, p), u32(code, p+4), u32(code, p+8)
+		p += 12
+		first := ev.first(int32(path))
+		if info&transAbsent != 0 {
+			nnow, nlater := u32(code, p), u32(code, p+4)
+			p += 8
+			if nnow > 0 && !ms.anyConsistent(first) {
+				for i := range nnow {
+					ms.visit(u32(code, p+4*i))
+				}
 			}
+			p += 4 * nnow
+			if nlater > 0 {
+				ms.pending = append(ms.pending, int32(path))
+				for i := range nlater {
+					ms.visit(u32(code, p+4*i))
+				}
+				ms.pending = ms.pending[:len(ms.pending)-1]
+			}
+			p += 4 * nlater
 		}
-		if t.absentLater1 > t.absentLater0 {
-			ms.pending = append(ms.pending, t.path)
-			for _, n := range m.nexts[t.absentLater0:t.absentLater1] {
-				ms.visit(n)
-			}
-			ms.pending = ms.pending[:len(ms.pending)-1]
+		var big *bigIndex
+		if info&transBig != 0 {
+			big = &m.bigs[u32(code, p)]
+			p += 4
 		}
 		for li := first; li >= 0; li = ev.leaves[li].next {
 			l := &ev.leaves[li]
@@ -84,14 +100,15 @@ func (ms *matchScratch) visit(id int32) {
 				continue
 			}
 			start := len(ms.next)
-			ms.next = m.appendNext(ms.next, t, ev, l)
-			end := ms.dedupe(start)
-			for i := start; i < end; i++ {
-				ms.visit(ms.next[i])
+			ms.next = m.appendNext(ms.next, p, info, big, ev, l)
+			stop := ms.dedupe(start)
+			for i := start; i < stop; i++ {
+				ms.visit(uint32(ms.next[i]))
 			}
 			ms.next = ms.next[:start]
 			ms.trail = ms.trail[:saved]
 		}
+		p = end
 	}
 }
 
@@ -108,8 +125,8 @@ func (ms *matchScratch) dedupe(start int) int {
 	end := start
 	for i := start; i < len(ms.next); i++ {
 		st := ms.next[i]
-		if ms.mark[st] != ms.stamp {
-			ms.mark[st] = ms.stamp
+		if id := u32(ms.m.code, uint32(st)); ms.mark[id] != ms.stamp {
+			ms.mark[id] = ms.stamp
 			ms.next[end] = st
 			end++
 		}
