@@ -18,6 +18,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "events":
+		return events(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "redrive":
 		return redrive(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
@@ -39,6 +41,10 @@ Usage:
   bridgeport serve [flags]   start the server (bridgeport serve -h lists the flags)
   bridgeport redrive --queue-url URL [--max N] [--rate R] [--rule NAME] [--error-code CODE] [--dry-run]
                              send dead-lettered events back to their targets
+  bridgeport events trace EVENT-ID
+                             every attempt to deliver an event, with its outcome
+  bridgeport events attempts --rule NAME [--target ID] [--failed] [--since 24h]
+                             the recent attempts of a rule's targets
   bridgeport version         print the version
 `)
 }

@@ -31,6 +31,10 @@ type Config struct {
 	AllowHTTPEndpoints    bool
 	RetryBaseDelay        time.Duration
 	RetryMaxDelay         time.Duration
+	// AttemptLogMaxAge and AttemptLogMaxBytes bound the delivery attempt
+	// log.
+	AttemptLogMaxAge   time.Duration
+	AttemptLogMaxBytes int64
 
 	// SyncAlways fsyncs every write before acknowledging it.
 	SyncAlways bool
@@ -69,14 +73,16 @@ type Quotas struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Listen:         "127.0.0.1:4010",
-		DataDir:        "./bridgeport-data",
-		Region:         "us-east-1",
-		AccountID:      "000000000000",
-		RetryBaseDelay: time.Second,
-		RetryMaxDelay:  15 * time.Minute,
-		SyncInterval:   time.Second,
-		LogLevel:       "info",
+		Listen:             "127.0.0.1:4010",
+		DataDir:            "./bridgeport-data",
+		Region:             "us-east-1",
+		AccountID:          "000000000000",
+		RetryBaseDelay:     time.Second,
+		RetryMaxDelay:      15 * time.Minute,
+		AttemptLogMaxAge:   7 * 24 * time.Hour,
+		AttemptLogMaxBytes: 1 << 30,
+		SyncInterval:       time.Second,
+		LogLevel:           "info",
 		Quotas: Quotas{
 			EventBuses:        100,
 			RulesPerBus:       300,
@@ -109,6 +115,8 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
+	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
+	fs.Int64Var(&c.AttemptLogMaxBytes, "attempt-log-max-bytes", c.AttemptLogMaxBytes, "the most the delivery attempt log holds, in bytes (the oldest records go first)")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; slower)")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often writes are fsynced when --sync-always is off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -175,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		errs = append(errs, errors.New("--access-key-id and --secret-access-key go together"))
+	}
+	if c.AttemptLogMaxAge <= 0 || c.AttemptLogMaxBytes <= 0 {
+		errs = append(errs, errors.New("--attempt-log-max-age and --attempt-log-max-bytes must be positive"))
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))

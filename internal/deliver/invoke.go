@@ -80,6 +80,8 @@ type Result struct {
 	Retry        bool
 	RetryAfter   time.Duration
 	StopRetrying bool
+	// Start and End bound the attempt (set by the worker).
+	Start, End time.Time
 }
 
 // OK reports success.

@@ -103,8 +103,10 @@ type DeadLetter struct {
 }
 
 // DeadLetterFunc takes an undeliverable event; it returns once the event is
-// stored (or, without a dead-letter queue, dropped and counted).
-type DeadLetterFunc func(context.Context, DeadLetter) error
+// stored (or, without a dead-letter queue, dropped and counted), with what
+// became of it: store.OutcomeDeadLettered, OutcomeDLQFailed or
+// OutcomeDropped.
+type DeadLetterFunc func(context.Context, DeadLetter) (string, error)
 
 // QueueSend is a message for a queue target.
 type QueueSend struct {
@@ -264,8 +266,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	if t.Bus != "" {
 		if t.RoleArn != "" {
 			if res, denied := w.permitted(t, j, "events:PutEvents", t.Arn); denied {
-				w.observe(j, time.Now(), res)
-				return w.deadLetter(ctx, j, t, res, "")
+				return w.deadLetter(ctx, j, t, w.observe(j, time.Now(), res), "")
 			}
 		}
 		start := time.Now()
@@ -275,11 +276,9 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 			return err // the store is unavailable: offered again shortly
 		case !ok:
 			res := Result{Code: CodeNoResource, Message: fmt.Sprintf("event bus %s does not exist", t.Bus)}
-			w.observe(j, start, res)
-			return w.deadLetter(ctx, j, t, res, "")
+			return w.deadLetter(ctx, j, t, w.observe(j, start, res), "")
 		}
-		w.observe(j, start, Result{Status: 200})
-		w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
+		w.delivered(j, t, w.observe(j, start, Result{Status: 200}))
 		return nil
 	}
 	if t.Queue != "" {
@@ -292,8 +291,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	// The role first: without it EventBridge cannot even try, and no
 	// request leaves. These errors are not retried.
 	if res, denied := w.permitted(t, j, "events:InvokeApiDestination", d.Arn); denied {
-		w.observe(j, time.Now(), res)
-		return w.deadLetter(ctx, j, t, res, "")
+		return w.deadLetter(ctx, j, t, w.observe(j, time.Now(), res), "")
 	}
 	switch {
 	case d.ConnectionState == "AUTHORIZED":
@@ -348,11 +346,10 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	w.record(d.Arn, res)
 	res.Message = redact(res.Message, auth)
 	if ctx.Err() == nil {
-		w.observe(j, start, res)
+		res = w.observe(j, start, res)
 	}
 	if res.OK() {
-		w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
-		w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
+		w.delivered(j, t, res)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -387,8 +384,14 @@ func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) e
 	if t.MaxAge > 0 && now.Add(delay).Sub(j.Ingested) > t.MaxAge {
 		return w.deadLetter(ctx, j, t, res, ExhaustedAge)
 	}
-	j.Attempt++
-	return w.cfg.Store.Delay(ctx, j, delay)
+	next := j
+	next.Attempt++
+	if err := w.cfg.Store.Delay(ctx, next, delay); err != nil {
+		return err
+	}
+	retryAt := time.Now().Add(delay)
+	w.logAttempt(j, t, res, store.OutcomeRetrying, &retryAt)
+	return nil
 }
 
 // backoff is the wait before retry n (0 for the first retry): exponential
@@ -406,13 +409,38 @@ func (w *Worker) backoff(n int) time.Duration {
 // fail ends a job whose attempt failed before any request: counted as a
 // failed attempt, not retried.
 func (w *Worker) fail(ctx context.Context, j store.Job, t Target, res Result) error {
-	w.observe(j, time.Now(), res)
-	return w.deadLetter(ctx, j, t, res, "")
+	return w.deadLetter(ctx, j, t, w.observe(j, time.Now(), res), "")
 }
 
-// observe counts an attempt that started at start and ended now.
-func (w *Worker) observe(j store.Job, start time.Time, res Result) {
-	w.cfg.Metrics.Attempt(metrics.RuleOf(j.RuleArn), j.TargetID, j.Ingested, start, time.Now(), j.Attempt > 0, j.Attempt == 0, res.OK(), res.Code)
+// observe counts an attempt that started at start and ended now, and
+// returns its result with those times.
+func (w *Worker) observe(j store.Job, start time.Time, res Result) Result {
+	res.Start, res.End = start, time.Now()
+	w.cfg.Metrics.Attempt(metrics.RuleOf(j.RuleArn), j.TargetID, j.Ingested, res.Start, res.End, j.Attempt > 0, j.Attempt == 0, res.OK(), res.Code)
+	return res
+}
+
+// delivered records an invocation that ended delivered.
+func (w *Worker) delivered(j store.Job, t Target, res Result) {
+	w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
+	w.logAttempt(j, t, res, store.OutcomeDelivered, nil)
+	w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
+}
+
+// logAttempt adds an attempt (or an invocation that ended without one) to
+// the attempt log.
+func (w *Worker) logAttempt(j store.Job, t Target, res Result, outcome string, retryAt *time.Time) {
+	if res.Start.IsZero() {
+		res.Start = time.Now()
+		res.End = res.Start
+	}
+	a := store.Attempt{Time: res.Start, EventID: j.EventID, Bus: j.Bus, RuleArn: j.RuleArn, TargetID: j.TargetID, TargetArn: t.Arn,
+		Attempt: j.Attempt + 1, Duration: res.End.Sub(res.Start), Status: res.Status, Code: res.Code, Message: res.Message,
+		Outcome: outcome, RetryAt: retryAt}
+	if outcome == store.OutcomeDeadLettered {
+		a.DeadLetterQueue = t.DeadLetterArn
+	}
+	w.cfg.Store.LogAttempt(a)
 }
 
 // postpone puts a job back for wait without counting an attempt: the
@@ -423,10 +451,17 @@ func (w *Worker) postpone(ctx context.Context, j store.Job, wait time.Duration) 
 	return w.cfg.Store.Delay(ctx, j, wait)
 }
 
+// deadLetter ends an invocation that failed: its event goes to the
+// target's dead-letter queue, or is dropped.
 func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Result, exhausted string) error {
-	return w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, Bus: j.Bus, RuleArn: j.RuleArn, TargetID: j.TargetID,
+	outcome, err := w.cfg.DeadLetter(ctx, DeadLetter{EventID: j.EventID, Event: j.Event, Bus: j.Bus, RuleArn: j.RuleArn, TargetID: j.TargetID,
 		JobID: j.ID(), TargetArn: t.Arn, DeadLetterArn: t.DeadLetterArn, ErrorCode: res.Code, ErrorMessage: res.Message,
 		ExhaustedCondition: exhausted, RetryAttempts: j.Attempt})
+	if err != nil {
+		return err
+	}
+	w.logAttempt(j, t, res, outcome, nil)
+	return nil
 }
 
 // permitted checks the target's role for action on resource.
@@ -465,13 +500,9 @@ func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
 	}
 	if code != "" {
 		w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", code, "error", msg)
-		res := Result{Code: code, Message: msg}
-		w.observe(j, start, res)
-		return w.deadLetter(ctx, j, t, res, "")
+		return w.deadLetter(ctx, j, t, w.observe(j, start, Result{Code: code, Message: msg}), "")
 	}
-	w.observe(j, start, Result{Status: 200})
-	w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
-	w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1)
+	w.delivered(j, t, w.observe(j, start, Result{Status: 200}))
 	return nil
 }
 

@@ -70,10 +70,17 @@ func setupDelivery(t *testing.T, status func(n int) int, retry *types.RetryPolic
 
 func (d *deliveryEnv) put() {
 	d.t.Helper()
+	d.putID()
+}
+
+// putID puts one "t" event and returns its id.
+func (d *deliveryEnv) putID() string {
+	d.t.Helper()
 	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{"n":5}`)}}})
 	if err != nil || out.FailedEntryCount != 0 {
 		d.t.Fatalf("PutEvents: %+v %v", out, err)
 	}
+	return aws.ToString(out.Entries[0].EventId)
 }
 
 // deadLetters waits for n dead-letter log lines and returns them.

@@ -15,6 +15,7 @@ import (
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/deliver"
+	"bridgeport/internal/store"
 )
 
 const ruleArn = "arn:aws:events:us-east-1:000000000000:rule/r"
@@ -327,8 +328,8 @@ func TestDeadLetterIdempotent(t *testing.T) {
 		DeadLetterArn: "arn:aws:sqs:us-east-1:000000000000:dlq", ErrorCode: "TIMEOUT", ErrorMessage: "no answer within 5s",
 		ExhaustedCondition: "MaximumRetryAttempts", RetryAttempts: 3}
 	for range 3 {
-		if err := e.srv.deadLetter(ctx, dl); err != nil {
-			t.Fatal(err)
+		if outcome, err := e.srv.deadLetter(ctx, dl); err != nil || outcome != store.OutcomeDeadLettered {
+			t.Fatalf("dead-letter send: %s, %v", outcome, err)
 		}
 	}
 	got := receiveDLQ(t, c, url, 1)

@@ -21,6 +21,8 @@ const (
 func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
 		"RedriveMessages": s.redriveMessages,
+		"TraceEvent":      s.traceEvent,
+		"ListAttempts":    s.listAttempts,
 	}
 }
 

@@ -87,7 +87,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		}
 	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
-		SyncInterval: cfg.SyncInterval, Logger: log.With("part", "store")})
+		SyncInterval: cfg.SyncInterval, AttemptsMaxAge: cfg.AttemptLogMaxAge, AttemptsMaxBytes: cfg.AttemptLogMaxBytes,
+		Logger: log.With("part", "store")})
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +256,7 @@ const (
 // is counted and logged, as InvocationsFailedToBeSentToDlq. Without one the
 // event is dropped, as EventBridge drops it, and counted and logged. Logs
 // never hold the event, which may carry personal data.
-func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
+func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) (string, error) {
 	logArgs := []any{"event_id", d.EventID, "rule", d.RuleArn, "target", d.TargetArn, "error_code", d.ErrorCode,
 		"error", d.ErrorMessage, "exhausted", d.ExhaustedCondition, "retry_attempts", d.RetryAttempts}
 	rule := metrics.RuleOf(d.RuleArn)
@@ -263,7 +264,7 @@ func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
 		s.metrics.Failed(rule, metrics.Dropped)
 		s.dropped.Add(1)
 		s.log.Warn("event not delivered; dropped", logArgs...)
-		return nil
+		return store.OutcomeDropped, nil
 	}
 	_, err := s.queues.Deliver(ctx, sqs.Delivery{
 		QueueArn:  d.DeadLetterArn,
@@ -287,14 +288,14 @@ func (s *Server) deadLetter(ctx context.Context, d deliver.DeadLetter) error {
 		s.failedToDLQ.Add(1)
 		s.log.Warn("event not delivered and not sent to its dead-letter queue", append(logArgs,
 			"dead_letter_queue", d.DeadLetterArn, "dlq_error_code", serr.Code, "dlq_error", serr.Message)...)
-		return nil
+		return store.OutcomeDLQFailed, nil
 	case err != nil:
-		return err // the store is unavailable: the job is offered again
+		return "", err // the store is unavailable: the job is offered again
 	}
 	s.metrics.Failed(rule, metrics.SentToDLQ)
 	s.sentToDLQ.Add(1)
 	s.log.Info("event not delivered; sent to its dead-letter queue", append(logArgs, "dead_letter_queue", d.DeadLetterArn)...)
-	return nil
+	return store.OutcomeDeadLettered, nil
 }
 
 // sendToQueue delivers to a queue target.

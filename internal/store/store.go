@@ -37,6 +37,10 @@ type Config struct {
 	SyncInterval time.Duration
 	// Replicas is the replica count of streams and buckets; 0 means 1.
 	Replicas int
+	// AttemptsMaxAge and AttemptsMaxBytes bound the delivery attempt log;
+	// 0 means 7 days and 1 GiB.
+	AttemptsMaxAge   time.Duration
+	AttemptsMaxBytes int64
 	// Logger receives the store's own messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -184,6 +188,9 @@ func (s *Store) ensure(ctx context.Context) error {
 		return fmt.Errorf("jobs stream: %w", err)
 	}
 	if err := s.ensureQueues(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureAttempts(ctx); err != nil {
 		return err
 	}
 	return s.ensureDelay(ctx)

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The delivery attempt log: one record per attempt to invoke a target (and
+// per invocation that ended without one), in a stream with a retention
+// limit by age and size, one subject per target and event, so that an
+// event's attempts and a target's attempts since a time are read without
+// scanning the rest.
+const (
+	attemptsStream  = "BP_ATTEMPTS"
+	attemptsSubject = "bp.att"
+)
+
+// Attempt is one record of the attempt log. Nothing secret is in it: error
+// messages are redacted before they get here, and no request or response
+// bodies are kept.
+type Attempt struct {
+	Time      time.Time     `json:"time"` // when the attempt started
+	EventID   string        `json:"eventId"`
+	Bus       string        `json:"bus"`
+	RuleArn   string        `json:"ruleArn"`
+	TargetID  string        `json:"targetId"`
+	TargetArn string        `json:"targetArn"`
+	Attempt   int           `json:"attempt"` // 1 for the first
+	Duration  time.Duration `json:"durationNs"`
+	Status    int           `json:"status,omitempty"` // the endpoint's HTTP status
+	Code      string        `json:"code,omitempty"`   // the error code of a failed attempt
+	Message   string        `json:"message,omitempty"`
+	// Outcome is what became of the invocation after this attempt.
+	Outcome string     `json:"outcome"`
+	RetryAt *time.Time `json:"retryAt,omitempty"`
+	// DeadLetterQueue names the queue the event went to, when it did.
+	DeadLetterQueue string `json:"deadLetterQueue,omitempty"`
+}
+
+// Outcomes of the attempt log.
+const (
+	OutcomeDelivered     = "DELIVERED"
+	OutcomeRetrying      = "RETRYING"
+	OutcomeDeadLettered  = "DEAD_LETTERED"
+	OutcomeDLQFailed     = "DEAD_LETTER_FAILED" // not delivered, and not stored in its dead-letter queue
+	OutcomeDropped       = "DROPPED"            // not delivered, no dead-letter queue
+	OutcomeNotDelivered  = "NOT_DELIVERED"      // not delivered; what became of it is in a later record
+	defaultAttemptsAge   = 7 * 24 * time.Hour
+	defaultAttemptsBytes = 1 << 30
+)
+
+// Failed reports whether the attempt failed.
+func (a *Attempt) Failed() bool { return a.Code != "" }
+
+func (s *Store) ensureAttempts(ctx context.Context) error {
+	age, size := s.cfg.AttemptsMaxAge, s.cfg.AttemptsMaxBytes
+	if age <= 0 {
+		age = defaultAttemptsAge
+	}
+	if size <= 0 {
+		size = defaultAttemptsBytes
+	}
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        attemptsStream,
+		Description: "delivery attempts, by target and event",
+		Subjects:    []string{attemptsSubject + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      age,
+		MaxBytes:    size,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("attempts stream: %w", err)
+	}
+	return nil
+}
+
+func attemptSubject(targetKey, eventID string) string {
+	return attemptsSubject + "." + targetKey + "." + Token(eventID)
+}
+
+// LogAttempt adds a record to the attempt log without waiting for it to be
+// stored: the log is for diagnosis, and delivery does not wait on it.
+func (s *Store) LogAttempt(a Attempt) {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return
+	}
+	msg := nats.NewMsg(attemptSubject(TargetKey(a.RuleArn, a.TargetID), a.EventID))
+	msg.Data = data
+	if _, err := s.js.PublishMsgAsync(msg); err != nil {
+		s.log.Warn("attempt log", "error", err)
+	}
+}
+
+// AttemptFilter selects records of the attempt log.
+type AttemptFilter struct {
+	EventID string
+	// TargetKeys, when set, limits the records to these targets (see
+	// TargetKey).
+	TargetKeys []string
+	Since      time.Time
+	FailedOnly bool
+	Limit      int // 0: 1,000
+}
+
+// Attempts reads records of the attempt log, oldest first.
+func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
+	ev := "*"
+	if f.EventID != "" {
+		ev = Token(f.EventID)
+	}
+	var subjects []string
+	if len(f.TargetKeys) == 0 {
+		subjects = []string{attemptsSubject + ".*." + ev}
+	}
+	for _, k := range f.TargetKeys {
+		subjects = append(subjects, attemptsSubject+"."+k+"."+ev)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !f.Since.IsZero() {
+		since := f.Since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	cons, err := s.js.OrderedConsumer(ctx, attemptsStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("attempt log: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("attempt log: %w", err)
+	}
+	var out []Attempt
+	remaining := info.NumPending
+	for remaining > 0 && len(out) < limit {
+		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return out, fmt.Errorf("attempt log: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err == nil {
+				remaining = md.NumPending
+			}
+			var a Attempt
+			if json.Unmarshal(m.Data(), &a) != nil || (f.FailedOnly && !a.Failed()) {
+				continue
+			}
+			if len(out) < limit {
+				out = append(out, a)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return out, fmt.Errorf("attempt log: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return out, nil
+}
