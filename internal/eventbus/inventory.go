@@ -54,3 +54,9 @@ func (s *Service) LastMatched(ruleArn string) (time.Time, bool) {
 	}
 	return v.(time.Time), true
 }
+
+// Rule returns a rule that exists.
+func (s *Service) Rule(bus, name string) (Rule, bool) {
+	r, _, ok := s.reg.getRule(bus, name)
+	return r, ok
+}

@@ -23,6 +23,7 @@ func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 		"RedriveMessages": s.redriveMessages,
 		"TraceEvent":      s.traceEvent,
 		"ListAttempts":    s.listAttempts,
+		"Diagnose":        s.diagnose,
 	}
 }
 

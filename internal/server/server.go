@@ -45,6 +45,8 @@ type Server struct {
 	events     *eventbus.Service
 	queues     *sqs.Service
 	iam        *iam.Service
+	invoker    *deliver.Invoker
+	started    time.Time
 	registry   *prometheus.Registry
 	metrics    *metrics.Metrics
 	worker     *deliver.Worker
@@ -65,7 +67,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry(), started: time.Now()}
 	s.metrics = metrics.New(s.registry)
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.AccessKeyID != "" {
@@ -113,9 +115,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
 	}
+	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots})
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
-		Invoker:     deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots}),
+		Invoker:     s.invoker,
 		DeadLetter:  s.deadLetter,
 		SendToQueue: s.sendToQueue,
 		CheckRole:   s.checkRole,

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/x509"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -24,20 +25,25 @@ type sink struct {
 	mu     sync.Mutex
 	got    []received
 	status func(n int) int // status for the n-th request (from 0)
+	delay  time.Duration   // how long each answer takes
 }
 
 func newSink(t *testing.T) *sink {
 	t.Helper()
 	s := &sink{status: func(int) int { return 200 }}
-	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		n := len(s.got)
 		s.got = append(s.got, received{path: r.URL.Path, header: r.Header.Clone(), body: string(body)})
-		status := s.status(n)
+		status, delay := s.status(n), s.delay
 		s.mu.Unlock()
+		time.Sleep(delay)
 		w.WriteHeader(status)
 	}))
+	// Handshakes refused on purpose (untrusted certificates) are not news.
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
 }

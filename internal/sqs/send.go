@@ -209,3 +209,51 @@ func (s *Service) Depths(ctx context.Context) ([]Depth, error) {
 	}
 	return out, nil
 }
+
+// QueueCheck is what diagnostics need to know of a queue EventBridge sends
+// to.
+type QueueCheck struct {
+	Exists, FIFO bool
+	// AllowsEvents: the queue's policy lets EventBridge send for the rule.
+	AllowsEvents bool
+	Visible      int
+	// ErrorCodes counts the ERROR_CODE attributes of the first 1,000
+	// messages (dead letters), by code.
+	ErrorCodes map[string]int
+}
+
+// Check inspects the queue arn for a rule's sends, without changing it.
+func (s *Service) Check(ctx context.Context, arn, ruleArn string) (QueueCheck, error) {
+	var c QueueCheck
+	name, ok := s.NameFromArn(arn)
+	if !ok {
+		return c, nil
+	}
+	q, _, err := s.Get(ctx, name)
+	var aerr *awsapi.Error
+	if errors.As(err, &aerr) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	c.Exists, c.FIFO, c.AllowsEvents = true, q.FIFO(), s.allowsEvents(q, ruleArn)
+	if c.Visible, _, _, err = s.st.QueueCounts(ctx, q.ID); err != nil {
+		return c, err
+	}
+	msgs, err := s.st.PeekQueue(ctx, q.ID, 1000)
+	if err != nil {
+		return c, err
+	}
+	c.ErrorCodes = map[string]int{}
+	for _, r := range msgs {
+		m, err := decodeStored(r.Data)
+		if err != nil {
+			continue
+		}
+		if a, ok := m.Attrs["ERROR_CODE"]; ok && a.StringValue != nil {
+			c.ErrorCodes[*a.StringValue]++
+		}
+	}
+	return c, nil
+}

@@ -586,3 +586,23 @@ func flat(h nats.Header) map[string]string {
 	}
 	return out
 }
+
+// PeekQueue reads up to limit messages of a queue, oldest first, without
+// receiving them: their visibility and receive counts do not change. Each
+// is one lookup of the next message on the queue's subject.
+func (s *Store) PeekQueue(ctx context.Context, queueID string, limit int) ([]Received, error) {
+	var out []Received
+	seq := uint64(1)
+	for len(out) < limit {
+		raw, err := s.queues.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(queueSubject(queueID)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("peek queue %s: %w", queueID, err)
+		}
+		out = append(out, Received{Seq: raw.Sequence, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: raw.Time})
+		seq = raw.Sequence + 1
+	}
+	return out, nil
+}

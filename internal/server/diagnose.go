@@ -1,0 +1,367 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/deliver"
+	"bridgeport/internal/eventbus"
+	"bridgeport/internal/store"
+)
+
+// Finding statuses.
+const (
+	StatusOK      = "OK"
+	StatusWarning = "WARNING"
+	StatusProblem = "PROBLEM"
+)
+
+// Finding is one check of Diagnose: what was checked, what is wrong (if
+// anything) and how to fix it.
+type Finding struct {
+	Check   string `json:"Check"`
+	Target  string `json:"Target,omitempty"`
+	Status  string `json:"Status"`
+	Message string `json:"Message"`
+	Fix     string `json:"Fix,omitempty"`
+}
+
+// DiagnoseInput names the rule (and optionally one target) to check.
+type DiagnoseInput struct {
+	Rule         *string `json:"Rule"`
+	EventBusName *string `json:"EventBusName"`
+	TargetId     *string `json:"TargetId"`
+	// Probe sends a HEAD request to API destination endpoints, to check
+	// their certificate, reachability and answer time.
+	Probe bool `json:"Probe"`
+}
+
+// DiagnoseOutput is the answer of Diagnose.
+type DiagnoseOutput struct {
+	RuleArn  string    `json:"RuleArn,omitempty"`
+	Findings []Finding `json:"Findings"`
+	Problems int       `json:"Problems"`
+	Warnings int       `json:"Warnings"`
+}
+
+type diagnosis struct {
+	out DiagnoseOutput
+}
+
+func (d *diagnosis) add(f Finding) {
+	switch f.Status {
+	case StatusProblem:
+		d.out.Problems++
+	case StatusWarning:
+		d.out.Warnings++
+	}
+	d.out.Findings = append(d.out.Findings, f)
+}
+
+// diagnose checks, in order, everything that makes a rule fail to reach
+// its targets, as the AWS troubleshooting guide lists them, and says how
+// to fix what it finds.
+func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
+	var in DiagnoseInput
+	if err := awsapi.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	var v awsapi.Violations
+	if in.Rule == nil {
+		v.Add(nil, "rule", awsapi.MustNotBeNull)
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	bus := "default"
+	if in.EventBusName != nil {
+		bus = *in.EventBusName
+	}
+	d := &diagnosis{out: DiagnoseOutput{Findings: []Finding{}}}
+	rule, ok := s.events.Rule(bus, *in.Rule)
+	if !ok {
+		d.add(Finding{Check: "rule", Status: StatusProblem, Message: fmt.Sprintf("rule %s does not exist on event bus %s", *in.Rule, bus),
+			Fix: "check the name and --event-bus: aws events list-rules --event-bus-name " + bus})
+		return d.out, nil
+	}
+	d.out.RuleArn = rule.Arn
+	s.checkRule(d, rule)
+	found := false
+	for _, t := range rule.Targets {
+		if in.TargetId != nil && t.Id != *in.TargetId {
+			continue
+		}
+		found = true
+		s.checkTarget(ctx, d, rule, t, in.Probe)
+	}
+	if !found && in.TargetId != nil {
+		d.add(Finding{Check: "target", Target: *in.TargetId, Status: StatusProblem, Message: fmt.Sprintf("rule %s has no target %s", rule.Name, *in.TargetId),
+			Fix: fmt.Sprintf("aws events list-targets-by-rule --rule %s --event-bus-name %s", rule.Name, bus)})
+	}
+	return d.out, nil
+}
+
+func (s *Server) checkRule(d *diagnosis, r eventbus.Rule) {
+	cmdBus := " --event-bus-name " + r.Bus
+	if r.State != "ENABLED" {
+		d.add(Finding{Check: "rule", Status: StatusProblem, Message: fmt.Sprintf("rule %s is %s: it matches nothing", r.Name, r.State),
+			Fix: "aws events enable-rule --name " + r.Name + cmdBus})
+	} else {
+		d.add(Finding{Check: "rule", Status: StatusOK, Message: fmt.Sprintf("rule %s is ENABLED", r.Name)})
+	}
+	if len(r.Targets) == 0 {
+		d.add(Finding{Check: "targets", Status: StatusProblem, Message: "the rule has no targets",
+			Fix: "aws events put-targets --rule " + r.Name + cmdBus + " --targets ..."})
+	}
+	if t, ok := s.events.LastMatched(r.Arn); ok {
+		d.add(Finding{Check: "pattern", Status: StatusOK, Message: "the pattern last matched an event at " + t.UTC().Format(time.RFC3339)})
+	} else {
+		d.add(Finding{Check: "pattern", Status: StatusWarning,
+			Message: fmt.Sprintf("the pattern has matched no event since this node started (%s)", s.started.UTC().Format(time.RFC3339)),
+			Fix:     "compare the pattern with an event you expect: aws events test-event-pattern --event-pattern ... --event ..."})
+	}
+}
+
+func (s *Server) checkTarget(ctx context.Context, d *diagnosis, r eventbus.Rule, t eventbus.Target, probe bool) {
+	rt, ok := s.events.Target(r.Arn, t.Id)
+	if !ok {
+		return
+	}
+	id := t.Id
+	switch {
+	case rt.Destination != nil:
+		s.diagnoseRole(d, id, r.Arn, rt.RoleArn, "events:InvokeApiDestination", rt.Destination.Arn)
+		s.checkDestination(ctx, d, id, rt.Destination, probe)
+	case rt.Bus != "":
+		if rt.RoleArn != "" {
+			s.diagnoseRole(d, id, r.Arn, rt.RoleArn, "events:PutEvents", rt.Arn)
+		}
+		d.add(Finding{Check: "target", Target: id, Status: StatusOK, Message: "event bus target " + rt.Bus})
+	case rt.Queue != "":
+		s.checkQueueTarget(ctx, d, id, r.Arn, rt.Queue, rt.MessageGroupID)
+	default:
+		d.add(Finding{Check: "target", Target: id, Status: StatusProblem, Message: rt.Unsupported,
+			Fix: "bridgeport delivers to API destinations, event buses and SQS queues"})
+	}
+	s.checkDeadLetter(ctx, d, id, r.Arn, rt.DeadLetterArn)
+	s.checkRecent(ctx, d, id, r)
+}
+
+func (s *Server) diagnoseRole(d *diagnosis, id, ruleArn, roleArn, action, resource string) {
+	if roleArn == "" {
+		d.add(Finding{Check: "role", Target: id, Status: StatusProblem, Message: "the target has no RoleArn, so EventBridge cannot invoke it",
+			Fix: "give the target a RoleArn: aws events put-targets ... --targets '[{\"Id\":\"" + id + "\",\"RoleArn\":\"arn:aws:iam::" + s.cfg.AccountID + ":role/NAME\",...}]'"})
+		return
+	}
+	denial := s.iam.CheckEventBridge(roleArn, ruleArn, action, resource)
+	if denial == nil {
+		d.add(Finding{Check: "role", Target: id, Status: StatusOK, Message: fmt.Sprintf("role %s may be assumed by events.amazonaws.com and allows %s", roleArn, action)})
+		return
+	}
+	name := roleArn[strings.LastIndexByte(roleArn, '/')+1:]
+	f := Finding{Check: "role", Target: id, Status: StatusProblem, Message: denial.Code + ": " + denial.Message}
+	if denial.Code == "FAILED_TO_ASSUME_ROLE" {
+		f.Fix = "let EventBridge assume the role: aws iam update-assume-role-policy --role-name " + name +
+			` --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sts:AssumeRole"}]}'`
+		if strings.Contains(denial.Message, "does not exist") {
+			f.Fix = "create the role (aws iam create-role --role-name " + name + " ...) or fix the target's RoleArn"
+		}
+	} else {
+		f.Fix = "allow the action: aws iam put-role-policy --role-name " + name + " --policy-name invoke --policy-document " +
+			`'{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"` + action + `","Resource":"` + resource + `"}]}'`
+	}
+	d.add(f)
+}
+
+func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, dest *deliver.Destination, probe bool) {
+	switch dest.ConnectionState {
+	case "AUTHORIZED":
+		d.add(Finding{Check: "connection", Target: id, Status: StatusOK, Message: "API destination is ACTIVE: its connection is AUTHORIZED"})
+	case "DELETED":
+		d.add(Finding{Check: "connection", Target: id, Status: StatusProblem, Message: "the target's " + dest.StateReason,
+			Fix: "create the API destination and connection, or fix the target's Arn"})
+		return
+	case "AUTHORIZING":
+		d.add(Finding{Check: "connection", Target: id, Status: StatusWarning, Message: "the connection is AUTHORIZING: waiting for its first OAuth token"})
+	default:
+		conn := dest.ConnectionArn
+		if i := strings.Index(conn, ":connection/"); i >= 0 {
+			conn = strings.SplitN(conn[i+len(":connection/"):], "/", 2)[0]
+		}
+		msg := fmt.Sprintf("API destination is INACTIVE: its connection %s is %s", conn, dest.ConnectionState)
+		if dest.StateReason != "" {
+			msg += ": " + dest.StateReason
+		}
+		d.add(Finding{Check: "connection", Target: id, Status: StatusProblem, Message: msg,
+			Fix: "fix the credentials (or the OAuth endpoint) and authorize again: aws events update-connection --name " + conn + " --auth-parameters ..."})
+	}
+	u, err := url.Parse(dest.Endpoint)
+	if err != nil || u.Host == "" {
+		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem, Message: "the endpoint is not a URL: " + dest.Endpoint})
+		return
+	}
+	endpoint := u.Scheme + "://" + u.Host + u.Path
+	if u.Scheme != "https" {
+		st, fix := StatusProblem, "use an https:// endpoint: aws events update-api-destination --name ... --invocation-endpoint https://..."
+		if s.cfg.AllowHTTPEndpoints {
+			st, fix = StatusWarning, ""
+		}
+		d.add(Finding{Check: "endpoint", Target: id, Status: st, Message: endpoint + " is not HTTPS: EventBridge requires HTTPS", Fix: fix})
+	}
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	private, err := deliver.ResolvesPrivate(lctx, u.Hostname())
+	cancel()
+	switch {
+	case err != nil:
+		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem, Message: fmt.Sprintf("%s does not resolve: %v", u.Hostname(), err),
+			Fix: "fix the endpoint's host name"})
+	case private && !s.cfg.AllowPrivateEndpoints:
+		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem,
+			Message: u.Hostname() + " resolves to a private address; EventBridge reaches public endpoints only",
+			Fix:     "use a public endpoint, or (for local use) start bridgeport with --allow-private-endpoints"})
+	default:
+		d.add(Finding{Check: "endpoint", Target: id, Status: StatusOK, Message: endpoint + " resolves to an address invocations may reach"})
+	}
+	if !probe {
+		return
+	}
+	res := s.invoker.Probe(ctx, dest.Endpoint)
+	took := res.End.Sub(res.Start).Round(time.Millisecond)
+	switch {
+	case res.Code == "":
+		d.add(Finding{Check: "probe", Target: id, Status: StatusOK, Message: fmt.Sprintf("%s answered %d to HEAD in %s (the limit is 5s)", endpoint, res.Status, took)})
+	case res.Code == deliver.CodeTimeout:
+		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Message + ": EventBridge gives up after 5 seconds",
+			Fix: "make the endpoint answer within 5 seconds (acknowledge first, work later)"})
+	case strings.Contains(res.Message, "certificate"):
+		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Message,
+			Fix: "serve a certificate from a trusted CA for this host name (or, for local use, start bridgeport with --extra-ca-file)"})
+	default:
+		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Code + ": " + res.Message,
+			Fix: "make the endpoint reachable from bridgeport"})
+	}
+}
+
+func (s *Server) checkQueueTarget(ctx context.Context, d *diagnosis, id, ruleArn, arn, group string) {
+	c, err := s.queues.Check(ctx, arn, ruleArn)
+	switch {
+	case err != nil:
+		d.add(Finding{Check: "queue", Target: id, Status: StatusWarning, Message: "could not read the queue: " + err.Error()})
+	case !c.Exists:
+		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem, Message: "queue " + arn + " does not exist (NO_RESOURCE)",
+			Fix: "aws sqs create-queue --queue-name " + arn[strings.LastIndexByte(arn, ':')+1:]})
+	case !c.AllowsEvents:
+		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem,
+			Message: "the queue's policy does not let events.amazonaws.com call sqs:SendMessage for this rule (NO_PERMISSIONS)",
+			Fix:     s.queuePolicyFix(arn, ruleArn)})
+	case c.FIFO && group == "":
+		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem, Message: "the queue is FIFO and the target has no SqsParameters.MessageGroupId"})
+	default:
+		d.add(Finding{Check: "queue", Target: id, Status: StatusOK, Message: "queue " + arn + " exists and its policy lets EventBridge send"})
+	}
+}
+
+func (s *Server) queuePolicyFix(queueArn, ruleArn string) string {
+	name := queueArn[strings.LastIndexByte(queueArn, ':')+1:]
+	parts := strings.SplitN(queueArn, ":", 6)
+	account := ""
+	if len(parts) == 6 {
+		account = parts[4]
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"%s","Condition":{"ArnEquals":{"aws:SourceArn":"%s"}}}]}`, queueArn, ruleArn)
+	return fmt.Sprintf("aws sqs set-queue-attributes --queue-url http://%s/%s/%s --attributes '{\"Policy\":%q}'", s.Addr(), account, name, policy)
+}
+
+func (s *Server) checkDeadLetter(ctx context.Context, d *diagnosis, id, ruleArn, arn string) {
+	if arn == "" {
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusWarning,
+			Message: "the target has no dead-letter queue: events it cannot take are dropped",
+			Fix:     "aws events put-targets ... with \"DeadLetterConfig\":{\"Arn\":\"arn:aws:sqs:" + s.cfg.Region + ":" + s.cfg.AccountID + ":NAME\"}"})
+		return
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[2] != "sqs" {
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: arn + " is not a queue ARN"})
+		return
+	}
+	if parts[3] != s.cfg.Region {
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue is in " + parts[3] + ", not in the rule's region " + s.cfg.Region,
+			Fix: "use a queue in " + s.cfg.Region})
+		return
+	}
+	c, err := s.queues.Check(ctx, arn, ruleArn)
+	switch {
+	case err != nil:
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusWarning, Message: "could not read the queue: " + err.Error()})
+	case !c.Exists:
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue " + arn + " does not exist",
+			Fix: "aws sqs create-queue --queue-name " + parts[5]})
+	case c.FIFO:
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue is FIFO; EventBridge needs a standard queue",
+			Fix: "use a standard queue"})
+	case !c.AllowsEvents:
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem,
+			Message: "the dead-letter queue's policy does not let events.amazonaws.com call sqs:SendMessage for this rule: failed events are lost",
+			Fix:     s.queuePolicyFix(arn, ruleArn)})
+	default:
+		msg := fmt.Sprintf("dead-letter queue %s is usable; it holds %d messages", arn, c.Visible)
+		if len(c.ErrorCodes) > 0 {
+			msg += " (" + countsText(c.ErrorCodes) + ")"
+		}
+		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusOK, Message: msg})
+	}
+}
+
+// checkRecent reports the target's failed attempts of the last 24 hours,
+// by error code: a problem if its latest attempt failed.
+func (s *Server) checkRecent(ctx context.Context, d *diagnosis, id string, r eventbus.Rule) {
+	list, err := s.store.Attempts(ctx, store.AttemptFilter{TargetKeys: []string{store.TargetKey(r.Arn, id)}, Since: time.Now().Add(-24 * time.Hour), Limit: 10000})
+	if err != nil {
+		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusWarning, Message: "could not read the attempt log: " + err.Error()})
+		return
+	}
+	if len(list) == 0 {
+		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusOK, Message: "no attempts in the last 24 hours"})
+		return
+	}
+	codes := map[string]int{}
+	failed := 0
+	var lastFailure store.Attempt
+	for _, a := range list {
+		if a.Failed() {
+			failed++
+			codes[a.Code]++
+			lastFailure = a
+		}
+	}
+	last := list[len(list)-1]
+	switch {
+	case failed == 0:
+		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusOK, Message: fmt.Sprintf("%d attempts in the last 24 hours, none failed", len(list))})
+	case last.Failed():
+		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusProblem,
+			Message: fmt.Sprintf("%d of %d attempts in the last 24 hours failed (%s); the latest: %s: %s", failed, len(list), countsText(codes), last.Code, last.Message),
+			Fix:     "see them: bridgeport events attempts --rule " + r.Name + " --event-bus " + r.Bus + " --target " + id + " --failed"})
+	default:
+		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusWarning,
+			Message: fmt.Sprintf("%d of %d attempts in the last 24 hours failed (%s), the latest attempt succeeded; last failure: %s", failed, len(list), countsText(codes), lastFailure.Message)})
+	}
+}
+
+func countsText(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
