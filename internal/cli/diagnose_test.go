@@ -52,7 +52,9 @@ func TestDiagnoseAndTrace(t *testing.T) {
 		return code, out.String() + errOut.String()
 	}
 	traceCmd := func(ctx context.Context, args []string, o, e *syncBuffer) int { return events(ctx, args, o, e, getenv) }
-	diagCmd := func(ctx context.Context, args []string, o, e *syncBuffer) int { return diagnose(ctx, args, o, e, getenv) }
+	diagCmd := func(ctx context.Context, args []string, o, e *syncBuffer) int {
+		return diagnose(ctx, args, o, e, getenv)
+	}
 
 	var code int
 	var out string
