@@ -133,7 +133,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	action := ""
 	defer func() {
 		if p := recover(); p != nil {
-			s.logger().Error("panic in request", "action", action, "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.logger().ErrorContext(ctx, "panic in request", "action", action, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			fail(&Error{Code: "ServiceFailure", Message: "Internal error.", Status: http.StatusInternalServerError})
 		}
 	}()
@@ -185,7 +185,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		var aerr *Error
 		if !errors.As(err, &aerr) {
-			s.logger().Error("request failed", "action", action, "request_id", reqID, "error", err)
+			s.logger().ErrorContext(ctx, "request failed", "action", action, "error", err)
 			aerr = &Error{Code: "ServiceFailure", Message: "Internal error.", Status: http.StatusInternalServerError}
 		}
 		fail(aerr)
@@ -197,7 +197,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	if out != nil {
 		enc := xml.NewEncoder(&buf)
 		if err := enc.EncodeElement(out, xml.StartElement{Name: xml.Name{Local: action + "Result"}}); err != nil {
-			s.logger().Error("encode response", "action", action, "request_id", reqID, "error", err)
+			s.logger().ErrorContext(ctx, "encode response", "action", action, "error", err)
 			buf.Reset()
 			fail(&Error{Code: "ServiceFailure", Message: "Internal error.", Status: http.StatusInternalServerError})
 			return

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 )
 
 // JSONOperation handles one operation of an AWS JSON protocol service. It
@@ -89,6 +90,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := NewRequestID()
 	w.Header().Set("x-amzn-RequestId", reqID)
 	ctx := context.WithValue(r.Context(), keyRequestID, reqID)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	w = rec
+	start := time.Now()
+	defer func() {
+		s.logger().DebugContext(ctx, "request", "target", r.Header.Get("X-Amz-Target"), "status", rec.status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	}()
 	if len(s.Query) > 0 && isQuery(r) {
 		s.serveQuery(ctx, w, r, reqID)
 		return
@@ -104,7 +112,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s.logger().Error("panic in request", "target", target, "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.logger().ErrorContext(ctx, "panic in request", "target", target, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
 		}
 	}()
@@ -151,7 +159,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var aerr *Error
 		if !errors.As(err, &aerr) {
-			s.logger().Error("request failed", "target", target, "request_id", reqID, "error", err)
+			s.logger().ErrorContext(ctx, "request failed", "target", target, "error", err)
 			aerr = &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
 		}
 		fail(aerr)
@@ -159,13 +167,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	data, err := json.Marshal(out)
 	if err != nil {
-		s.logger().Error("encode response", "target", target, "request_id", reqID, "error", err)
+		s.logger().ErrorContext(ctx, "encode response", "target", target, "error", err)
 		fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(data)
+}
+
+// statusRecorder remembers the status a handler sent, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }
 
 func (s *Server) lookup(target string) (*JSONService, JSONOperation) {

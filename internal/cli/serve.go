@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/server"
@@ -21,7 +22,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintln(stderr, "bridgeport serve:", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	log := slog.New(logHandler(stderr, level(cfg.LogLevel)))
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "bridgeport serve:", err)
@@ -52,6 +53,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// logHandler writes JSON lines, or text when w is a terminal.
+func logHandler(w io.Writer, l slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.NewTextHandler(w, opts)
+		}
+	}
+	return slog.NewJSONHandler(w, opts)
 }
 
 func level(s string) slog.Level {

@@ -148,7 +148,10 @@ type WorkerConfig struct {
 	PerTarget int
 	// Metrics counts attempts and outcomes; nil counts nothing.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// ShutdownGrace is how long deliveries in flight may take to finish
+	// once Run's context ends; 0 means 10 seconds.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
 	// Now is the clock event ages are measured with; nil means time.Now.
 	Now func() time.Time
 }
@@ -175,6 +178,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
 	if cfg.PerTarget <= 0 {
 		cfg.PerTarget = 16
 	}
@@ -187,11 +193,21 @@ func NewWorker(cfg WorkerConfig) *Worker {
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
 // fails (the store unreachable at start, say) is logged and started again.
+//
+// When ctx ends, no new delivery starts; those in flight get ShutdownGrace
+// to finish, after which they are cancelled and their jobs handed back for
+// another attempt. Run returns once they are done either way.
 func (w *Worker) Run(ctx context.Context) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		time.AfterFunc(w.cfg.ShutdownGrace, cancelWork)
+	})
+	defer stop()
 	var wg sync.WaitGroup
 	for name, part := range map[string]func(context.Context) error{
 		"delays":    w.cfg.Store.RunDelays,
-		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, w.cfg.Workers, w.handle) },
+		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
 		"authorize": w.authorizeLoop,
 	} {
 		wg.Add(1)

@@ -44,7 +44,7 @@ func (s *Service) seen(ctx context.Context, rev uint64) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.reg.waitFor(wctx, rev); err != nil && ctx.Err() == nil {
-		s.log.Warn("configuration change stored but not seen by this node yet", "revision", rev)
+		s.log.WarnContext(ctx, "configuration change stored but not seen by this node yet", "revision", rev)
 	}
 }
 

@@ -382,3 +382,14 @@ func TestDeliveryEventTooOld(t *testing.T) {
 		t.Errorf("dead letter %v after %d calls", dl, len(d.sink.received()))
 	}
 }
+
+// restartDelivery starts the stopped server again on the same data
+// directory, with the same logs.
+func (d *deliveryEnv) restartDelivery() {
+	d.t.Helper()
+	srv, err := Start(ctx, d.cfg, slog.New(slog.NewJSONHandler(d.logs, nil)))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.srv, d.eb = srv, newClient(srv)
+}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -87,13 +89,17 @@ func TestMetrics(t *testing.T) {
 		`bridgeport_connections{state="AUTHORIZED"}`:                                                   1,
 		`bridgeport_pipeline_depth{stage="jobs"}`:                                                      0,
 	}
-	// Outcomes are recorded right after the dead-letter send; give the
-	// worker a moment.
+	// Outcomes are recorded right after the dead-letter send, and the job
+	// leaves the queue a moment later: wait until the figures settle.
 	var got map[string]float64
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got = scrape(t, d.srv.Addr())
-		if got[`bridgeport_invocations_total{`+rule+`}`] == 2 || time.Now().After(deadline) {
+		settled := true
+		for series, v := range want {
+			settled = settled && got[series] == v
+		}
+		if settled || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -107,5 +113,63 @@ func TestMetrics(t *testing.T) {
 		if strings.Contains(series, "_dropped_") || strings.Contains(series, "failed_to_be_sent") {
 			t.Errorf("unexpected series %s", series)
 		}
+	}
+}
+
+// TestHealth: /healthz and /readyz answer JSON; /readyz names what is not
+// ready.
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + e.srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := get("/healthz"); code != 200 || body != `{"status":"ok"}` {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 || body != `{"ready":true,"checks":{"configuration":"ok","delivery":"ok","store":"ok"}}` {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	e.srv.stopWorker()
+	<-e.srv.workerDone
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"delivery":"delivery workers not running"`) || !strings.Contains(body, `"ready":false`) {
+		t.Errorf("/readyz without workers: %d %s", code, body)
+	}
+}
+
+// TestRequestIDsInLogs: the lines logged about a request carry the id the
+// client got.
+func TestRequestIDsInLogs(t *testing.T) {
+	t.Parallel()
+	logs := &syncWriter{}
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	srv, err := Start(ctx, e.cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv, e.eb = srv, newClient(srv)
+	t.Cleanup(e.stop)
+	resp := e.signed(t, "events", "AWSEvents.DescribeEventBus", "application/x-amz-json-1.1", `{"Name":"nope"}`)
+	resp.Body.Close()
+	id := resp.Header.Get("x-amzn-RequestId")
+	found := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "request" {
+			if m["request_id"] != id || m["status"] != float64(400) {
+				t.Errorf("access line %s, want request id %s and status 400", line, id)
+			}
+			found = true
+		}
+	}
+	if !found || id == "" {
+		t.Errorf("no access line for request %q in %s", id, logs.String())
 	}
 }

@@ -141,6 +141,6 @@ func (s *Server) redriveOne(ctx context.Context, queueURL, handle string, dryRun
 	if err := s.queues.DeleteHeld(ctx, queueURL, handle); err != nil {
 		return Redriven{}, err
 	}
-	s.log.Info("dead-lettered event redriven", "event_id", r.EventId, "rule", r.RuleArn, "target", r.TargetArn)
+	s.log.InfoContext(ctx, "dead-lettered event redriven", "event_id", r.EventId, "rule", r.RuleArn, "target", r.TargetArn)
 	return r, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,7 +59,9 @@ type Server struct {
 	http                            *http.Server
 	ln                              net.Listener
 	ready                           atomic.Bool
-	served                          chan error
+	// working is true while the delivery worker runs.
+	working atomic.Bool
+	served  chan error
 }
 
 // Start opens the store, starts the services and begins serving. It
@@ -67,6 +70,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Lines logged while answering a request carry its id.
+	log = slog.New(awsapi.WithRequestIDs(log.Handler()))
 	s := &Server{cfg: cfg, log: log, registry: prometheus.NewRegistry(), started: time.Now()}
 	s.metrics = metrics.New(s.registry)
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -123,14 +128,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		SendToQueue: s.sendToQueue,
 		CheckRole:   s.checkRole,
 		Metrics:     s.metrics,
-		BaseDelay:   cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
+		// Deliveries in flight at shutdown get the same grace as requests.
+		ShutdownGrace: cfg.Quotas.ShutdownGraceTime,
+		BaseDelay:     cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		Logger: log.With("part", "deliver"),
 		Now:    cfg.Now,
 	})
 	wctx, stopWorker := context.WithCancel(context.Background())
 	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})
+	s.working.Store(true)
 	go func() {
 		defer close(s.workerDone)
+		defer s.working.Store(false)
 		if err := s.worker.Run(wctx); err != nil {
 			log.Error("delivery stopped", "error", err)
 		}
@@ -184,22 +193,47 @@ func (s *Server) lookupKey(id string) (string, bool) {
 func (s *Server) routes(api *awsapi.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !s.ready.Load() || !s.store.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready")
-			return
+		ready, checks := s.readiness()
+		status := http.StatusOK
+		if !ready {
+			status = http.StatusServiceUnavailable
 		}
-		fmt.Fprintln(w, "ready")
+		writeJSON(w, status, struct {
+			Ready  bool              `json:"ready"`
+			Checks map[string]string `json:"checks"`
+		}{ready, checks})
 	})
 	s.registry.MustRegister(newStateCollector(s))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.Handle("/", api)
 	return mux
+}
+
+// readiness reports whether the server is ready for traffic and, for each
+// part, "ok" or what is wrong: the store reachable, the configuration
+// loaded (and not shutting down), the delivery workers running.
+func (s *Server) readiness() (bool, map[string]string) {
+	checks := map[string]string{"store": "ok", "configuration": "ok", "delivery": "ok"}
+	ready := true
+	if !s.store.Ready() {
+		checks["store"], ready = "not connected to NATS", false
+	}
+	if !s.ready.Load() {
+		checks["configuration"], ready = "not loaded, or shutting down", false
+	}
+	if !s.working.Load() {
+		checks["delivery"], ready = "delivery workers not running", false
+	}
+	return ready, checks
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // Addr is the address the server listens on.

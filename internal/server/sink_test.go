@@ -83,3 +83,9 @@ func wrapHeader(h http.Handler, key, value string) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+func (s *sink) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}

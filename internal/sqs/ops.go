@@ -216,7 +216,7 @@ func (s *Service) deleteQueue(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	if err := s.st.RemoveQueue(ctx, q.ID); err != nil {
-		s.log.Warn("remove deleted queue's messages", "queue", q.Name, "error", err)
+		s.log.WarnContext(ctx, "remove deleted queue's messages", "queue", q.Name, "error", err)
 	}
 	return empty{}, nil
 }
@@ -792,7 +792,7 @@ func (s *Service) receiveMessage(ctx context.Context, body []byte) (any, error) 
 	for _, r := range got {
 		m, err := decodeStored(r.Data)
 		if err != nil {
-			s.log.Error("unreadable queue message", "queue", q.Name, "seq", r.Seq, "error", err)
+			s.log.ErrorContext(ctx, "unreadable queue message", "queue", q.Name, "seq", r.Seq, "error", err)
 			continue
 		}
 		if redrive && r.ReceiveCount > maxCount && s.moveToDeadLetter(ctx, q, dlq, r, &m) {
@@ -819,7 +819,7 @@ func (s *Service) moveToDeadLetter(ctx context.Context, q *Queue, dlqArn string,
 	}
 	dlq, _, err := s.Get(ctx, name)
 	if err != nil {
-		s.log.Warn("redrive policy names a queue that does not exist", "queue", q.Name, "dead_letter_queue", dlqArn)
+		s.log.WarnContext(ctx, "redrive policy names a queue that does not exist", "queue", q.Name, "dead_letter_queue", dlqArn)
 		return false
 	}
 	meta := map[string]string{}
@@ -830,11 +830,11 @@ func (s *Service) moveToDeadLetter(ctx context.Context, q *Queue, dlqArn string,
 	}
 	if _, _, err := s.st.SendToQueue(ctx, dlq.ID, store.QueueMessage{ID: r.ID, DedupeID: "moved/" + r.ID, Data: m.encode(),
 		Retention: dlq.seconds("MessageRetentionPeriod"), Meta: meta}); err != nil {
-		s.log.Warn("move to dead-letter queue", "queue", q.Name, "error", err)
+		s.log.WarnContext(ctx, "move to dead-letter queue", "queue", q.Name, "error", err)
 		return false
 	}
 	if err := s.st.DeleteReceived(ctx, q.ID, r.Handle); err != nil && !errors.Is(err, store.ErrStaleReceipt) {
-		s.log.Warn("delete moved message", "queue", q.Name, "error", err)
+		s.log.WarnContext(ctx, "delete moved message", "queue", q.Name, "error", err)
 	}
 	return true
 }

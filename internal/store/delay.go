@@ -189,8 +189,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // ConsumeJobs hands queued jobs to fn on up to workers goroutines until ctx
 // ends. A job is acknowledged (removed) when fn returns nil, so fn must
 // make its outcome durable first (a retry delayed, a dead letter written);
-// when fn fails, the job is offered again after a pause.
-func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Context, Job) error) error {
+// when fn fails, the job is offered again after a pause. fn runs with
+// workCtx, which may outlive ctx: when ctx ends, no new job starts, the
+// jobs in hand finish (or fail when workCtx ends, and are handed back),
+// and ConsumeJobs returns once they have.
+func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
 		Durable:     "deliver",
 		Description: "invokes targets",
@@ -217,10 +220,14 @@ func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Co
 					_ = m.Term()
 					continue
 				}
-				if err := fn(ctx, j); err != nil {
-					if ctx.Err() == nil {
-						s.log.Warn("job", "event_id", j.EventID, "error", err)
+				if err := fn(workCtx, j); err != nil {
+					if workCtx.Err() != nil {
+						// Shutting down: offered again at once, to this
+						// node's successor or another node.
+						_ = m.Nak()
+						continue
 					}
+					s.log.Warn("job", "event_id", j.EventID, "error", err)
 					_ = m.NakWithDelay(time.Second)
 					continue
 				}
@@ -232,6 +239,7 @@ func (s *Store) ConsumeJobs(ctx context.Context, workers int, fn func(context.Co
 		select {
 		case work <- m:
 		case <-ctx.Done():
+			_ = m.Nak() // not started: handed back
 		}
 	})
 	close(work)

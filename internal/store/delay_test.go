@@ -38,7 +38,7 @@ func TestDelayedJobs(t *testing.T) {
 	defer cancel()
 	go s.RunDelays(rctx)
 	got := make(chan Job, 10)
-	go s.ConsumeJobs(rctx, 2, func(_ context.Context, j Job) error {
+	go s.ConsumeJobs(rctx, rctx, 2, func(_ context.Context, j Job) error {
 		if time.Since(start) < waits[j.EventID] {
 			t.Errorf("job %s back after %s, before its wait of %s", j.EventID, time.Since(start), waits[j.EventID])
 		}
