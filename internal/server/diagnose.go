@@ -216,6 +216,7 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	private, err := deliver.ResolvesPrivate(lctx, u.Hostname())
 	cancel()
+	reachable := false
 	switch {
 	case err != nil:
 		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem, Message: fmt.Sprintf("%s does not resolve: %v", u.Hostname(), err),
@@ -225,10 +226,11 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 			Message: u.Hostname() + " resolves to a private address; EventBridge reaches public endpoints only",
 			Fix:     "use a public endpoint, or (for local use) start bridgeport with --allow-private-endpoints"})
 	default:
+		reachable = true
 		d.add(Finding{Check: "endpoint", Target: id, Status: StatusOK, Message: endpoint + " resolves to an address invocations may reach"})
 	}
-	if !probe {
-		return
+	if !probe || !reachable {
+		return // an endpoint already found unreachable is not probed
 	}
 	res := s.invoker.Probe(ctx, dest.Endpoint)
 	took := res.End.Sub(res.Start).Round(time.Millisecond)
