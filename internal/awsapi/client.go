@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -68,4 +69,34 @@ func (c *Client) Call(ctx context.Context, service, version, target string, in, 
 		return nil
 	}
 	return json.Unmarshal(data, out)
+}
+
+// Form sends a Query protocol request (form-encoded, as IAM takes them)
+// and checks its answer; the XML result is not read.
+func (c *Client) Form(ctx context.Context, service, form string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Endpoint, "/")+"/", strings.NewReader(form))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	Sign(req, []byte(form), c.AccessKeyID, c.SecretAccessKey, c.Region, service, time.Now())
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Code    string `xml:"Error>Code"`
+			Message string `xml:"Error>Message"`
+		}
+		_ = xml.Unmarshal(data, &e)
+		return &Error{Code: e.Code, Message: e.Message, Status: resp.StatusCode}
+	}
+	return nil
 }

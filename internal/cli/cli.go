@@ -18,6 +18,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "diagnose":
 		return diagnose(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "events":
@@ -43,6 +45,8 @@ Usage:
   bridgeport serve [flags]   start the server (bridgeport serve -h lists the flags)
   bridgeport redrive --queue-url URL [--max N] [--rate R] [--rule NAME] [--error-code CODE] [--dry-run]
                              send dead-lettered events back to their targets
+  bridgeport bench [flags] [ingest] [latency] [delivery] [backlog]
+                             measure a server (one it starts, or --endpoint); bench -h lists the flags
   bridgeport diagnose --rule NAME [--event-bus NAME] [--target ID] [--probe] [--output json]
                              find why a rule does not reach its targets, and how to fix it
   bridgeport events trace EVENT-ID

@@ -58,12 +58,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 // logHandler writes JSON lines, or text when w is a terminal.
 func logHandler(w io.Writer, l slog.Level) slog.Handler {
 	opts := &slog.HandlerOptions{Level: l}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.NewTextHandler(w, opts)
-		}
+	if isTerminal(w) {
+		return slog.NewTextHandler(w, opts)
 	}
 	return slog.NewJSONHandler(w, opts)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func level(s string) slog.Level {

@@ -31,8 +31,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
-
 // runServe starts `bridgeport serve` and returns its base URL, its output,
 // and a function that stops it and returns the exit code.
 func runServe(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer, *syncBuffer, func() int) {

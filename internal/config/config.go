@@ -31,6 +31,8 @@ type Config struct {
 	AllowHTTPEndpoints    bool
 	RetryBaseDelay        time.Duration
 	RetryMaxDelay         time.Duration
+	// Pprof serves /debug/pprof/.
+	Pprof bool
 	// AttemptLogMaxAge and AttemptLogMaxBytes bound the delivery attempt
 	// log.
 	AttemptLogMaxAge   time.Duration
@@ -129,6 +131,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.IntVar(&c.Quotas.ApiDestinations, "max-api-destinations", c.Quotas.ApiDestinations, "quota: API destinations")
 	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes in one PutEvents entry")
 	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiles at /debug/pprof/ on the listener (for measuring; off in production)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
 	}

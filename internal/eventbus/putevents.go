@@ -157,7 +157,9 @@ func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int
 	}
 	if len(events) > 0 {
 		if err := s.st.AppendEvents(ctx, events); err != nil {
-			s.log.ErrorContext(ctx, "store events", "error", err)
+			if ctx.Err() == nil { // not the client going away
+				s.log.ErrorContext(ctx, "store events", "error", err)
+			}
 			for _, i := range accepted {
 				results[i] = putEventsResult{ErrorCode: "InternalFailure", ErrorMessage: "Internal error; the entry was not stored. Retry it."}
 			}

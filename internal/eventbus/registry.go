@@ -209,6 +209,13 @@ func (g *registry) load() {
 }
 
 // waitFor blocks until the registry has applied revision rev.
+// revision is the latest configuration revision applied.
+func (g *registry) revision() uint64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.rev
+}
+
 func (g *registry) waitFor(ctx context.Context, rev uint64) error {
 	for {
 		g.mu.RLock()

@@ -16,7 +16,32 @@ var _ deliver.Config = (*Service)(nil)
 // Target resolves a delivery job's rule and target to what the worker
 // needs, with the connection's secrets opened. ok is false when the rule or
 // the target no longer exists.
+//
+// Resolutions are cached until the configuration changes (any record's
+// revision), so a delivery does not decode records and open secrets again.
 func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
+	rev := s.reg.revision()
+	key := ruleArn + "\x00" + targetID
+	if c, ok := s.targets.Load(key); ok && c.(cachedTarget).rev == rev {
+		return c.(cachedTarget).t, c.(cachedTarget).ok
+	}
+	t, ok := s.resolveTarget(ruleArn, targetID)
+	// A connection whose state the worker may change (OAuth pending) is
+	// resolved each time.
+	if t.Destination == nil || t.Destination.ConnectionState != ConnAuthorizing {
+		s.targets.Store(key, cachedTarget{rev: rev, t: t, ok: ok})
+	}
+	return t, ok
+}
+
+type cachedTarget struct {
+	rev uint64
+	t   deliver.Target
+	ok  bool
+}
+
+// resolveTarget is Target without the cache.
+func (s *Service) resolveTarget(ruleArn, targetID string) (deliver.Target, bool) {
 	bus, name, ok := s.arns.resource(ruleArn)
 	if !ok || name == "" {
 		return deliver.Target{}, false

@@ -66,6 +66,8 @@ type Service struct {
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
+	// targets caches resolved targets (cachedTarget) by rule and target.
+	targets sync.Map
 
 	cancel context.CancelFunc
 	done   chan struct{}

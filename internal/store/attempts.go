@@ -88,15 +88,15 @@ func attemptSubject(targetKey, eventID string) string {
 }
 
 // LogAttempt adds a record to the attempt log without waiting for it to be
-// stored: the log is for diagnosis, and delivery does not wait on it.
+// stored: the log is for diagnosis, and delivery does not wait on it. It is
+// a plain publish on the stream's subject (JetStream stores it; no
+// acknowledgement is asked for, so none is parsed).
 func (s *Store) LogAttempt(a Attempt) {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return
 	}
-	msg := nats.NewMsg(attemptSubject(TargetKey(a.RuleArn, a.TargetID), a.EventID))
-	msg.Data = data
-	if _, err := s.js.PublishMsgAsync(msg); err != nil {
+	if err := s.nc.Publish(attemptSubject(TargetKey(a.RuleArn, a.TargetID), a.EventID), data); err != nil {
 		s.log.Warn("attempt log", "error", err)
 	}
 }

@@ -1,0 +1,679 @@
+// Package bench is bridgeport's load tool: against a running server it
+// creates its own bus, rules, connection, role and API destinations aimed at
+// a local HTTP sink, and measures PutEvents throughput, ingestion-to-
+// invocation latency at a fixed offered rate (open loop), delivery
+// throughput, and a healthy target's latency while a dead target holds a
+// retry backlog. It talks to the server through the same AWS APIs as any
+// client.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"bridgeport/internal/awsapi"
+)
+
+// Config says what to measure and where.
+type Config struct {
+	Client *awsapi.Client
+	// AccountID is the server's account, for ARNs.
+	AccountID string
+	Region    string
+	// Duration is how long each measurement runs.
+	Duration time.Duration
+	// Batch is the number of entries per PutEvents call; EventSize the
+	// approximate size of each event's detail, in bytes.
+	Batch, EventSize int
+	// Concurrency is the number of PutEvents callers of the closed-loop
+	// measurements (ingest, delivery).
+	Concurrency int
+	// Rate is the offered load of the latency measurements, events/s.
+	Rate int
+	// Targets is the number of targets of the delivery rule (1 to 5).
+	Targets int
+	// Backlog is the number of events left waiting on a dead target.
+	Backlog int
+	// ServerPID, when known, lets the backlog measurement read the server's
+	// memory.
+	ServerPID int
+	// Progress receives a line a second while a measurement runs;
+	// ProgressInPlace rewrites one line (for a terminal).
+	Progress        io.Writer
+	ProgressInPlace bool
+}
+
+// Result is one measurement.
+type Result struct {
+	Scenario string  `json:"scenario"`
+	Seconds  float64 `json:"seconds"`
+	// ingest
+	Entries       int     `json:"entries,omitempty"`
+	EntriesPerSec float64 `json:"entriesPerSecond,omitempty"`
+	CallP50Ms     float64 `json:"callP50Ms,omitempty"`
+	CallP99Ms     float64 `json:"callP99Ms,omitempty"`
+	Failed        int     `json:"failedEntries,omitempty"`
+	// latency (ingestion to arrival at the sink)
+	OfferedRate int           `json:"offeredRate,omitempty"`
+	Latency     *Distribution `json:"latency,omitempty"`
+	Missing     int           `json:"missing,omitempty"`
+	// delivery
+	Deliveries       int     `json:"deliveries,omitempty"`
+	DeliveriesPerSec float64 `json:"deliveriesPerSecond,omitempty"`
+	// The deliveries after ingest stopped, and how long they took.
+	DrainedDeliveries int     `json:"drainedDeliveries,omitempty"`
+	DrainSeconds      float64 `json:"drainSeconds,omitempty"`
+	// backlog
+	BacklogEvents      int           `json:"backlogEvents,omitempty"`
+	BaselineLatency    *Distribution `json:"baselineLatency,omitempty"`
+	ServerRSSBytes     int64         `json:"serverRssBytes,omitempty"`
+	ServerPeakBytes    int64         `json:"serverPeakRssBytes,omitempty"`
+	P99RatioToBaseline float64       `json:"p99RatioToBaseline,omitempty"`
+}
+
+// Distribution summarises latencies, in milliseconds.
+type Distribution struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50Ms"`
+	P90   float64 `json:"p90Ms"`
+	P99   float64 `json:"p99Ms"`
+	Max   float64 `json:"maxMs"`
+}
+
+func distribution(samples []time.Duration) *Distribution {
+	if len(samples) == 0 {
+		return &Distribution{}
+	}
+	s := append([]time.Duration(nil), samples...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) float64 {
+		i := int(q*float64(len(s))+0.5) - 1
+		i = min(max(i, 0), len(s)-1)
+		return float64(s[i].Microseconds()) / 1000
+	}
+	return &Distribution{Count: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: float64(s[len(s)-1].Microseconds()) / 1000}
+}
+
+// Runner runs measurements against one server.
+type Runner struct {
+	cfg  Config
+	sink *sink
+	id   string // this run's suffix for resource names
+	role string
+	conn string
+}
+
+// New starts the sink and returns a Runner; Close stops the sink.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Batch < 1 || cfg.Batch > 10 {
+		return nil, errors.New("batch must be 1 to 10")
+	}
+	if cfg.Targets < 1 || cfg.Targets > 5 {
+		return nil, errors.New("targets must be 1 to 5")
+	}
+	s, err := newSink()
+	if err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &Runner{cfg: cfg, sink: s, id: hex.EncodeToString(b[:])}, nil
+}
+
+// Close stops the sink.
+func (r *Runner) Close() { r.sink.close() }
+
+func (r *Runner) call(ctx context.Context, op string, in, out any) error {
+	return r.cfg.Client.Call(ctx, "events", "1.1", "AWSEvents."+op, in, out)
+}
+
+func (r *Runner) progress(format string, args ...any) {
+	switch {
+	case r.cfg.Progress == nil:
+	case r.cfg.ProgressInPlace:
+		fmt.Fprintf(r.cfg.Progress, "\r"+format+"\033[K", args...)
+	default:
+		fmt.Fprintf(r.cfg.Progress, format+"\n", args...)
+	}
+}
+
+func (r *Runner) endProgress() {
+	if r.cfg.Progress != nil && r.cfg.ProgressInPlace {
+		fmt.Fprintln(r.cfg.Progress)
+	}
+}
+
+// setup creates what every measurement shares: a connection and a role
+// that may invoke every API destination.
+func (r *Runner) setup(ctx context.Context) error {
+	if r.conn != "" {
+		return nil
+	}
+	var conn struct{ ConnectionArn string }
+	if err := r.call(ctx, "CreateConnection", map[string]any{"Name": "bench-" + r.id, "AuthorizationType": "API_KEY",
+		"AuthParameters": map[string]any{"ApiKeyAuthParameters": map[string]any{"ApiKeyName": "x-bench", "ApiKeyValue": "bench-" + r.id}}}, &conn); err != nil {
+		return fmt.Errorf("create connection: %w", err)
+	}
+	r.conn = conn.ConnectionArn
+	role := "bench-" + r.id
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	perm := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"events:InvokeApiDestination","Resource":"*"}]}`
+	if err := r.iam(ctx, "CreateRole", "RoleName", role, "AssumeRolePolicyDocument", trust); err != nil {
+		return fmt.Errorf("create role: %w", err)
+	}
+	if err := r.iam(ctx, "PutRolePolicy", "RoleName", role, "PolicyName", "invoke", "PolicyDocument", perm); err != nil {
+		return fmt.Errorf("role policy: %w", err)
+	}
+	r.role = "arn:aws:iam::" + r.cfg.AccountID + ":role/" + role
+	// Wait until the connection is AUTHORIZED (BASIC and API_KEY are at
+	// once; the check keeps this honest).
+	var desc struct{ ConnectionState string }
+	if err := r.call(ctx, "DescribeConnection", map[string]any{"Name": "bench-" + r.id}, &desc); err != nil {
+		return err
+	}
+	if desc.ConnectionState != "AUTHORIZED" {
+		return fmt.Errorf("connection is %s", desc.ConnectionState)
+	}
+	return nil
+}
+
+// iam calls an IAM action with form parameters given as name, value pairs.
+func (r *Runner) iam(ctx context.Context, action string, kv ...string) error {
+	form := "Action=" + action + "&Version=2010-05-08"
+	for i := 0; i+1 < len(kv); i += 2 {
+		form += "&" + kv[i] + "=" + urlEscape(kv[i+1])
+	}
+	return r.cfg.Client.Form(ctx, "iam", form)
+}
+
+func urlEscape(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// rule creates a bus-wide rule for source with a target per path of the
+// sink (or per endpoint given), and returns the bus name.
+func (r *Runner) rule(ctx context.Context, name, source string, endpoints []string) (string, error) {
+	bus := "bench-" + r.id
+	if err := r.call(ctx, "CreateEventBus", map[string]any{"Name": bus}, nil); err != nil {
+		var aerr *awsapi.Error
+		if !errors.As(err, &aerr) || aerr.Code != awsapi.CodeAlreadyExists {
+			return "", fmt.Errorf("create bus: %w", err)
+		}
+	}
+	if err := r.call(ctx, "PutRule", map[string]any{"Name": name, "EventBusName": bus, "EventPattern": `{"source":["` + source + `"]}`}, nil); err != nil {
+		return "", fmt.Errorf("put rule: %w", err)
+	}
+	var targets []map[string]any
+	for i, ep := range endpoints {
+		dname := fmt.Sprintf("%s-%s-%d", name, r.id, i)
+		var dest struct{ ApiDestinationArn string }
+		if err := r.call(ctx, "CreateApiDestination", map[string]any{"Name": dname, "ConnectionArn": r.conn, "InvocationEndpoint": ep,
+			"HttpMethod": "POST", "InvocationRateLimitPerSecond": 1000000}, &dest); err != nil {
+			return "", fmt.Errorf("create API destination: %w", err)
+		}
+		targets = append(targets, map[string]any{"Id": strconv.Itoa(i), "Arn": dest.ApiDestinationArn, "RoleArn": r.role})
+	}
+	if len(targets) > 0 {
+		var out struct{ FailedEntryCount int }
+		if err := r.call(ctx, "PutTargets", map[string]any{"Rule": name, "EventBusName": bus, "Targets": targets}, &out); err != nil || out.FailedEntryCount != 0 {
+			return "", fmt.Errorf("put targets: %v (%d failed)", err, out.FailedEntryCount)
+		}
+	}
+	return bus, nil
+}
+
+// entries builds a PutEvents batch whose details carry sent (unix
+// nanoseconds) and are padded to the event size.
+func (r *Runner) entries(bus, source string, sent time.Time) []map[string]any {
+	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	detail := fmt.Sprintf(`{"sent":%d,"pad":"%s"}`, sent.UnixNano(), pad)
+	out := make([]map[string]any, r.cfg.Batch)
+	for i := range out {
+		out[i] = map[string]any{"EventBusName": bus, "Source": source, "DetailType": "bench", "Detail": detail}
+	}
+	return out
+}
+
+type putResult struct {
+	FailedEntryCount int
+	Entries          []struct{ EventId, ErrorCode string }
+}
+
+// closedLoop runs PutEvents callers as fast as they go for the duration,
+// and returns the entries accepted and failed, and the call latencies.
+func (r *Runner) closedLoop(ctx context.Context, label, bus, source string) (int, int, []time.Duration, time.Duration, error) {
+	var accepted, failed atomic.Int64
+	var mu sync.Mutex
+	var calls []time.Duration
+	var firstErr error
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				var out putResult
+				err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, source, t0)}, &out)
+				if ctx.Err() != nil {
+					return
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				calls = append(calls, d)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					failed.Add(int64(r.cfg.Batch))
+					continue
+				}
+				accepted.Add(int64(r.cfg.Batch - out.FailedEntryCount))
+				failed.Add(int64(out.FailedEntryCount))
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case <-tick.C:
+			el := time.Since(start)
+			r.progress("%s: %s, %d entries, %.0f/s, %d deliveries", label, el.Round(time.Second), accepted.Load(),
+				float64(accepted.Load())/el.Seconds(), r.sink.count())
+		}
+	}
+	r.endProgress()
+	elapsed := time.Since(start)
+	if accepted.Load() == 0 && firstErr != nil {
+		return 0, 0, nil, elapsed, firstErr
+	}
+	return int(accepted.Load()), int(failed.Load()), calls, elapsed, nil
+}
+
+// Ingest measures PutEvents throughput: closed-loop callers, a bus with no
+// rules, so that what is measured is durable acceptance.
+func (r *Runner) Ingest(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	bus, err := r.rule(ctx, "ingest", "bench.ingest.unmatched", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	n, failed, calls, elapsed, err := r.closedLoop(ctx, "ingest", bus, "bench.ingest")
+	if err != nil {
+		return Result{}, err
+	}
+	d := distribution(calls)
+	return Result{Scenario: "ingest", Seconds: elapsed.Seconds(), Entries: n, Failed: failed, EntriesPerSec: float64(n) / elapsed.Seconds(),
+		CallP50Ms: d.P50, CallP99Ms: d.P99}, nil
+}
+
+// openLoop offers rate events/s for the duration: calls leave at fixed
+// times whatever the previous ones took, and each event carries its
+// intended send time, so a slow server cannot hide its delays (no
+// coordinated omission). It returns the number of events sent.
+func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate int, d time.Duration) (int, error) {
+	callsPerSec := float64(rate) / float64(r.cfg.Batch)
+	interval := time.Duration(float64(time.Second) / callsPerSec)
+	total := int(d.Seconds() * callsPerSec)
+	start := time.Now()
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 512)
+	var firstErr atomic.Value
+	for i := range total {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return int(sent.Load()), ctx.Err()
+			}
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var out putResult
+			if err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, source, due)}, &out); err != nil {
+				failed.Add(int64(r.cfg.Batch))
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			sent.Add(int64(r.cfg.Batch - out.FailedEntryCount))
+		}()
+		if i%int(max(callsPerSec, 1)) == 0 {
+			r.progress("%s: %s, %d events sent, %d arrived", label, time.Since(start).Round(time.Second), sent.Load(), r.sink.count())
+		}
+	}
+	wg.Wait()
+	r.endProgress()
+	if err, _ := firstErr.Load().(error); err != nil && sent.Load() == 0 {
+		return 0, err
+	}
+	return int(sent.Load()), nil
+}
+
+// Latency measures ingestion to arrival at the sink at the offered rate.
+func (r *Runner) Latency(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	source := "bench.latency"
+	bus, err := r.rule(ctx, "latency", source, []string{r.sink.url("/latency")})
+	if err != nil {
+		return Result{}, err
+	}
+	dist, sent, missing, elapsed, err := r.measureLatency(ctx, "latency", bus, source, "/latency", r.cfg.Rate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Scenario: "latency", Seconds: elapsed.Seconds(), OfferedRate: r.cfg.Rate, Entries: sent, Latency: dist, Missing: missing}, nil
+}
+
+func (r *Runner) measureLatency(ctx context.Context, label, bus, source, path string, rate int, d time.Duration) (*Distribution, int, int, time.Duration, error) {
+	r.sink.reset(path)
+	start := time.Now()
+	sent, err := r.openLoop(ctx, label, bus, source, rate, d)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	// Let the stragglers arrive.
+	deadline := time.Now().Add(30 * time.Second)
+	for r.sink.arrived(path) < sent && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	samples := r.sink.samples(path)
+	return distribution(samples), sent, max(sent-len(samples), 0), time.Since(start), nil
+}
+
+// Delivery measures successful deliveries per second to the sink: closed
+// loop PutEvents to a rule with several targets, so that deliveries are a
+// multiple of ingest.
+func (r *Runner) Delivery(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	source := "bench.delivery"
+	var eps []string
+	for i := range r.cfg.Targets {
+		eps = append(eps, r.sink.url(fmt.Sprintf("/delivery/%d", i)))
+	}
+	bus, err := r.rule(ctx, "delivery", source, eps)
+	if err != nil {
+		return Result{}, err
+	}
+	before := r.sink.count()
+	start := time.Now()
+	n, failed, _, _, err := r.closedLoop(ctx, "delivery", bus, source)
+	if err != nil {
+		return Result{}, err
+	}
+	// Ingest outruns delivery, so a backlog is left when the callers stop;
+	// its drain, with nothing else running, is the delivery rate.
+	want := n * r.cfg.Targets
+	drainStart, atDrain := time.Now(), r.sink.count()-before
+	deadline := time.Now().Add(120 * time.Second)
+	lastReport := time.Now()
+	for r.sink.count()-before < want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		if time.Since(lastReport) >= time.Second {
+			lastReport = time.Now()
+			r.progress("delivery: draining, %d of %d delivered", r.sink.count()-before, want)
+		}
+	}
+	r.endProgress()
+	got := r.sink.count() - before
+	drained, drainTime := got-atDrain, time.Since(drainStart)
+	res := Result{Scenario: "delivery", Seconds: time.Since(start).Seconds(), Entries: n, Failed: failed, Deliveries: got,
+		Missing: max(want-got, 0), DrainedDeliveries: drained, DrainSeconds: drainTime.Seconds()}
+	if drained > 0 && drainTime > 0 {
+		res.DeliveriesPerSec = float64(drained) / drainTime.Seconds()
+	}
+	return res, nil
+}
+
+// Backlog leaves Backlog events waiting on a dead target (an endpoint that
+// refuses connections), then measures a healthy target's latency at the
+// offered rate against its baseline before the backlog, and reads the
+// server's memory.
+func (r *Runner) Backlog(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	healthySource, deadSource := "bench.healthy", "bench.dead"
+	bus, err := r.rule(ctx, "healthy", healthySource, []string{r.sink.url("/healthy")})
+	if err != nil {
+		return Result{}, err
+	}
+	dead, err := deadEndpoint()
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := r.rule(ctx, "dead", deadSource, []string{dead}); err != nil {
+		return Result{}, err
+	}
+	rate := min(r.cfg.Rate, 1000)
+	base, _, _, _, err := r.measureLatency(ctx, "backlog baseline", bus, healthySource, "/healthy", rate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	// Fill the backlog as fast as the server takes it.
+	start := time.Now()
+	filled := 0
+	var fmu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				fmu.Lock()
+				if filled >= r.cfg.Backlog {
+					fmu.Unlock()
+					return
+				}
+				filled += r.cfg.Batch
+				fmu.Unlock()
+				if err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, deadSource, time.Now())}, nil); err != nil {
+					return
+				}
+				if w == 0 {
+					r.progress("backlog: %d of %d events put on the dead target", filled, r.cfg.Backlog)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.endProgress()
+	// Wait until the server has tried each once and parked it.
+	waiting := 0
+	deadline := time.Now().Add(time.Duration(r.cfg.Backlog/100+120) * time.Second)
+	for time.Now().Before(deadline) {
+		waiting = r.retryBacklog(ctx)
+		r.progress("backlog: %d events waiting for a retry (%s)", waiting, time.Since(start).Round(time.Second))
+		if waiting >= r.cfg.Backlog*95/100 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	r.endProgress()
+	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Scenario: "backlog", Seconds: elapsed.Seconds(), BacklogEvents: waiting, OfferedRate: rate, Entries: sent, Missing: missing,
+		BaselineLatency: base, Latency: with}
+	if base.P99 > 0 {
+		res.P99RatioToBaseline = with.P99 / base.P99
+	}
+	if r.cfg.ServerPID > 0 {
+		res.ServerRSSBytes, res.ServerPeakBytes = rss(r.cfg.ServerPID)
+	}
+	return res, nil
+}
+
+// retryBacklog reads the dead rule's retry backlog from the server's
+// metrics.
+func (r *Runner) retryBacklog(ctx context.Context) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(r.cfg.Client.Endpoint, "/")+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	total := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "bridgeport_retry_backlog{") && strings.Contains(line, `rule="dead"`) && strings.Contains(line, `bus="bench-`+r.id+`"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			total += int(v)
+		}
+	}
+	return total
+}
+
+// deadEndpoint returns an http URL on a loopback port nothing listens on.
+func deadEndpoint() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/dead", nil
+}
+
+// rss returns a process's resident and peak resident memory (Linux).
+func rss(pid int) (int64, int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	var cur, peak int64
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = kb * 1024
+		case "VmHWM:":
+			peak = kb * 1024
+		}
+	}
+	return cur, peak
+}
+
+// sink is the local HTTP endpoint the targets invoke: it records, per
+// path, each event's latency from its intended send time.
+type sink struct {
+	srv   *http.Server
+	addr  string
+	total atomic.Int64
+	mu    sync.Mutex
+	lat   map[string][]time.Duration
+}
+
+func newSink() (*sink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &sink{addr: ln.Addr().String(), lat: map[string][]time.Duration{}}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *sink) url(path string) string { return "http://" + s.addr + path }
+
+func (s *sink) serve(w http.ResponseWriter, req *http.Request) {
+	now := time.Now()
+	var ev struct {
+		Detail struct {
+			Sent int64 `json:"sent"`
+		} `json:"detail"`
+	}
+	_ = json.NewDecoder(req.Body).Decode(&ev)
+	s.total.Add(1)
+	key := req.URL.Path
+	if strings.HasPrefix(key, "/delivery/") {
+		key = "/delivery/"
+	}
+	if ev.Detail.Sent > 0 {
+		s.mu.Lock()
+		s.lat[key] = append(s.lat[key], now.Sub(time.Unix(0, ev.Detail.Sent)))
+		s.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *sink) count() int { return int(s.total.Load()) }
+
+func (s *sink) reset(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lat[path] = nil
+}
+
+func (s *sink) arrived(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lat[path])
+}
+
+func (s *sink) samples(path string) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.lat[path]...)
+}
+
+func (s *sink) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}

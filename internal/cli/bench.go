@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/bench"
+)
+
+// listenRE finds the address in serve's first line.
+var listenRE = regexp.MustCompile(`listening on (http://[0-9.:]+)`)
+
+// serverCommand builds the command that starts a server for bench; tests
+// replace it with their own binary.
+var serverCommand = func(args []string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return exec.Command(exe, append([]string{"serve"}, args...)...), nil
+}
+
+// benchCmd runs the load tool: by default it starts a server (this binary,
+// `serve`, on a fresh data directory, as a separate process so its memory
+// can be read), or it uses --endpoint.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("bridgeport bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", "", "a running server to measure (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); empty: start one")
+	natsURL := fs.String("nats-url", "", "for the started server: an external NATS instead of the embedded engine")
+	syncAlways := fs.Bool("sync-always", false, "for the started server: fsync every write")
+	dataDir := fs.String("data-dir", "", "for the started server: its data directory (default: a new temporary one)")
+	duration := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
+	batch := fs.Int("batch", 10, "entries per PutEvents call (1 to 10)")
+	eventSize := fs.Int("event-size", 1024, "bytes of each event's detail")
+	concurrency := fs.Int("concurrency", 8, "PutEvents callers of the closed-loop measurements")
+	rate := fs.Int("rate", 5000, "offered events per second of the latency measurement (the backlog scenario offers at most 1000)")
+	targets := fs.Int("targets", 5, "targets of the delivery rule (1 to 5)")
+	backlog := fs.Int("backlog", 10000, "events left waiting on a dead target in the backlog scenario")
+	output := fs.String("output", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog]   (default: ingest latency delivery)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	scenarios := fs.Args()
+	if len(scenarios) == 0 {
+		scenarios = []string{"ingest", "latency", "delivery"}
+	}
+	for _, s := range scenarios {
+		switch s {
+		case "ingest", "latency", "delivery", "backlog":
+		default:
+			fmt.Fprintf(stderr, "bridgeport bench: unknown scenario %q\n", s)
+			return 2
+		}
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintln(stderr, "bridgeport bench: --output is text or json")
+		return 2
+	}
+	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
+		Targets: *targets, Backlog: *backlog, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+	mode := "external server (" + *endpoint + ")"
+	if *endpoint == "" {
+		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir)
+		if err != nil {
+			fmt.Fprintln(stderr, "bridgeport bench:", err)
+			return 1
+		}
+		defer srv.stop()
+		cfg.Client, cfg.ServerPID = srv.client, srv.cmd.Process.Pid
+		mode = "embedded NATS JetStream, writes acknowledged once handed to the OS, fsync every 1s"
+		if *syncAlways {
+			mode = "embedded NATS JetStream, fsync before every acknowledgement (--sync-always)"
+		}
+		if *natsURL != "" {
+			mode = "external NATS at " + *natsURL
+		}
+	} else {
+		cl, err := (&clientFlags{endpoint: *endpoint}).client(getenv)
+		if err != nil {
+			fmt.Fprintln(stderr, "bridgeport bench:", err)
+			return 2
+		}
+		cfg.Client = cl
+		if r := getenv("AWS_REGION"); r != "" {
+			cfg.Region = r
+		}
+	}
+	r, err := bench.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "bridgeport bench:", err)
+		return 2
+	}
+	defer r.Close()
+	report := struct {
+		Date       string         `json:"date"`
+		Durability string         `json:"durability"`
+		Settings   map[string]any `json:"settings"`
+		Results    []bench.Result `json:"results"`
+	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog}}
+	for _, s := range scenarios {
+		var res bench.Result
+		switch s {
+		case "ingest":
+			res, err = r.Ingest(ctx)
+		case "latency":
+			res, err = r.Latency(ctx)
+		case "delivery":
+			res, err = r.Delivery(ctx)
+		case "backlog":
+			res, err = r.Backlog(ctx)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "bridgeport bench: %s: %v\n", s, err)
+			return 1
+		}
+		report.Results = append(report.Results, res)
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(report)
+		return 0
+	}
+	fmt.Fprintf(stdout, "bridgeport bench, %s\nstore: %s\n", report.Date, mode)
+	for _, res := range report.Results {
+		switch res.Scenario {
+		case "ingest":
+			fmt.Fprintf(stdout, "ingest:   %.0f events/s accepted durably (%d in %.1fs; batches of %d, %d-byte details, %d callers); call p50 %.2f ms, p99 %.2f ms; %d failed\n",
+				res.EntriesPerSec, res.Entries, res.Seconds, *batch, *eventSize, *concurrency, res.CallP50Ms, res.CallP99Ms, res.Failed)
+		case "latency":
+			fmt.Fprintf(stdout, "latency:  ingestion to invocation at %d events/s offered: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d events, %d missing)\n",
+				res.OfferedRate, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Latency.Count, res.Missing)
+		case "delivery":
+			fmt.Fprintf(stdout, "delivery: %.0f deliveries/s draining the backlog ingest left (%d in %.1fs); %d deliveries of %d events to %d targets in all, %d missing\n",
+				res.DeliveriesPerSec, res.DrainedDeliveries, res.DrainSeconds, res.Deliveries, res.Entries, *targets, res.Missing)
+		case "backlog":
+			fmt.Fprintf(stdout, "backlog:  %d events waiting on a dead target; healthy target at %d events/s: p99 %.2f ms against %.2f ms without the backlog (x%.2f); server RSS %.0f MB (peak %.0f MB)\n",
+				res.BacklogEvents, res.OfferedRate, res.Latency.P99, res.BaselineLatency.P99, res.P99RatioToBaseline,
+				float64(res.ServerRSSBytes)/(1<<20), float64(res.ServerPeakBytes)/(1<<20))
+		}
+	}
+	return 0
+}
+
+// benchServer is a server process bench started.
+type benchServer struct {
+	cmd    *exec.Cmd
+	dir    string
+	temp   bool
+	client *awsapi.Client
+}
+
+func startBenchServer(natsURL string, syncAlways bool, dataDir string) (*benchServer, error) {
+	s := &benchServer{dir: dataDir}
+	if s.dir == "" {
+		d, err := os.MkdirTemp("", "bridgeport-bench-")
+		if err != nil {
+			return nil, err
+		}
+		s.dir, s.temp = d, true
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	key, secret := "AKIABENCH"+strings.ToUpper(hex.EncodeToString(b[:4])), hex.EncodeToString(b[:])
+	args := []string{"--listen", "127.0.0.1:0", "--data-dir", s.dir, "--access-key-id", key, "--secret-access-key", secret,
+		"--allow-private-endpoints", "--allow-http-endpoints", "--log-level", "error"}
+	if natsURL != "" {
+		args = append(args, "--nats-url", natsURL)
+	}
+	if syncAlways {
+		args = append(args, "--sync-always")
+	}
+	cmd, err := serverCommand(args)
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s.cmd = cmd
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case a := <-addr:
+		s.client = &awsapi.Client{Endpoint: a, Region: "us-east-1", AccessKeyID: key, SecretAccessKey: secret}
+		return s, nil
+	case <-time.After(60 * time.Second):
+		s.stop()
+		return nil, errors.New("the server did not start within 60s")
+	}
+}
+
+func (s *benchServer) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = s.cmd.Process.Kill()
+		}
+	}
+	if s.temp {
+		_ = os.RemoveAll(s.dir)
+	}
+}
