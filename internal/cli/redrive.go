@@ -99,14 +99,14 @@ func (r *redriver) run(ctx context.Context) error {
 		var got struct {
 			Messages []sqsMessage `json:"Messages"`
 		}
-		// Messages stay invisible for five minutes, so each is seen once
-		// in most runs (and counted once in any). Five minutes is also
-		// less than the jobs stream's ten-minute duplicate window: if this
-		// process dies after the server queued an event again but before
-		// it deleted the message, the message comes back within the window
-		// and its next redrive is a duplicate the store drops.
+		// Messages stay invisible for 90 seconds, so each is seen once in
+		// most runs (and counted once in any). That is also less than the
+		// jobs stream's two-minute duplicate window: if the server dies
+		// after it queued an event again but before it deleted the
+		// message, the message comes back within the window and its next
+		// redrive is a duplicate the store drops.
 		in := map[string]any{"QueueUrl": r.queue, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 2,
-			"VisibilityTimeout": 300, "MessageAttributeNames": []string{"All"}}
+			"VisibilityTimeout": 90, "MessageAttributeNames": []string{"All"}}
 		if err := r.sqs(ctx, "ReceiveMessage", in, &got); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,9 +14,11 @@ import (
 
 // The delivery attempt log: one record per attempt to invoke a target (and
 // per invocation that ended without one), in a stream with a retention
-// limit by age and size, one subject per target and event, so that an
-// event's attempts and a target's attempts since a time are read without
-// scanning the rest.
+// limit by age and size, on a subject per target and event bucket (one of
+// 256 by a hash of the event id), so that a target's attempts since a time
+// are read without scanning the rest, and an event's among 1/256 of them.
+// A subject per event would cost the server memory for every event in the
+// log.
 const (
 	attemptsStream  = "BP_ATTEMPTS"
 	attemptsSubject = "bp.att"
@@ -84,7 +87,14 @@ func (s *Store) ensureAttempts(ctx context.Context) error {
 }
 
 func attemptSubject(targetKey, eventID string) string {
-	return attemptsSubject + "." + targetKey + "." + Token(eventID)
+	return attemptsSubject + "." + targetKey + "." + eventBucket(eventID)
+}
+
+// eventBucket is one of 256 buckets, by a hash of the event id.
+func eventBucket(eventID string) string {
+	h := fnv.New32a()
+	h.Write([]byte(eventID))
+	return fmt.Sprintf("%02x", h.Sum32()&0xff)
 }
 
 // LogAttempt adds a record to the attempt log without waiting for it to be
@@ -116,7 +126,7 @@ type AttemptFilter struct {
 func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
 	ev := "*"
 	if f.EventID != "" {
-		ev = Token(f.EventID)
+		ev = eventBucket(f.EventID)
 	}
 	var subjects []string
 	if len(f.TargetKeys) == 0 {
@@ -157,7 +167,7 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 				remaining = md.NumPending
 			}
 			var a Attempt
-			if json.Unmarshal(m.Data(), &a) != nil || (f.FailedOnly && !a.Failed()) {
+			if json.Unmarshal(m.Data(), &a) != nil || (f.FailedOnly && !a.Failed()) || (f.EventID != "" && a.EventID != f.EventID) {
 				continue
 			}
 			if len(out) < limit {

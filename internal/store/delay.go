@@ -36,7 +36,7 @@ func (s *Store) ensureDelay(ctx context.Context) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  dedupeWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("delay stream: %w", err)
@@ -60,7 +60,7 @@ func tierFor(wait time.Duration) int {
 func (s *Store) Delay(ctx context.Context, j Job, wait time.Duration) error {
 	now := time.Now()
 	msg, id := delayMsg(j, now.Add(wait), now, 0)
-	_, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+	_, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID(id)))
 	if err != nil {
 		return fmt.Errorf("delay job: %w", err)
 	}
@@ -142,7 +142,7 @@ func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
 	if dueAt.Sub(now) >= delayTiers[0] {
 		hop, _ := strconv.Atoi(h.Get(hdrHop))
 		msg, id := delayMsg(j, dueAt, now, hop+1)
-		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID(id))); err != nil {
 			return err
 		}
 	} else {

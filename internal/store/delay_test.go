@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -62,4 +63,31 @@ func TestDelayedJobs(t *testing.T) {
 		t.Errorf("job %s came back twice", j.EventID)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// BenchmarkAppendJobs measures queueing the delivery jobs of one routed
+// event batch: 10 jobs of 1 KB events, stored durably (embedded store,
+// default sync).
+func BenchmarkAppendJobs(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	event := make([]byte, 1024)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		jobs := make([]Job, 10)
+		for k := range jobs {
+			i++
+			jobs[k] = Job{EventID: strconv.Itoa(i), Bus: "default", RuleArn: "arn:aws:events:us-east-1:000000000000:rule/r", TargetID: "t",
+				Ingested: time.Now(), Event: event}
+		}
+		if err := s.AppendJobs(ctx, jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "jobs/s")
 }

@@ -40,14 +40,14 @@ func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
 		msg.Header.Set(hdrBus, ev.Bus)
 		msg.Header.Set(hdrEventID, ev.ID)
 		msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
-		msgID := ev.ID
+		id := ev.ID
 		if ev.Forwarded {
 			// The same event may reach several buses.
 			msg.Header.Set(hdrForwarded, "1")
-			msgID = ev.ID + "@" + ev.Bus
+			id = ev.ID + "@" + ev.Bus
 		}
 		msg.Data = ev.Data
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID))
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		if err != nil {
 			return fmt.Errorf("append event: %w", err)
 		}

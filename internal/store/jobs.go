@@ -68,7 +68,7 @@ func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
 	for i := range jobs {
 		j := &jobs[i]
 		msg := jobMsg(jobsSubject+"."+strconv.Itoa(j.Shard()), j)
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.ID()))
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(j.ID())))
 		if err != nil {
 			return fmt.Errorf("queue job: %w", err)
 		}

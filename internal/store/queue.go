@@ -170,7 +170,7 @@ func (s *Store) SendToQueue(ctx context.Context, queueID string, m QueueMessage)
 	if dedupe == "" {
 		dedupe = m.ID
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(queueID + "/" + dedupe)}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(msgID(queueID + "/" + dedupe))}
 	if m.Retention > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(max(m.Retention, time.Second)))
 	}

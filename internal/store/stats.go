@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -97,4 +100,20 @@ func (s *Store) RetryBacklog(ctx context.Context) (map[string]int, error) {
 		out[key] += int(n)
 	}
 	return out, nil
+}
+
+// dedupeWindow is how long the events, jobs and delay streams remember
+// message ids. It covers a write repeated after a crash (the repeat comes
+// within the consumer's ack wait after a restart), and it costs memory for
+// every message written within it: a shorter window holds more messages
+// per byte of RAM, at the price of a duplicate (never a loss) after a
+// restart slower than the window.
+const dedupeWindow = 2 * time.Minute
+
+// msgID turns an id of any length into a short message id (128 bits of
+// SHA-256, base64): the streams keep every id of their duplicate window in
+// memory, and job ids name an event, a rule ARN and a target.
+func msgID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }

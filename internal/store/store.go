@@ -170,7 +170,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		MaxAge:      7 * 24 * time.Hour,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  dedupeWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("events stream: %w", err)
@@ -182,7 +182,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  dedupeWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)

@@ -88,3 +88,31 @@ func FuzzRender(f *testing.F) {
 		_, _ = Render([]byte(ev), Input{Path: &path}, Context{})
 	})
 }
+
+var benchEvent = []byte(`{"version":"0","id":"6a7e8feb-b491-4cf7-a9f1-bf3703467718","detail-type":"OrderPlaced","source":"shop",` +
+	`"account":"000000000000","time":"2026-12-01T10:00:00Z","region":"us-east-1","resources":[],` +
+	`"detail":{"orderId":"o-1","customer":{"id":"c-9","tier":"gold"},"items":[{"sku":"a","qty":2},{"sku":"b","qty":1}],"total":150.5}}`)
+
+// BenchmarkRenderTransformer measures an InputTransformer with three paths.
+func BenchmarkRenderTransformer(b *testing.B) {
+	tmpl := `{"order": <id>, "customer": <customer>, "total": <total>, "rule": <aws.events.rule-name>}`
+	in := Input{Paths: map[string]string{"id": "$.detail.orderId", "customer": "$.detail.customer", "total": "$.detail.total"}, Template: &tmpl}
+	c := Context{RuleArn: "arn:aws:events:us-east-1:000000000000:rule/r", RuleName: "r"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(benchEvent, in, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenderPath measures an InputPath.
+func BenchmarkRenderPath(b *testing.B) {
+	p := "$.detail"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(benchEvent, Input{Path: &p}, Context{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"bridgeport/internal/bench"
+)
+
+// TestBench runs every scenario of `bridgeport bench` briefly against a
+// server it starts (this test binary acting as `bridgeport serve`), and
+// checks that each measured something.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	serverCommand = func(args []string) (*exec.Cmd, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "BRIDGEPORT_TEST_CHILD="+strings.Join(args, " "))
+		return cmd, nil
+	}
+	var out, errOut syncBuffer
+	code := benchCmd(context.Background(), []string{"--duration", "1s", "--rate", "200", "--backlog", "300", "--concurrency", "2",
+		"--output", "json", "ingest", "latency", "delivery", "backlog"}, &out, &errOut, func(string) string { return "" })
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, errOut.String())
+	}
+	var report struct {
+		Durability string
+		Results    []bench.Result
+	}
+	if err := json.Unmarshal([]byte(out.String()), &report); err != nil {
+		t.Fatalf("bench output: %v\n%s", err, out.String())
+	}
+	if len(report.Results) != 4 || !strings.Contains(report.Durability, "embedded") {
+		t.Fatalf("report: %+v", report)
+	}
+	for _, r := range report.Results {
+		ok := false
+		switch r.Scenario {
+		case "ingest":
+			ok = r.Entries > 0 && r.EntriesPerSec > 0
+		case "latency":
+			ok = r.Latency != nil && r.Latency.Count > 0 && r.Missing == 0 && r.Latency.P99 >= r.Latency.P50
+		case "delivery":
+			ok = r.Deliveries == r.Entries*5 && r.Missing == 0
+		case "backlog":
+			ok = r.BacklogEvents >= 285 && r.ServerRSSBytes > 0 && r.Latency != nil && r.BaselineLatency != nil && r.Missing == 0
+		}
+		if !ok {
+			t.Errorf("%s measured nothing useful: %+v", r.Scenario, r)
+		}
+	}
+}
