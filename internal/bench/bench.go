@@ -526,18 +526,22 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	}
 	wg.Wait()
 	r.endProgress()
-	// Wait until the server has tried each once and parked it.
-	waiting := 0
+	// Wait until the server has tried each once: from then on every one of
+	// them waits for a retry (on disk in the delay tiers, or due and
+	// queued), retried with backoff for 24 hours.
 	deadline := time.Now().Add(time.Duration(r.cfg.Backlog/100+120) * time.Second)
 	for time.Now().Before(deadline) {
-		waiting = r.retryBacklog(ctx)
-		r.progress("backlog: %d events waiting for a retry (%s)", waiting, time.Since(start).Round(time.Second))
-		if waiting >= r.cfg.Backlog*95/100 {
+		m := r.metrics(ctx)
+		attempted := int(m[`bridgeport_invocation_attempts_total{bus="bench-`+r.id+`",rule="dead"}`])
+		r.progress("backlog: %d of %d events tried once (%s)", attempted, r.cfg.Backlog, time.Since(start).Round(time.Second))
+		if attempted >= r.cfg.Backlog {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	r.endProgress()
+	m := r.metrics(ctx)
+	waiting := int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`])
 	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
@@ -553,27 +557,29 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// retryBacklog reads the dead rule's retry backlog from the server's
-// metrics.
-func (r *Runner) retryBacklog(ctx context.Context) int {
+// metrics reads the server's metrics: series (as printed) to value.
+func (r *Runner) metrics(ctx context.Context) map[string]float64 {
+	out := map[string]float64{}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(r.cfg.Client.Endpoint, "/")+"/metrics", nil)
 	if err != nil {
-		return 0
+		return out
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0
+		return out
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	total := 0
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "bridgeport_retry_backlog{") && strings.Contains(line, `rule="dead"`) && strings.Contains(line, `bus="bench-`+r.id+`"`) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			total += int(v)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
 		}
 	}
-	return total
+	return out
 }
 
 // deadEndpoint returns an http URL on a loopback port nothing listens on.
