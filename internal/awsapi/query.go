@@ -116,9 +116,6 @@ func (s *Server) queryService(r *http.Request) *QueryService {
 			}
 		}
 	}
-	if len(s.Query) == 1 {
-		return s.Query[0]
-	}
 	return nil
 }
 
@@ -147,7 +144,7 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 	if svc == nil {
-		fail(&Error{Code: "InvalidAction", Message: "No service answers this request."})
+		fail(&Error{Code: "InvalidAction", Message: "This endpoint speaks the Query protocol for IAM only; other services use the AWS JSON protocol (X-Amz-Target)."})
 		return
 	}
 	regions := []string{s.Verifier.Region}

@@ -39,8 +39,12 @@ const (
 	CodeNoPermissions      = "NO_PERMISSIONS"
 )
 
-// Param is a connection parameter, its value in clear.
-type Param struct{ Key, Value string }
+// Param is a connection parameter, its value in clear; Secret marks a
+// value the connection keeps secret.
+type Param struct {
+	Key, Value string
+	Secret     bool
+}
 
 // Auth is how a connection authorizes invocations, secrets in clear.
 type Auth struct {

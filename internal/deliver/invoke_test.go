@@ -88,8 +88,8 @@ func TestInvokeRequest(t *testing.T) {
 			Body: []byte(`{"x":1}`), Event: []byte(event),
 			Header:     map[string]string{"X-Order": "$.detail.id", "X-Both": "target", "User-Agent": "evil", "Host": "evil.example"},
 			Query:      map[string]string{"n": "$.detail.n", "q": "lit", "both": "target"},
-			ConnHeader: []Param{{"X-Both", "connection"}}, ConnQuery: []Param{{"both", "connection"}},
-			ConnBody: []Param{{"secret", "s3"}},
+			ConnHeader: []Param{{Key: "X-Both", Value: "connection"}}, ConnQuery: []Param{{Key: "both", Value: "connection"}},
+			ConnBody: []Param{{Key: "secret", Value: "s3"}},
 			Auth:     tc.auth,
 		})
 		if !res.OK() || res.Status != 200 || s.count() != before+1 {
@@ -247,8 +247,22 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestRedact(t *testing.T) {
 	t.Parallel()
-	msg := redact("https://x/ answered 401: bad key k-12345 for user, token tok-999", Auth{APIKeyValue: "k-12345", Token: "tok-999", Password: "pw"})
+	msg := redact("https://x/ answered 401: bad key k-12345 for user, token tok-999", Auth{APIKeyValue: "k-12345", Token: "tok-999", Password: "pw"}, nil)
 	if strings.Contains(msg, "k-12345") || strings.Contains(msg, "tok-999") || !strings.Contains(msg, "answered 401") {
 		t.Errorf("redact = %q", msg)
+	}
+	// An endpoint that echoes the request: Basic credentials (base64),
+	// secret connection parameters, an OAuth client secret.
+	d := &Destination{Header: []Param{{Key: "X-Secret", Value: "hdr-s3cret", Secret: true}, {Key: "X-Plain", Value: "visible"}},
+		Query: []Param{{Key: "sig", Value: "a b&c=d", Secret: true}}, OAuth: &OAuthClient{ClientSecret: "client-s3cret"}}
+	echo := "answered 400: Authorization: Basic YWxpY2U6czNjcmV0cHc= X-Secret: hdr-s3cret sig=a+b%26c%3Dd client-s3cret visible"
+	msg = redact(echo, Auth{Username: "alice", Password: "s3cretpw"}, d)
+	for _, secret := range []string{"YWxpY2U6czNjcmV0cHc=", "hdr-s3cret", "a+b%26c%3Dd", "client-s3cret"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("redact left %q in %q", secret, msg)
+		}
+	}
+	if !strings.Contains(msg, "visible") {
+		t.Errorf("redact removed a value that is not secret: %q", msg)
 	}
 }

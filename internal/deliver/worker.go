@@ -2,9 +2,11 @@ package deliver
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +82,8 @@ type Config interface {
 	Authorize(ctx context.Context, connectionArn, version string) error
 	// Forward puts an event on another bus; ok is false when the bus does
 	// not exist.
-	Forward(ctx context.Context, bus, eventID string, event []byte, ingested time.Time) (ok bool, err error)
+	// dedupeID names the sending.
+	Forward(ctx context.Context, bus, eventID, dedupeID string, event []byte, ingested time.Time) (ok bool, err error)
 }
 
 // DeadLetter is an event that could not be delivered, with what the
@@ -286,7 +289,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 			}
 		}
 		start := time.Now()
-		ok, err := w.cfg.Config.Forward(ctx, t.Bus, j.EventID, j.Event, j.Ingested)
+		ok, err := w.cfg.Config.Forward(ctx, t.Bus, j.EventID, j.ID(), j.Event, j.Ingested)
 		switch {
 		case err != nil:
 			return err // the store is unavailable: offered again shortly
@@ -360,8 +363,8 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
 		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
 	w.record(d.Arn, res)
-	res.Message = redact(res.Message, auth)
-	if ctx.Err() == nil {
+	res.Message = redact(res.Message, auth, d)
+	if ctx.Err() == nil || res.OK() {
 		res = w.observe(j, start, res)
 	}
 	if res.OK() {
@@ -581,8 +584,25 @@ func (w *Worker) take(dest string, rate int, now time.Time) time.Duration {
 
 // redact removes the connection's secrets from a message, in case the
 // endpoint echoed them in its answer.
-func redact(msg string, a Auth) string {
-	for _, secret := range []string{a.Password, a.APIKeyValue, a.Token} {
+func redact(msg string, a Auth, d *Destination) string {
+	secrets := []string{a.Password, a.APIKeyValue, a.Token}
+	if a.Username != "" || a.Password != "" {
+		// As an echoed Authorization header would carry them.
+		secrets = append(secrets, base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password)))
+	}
+	if d != nil {
+		for _, list := range [][]Param{d.Header, d.Query, d.Body} {
+			for _, p := range list {
+				if p.Secret {
+					secrets = append(secrets, p.Value, url.QueryEscape(p.Value))
+				}
+			}
+		}
+		if d.OAuth != nil {
+			secrets = append(secrets, d.OAuth.ClientSecret)
+		}
+	}
+	for _, secret := range secrets {
 		if len(secret) >= 4 {
 			msg = strings.ReplaceAll(msg, secret, "***")
 		}

@@ -115,10 +115,7 @@ func entriesString(entries []putEventsEntry) string {
 func (s *Service) putEvents(ctx context.Context, body []byte) (any, error) {
 	start := time.Now()
 	out, entries, failed, size, err := s.putEventsCall(ctx, body)
-	if err != nil {
-		failed = max(failed, 1)
-	}
-	s.metrics.PutEvents(entries, failed, size, time.Since(start))
+	s.metrics.PutEvents(entries, failed, size, err != nil, time.Since(start))
 	return out, err
 }
 

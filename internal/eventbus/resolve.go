@@ -220,7 +220,7 @@ func (s *Service) openConnection(c *Connection) (deliver.Auth, []deliver.Param, 
 			if p.Secret {
 				v = open(v)
 			}
-			out = append(out, deliver.Param{Key: p.Key, Value: v})
+			out = append(out, deliver.Param{Key: p.Key, Value: v, Secret: p.Secret})
 		}
 		return out
 	}

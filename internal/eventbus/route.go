@@ -81,9 +81,9 @@ func (s *Service) busTarget(arn string) string {
 // Forward puts an event a rule sent to an event bus target on that bus,
 // as EventBridge does: same id and envelope, routed by that bus's rules
 // but never on to a third bus. ok is false when the bus does not exist.
-func (s *Service) Forward(ctx context.Context, bus, eventID string, event []byte, ingested time.Time) (bool, error) {
+func (s *Service) Forward(ctx context.Context, bus, eventID, dedupeID string, event []byte, ingested time.Time) (bool, error) {
 	if _, _, ok := s.reg.getBus(bus); !ok {
 		return false, nil
 	}
-	return true, s.st.AppendEvents(ctx, []store.Event{{ID: eventID, Bus: bus, Ingested: ingested, Data: event, Forwarded: true}})
+	return true, s.st.AppendEvents(ctx, []store.Event{{ID: eventID, Bus: bus, Ingested: ingested, Data: event, Forwarded: true, DedupeID: dedupeID}})
 }

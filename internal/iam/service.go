@@ -184,10 +184,15 @@ func (s *Service) apply(e store.Entry) {
 		st := &roleState{role: r, rev: e.Revision}
 		// Stored documents were validated when written.
 		st.trust, _ = policy.ParseKind(r.AssumeRolePolicy, policy.TrustPolicy)
-		for _, doc := range r.Inline {
-			if p, err := policy.ParseKind(doc, policy.IdentityPolicy); err == nil {
-				st.inline = append(st.inline, p)
+		for name, doc := range r.Inline {
+			p, err := policy.ParseKind(doc, policy.IdentityPolicy)
+			if err != nil {
+				// Fail closed: a policy that no longer parses might have
+				// denied something.
+				s.log.Error("stored inline policy does not parse; the role is denied everything", "role", r.Name, "policy", name, "error", err)
+				p = denyAll
 			}
+			st.inline = append(st.inline, p)
 		}
 		s.roles[e.Key] = st
 	case strings.HasPrefix(e.Key, "iam.policy."):
@@ -203,12 +208,20 @@ func (s *Service) apply(e store.Entry) {
 		st := &policyState{policy: p, rev: e.Revision}
 		for _, v := range p.Versions {
 			if v.ID == p.DefaultVersion {
-				st.doc, _ = policy.ParseKind(v.Document, policy.IdentityPolicy)
+				doc, err := policy.ParseKind(v.Document, policy.IdentityPolicy)
+				if err != nil {
+					s.log.Error("stored managed policy does not parse; it denies everything", "policy", p.Name, "error", err)
+					doc = denyAll
+				}
+				st.doc = doc
 			}
 		}
 		s.policies[e.Key] = st
 	}
 }
+
+// denyAll stands for a stored document that no longer parses.
+var denyAll = &policy.Policy{Version: "2012-10-17", Statements: []policy.Statement{{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"}}}}
 
 // waitFor waits until the watch has applied revision rev.
 func (s *Service) waitFor(ctx context.Context, rev uint64) error {

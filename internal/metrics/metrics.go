@@ -190,13 +190,14 @@ func (m *Metrics) Throttled(r Rule) {
 	m.ThrottledRules.WithLabelValues(r.Bus, r.Name).Inc()
 }
 
-// PutEvents records one PutEvents call.
-func (m *Metrics) PutEvents(entries, failed, size int, d time.Duration) {
+// PutEvents records one PutEvents call: refused says the whole call was
+// refused (its entries count as failed only when it could be read).
+func (m *Metrics) PutEvents(entries, failed, size int, refused bool, d time.Duration) {
 	if m == nil {
 		return
 	}
 	result := "success"
-	if failed > 0 {
+	if failed > 0 || refused {
 		result = "failed"
 	}
 	m.PutEventsRequests.WithLabelValues(result).Inc()

@@ -29,7 +29,7 @@ func TestNilSafe(t *testing.T) {
 	m.Delivered(Rule{})
 	m.Failed(Rule{}, Dropped)
 	m.Throttled(Rule{})
-	m.PutEvents(1, 0, 10, time.Millisecond)
+	m.PutEvents(1, 0, 10, false, time.Millisecond)
 	m.Matched("default", []Rule{{Bus: "default", Name: "r"}}, []int{1})
 }
 

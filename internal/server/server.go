@@ -252,6 +252,9 @@ func (s *Server) Credentials() Credentials { return s.creds }
 // ends), then stops the services and closes the store.
 func (s *Server) Stop(ctx context.Context) error {
 	s.ready.Store(false)
+	// Deliveries stop starting at once and get their grace while the
+	// requests in flight finish: the two graces overlap.
+	s.stopWorker()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("requests still in flight at shutdown; closing them")
@@ -260,7 +263,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	s.stopWorker()
 	<-s.workerDone
 	s.events.Stop()
 	s.iam.Stop()

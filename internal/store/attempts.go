@@ -119,10 +119,16 @@ type AttemptFilter struct {
 	TargetKeys []string
 	Since      time.Time
 	FailedOnly bool
-	Limit      int // 0: 1,000
+	// Limit is the most records returned, the newest; 0: 1,000. At most
+	// 1,000,000 records are read to find them.
+	Limit int
 }
 
-// Attempts reads records of the attempt log, oldest first.
+// maxScan bounds the records one query reads.
+const maxScan = 1_000_000
+
+// Attempts reads records of the attempt log and returns the newest
+// matching ones, oldest first.
 func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
 	ev := "*"
 	if f.EventID != "" {
@@ -154,7 +160,8 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 	}
 	var out []Attempt
 	remaining := info.NumPending
-	for remaining > 0 && len(out) < limit {
+	scanned := uint64(0)
+	for remaining > 0 && scanned < maxScan {
 		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return out, fmt.Errorf("attempt log: %w", err)
@@ -162,6 +169,7 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 		n := 0
 		for m := range batch.Messages() {
 			n++
+			scanned++
 			md, err := m.Metadata()
 			if err == nil {
 				remaining = md.NumPending
@@ -170,8 +178,9 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 			if json.Unmarshal(m.Data(), &a) != nil || (f.FailedOnly && !a.Failed()) || (f.EventID != "" && a.EventID != f.EventID) {
 				continue
 			}
-			if len(out) < limit {
-				out = append(out, a)
+			out = append(out, a)
+			if len(out) > 2*limit {
+				out = append(out[:0], out[len(out)-limit:]...)
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
@@ -180,6 +189,9 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 		if n == 0 {
 			break
 		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
 	}
 	return out, nil
 }

@@ -19,8 +19,11 @@ type Event struct {
 	Ingested time.Time
 	Data     []byte
 	// Forwarded marks an event a rule sent on from another bus; rules do
-	// not send it on to a third bus.
+	// not send it on to a third bus. DedupeID names the sending (the job),
+	// so that a send repeated after a crash is stored once while two rules
+	// sending the same event to the same bus are two events, as in AWS.
 	Forwarded bool
+	DedupeID  string
 }
 
 const (
@@ -44,7 +47,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
 		if ev.Forwarded {
 			// The same event may reach several buses.
 			msg.Header.Set(hdrForwarded, "1")
-			id = ev.ID + "@" + ev.Bus
+			id = msgID(ev.DedupeID + "@" + ev.Bus)
 		}
 		msg.Data = ev.Data
 		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
