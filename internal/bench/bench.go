@@ -514,12 +514,13 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 					return
 				}
 				filled += r.cfg.Batch
+				sofar := filled
 				fmu.Unlock()
 				if err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, deadSource, time.Now())}, nil); err != nil {
 					return
 				}
 				if w == 0 {
-					r.progress("backlog: %d of %d events put on the dead target", filled, r.cfg.Backlog)
+					r.progress("backlog: %d of %d events put on the dead target", sofar, r.cfg.Backlog)
 				}
 			}
 		}()
