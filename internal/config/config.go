@@ -23,6 +23,9 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	NATSURL         string
+	// Replicas of streams and buckets; 0 picks 3 on a NATS cluster and 1
+	// otherwise.
+	Replicas int
 	// SecretKey is the base64 AES-256 key that seals connection secrets;
 	// empty keeps a generated key in the data directory.
 	SecretKey string
@@ -111,6 +114,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.AccessKeyID, "access-key-id", "", "root access key id (generated and kept in the data directory when unset)")
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", "", "root secret access key (generated when unset)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
+	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of every stream and bucket bridgeport creates (default: 3 on a NATS cluster, 1 otherwise)")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
@@ -174,6 +178,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas %d: JetStream allows 1 to 5", c.Replicas))
+	}
+	if c.Replicas > 1 && c.NATSURL == "" {
+		errs = append(errs, errors.New("--replicas above 1 needs a NATS cluster (--nats-url)"))
 	}
 	if c.DataDir == "" && c.NATSURL == "" {
 		errs = append(errs, errors.New("--data-dir is required"))

@@ -96,7 +96,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval, AttemptsMaxAge: cfg.AttemptLogMaxAge, AttemptsMaxBytes: cfg.AttemptLogMaxBytes,
-		Logger: log.With("part", "store")})
+		Replicas: cfg.Replicas,
+		Logger:   log.With("part", "store")})
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,9 @@ type Config struct {
 	// SyncInterval is the embedded server's fsync interval when SyncAlways is
 	// off; 0 means 1 second.
 	SyncInterval time.Duration
-	// Replicas is the replica count of streams and buckets; 0 means 1.
+	// Replicas is the replica count of streams and buckets; 0 means 3 when
+	// connected to a NATS cluster and 1 otherwise (the embedded engine, a
+	// single server).
 	Replicas int
 	// AttemptsMaxAge and AttemptsMaxBytes bound the delivery attempt log;
 	// 0 means 7 days and 1 GiB.
@@ -81,9 +83,6 @@ type Store struct {
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
 // the streams and buckets exist.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = time.Second
 	}
@@ -106,6 +105,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	if s.cfg.Replicas <= 0 {
+		s.cfg.Replicas = 1
+		if s.nc.ConnectedClusterName() != "" {
+			s.cfg.Replicas = 3
+		}
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		s.Close()

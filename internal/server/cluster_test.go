@@ -1,0 +1,212 @@
+package server
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startNATSCluster starts n nats-server instances with JetStream, routed to
+// each other on loopback ports, and returns their client URLs once
+// JetStream has a meta leader.
+func startNATSCluster(t *testing.T, n int) []string {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	var urls []string
+	for i := range n {
+		opts := &natsserver.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+			Cluster: natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
+		}
+		ns, err := natsserver.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(ns.Shutdown)
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats node %d not ready", i)
+		}
+		urls = append(urls, ns.ClientURL())
+	}
+	// Wait for a JetStream meta leader.
+	nc, err := nats.Connect(urls[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := nc.Request("$JS.API.INFO", nil, time.Second); err == nil {
+			resp, _ := nc.Request("$JS.API.INFO", nil, time.Second)
+			if resp != nil && !strings.Contains(string(resp.Data), `"error"`) {
+				return urls
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("JetStream cluster has no leader after 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestClusterNodes runs two bridgeport nodes on a three-node NATS cluster
+// (streams and buckets with 3 replicas): configuration made through one
+// node is seen by the other within a second, events put through the other
+// are delivered, each at least once and none lost, with duplicates
+// counted.
+func TestClusterNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	urls := startNATSCluster(t, 3)
+	sink := newSink(t)
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	nodes := make([]*env, 2)
+	for i := range nodes {
+		e := &env{t: t, dir: t.TempDir()}
+		e.cfg = testConfig(e.dir)
+		e.cfg.NATSURL = urls[i]
+		e.cfg.SecretKey = key // every node opens the secrets the others sealed
+		e.cfg.AllowPrivateEndpoints = true
+		e.cfg.RootCAs = sink.roots()
+		e.start()
+		nodes[i] = e
+	}
+	a, b := nodes[0], nodes[1]
+	// Every stream and bucket is replicated three times.
+	nc, err := nats.Connect(urls[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, r)
+		}
+	}
+	conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest, err := a.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(sink.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(100000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"),
+		Arn: dest.ApiDestinationArn, RoleArn: a.invokeRole()}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Node B sees the rule and its target within a second.
+	deadline := time.Now().Add(time.Second)
+	for {
+		out, err := b.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r")})
+		if err == nil && len(out.Targets) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node B does not see node A's rule after 1s: %v, %v", out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Events through B (and some through A) are delivered, none lost.
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	for i := range 20 {
+		n := nodes[i%2]
+		var entries []types.PutEventsRequestEntry
+		for j := range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(fmt.Sprintf(`{"i":%d,"j":%d}`, i, j))})
+		}
+		out, err := n.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents through node %d: %+v, %v", i%2, out, err)
+		}
+		mu.Lock()
+		for _, e := range out.Entries {
+			ids[aws.ToString(e.EventId)] = true
+		}
+		mu.Unlock()
+	}
+	got := sink.wait(t, len(ids))
+	time.Sleep(500 * time.Millisecond)
+	got = sink.received()
+	seen := map[string]int{}
+	for _, r := range got {
+		var id string
+		if i := strings.Index(r.body, `"id":"`); i >= 0 {
+			id = r.body[i+6 : i+6+36]
+		}
+		seen[id]++
+	}
+	lost, dup := 0, 0
+	for id := range ids {
+		if seen[id] == 0 {
+			lost++
+		}
+	}
+	for _, n := range seen {
+		dup += n - 1
+	}
+	if lost != 0 {
+		t.Errorf("%d of %d events lost", lost, len(ids))
+	}
+	t.Logf("%d events through two nodes on a 3-node cluster: %d deliveries, %d duplicates", len(ids), len(got), dup)
+
+	// A queue is one queue across nodes: sent through A, received through
+	// B (then invisible through A), deleted through A with B's handle.
+	qa, qb := a.sqsClient(), b.sqsClient()
+	url := a.createQueue(qa, "shared", nil)
+	if _, err := qa.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("one")}); err != nil {
+		t.Fatal(err)
+	}
+	recv, err := qb.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 2})
+	if err != nil || len(recv.Messages) != 1 {
+		t.Fatalf("receive through B: %+v, %v", recv, err)
+	}
+	if again, err := qa.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1}); err != nil || len(again.Messages) != 0 {
+		t.Errorf("the message received through B is visible through A: %+v, %v", again, err)
+	}
+	if _, err := qa.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: recv.Messages[0].ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	if counts := a.queueCounts(qa, url); counts != [2]string{"0", "0"} {
+		t.Errorf("after the delete through A: %v", counts)
+	}
+}
