@@ -154,7 +154,10 @@ type WorkerConfig struct {
 	// ShutdownGrace is how long deliveries in flight may take to finish
 	// once Run's context ends; 0 means 10 seconds.
 	ShutdownGrace time.Duration
-	Logger        *slog.Logger
+	// Nodes returns the number of nodes sharing the work; a destination's
+	// rate limit is shared out among them. Nil means 1.
+	Nodes  func() int
+	Logger *slog.Logger
 	// Now is the clock event ages are measured with; nil means time.Now.
 	Now func() time.Time
 }
@@ -170,7 +173,7 @@ type Worker struct {
 	slots   map[string]chan struct{}
 	probes  map[string]chan struct{} // the slots of failing destinations
 	failing map[string]bool
-	buckets map[string]*bucket
+	limits  map[string]*limit
 }
 
 // NewWorker returns a Worker.
@@ -191,7 +194,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, failing: map[string]bool{}, buckets: map[string]*bucket{}}
+	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, failing: map[string]bool{}, limits: map[string]*limit{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -330,7 +333,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		}
 		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg})
 	}
-	if wait := w.take(d.Arn, d.RateLimit, time.Now()); wait > 0 {
+	if wait := w.take(ctx, d.Arn, d.RateLimit, time.Now()); wait > 0 {
 		return w.postpone(ctx, j, wait)
 	}
 	slot := w.slot(d.Arn)
@@ -554,32 +557,46 @@ func (w *Worker) record(dest string, res Result) {
 	}
 }
 
-// bucket is a token bucket holding up to one second of invocations.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
 // take takes a token for dest at rate per second, or returns how long to
-// wait for one.
-func (w *Worker) take(dest string, rate int, now time.Time) time.Duration {
+// wait for one. The rate holds for all nodes together: tokens come from a
+// per-second window in the store, claimed a tenth of the rate at a time.
+func (w *Worker) take(ctx context.Context, dest string, rate int, now time.Time) time.Duration {
 	if rate <= 0 {
 		return 0
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := w.buckets[dest]
-	if b == nil {
-		b = &bucket{tokens: float64(rate), last: now}
-		w.buckets[dest] = b
+	l := w.limits[dest]
+	if l == nil {
+		l = &limit{}
+		w.limits[dest] = l
 	}
-	b.tokens = min(float64(rate), b.tokens+now.Sub(b.last).Seconds()*float64(rate))
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	w.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sec := now.Unix()
+	if l.window == sec && l.tokens > 0 {
+		l.tokens--
 		return 0
 	}
-	return time.Duration((1 - b.tokens) / float64(rate) * float64(time.Second))
+	// Claim a tenth of a second's worth from the window all nodes share.
+	granted, err := w.cfg.Store.ClaimRate(ctx, dest, rate, max(rate/10, 1), sec)
+	if err != nil {
+		w.log.Warn("rate limit", "destination", dest, "error", err)
+		return 100 * time.Millisecond
+	}
+	if granted > 0 {
+		l.window, l.tokens = sec, granted-1
+		return 0
+	}
+	// The window is spent: wait for the next, spread over its first tenth.
+	return time.Unix(sec+1, 0).Sub(now) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+}
+
+// limit is this node's claimed share of a destination's current window.
+type limit struct {
+	mu     sync.Mutex
+	window int64
+	tokens int
 }
 
 // redact removes the connection's secrets from a message, in case the

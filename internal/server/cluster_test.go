@@ -210,3 +210,69 @@ func TestClusterNodes(t *testing.T) {
 		t.Errorf("after the delete through A: %v", counts)
 	}
 }
+
+// TestClusterRateLimit: a destination's InvocationRateLimitPerSecond holds
+// for the cluster, not per node: two nodes share it out.
+func TestClusterRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	urls := startNATSCluster(t, 3)
+	sink := newSink(t)
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	nodes := make([]*env, 2)
+	for i := range nodes {
+		e := &env{t: t, dir: t.TempDir()}
+		e.cfg = testConfig(e.dir)
+		e.cfg.NATSURL, e.cfg.SecretKey, e.cfg.AllowPrivateEndpoints, e.cfg.RootCAs = urls[i], key, true, sink.roots()
+		e.start()
+		nodes[i] = e
+	}
+	a := nodes[0]
+	// Both nodes count each other.
+	waitFor(t, func() bool { return a.srv.store.LiveNodes() == 2 && nodes[1].srv.store.LiveNodes() == 2 })
+	conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate = 20
+	dest, err := a.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(sink.URL + "/limited"), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"),
+		Arn: dest.ApiDestinationArn, RoleArn: a.invokeRole()}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Far more than the limit, through both nodes.
+	for i := range 40 {
+		var entries []types.PutEventsRequestEntry
+		for range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{}`)})
+		}
+		if _, err := nodes[i%2].eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := sink.wait(t, 1)
+	_ = first
+	start := time.Now()
+	time.Sleep(10 * time.Second)
+	n := len(sink.received())
+	elapsed := time.Since(start).Seconds()
+	// The burst allowance (one second's worth) plus the rate over the
+	// window, with 10% tolerance; per-node limits would allow twice that.
+	if max := int(float64(rate)*(elapsed+1)*1.1) + 1; n > max {
+		t.Errorf("%d deliveries in %.1fs through 2 nodes, more than the limit allows (%d)", n, elapsed, max)
+	}
+	if min := int(float64(rate) * elapsed * 0.8); n < min {
+		t.Errorf("%d deliveries in %.1fs: the nodes deliver too little of the rate (%d expected)", n, elapsed, min)
+	}
+	t.Logf("%d deliveries in %.1fs at a limit of %d/s shared by 2 nodes", n, elapsed, rate)
+}

@@ -13,7 +13,7 @@ import (
 type stateCollector struct {
 	s *Server
 
-	pipeline, backlog, queues, connections *prometheus.Desc
+	pipeline, backlog, queues, connections, nodes *prometheus.Desc
 }
 
 func newStateCollector(s *Server) *stateCollector {
@@ -28,6 +28,7 @@ func newStateCollector(s *Server) *stateCollector {
 			"Messages in an SQS-compatible queue, by state (visible, in_flight, delayed).", []string{"queue", "state"}, nil),
 		connections: prometheus.NewDesc("bridgeport_connections",
 			"Connections by state (AUTHORIZED, AUTHORIZING, DEAUTHORIZED).", []string{"state"}, nil),
+		nodes: prometheus.NewDesc("bridgeport_nodes", "bridgeport nodes alive on the store (from their heartbeats).", nil, nil),
 	}
 }
 
@@ -36,6 +37,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.backlog
 	ch <- c.queues
 	ch <- c.connections
+	ch <- c.nodes
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -67,6 +69,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		s.log.Warn("metrics: queue depths", "error", err)
 	}
+	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(s.store.LiveNodes()))
 	states := s.events.ConnectionStates()
 	for _, st := range []string{"AUTHORIZED", "AUTHORIZING", "DEAUTHORIZED"} {
 		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, float64(states[st]), st)

@@ -88,6 +88,7 @@ func TestMetrics(t *testing.T) {
 		`bridgeport_queue_messages{queue="dlq",state="visible"}`:                                       0,
 		`bridgeport_connections{state="AUTHORIZED"}`:                                                   1,
 		`bridgeport_pipeline_depth{stage="jobs"}`:                                                      0,
+		`bridgeport_nodes`: 1,
 	}
 	// Outcomes are recorded right after the dead-letter send, and the job
 	// leaves the queue a moment later: wait until the figures settle.

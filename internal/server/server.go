@@ -53,7 +53,9 @@ type Server struct {
 	metrics    *metrics.Metrics
 	worker     *deliver.Worker
 	stopWorker context.CancelFunc
-	workerDone chan struct{}
+	// heartbeatDone is closed when this node stopped announcing itself.
+	heartbeatDone chan struct{}
+	workerDone    chan struct{}
 	// dropped counts undeliverable events without a dead-letter queue;
 	// sentToDLQ and failedToDLQ those with one.
 	dropped, sentToDLQ, failedToDLQ atomic.Int64
@@ -139,6 +141,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	wctx, stopWorker := context.WithCancel(context.Background())
 	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})
 	s.working.Store(true)
+	s.heartbeatDone = make(chan struct{})
+	go func() {
+		defer close(s.heartbeatDone)
+		st.RunHeartbeat(wctx, NewNodeID())
+	}()
 	go func() {
 		defer close(s.workerDone)
 		defer s.working.Store(false)
@@ -168,6 +175,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		s.stopWorker()
 		<-s.workerDone
+		<-s.heartbeatDone
 		s.events.Stop()
 		s.iam.Stop()
 		st.Close()
@@ -219,6 +227,12 @@ func (s *Server) routes(api *awsapi.Server) http.Handler {
 	return mux
 }
 
+// NewNodeID names this process among the nodes of a cluster.
+func NewNodeID() string {
+	host, _ := os.Hostname()
+	return host + "-" + awsapi.NewRequestID()[:8]
+}
+
 // readiness reports whether the server is ready for traffic and, for each
 // part, "ok" or what is wrong: the store reachable, the configuration
 // loaded (and not shutting down), the delivery workers running.
@@ -265,6 +279,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		err = errors.Join(err, serr)
 	}
 	<-s.workerDone
+	<-s.heartbeatDone
 	s.events.Stop()
 	s.iam.Stop()
 	return errors.Join(err, s.store.Close())

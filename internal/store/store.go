@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -78,6 +79,9 @@ type Store struct {
 	jobs     jetstream.Stream
 	queues   jetstream.Stream
 	receipts jetstream.KeyValue
+	nodesKV  jetstream.KeyValue
+	ratesKV  jetstream.KeyValue
+	nodes    atomic.Int64 // live nodes, from the heartbeats
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
@@ -196,6 +200,12 @@ func (s *Store) ensure(ctx context.Context) error {
 		return err
 	}
 	if err := s.ensureAttempts(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureNodes(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureRates(ctx); err != nil {
 		return err
 	}
 	return s.ensureDelay(ctx)
