@@ -51,10 +51,16 @@ type child struct {
 
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
+	return startChildWith(t, dir, "")
+}
+
+// startChildWith starts a child with more flags.
+func startChildWith(t *testing.T, dir, extra string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BRIDGEPORT_TEST_CHILD=--listen 127.0.0.1:0 --data-dir "+dir+
 		" --access-key-id "+crashKey+" --secret-access-key "+crashSecret+" --log-level warn"+
-		" --allow-http-endpoints --allow-private-endpoints --retry-base-delay 50ms --retry-max-delay 200ms")
+		" --allow-http-endpoints --allow-private-endpoints --retry-base-delay 50ms --retry-max-delay 200ms "+extra)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
