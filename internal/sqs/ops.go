@@ -914,13 +914,26 @@ func (s *Service) deleteOne(ctx context.Context, q *Queue, handle string) error 
 	return err
 }
 
-func (s *Service) deleteMessageBatch(ctx context.Context, body []byte) (any, error) {
+// deleteEntry is an entry of DeleteMessageBatch; visibilityEntry one of
+// ChangeMessageVisibilityBatch.
+type deleteEntry struct {
+	Id            *string `json:"Id"`
+	ReceiptHandle *string `json:"ReceiptHandle"`
+}
+
+type visibilityEntry struct {
+	Id                *string `json:"Id"`
+	ReceiptHandle     *string `json:"ReceiptHandle"`
+	VisibilityTimeout *int    `json:"VisibilityTimeout"`
+}
+
+// runBatch runs a batch operation on receipt handles: it decodes the
+// request, finds the queue, checks the entry ids (id returns an entry's),
+// and runs each entry, sorting them into Successful and Failed.
+func runBatch[E any](ctx context.Context, s *Service, body []byte, entry string, id func(*E) *string, run func(*Queue, *E) error) (any, error) {
 	var in struct {
 		QueueUrl *string `json:"QueueUrl"`
-		Entries  []struct {
-			Id            *string `json:"Id"`
-			ReceiptHandle *string `json:"ReceiptHandle"`
-		} `json:"Entries"`
+		Entries  []E     `json:"Entries"`
 	}
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
@@ -931,18 +944,24 @@ func (s *Service) deleteMessageBatch(ctx context.Context, body []byte) (any, err
 	}
 	ids := make([]*string, len(in.Entries))
 	for i := range in.Entries {
-		ids[i] = in.Entries[i].Id
+		ids[i] = id(&in.Entries[i])
 	}
-	if err := checkBatch(ids, "DeleteMessageBatchRequestEntry"); err != nil {
+	if err := checkBatch(ids, entry); err != nil {
 		return nil, err
 	}
 	return batchResults(len(in.Entries), func(i int) (string, error) {
-		e := in.Entries[i]
-		if e.ReceiptHandle == nil {
-			return *e.Id, errMissing("ReceiptHandle")
-		}
-		return *e.Id, s.deleteOne(ctx, q, *e.ReceiptHandle)
+		return *ids[i], run(q, &in.Entries[i])
 	})
+}
+
+func (s *Service) deleteMessageBatch(ctx context.Context, body []byte) (any, error) {
+	return runBatch(ctx, s, body, "DeleteMessageBatchRequestEntry", func(e *deleteEntry) *string { return e.Id },
+		func(q *Queue, e *deleteEntry) error {
+			if e.ReceiptHandle == nil {
+				return errMissing("ReceiptHandle")
+			}
+			return s.deleteOne(ctx, q, *e.ReceiptHandle)
+		})
 }
 
 type batchID struct {
@@ -1007,30 +1026,6 @@ func (s *Service) changeOne(ctx context.Context, q *Queue, handle *string, timeo
 }
 
 func (s *Service) changeMessageVisibilityBatch(ctx context.Context, body []byte) (any, error) {
-	var in struct {
-		QueueUrl *string `json:"QueueUrl"`
-		Entries  []struct {
-			Id                *string `json:"Id"`
-			ReceiptHandle     *string `json:"ReceiptHandle"`
-			VisibilityTimeout *int    `json:"VisibilityTimeout"`
-		} `json:"Entries"`
-	}
-	if err := awsapi.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	q, _, err := s.byURL(ctx, in.QueueUrl)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]*string, len(in.Entries))
-	for i := range in.Entries {
-		ids[i] = in.Entries[i].Id
-	}
-	if err := checkBatch(ids, "ChangeMessageVisibilityBatchRequestEntry"); err != nil {
-		return nil, err
-	}
-	return batchResults(len(in.Entries), func(i int) (string, error) {
-		e := in.Entries[i]
-		return *e.Id, s.changeOne(ctx, q, e.ReceiptHandle, e.VisibilityTimeout)
-	})
+	return runBatch(ctx, s, body, "ChangeMessageVisibilityBatchRequestEntry", func(e *visibilityEntry) *string { return e.Id },
+		func(q *Queue, e *visibilityEntry) error { return s.changeOne(ctx, q, e.ReceiptHandle, e.VisibilityTimeout) })
 }
