@@ -1027,5 +1027,7 @@ func (s *Service) changeOne(ctx context.Context, q *Queue, handle *string, timeo
 
 func (s *Service) changeMessageVisibilityBatch(ctx context.Context, body []byte) (any, error) {
 	return runBatch(ctx, s, body, "ChangeMessageVisibilityBatchRequestEntry", func(e *visibilityEntry) *string { return e.Id },
-		func(q *Queue, e *visibilityEntry) error { return s.changeOne(ctx, q, e.ReceiptHandle, e.VisibilityTimeout) })
+		func(q *Queue, e *visibilityEntry) error {
+			return s.changeOne(ctx, q, e.ReceiptHandle, e.VisibilityTimeout)
+		})
 }
