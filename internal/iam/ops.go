@@ -272,6 +272,16 @@ func noRole(name string) *awsapi.Error {
 	return errNoSuchEntity("The role with name %s cannot be found.", name)
 }
 
+// roleParam checks a RoleName parameter and returns the role it names.
+func (s *Service) roleParam(name *string) (Role, uint64, error) {
+	var c checker
+	c.roleName(name)
+	if err := c.err(); err != nil {
+		return Role{}, 0, err
+	}
+	return s.role(*name)
+}
+
 func (s *Service) role(name string) (Role, uint64, error) {
 	r, rev, ok := s.getRole(name)
 	if !ok {
@@ -332,13 +342,7 @@ func (s *Service) createRole(ctx context.Context, p awsapi.Params) (any, error) 
 }
 
 func (s *Service) getRoleOp(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	name := p.Str("RoleName")
-	c.roleName(name)
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	r, _, err := s.role(*name)
+	r, _, err := s.roleParam(p.Str("RoleName"))
 	if err != nil {
 		return nil, err
 	}
@@ -384,13 +388,7 @@ func (s *Service) listRoles(ctx context.Context, p awsapi.Params) (any, error) {
 }
 
 func (s *Service) deleteRole(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	name := p.Str("RoleName")
-	c.roleName(name)
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	r, rev, err := s.role(*name)
+	r, rev, err := s.roleParam(p.Str("RoleName"))
 	if err != nil {
 		return nil, err
 	}
@@ -405,12 +403,7 @@ func (s *Service) deleteRole(ctx context.Context, p awsapi.Params) (any, error) 
 
 // changeRole applies change to a role and stores it.
 func (s *Service) changeRole(ctx context.Context, name *string, change func(*Role) error) error {
-	var c checker
-	c.roleName(name)
-	if err := c.err(); err != nil {
-		return err
-	}
-	r, rev, err := s.role(*name)
+	r, rev, err := s.roleParam(name)
 	if err != nil {
 		return err
 	}
@@ -491,13 +484,7 @@ func (s *Service) untagRole(ctx context.Context, p awsapi.Params) (any, error) {
 }
 
 func (s *Service) listRoleTags(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	name := p.Str("RoleName")
-	c.roleName(name)
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	r, _, err := s.role(*name)
+	r, _, err := s.roleParam(p.Str("RoleName"))
 	if err != nil {
 		return nil, err
 	}
