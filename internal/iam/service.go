@@ -129,7 +129,9 @@ func (s *Service) Start(ctx context.Context) error {
 	go func() {
 		defer close(s.done)
 		for wctx.Err() == nil {
-			err := s.st.Watch(wctx, s.apply, func() {
+			// Only IAM's records: a write waits for its own revision,
+			// which this watch delivers.
+			err := s.st.WatchPrefix(wctx, "iam.", s.apply, func() {
 				select {
 				case <-ready:
 				default:

@@ -85,7 +85,13 @@ func (s *Store) Delete(ctx context.Context, key string, rev uint64) (uint64, err
 // the current records have been delivered. fn runs on one goroutine, in
 // revision order.
 func (s *Store) Watch(ctx context.Context, fn func(Entry), ready func()) error {
-	w, err := s.kv.WatchAll(ctx)
+	return s.WatchPrefix(ctx, "", fn, ready)
+}
+
+// WatchPrefix is Watch for the records whose keys start with prefix (which
+// ends with a dot); "" watches all.
+func (s *Store) WatchPrefix(ctx context.Context, prefix string, fn func(Entry), ready func()) error {
+	w, err := s.kv.Watch(ctx, prefix+">")
 	if err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
