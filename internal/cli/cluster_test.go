@@ -3,22 +3,15 @@ package cli
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"bridgeport/internal/natstest"
 )
@@ -34,26 +27,8 @@ func TestNodeLoss(t *testing.T) {
 	}
 	t.Parallel()
 	urls := natstest.Cluster(t, 3)
-	var mu sync.Mutex
-	delivered := map[string]int{}
-	calls := 0
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev struct{ ID string }
-		_ = json.NewDecoder(r.Body).Decode(&ev)
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/refuse" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		calls++
-		if calls%2 == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		delivered[ev.ID]++
-	}))
-	defer sink.Close()
+	l := newLedger()
+	sink := l.sink(t)
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	a := startChildWith(t, t.TempDir(), "--nats-url "+urls[0]+" --secret-key "+key)
 	b := startChildWith(t, t.TempDir(), "--nats-url "+urls[1]+" --secret-key "+key)
@@ -76,42 +51,14 @@ func TestNodeLoss(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	ctx := context.Background()
-	var amu sync.Mutex
-	acked := map[string]bool{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w, c := range []*child{a, b} {
-		eb := c.client()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				var entries []types.PutEventsRequestEntry
-				for j := range 10 {
-					entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("crash"), DetailType: aws.String("t"),
-						Detail: aws.String(fmt.Sprintf(`{"w":%d,"i":%d,"j":%d}`, w, i, j))})
-				}
-				out, err := eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-				if err != nil {
-					if c == a {
-						return // node A is gone
-					}
-					continue
-				}
-				amu.Lock()
-				for _, e := range out.Entries {
-					if e.EventId != nil {
-						acked[*e.EventId] = true
-					}
-				}
-				amu.Unlock()
-			}
+			// Node A's loader stops when A is gone; B's keeps going.
+			l.load(c.client(), fmt.Sprint("w", w), stop, c == a)
 		}()
 	}
 	time.Sleep(time.Duration(400+rand.IntN(400)) * time.Millisecond)
@@ -123,45 +70,9 @@ func TestNodeLoss(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	sq := awssqs.New(awssqs.Options{BaseEndpoint: aws.String(b.addr), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(crashKey, crashSecret, "")})
-	dlq := b.addr + "/000000000000/crash-dlq"
-	deadLettered := map[string]int{}
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		out, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-			VisibilityTimeout: 3})
-		if err == nil && len(out.Messages) > 0 {
-			var del []sqstypes.DeleteMessageBatchRequestEntry
-			for i, m := range out.Messages {
-				var ev struct{ ID string }
-				_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &ev)
-				deadLettered[ev.ID]++
-				del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
-			}
-			_, _ = sq.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(dlq), Entries: del})
-		}
-		mu.Lock()
-		lostD, lostQ := 0, 0
-		for id := range acked {
-			if delivered[id] == 0 {
-				lostD++
-			}
-			if deadLettered[id] == 0 {
-				lostQ++
-			}
-		}
-		dup := 0
-		for _, n := range delivered {
-			dup += n - 1
-		}
-		mu.Unlock()
-		if lostD == 0 && lostQ == 0 {
-			t.Logf("node A killed under load: %d events acknowledged by A and B, all delivered and dead-lettered by B; %d duplicate deliveries", len(acked), dup)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after losing node A: %d of %d events never delivered, %d never dead-lettered", lostD, len(acked), lostQ)
-		}
+	tl, ok := l.drain(t, b.addr, time.Now().Add(120*time.Second))
+	if !ok {
+		t.Fatalf("after losing node A: %d of %d events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
 	}
+	t.Logf("node A killed under load: %d events acknowledged by A and B, all delivered and dead-lettered by B; %d duplicate deliveries", tl.acked, tl.dupDelivery)
 }

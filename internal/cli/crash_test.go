@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"bridgeport/internal/store"
 )
@@ -104,6 +105,155 @@ func (c *child) client() *eventbridge.Client {
 //	go test ./internal/cli -run TestKillNineLosesNothing -crash.rounds 20 -v
 var crashRounds = flag.Int("crash.rounds", 3, "SIGKILLs in the crash test")
 
+// ledger accounts for the events of the tests that kill servers: those
+// PutEvents acknowledged, delivered to the sink, and dead-lettered.
+type ledger struct {
+	mu           sync.Mutex
+	acked        map[string]bool
+	delivered    map[string]int
+	deadLettered map[string]int
+	calls        int
+}
+
+func newLedger() *ledger {
+	return &ledger{acked: map[string]bool{}, delivered: map[string]int{}, deadLettered: map[string]int{}}
+}
+
+// sink is the endpoint of the crash rule's targets: its root fails every
+// other call (retried), /refuse refuses every call (not retried, so each
+// event is dead-lettered).
+func (l *ledger) sink(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ ID string }
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if r.URL.Path == "/refuse" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		l.calls++
+		if l.calls%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		l.delivered[ev.ID]++
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// load puts batches of ten "crash" events through eb until stop closes,
+// recording what is acknowledged. At an error it returns when
+// quitOnError (the server is gone), else it tries again.
+func (l *ledger) load(eb *eventbridge.Client, tag string, stop <-chan struct{}, quitOnError bool) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var entries []types.PutEventsRequestEntry
+		for j := range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("crash"), DetailType: aws.String("t"),
+				Detail: aws.String(fmt.Sprintf(`{"tag":%q,"i":%d,"j":%d}`, tag, i, j))})
+		}
+		out, err := eb.PutEvents(context.Background(), &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil {
+			if quitOnError {
+				return
+			}
+			continue
+		}
+		l.mu.Lock()
+		for _, e := range out.Entries {
+			if e.EventId != nil {
+				l.acked[*e.EventId] = true
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// tally is where the accounting stands.
+type tally struct {
+	acked, lostDelivery, lostDLQ, dupDelivery, dupDLQ int
+}
+
+func (l *ledger) tally() tally {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	tl := tally{acked: len(l.acked)}
+	for id := range l.acked {
+		if l.delivered[id] == 0 {
+			tl.lostDelivery++
+		}
+		if l.deadLettered[id] == 0 {
+			tl.lostDLQ++
+		}
+	}
+	for _, n := range l.delivered {
+		tl.dupDelivery += n - 1
+	}
+	for _, n := range l.deadLettered {
+		tl.dupDLQ += n - 1
+	}
+	return tl
+}
+
+// drain reads and deletes the crash dead-letter queue of the server at
+// addr until every acknowledged event has been delivered and dead-lettered
+// and the queue is empty, or until the deadline; it reports progress every
+// 15 seconds and returns the final tally and whether nothing was lost.
+//
+// The SQS client keeps the SDK's default retries: under load, Go's
+// transport can close a connection while the SDK still reads a large
+// answer (a race between the request's write loop and the SDK closing the
+// request body, seen only because the server answers within microseconds);
+// the retry covers it, and the messages of the lost answer come back after
+// their short visibility timeout.
+func (l *ledger) drain(t *testing.T, addr string, deadline time.Time) (tally, bool) {
+	ctx := context.Background()
+	sq := awssqs.New(awssqs.Options{BaseEndpoint: aws.String(addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(crashKey, crashSecret, "")})
+	dlq := addr + "/000000000000/crash-dlq"
+	start := time.Now()
+	nextReport := start.Add(15 * time.Second)
+	for {
+		out, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			VisibilityTimeout: 3})
+		received := 0
+		if err != nil {
+			t.Logf("receive at %s: %v", time.Since(start), err)
+		} else if received = len(out.Messages); received > 0 {
+			var del []sqstypes.DeleteMessageBatchRequestEntry
+			l.mu.Lock()
+			for i, m := range out.Messages {
+				var ev struct{ ID string }
+				_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &ev)
+				l.deadLettered[ev.ID]++
+				del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
+			}
+			l.mu.Unlock()
+			if _, err := sq.DeleteMessageBatch(ctx, &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(dlq), Entries: del}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tl := l.tally()
+		if err == nil && tl.lostDelivery == 0 && tl.lostDLQ == 0 && received == 0 {
+			return tl, true
+		}
+		if time.Now().After(nextReport) {
+			t.Logf("%s into the drain: %d of %d acknowledged events not delivered, %d not dead-lettered yet",
+				time.Since(start).Round(time.Second), tl.lostDelivery, tl.acked, tl.lostDLQ)
+			nextReport = nextReport.Add(15 * time.Second)
+		}
+		if time.Now().After(deadline) {
+			return tl, false
+		}
+	}
+}
+
 // TestKillNineLosesNothing puts events while the server is killed with
 // SIGKILL at random moments, several times, restarting it each time on the
 // same data directory. Each event goes to two targets: one that fails half
@@ -117,34 +267,13 @@ func TestKillNineLosesNothing(t *testing.T) {
 		t.Skip("starts server processes")
 	}
 	t.Parallel()
-	var mu sync.Mutex
-	delivered := map[string]int{}
-	calls := 0
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev struct{ ID string }
-		_ = json.NewDecoder(r.Body).Decode(&ev)
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/refuse" {
-			w.WriteHeader(http.StatusBadRequest) // not retried: dead-lettered
-			return
-		}
-		calls++
-		if calls%2 == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		delivered[ev.ID]++
-	}))
-	defer sink.Close()
-
+	l := newLedger()
+	sink := l.sink(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 	c := startChild(t, dir)
 	setupCrashRule(t, c, sink.URL)
 
-	var amu sync.Mutex
-	acked := map[string]bool{}
 	kills := 0
 	for round := range *crashRounds {
 		eb := c.client()
@@ -154,29 +283,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					var entries []types.PutEventsRequestEntry
-					for j := range 10 {
-						entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("crash"), DetailType: aws.String("t"),
-							Detail: aws.String(fmt.Sprintf(`{"r":%d,"w":%d,"i":%d,"j":%d}`, round, w, i, j))})
-					}
-					out, err := eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-					if err != nil {
-						return // the server is gone
-					}
-					amu.Lock()
-					for _, e := range out.Entries {
-						if e.EventId != nil {
-							acked[*e.EventId] = true
-						}
-					}
-					amu.Unlock()
-				}
+				l.load(eb, fmt.Sprintf("r%d-w%d", round, w), stop, true)
 			}()
 		}
 		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond)
@@ -189,7 +296,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 		wg.Wait()
 		c = startChild(t, dir)
 	}
-	if len(acked) == 0 {
+	if l.tally().acked == 0 {
 		t.Fatal("no event was acknowledged before the kills")
 	}
 	defer func() {
@@ -199,77 +306,21 @@ func TestKillNineLosesNothing(t *testing.T) {
 
 	// Drain: every acknowledged event must reach the first target and the
 	// dead-letter queue of the second.
-	// The SDK's default retries: under load, Go's transport can close a
-	// connection while the SDK still reads a large answer (a race between
-	// the request's write loop and the SDK closing the request body, seen
-	// only because the server answers within microseconds); the retry
-	// covers it, and the messages of the lost answer come back after their
-	// short visibility timeout.
-	sq := awssqs.New(awssqs.Options{BaseEndpoint: aws.String(c.addr), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(crashKey, crashSecret, "")})
-	dlq := c.addr + "/000000000000/crash-dlq"
-	deadLettered := map[string]int{}
 	restart := time.Now()
-	deadline := time.Now().Add(180 * time.Second)
-	nextReport := time.Now().Add(15 * time.Second)
-	for {
-		out, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-			VisibilityTimeout: 3})
-		if err != nil {
-			t.Logf("receive at %s: %v", time.Since(restart), err)
-			if time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		for _, m := range out.Messages {
-			var ev struct{ ID string }
-			_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &ev)
-			deadLettered[ev.ID]++
-			if _, err := sq.DeleteMessage(ctx, &awssqs.DeleteMessageInput{QueueUrl: aws.String(dlq), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mu.Lock()
-		lostDelivery, lostDLQ := 0, 0
-		for id := range acked {
-			if delivered[id] == 0 {
-				lostDelivery++
-			}
-			if deadLettered[id] == 0 {
-				lostDLQ++
-			}
-		}
-		dupDelivery, dupDLQ := 0, 0
-		for _, n := range delivered {
-			dupDelivery += n - 1
-		}
-		for _, n := range deadLettered {
-			dupDLQ += n - 1
-		}
-		mu.Unlock()
-		if lostDelivery == 0 && lostDLQ == 0 && len(out.Messages) == 0 {
-			t.Logf("%d kills; %d events acknowledged; all delivered and all dead-lettered %s after the last restart; lost 0; duplicates: %d deliveries, %d dead letters",
-				kills, len(acked), time.Since(restart).Round(time.Millisecond), dupDelivery, dupDLQ)
-			return
-		}
-		if time.Now().After(nextReport) {
-			t.Logf("%s after the last restart: %d of %d acknowledged events not delivered, %d not dead-lettered yet",
-				time.Since(restart).Round(time.Second), lostDelivery, len(acked), lostDLQ)
-			nextReport = nextReport.Add(15 * time.Second)
-		}
-		if time.Now().After(deadline) {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			_ = c.cmd.Wait()
-			if st, err := store.Open(ctx, store.Config{DataDir: dir}); err == nil {
-				stats, _ := st.Stats(ctx)
-				st.Close()
-				t.Logf("store after the test:\n%s", stats)
-			}
-			t.Fatalf("lost: %d of %d acknowledged events never delivered, %d never dead-lettered", lostDelivery, len(acked), lostDLQ)
-		}
+	tl, ok := l.drain(t, c.addr, time.Now().Add(180*time.Second))
+	if ok {
+		t.Logf("%d kills; %d events acknowledged; all delivered and all dead-lettered %s after the last restart; lost 0; duplicates: %d deliveries, %d dead letters",
+			kills, tl.acked, time.Since(restart).Round(time.Millisecond), tl.dupDelivery, tl.dupDLQ)
+		return
 	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Wait()
+	if st, err := store.Open(ctx, store.Config{DataDir: dir}); err == nil {
+		stats, _ := st.Stats(ctx)
+		st.Close()
+		t.Logf("store after the test:\n%s", stats)
+	}
+	t.Fatalf("lost: %d of %d acknowledged events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
 }
 
 // setupCrashRule creates the crash test's rule: every "crash" event to the
