@@ -1,7 +1,6 @@
 package eventbus
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
@@ -24,10 +23,10 @@ import (
 type registry struct {
 	log *slog.Logger
 
-	mu      sync.RWMutex
-	rev     uint64        // newest revision applied
-	changed chan struct{} // closed and replaced on every change
-	buses   map[string]*busState
+	applied store.Applied // newest revision applied, advanced after the change is in
+
+	mu    sync.RWMutex
+	buses map[string]*busState
 	// objs holds the records of other kinds (connections, API
 	// destinations) by key, decoded when read.
 	objs map[string]objState
@@ -55,7 +54,7 @@ type ruleState struct {
 }
 
 func newRegistry(log *slog.Logger) *registry {
-	return &registry{log: log, changed: make(chan struct{}), buses: make(map[string]*busState), objs: make(map[string]objState)}
+	return &registry{log: log, buses: make(map[string]*busState), objs: make(map[string]objState)}
 }
 
 // bus returns the state of a bus, creating a placeholder for rules that
@@ -73,14 +72,8 @@ func (g *registry) busLocked(name string) *busState {
 // apply records one change from the configuration bucket.
 func (g *registry) apply(e store.Entry) {
 	g.mu.Lock()
-	defer func() {
-		if e.Revision > g.rev {
-			g.rev = e.Revision
-		}
-		close(g.changed)
-		g.changed = make(chan struct{})
-		g.mu.Unlock()
-	}()
+	defer g.applied.Advance(e.Revision) // runs after the unlock
+	defer g.mu.Unlock()
 	switch keyKind(e.Key) {
 	case "bus":
 		g.applyBus(e)
@@ -206,30 +199,6 @@ func (g *registry) load() {
 		b.matcher.Replace(patterns)
 	}
 	g.loaded = true
-}
-
-// waitFor blocks until the registry has applied revision rev.
-// revision is the latest configuration revision applied.
-func (g *registry) revision() uint64 {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.rev
-}
-
-func (g *registry) waitFor(ctx context.Context, rev uint64) error {
-	for {
-		g.mu.RLock()
-		done, ch := g.rev >= rev, g.changed
-		g.mu.RUnlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // getBus returns a bus that exists.

@@ -20,7 +20,7 @@ var _ deliver.Config = (*Service)(nil)
 // Resolutions are cached until the configuration changes (any record's
 // revision), so a delivery does not decode records and open secrets again.
 func (s *Service) Target(ruleArn, targetID string) (deliver.Target, bool) {
-	rev := s.reg.revision()
+	rev := s.reg.applied.Revision()
 	key := ruleArn + "\x00" + targetID
 	if c, ok := s.targets.Load(key); ok && c.(cachedTarget).rev == rev {
 		return c.(cachedTarget).t, c.(cachedTarget).ok

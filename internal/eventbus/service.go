@@ -190,7 +190,7 @@ func (s *Service) ensureDefaultBus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create default bus: %w", err)
 	}
-	return s.reg.waitFor(ctx, rev)
+	return s.reg.applied.WaitFor(ctx, rev)
 }
 
 // Operations returns the EventBridge operations by name.

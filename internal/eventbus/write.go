@@ -43,7 +43,7 @@ func (s *Service) save(ctx context.Context, key string, rev uint64, v any) error
 func (s *Service) seen(ctx context.Context, rev uint64) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.reg.waitFor(wctx, rev); err != nil && ctx.Err() == nil {
+	if err := s.reg.applied.WaitFor(wctx, rev); err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "configuration change stored but not seen by this node yet", "revision", rev)
 	}
 }

@@ -35,9 +35,9 @@ type Service struct {
 	account string
 	log     *slog.Logger
 
+	applied store.Applied // newest revision applied, advanced after the change is in
+
 	mu       sync.RWMutex
-	rev      uint64
-	changed  chan struct{}
 	roles    map[string]*roleState   // by lower-case name
 	policies map[string]*policyState // by lower-case name
 
@@ -51,7 +51,7 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: cfg.Store, account: cfg.AccountID, log: log, changed: make(chan struct{}),
+	return &Service{st: cfg.Store, account: cfg.AccountID, log: log,
 		roles: map[string]*roleState{}, policies: map[string]*policyState{}}
 }
 
@@ -164,14 +164,8 @@ func (s *Service) Stop() {
 // apply records one change of the configuration bucket.
 func (s *Service) apply(e store.Entry) {
 	s.mu.Lock()
-	defer func() {
-		if e.Revision > s.rev {
-			s.rev = e.Revision
-		}
-		close(s.changed)
-		s.changed = make(chan struct{})
-		s.mu.Unlock()
-	}()
+	defer s.applied.Advance(e.Revision) // runs after the unlock
+	defer s.mu.Unlock()
 	switch {
 	case strings.HasPrefix(e.Key, "iam.role."):
 		if e.Deleted {
@@ -225,28 +219,11 @@ func (s *Service) apply(e store.Entry) {
 // denyAll stands for a stored document that no longer parses.
 var denyAll = &policy.Policy{Version: "2012-10-17", Statements: []policy.Statement{{Effect: "Deny", Action: []string{"*"}, Resource: []string{"*"}}}}
 
-// waitFor waits until the watch has applied revision rev.
-func (s *Service) waitFor(ctx context.Context, rev uint64) error {
-	for {
-		s.mu.RLock()
-		done, ch := s.rev >= rev, s.changed
-		s.mu.RUnlock()
-		if done {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // seen waits, for a while, until this node has applied a revision it wrote.
 func (s *Service) seen(ctx context.Context, rev uint64) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.waitFor(wctx, rev); err != nil && ctx.Err() == nil {
+	if err := s.applied.WaitFor(wctx, rev); err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "iam change stored but not seen by this node yet", "revision", rev)
 	}
 }
