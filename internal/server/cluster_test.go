@@ -18,6 +18,20 @@ import (
 	"bridgeport/internal/natstest"
 )
 
+// clusterNode starts a bridgeport node on the NATS server at url, with the
+// key every node shares (each opens the secrets the others sealed) and the
+// target sink's certificate trusted.
+func clusterNode(t *testing.T, url string, target *sink) *env {
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.NATSURL = url
+	e.cfg.SecretKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	e.cfg.AllowPrivateEndpoints = true
+	e.cfg.RootCAs = target.roots()
+	e.start()
+	return e
+}
+
 // TestClusterNodes runs two bridgeport nodes on a three-node NATS cluster
 // (streams and buckets with 3 replicas): configuration made through one
 // node is seen by the other within a second, events put through the other
@@ -28,20 +42,8 @@ func TestClusterNodes(t *testing.T) {
 		t.Skip("starts a NATS cluster")
 	}
 	t.Parallel()
-	urls := natstest.Cluster(t, 3)
-	sink := newSink(t)
-	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	nodes := make([]*env, 2)
-	for i := range nodes {
-		e := &env{t: t, dir: t.TempDir()}
-		e.cfg = testConfig(e.dir)
-		e.cfg.NATSURL = urls[i]
-		e.cfg.SecretKey = key // every node opens the secrets the others sealed
-		e.cfg.AllowPrivateEndpoints = true
-		e.cfg.RootCAs = sink.roots()
-		e.start()
-		nodes[i] = e
-	}
+	urls, sink := natstest.Cluster(t, 3), newSink(t)
+	nodes := []*env{clusterNode(t, urls[0], sink), clusterNode(t, urls[1], sink)}
 	a, b := nodes[0], nodes[1]
 	// Every stream and bucket is replicated three times.
 	nc, err := nats.Connect(urls[2])
@@ -161,20 +163,11 @@ func TestClusterRateLimit(t *testing.T) {
 		t.Skip("starts a NATS cluster")
 	}
 	t.Parallel()
-	urls := natstest.Cluster(t, 3)
-	sink := newSink(t)
-	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	nodes := make([]*env, 2)
-	for i := range nodes {
-		e := &env{t: t, dir: t.TempDir()}
-		e.cfg = testConfig(e.dir)
-		e.cfg.NATSURL, e.cfg.SecretKey, e.cfg.AllowPrivateEndpoints, e.cfg.RootCAs = urls[i], key, true, sink.roots()
-		e.start()
-		nodes[i] = e
-	}
-	a := nodes[0]
+	urls, sink := natstest.Cluster(t, 3), newSink(t)
+	nodes := []*env{clusterNode(t, urls[0], sink), clusterNode(t, urls[1], sink)}
+	a, b := nodes[0], nodes[1]
 	// Both nodes count each other.
-	waitFor(t, func() bool { return a.srv.store.LiveNodes() == 2 && nodes[1].srv.store.LiveNodes() == 2 })
+	waitFor(t, func() bool { return a.srv.store.LiveNodes() == 2 && b.srv.store.LiveNodes() == 2 })
 	conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
 		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
 	if err != nil {
