@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -18,15 +17,9 @@ import (
 // trace` as a user would, on a rule whose queue target refuses EventBridge.
 func TestDiagnoseAndTrace(t *testing.T) {
 	t.Parallel()
-	const key, secret = "AKIADIAGNOSETEST0000", "diagnose-test-secret-00000000000000000"
-	env := map[string]string{"BRIDGEPORT_LISTEN": "127.0.0.1:0", "BRIDGEPORT_DATA_DIR": t.TempDir(),
-		"BRIDGEPORT_ACCESS_KEY_ID": key, "BRIDGEPORT_SECRET_ACCESS_KEY": secret}
-	base, _, _, stop := runServe(t, env)
-	defer stop()
+	srv := runUserServer(t, "AKIADIAGNOSETEST0000", "diagnose-test-secret-00000000000000000")
 	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider(key, secret, "")
-	eb := eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds})
-	sq := awssqs.New(awssqs.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds})
+	base, eb, sq, getenv := srv.base, srv.eb, srv.sq, srv.getenv
 	if _, err := sq.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String("inbox")}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +36,6 @@ func TestDiagnoseAndTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := aws.ToString(put.Entries[0].EventId)
-	getenv := func(k string) string {
-		return map[string]string{"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}[k]
-	}
 	run := func(cmd func(context.Context, []string, *syncBuffer, *syncBuffer) int, args ...string) (int, string) {
 		var out, errOut syncBuffer
 		code := cmd(ctx, append(args, "--endpoint", base), &out, &errOut)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -23,15 +22,9 @@ import (
 // the filters and limits it offers.
 func TestRedrive(t *testing.T) {
 	t.Parallel()
-	const key, secret = "AKIAREDRIVETEST00000", "redrive-test-secret-0000000000000000000"
-	env := map[string]string{"BRIDGEPORT_LISTEN": "127.0.0.1:0", "BRIDGEPORT_DATA_DIR": t.TempDir(),
-		"BRIDGEPORT_ACCESS_KEY_ID": key, "BRIDGEPORT_SECRET_ACCESS_KEY": secret}
-	base, _, _, stop := runServe(t, env)
-	defer stop()
+	srv := runUserServer(t, "AKIAREDRIVETEST00000", "redrive-test-secret-0000000000000000000")
 	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider(key, secret, "")
-	eb := eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds})
-	sq := awssqs.New(awssqs.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds})
+	base, eb, sq, getenv := srv.base, srv.eb, srv.sq, srv.getenv
 
 	allow := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"*"}]}`
 	mkQueue := func(name string, attrs map[string]string) string {
@@ -67,9 +60,7 @@ func TestRedrive(t *testing.T) {
 
 	run := func(args ...string) (int, string) {
 		var out, errOut syncBuffer
-		code := redrive(ctx, append([]string{"--endpoint", base}, args...), &out, &errOut, func(k string) string {
-			return map[string]string{"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}[k]
-		})
+		code := redrive(ctx, append([]string{"--endpoint", base}, args...), &out, &errOut, getenv)
 		return code, out.String() + errOut.String()
 	}
 	// A dry run changes nothing.

@@ -11,6 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
@@ -29,6 +34,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// userServer is `bridgeport serve` with one access key, as a user runs it,
+// with SDK clients signed with that key and the environment that gives the
+// key to the CLI's client commands.
+type userServer struct {
+	base   string
+	eb     *eventbridge.Client
+	sq     *awssqs.Client
+	getenv func(string) string // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+}
+
+// runUserServer starts a userServer, stopped when the test ends.
+func runUserServer(t *testing.T, key, secret string) *userServer {
+	t.Helper()
+	env := map[string]string{"BRIDGEPORT_LISTEN": "127.0.0.1:0", "BRIDGEPORT_DATA_DIR": t.TempDir(),
+		"BRIDGEPORT_ACCESS_KEY_ID": key, "BRIDGEPORT_SECRET_ACCESS_KEY": secret}
+	base, _, _, stop := runServe(t, env)
+	t.Cleanup(func() { stop() })
+	creds := credentials.NewStaticCredentialsProvider(key, secret, "")
+	clientEnv := map[string]string{"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+	return &userServer{
+		base:   base,
+		eb:     eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds}),
+		sq:     awssqs.New(awssqs.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", Credentials: creds}),
+		getenv: func(k string) string { return clientEnv[k] },
+	}
 }
 
 // runServe starts `bridgeport serve` and returns its base URL, its output,
