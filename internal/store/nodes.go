@@ -102,7 +102,13 @@ func (s *Store) ClaimRate(ctx context.Context, dest string, rate, want int, wind
 		case err == nil:
 			rev = e.Revision()
 			w, u, _ := strings.Cut(string(e.Value()), " ")
-			if w == strconv.FormatInt(window, 10) {
+			stored, _ := strconv.ParseInt(w, 10, 64)
+			switch {
+			case stored > window:
+				// A node has moved on to a later window: this one is over
+				// (a claim that started late must not reset the count).
+				return 0, nil
+			case stored == window:
 				used, _ = strconv.Atoi(u)
 			}
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):

@@ -160,3 +160,38 @@ func TestToken(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimRate claims a destination's windows: no window gives more than
+// the rate, a new window starts afresh, and a late claim for a window that
+// is over gets nothing and leaves the current window's count alone.
+func TestClaimRate(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	claim := func(want int, window int64) int {
+		t.Helper()
+		n, err := s.ClaimRate(ctx, "arn:dest", 10, want, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := claim(6, 100); n != 6 {
+		t.Fatalf("first claim in window 100: %d, want 6", n)
+	}
+	if n := claim(6, 100); n != 4 {
+		t.Fatalf("second claim in window 100: %d, want the 4 left", n)
+	}
+	if n := claim(1, 100); n != 0 {
+		t.Fatalf("claim in spent window 100: %d, want 0", n)
+	}
+	if n := claim(7, 101); n != 7 {
+		t.Fatalf("first claim in window 101: %d, want 7", n)
+	}
+	if n := claim(5, 100); n != 0 {
+		t.Fatalf("late claim in window 100 after 101 began: %d, want 0", n)
+	}
+	if n := claim(5, 101); n != 3 {
+		t.Fatalf("claim in window 101 after the late claim: %d, want the 3 left", n)
+	}
+}
