@@ -11,9 +11,17 @@ import (
 // ends. When the message iterator fails (a missed heartbeat under load, a
 // reconnect), it is logged and replaced: a consumer loop that ends on its
 // own would leave its messages waiting forever.
+//
+// Pull requests expire after pullExpiry rather than nats.go's 30 s: a
+// request that waits while the consumer is at its MaxAckPending is at
+// times not served after the acknowledgement that frees a slot, and only
+// the next request gets the message. A delay tier (MaxAckPending 1) then
+// held its jobs for up to 30 s; TestRateLimit caught it.
+const pullExpiry = 5 * time.Second
+
 func (s *Store) consume(ctx context.Context, what string, cons jetstream.Consumer, batch int, handle func(jetstream.Msg)) {
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+		it, err := cons.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			s.log.Warn("start consumer", "consumer", what, "error", err)
 			sleep(ctx, time.Second)
