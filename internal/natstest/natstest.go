@@ -1,5 +1,6 @@
 // Package natstest starts NATS clusters inside tests: nats-server
-// instances with JetStream, routed to each other on loopback ports.
+// instances with JetStream, routed to each other on loopback ports, that
+// a test can stop and start again.
 package natstest
 
 import (
@@ -13,58 +14,136 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Cluster starts n nats-server instances with JetStream, routed to
-// each other on loopback ports, and returns their client URLs once
-// JetStream has a meta leader.
+// Nodes is a NATS cluster started by a test. Each node keeps its ports
+// and its store directory across Stop and Start, as a restarted host
+// would.
+type Nodes struct {
+	t       testing.TB
+	opts    []*natsserver.Options
+	servers []*natsserver.Server
+	// URLs are the nodes' client URLs, in order.
+	URLs []string
+}
+
+// Cluster starts n nodes and returns their client URLs once JetStream
+// has a meta leader.
 func Cluster(t testing.TB, n int) []string {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
+	c := Start(t, n)
+	c.WaitLeader()
+	return c.URLs
+}
+
+// Start starts n nodes without waiting for them to elect a JetStream
+// meta leader.
+func Start(t testing.TB, n int) *Nodes {
+	t.Helper()
+	c := &Nodes{t: t, servers: make([]*natsserver.Server, n)}
+	clientPorts, clusterPorts := freePorts(t, n), freePorts(t, n)
+	var routes []string
+	for _, p := range clusterPorts {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	for i := range n {
+		c.opts = append(c.opts, &natsserver.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clientPorts[i], JetStream: true, StoreDir: t.TempDir(),
+			Cluster:    natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:     natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
+			MaxPayload: 4 << 20,
+		})
+		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	for i := range n {
+		c.StartNode(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.servers {
+			c.Stop(i)
+		}
+	})
+	return c
+}
+
+// freePorts finds n loopback ports nothing listens on.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
 		ln.Close()
 	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	var urls []string
-	for i := range n {
-		opts := &natsserver.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-			Cluster: natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
-		}
-		ns, err := natsserver.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats node %d not ready", i)
-		}
-		urls = append(urls, ns.ClientURL())
-	}
-	// Wait for a JetStream meta leader.
-	nc, err := nats.Connect(urls[0])
+	return ports
+}
+
+// StartNode starts node i (again), on its ports and store directory.
+func (c *Nodes) StartNode(i int) {
+	c.t.Helper()
+	o := *c.opts[i]
+	ns, err := natsserver.NewServer(&o)
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		c.t.Fatalf("nats node %d not ready", i)
+	}
+	c.servers[i] = ns
+}
+
+// Stop shuts node i down, as if its host went away; its store stays.
+func (c *Nodes) Stop(i int) {
+	if ns := c.servers[i]; ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		c.servers[i] = nil
+	}
+}
+
+// Name is node i's server name, as JetStream's cluster info gives it.
+func (c *Nodes) Name(i int) string { return c.opts[i].ServerName }
+
+// Index is the index of the node named name, or -1.
+func (c *Nodes) Index(name string) int {
+	for i, o := range c.opts {
+		if o.ServerName == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits until JetStream answers through a running node, which
+// it does once the cluster has a meta leader.
+func (c *Nodes) WaitLeader() {
+	c.t.Helper()
+	var url string
+	for i, ns := range c.servers {
+		if ns != nil {
+			url = c.URLs[i]
+			break
+		}
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	defer nc.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := nc.Request("$JS.API.INFO", nil, time.Second); err == nil {
-			resp, _ := nc.Request("$JS.API.INFO", nil, time.Second)
-			if resp != nil && !strings.Contains(string(resp.Data), `"error"`) {
-				return urls
-			}
+		resp, err := nc.Request("$JS.API.INFO", nil, time.Second)
+		if err == nil && !strings.Contains(string(resp.Data), `"error"`) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("JetStream cluster has no leader after 30s")
+			c.t.Fatal("JetStream cluster has no leader after 30s")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"bridgeport/internal/natstest"
 )
 
 // TestExternalServer runs the same code against a separate NATS server
@@ -50,4 +54,62 @@ func TestExternalServer(t *testing.T) {
 	if err != nil || string(e.Value) != "x" {
 		t.Fatalf("second node: %v %v", e, err)
 	}
+}
+
+// TestReplicated runs the compare-and-set paths on a three-node cluster
+// with three replicas, where JetStream reports conflicts with other error
+// codes than on a single server: stale updates and deletes of records,
+// contended rate windows, and stale receipt handles.
+func TestReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	urls := strings.Join(natstest.Cluster(t, 3), ",")
+	ctx := context.Background()
+	reopen := func() *Store {
+		s, err := Open(ctx, Config{URL: urls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cfg.Replicas != 3 {
+			t.Fatalf("%d replicas on a cluster, want 3", s.cfg.Replicas)
+		}
+		return s
+	}
+	a, b := reopen(), reopen()
+	defer a.Close()
+	defer b.Close()
+	t.Run("records", func(t *testing.T) { checkRecords(t, a) })
+	t.Run("claims", func(t *testing.T) { checkClaims(t, a) })
+	t.Run("receipts", func(t *testing.T) { checkReceipts(t, reopen) })
+	t.Run("contended claims", func(t *testing.T) {
+		// Two nodes claim one window at once: together they get the
+		// rate, no more, and neither fails.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for _, s := range []*Store{a, b} {
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						n, err := s.ClaimRate(ctx, "arn:contended", 100, 3, 5000)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						total += n
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		if total != 100 {
+			t.Errorf("the nodes claimed %d tokens of a window of 100", total)
+		}
+	})
 }

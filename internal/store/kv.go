@@ -49,11 +49,19 @@ func (s *Store) Create(ctx context.Context, key string, value []byte) (uint64, e
 	return rev, nil
 }
 
+// conflict reports whether err is a compare-and-set conflict of a KV
+// write. A replicated bucket reports it with another error code than a
+// single-replica one, so nats.go maps it to ErrKeyRevisionMismatch, and
+// to ErrKeyExists only when the key was not expected to exist.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
 // Update replaces the record at key if it is still at revision rev, failing
 // with ErrConflict otherwise.
 func (s *Store) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
 	nrev, err := s.kv.Update(ctx, key, value, rev)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if conflict(err) {
 		return 0, ErrConflict
 	}
 	if err != nil {

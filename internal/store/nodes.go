@@ -128,7 +128,7 @@ func (s *Store) ClaimRate(ctx context.Context, dest string, rate, want int, wind
 		if err == nil {
 			return grant, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !conflict(err) {
 			return 0, err
 		}
 	}

@@ -491,7 +491,7 @@ func (s *Store) DeleteReceived(ctx context.Context, queueID, handle string) erro
 		return fmt.Errorf("delete message: %w", err)
 	}
 	if err := s.receipts.Delete(ctx, r.key(), jetstream.LastRevision(rev)); err != nil &&
-		!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		!conflict(err) && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.log.Warn("forget receipt", "error", err)
 	}
 	return nil
@@ -511,8 +511,10 @@ func (s *Store) ChangeVisibility(ctx context.Context, queueID, handle string, d 
 	if _, err := s.queues.GetMsg(ctx, r.seq); errors.Is(err, jetstream.ErrMsgNotFound) {
 		return ErrStaleReceipt
 	}
-	if _, err := s.receipts.Update(ctx, r.key(), r.value(time.Now().Add(d)), rev); err != nil {
+	if _, err := s.receipts.Update(ctx, r.key(), r.value(time.Now().Add(d)), rev); conflict(err) {
 		return ErrStaleReceipt // received again meanwhile
+	} else if err != nil {
+		return fmt.Errorf("change visibility: %w", err)
 	}
 	body := []byte("-NAK")
 	if d > 0 {

@@ -19,9 +19,16 @@ func receiveAll(t *testing.T, s *Store, q string, o ReceiveOptions) []Received {
 
 func TestQueueVisibilityAndReceipts(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	dir := t.TempDir()
-	s := open(t, dir)
+	checkReceipts(t, func() *Store { return open(t, dir) })
+}
+
+// checkReceipts sends, receives and deletes messages of a queue, with
+// stale and forged receipt handles and a store reopened by reopen.
+func checkReceipts(t *testing.T, reopen func() *Store) {
+	t.Helper()
+	ctx := context.Background()
+	s := reopen()
 	const q = "q1"
 	if err := s.OpenQueue(ctx, q); err != nil {
 		t.Fatal(err)
@@ -90,7 +97,7 @@ func TestQueueVisibilityAndReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = open(t, dir)
+	s = reopen()
 	defer s.Close()
 	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: 30 * time.Second})
 	if len(back) != 1 || back[0].ID != "m2" || back[0].ReceiveCount != 2 {

@@ -22,6 +22,41 @@ func TestConfigRecords(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := open(t, dir)
+	checkRecords(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened on the same directory, the watcher sees the surviving record.
+	s = open(t, dir)
+	defer s.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	seen := map[string]string{}
+	ready := make(chan struct{})
+	go s.Watch(wctx, func(e Entry) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Deleted {
+			delete(seen, e.Key)
+		} else {
+			seen[e.Key] = string(e.Value)
+		}
+	}, func() { close(ready) })
+	<-ready
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen["bus.a"] != "3" {
+		t.Errorf("after restart the watcher saw %v, want bus.a=3 only", seen)
+	}
+}
+
+// checkRecords creates, updates and deletes records, with conflicts, and
+// leaves bus.a=3 as the only record.
+func checkRecords(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
 	rev, err := s.Create(ctx, "bus.a", []byte("1"))
 	if err != nil {
 		t.Fatal(err)
@@ -51,33 +86,6 @@ func TestConfigRecords(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "bus.b"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get deleted: %v", err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Reopened on the same directory, the watcher sees the surviving record.
-	s = open(t, dir)
-	defer s.Close()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	seen := map[string]string{}
-	ready := make(chan struct{})
-	go s.Watch(wctx, func(e Entry) {
-		mu.Lock()
-		defer mu.Unlock()
-		if e.Deleted {
-			delete(seen, e.Key)
-		} else {
-			seen[e.Key] = string(e.Value)
-		}
-	}, func() { close(ready) })
-	<-ready
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != 1 || seen["bus.a"] != "3" {
-		t.Errorf("after restart the watcher saw %v, want bus.a=3 only", seen)
 	}
 }
 
@@ -167,6 +175,12 @@ func TestToken(t *testing.T) {
 func TestClaimRate(t *testing.T) {
 	t.Parallel()
 	s := open(t, t.TempDir())
+	defer s.Close()
+	checkClaims(t, s)
+}
+
+func checkClaims(t *testing.T, s *Store) {
+	t.Helper()
 	ctx := context.Background()
 	claim := func(want int, window int64) int {
 		t.Helper()
