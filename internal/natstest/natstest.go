@@ -47,8 +47,8 @@ func Start(t testing.TB, n int) *Nodes {
 	for i := range n {
 		c.opts = append(c.opts, &natsserver.Options{
 			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clientPorts[i], JetStream: true, StoreDir: t.TempDir(),
-			Cluster:    natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: clusterPorts[i]},
-			Routes:     natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
+			Cluster: natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
 			MaxPayload: 4 << 20,
 		})
 		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
