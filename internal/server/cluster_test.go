@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -32,6 +33,30 @@ func clusterNode(t *testing.T, url string, target *sink) *env {
 	return e
 }
 
+// route creates, through e, the route the cluster tests use: rule r sends
+// every event with source "t" to target x, an API destination at the
+// sink's path with a basic-auth connection and the given rate limit.
+func (e *env) route(target *sink, path string, rate int32) {
+	e.t.Helper()
+	conn, err := e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(target.URL + path), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"),
+		Arn: dest.ApiDestinationArn, RoleArn: e.invokeRole()}}}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // TestClusterNodes runs two bridgeport nodes on a three-node NATS cluster
 // (streams and buckets with 3 replicas): configuration made through one
 // node is seen by the other within a second, events put through the other
@@ -61,23 +86,7 @@ func TestClusterNodes(t *testing.T) {
 			t.Errorf("stream %s has %d replicas, want 3", name, r)
 		}
 	}
-	conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
-		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dest, err := a.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(sink.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(100000)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"),
-		Arn: dest.ApiDestinationArn, RoleArn: a.invokeRole()}}}); err != nil {
-		t.Fatal(err)
-	}
+	a.route(sink, "/hook", 100000)
 	// Node B sees the rule and its target within a second.
 	deadline := time.Now().Add(time.Second)
 	for {
@@ -168,24 +177,8 @@ func TestClusterRateLimit(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	// Both nodes count each other.
 	waitFor(t, func() bool { return a.srv.store.LiveNodes() == 2 && b.srv.store.LiveNodes() == 2 })
-	conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
-		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const rate = 20
-	dest, err := a.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(sink.URL + "/limited"), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"),
-		Arn: dest.ApiDestinationArn, RoleArn: a.invokeRole()}}}); err != nil {
-		t.Fatal(err)
-	}
+	a.route(sink, "/limited", rate)
 	// Far more than the limit, through both nodes.
 	for i := range 40 {
 		var entries []types.PutEventsRequestEntry
@@ -213,4 +206,82 @@ func TestClusterRateLimit(t *testing.T) {
 		t.Errorf("%d deliveries in %.1fs: the nodes deliver too little of the rate (%d expected)", n, elapsed, min)
 	}
 	t.Logf("%d deliveries in %.1fs at a limit of %d/s shared by 2 nodes", n, elapsed, rate)
+}
+
+// TestClusterStartTogether starts a NATS cluster and three bridgeport
+// nodes at the same moment, as a fleet brought up together would: the
+// nodes wait for JetStream to elect its leaders, all create the same
+// streams and buckets at once, and all start. Then the cluster works.
+func TestClusterStartTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	cluster, sink := natstest.Start(t, 3), newSink(t)
+	nodes := make([]*env, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		e := &env{t: t, dir: t.TempDir()}
+		e.cfg = testConfig(e.dir)
+		e.cfg.NATSURL = strings.Join(cluster.URLs, ",")
+		e.cfg.SecretKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+		e.cfg.AllowPrivateEndpoints = true
+		e.cfg.RootCAs = sink.roots()
+		nodes[i] = e
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			e.srv, errs[i] = Start(sctx, e.cfg, nil)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		nodes[i].started(nodes[i].srv)
+	}
+	waitFor(t, func() bool { return nodes[0].srv.store.LiveNodes() == 3 })
+	// One set of streams, each with three replicas, and each node
+	// delivers what is put through it.
+	a := nodes[0]
+	nc, err := nats.Connect(cluster.URLs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	streams := 0
+	for name := range js.StreamNames(ctx).Name() {
+		streams++
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s has %d replicas, want 3", name, r)
+		}
+	}
+	if streams == 0 {
+		t.Fatal("no streams")
+	}
+	a.route(sink, "/together", 100000)
+	// Every node routes with the rule once it has seen it (any node may
+	// route an event put through another).
+	for _, n := range nodes {
+		waitFor(t, func() bool {
+			out, err := n.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r")})
+			return err == nil && len(out.Targets) == 1
+		})
+	}
+	for _, n := range nodes {
+		if out, err := n.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"),
+			DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v, %v", out, err)
+		}
+	}
+	sink.wait(t, 3)
 }

@@ -63,6 +63,12 @@ func (e *env) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.started(srv)
+}
+
+// started makes srv the environment's server, with a client, stopped when
+// the test ends.
+func (e *env) started(srv *Server) {
 	e.srv = srv
 	e.eb = eventbridge.New(eventbridge.Options{
 		BaseEndpoint:     aws.String("http://" + srv.Addr()),

@@ -90,7 +90,7 @@ func delayMsg(j Job, due, now time.Time, hop int) (*nats.Msg, string) {
 func (s *Store) RunDelays(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for tier := range delayTiers {
-		cons, err := s.js.CreateOrUpdateConsumer(ctx, delayStream, jetstream.ConsumerConfig{
+		cons, err := s.durable(ctx, delayStream, jetstream.ConsumerConfig{
 			Durable: "delay-" + strconv.Itoa(tier),
 			// The bare tier subject holds jobs delayed by earlier versions.
 			FilterSubjects: []string{delaySubject + "." + strconv.Itoa(tier), delaySubject + "." + strconv.Itoa(tier) + ".*"},
@@ -194,7 +194,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // jobs in hand finish (or fail when workCtx ends, and are handed back),
 // and ConsumeJobs returns once they have.
 func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
+	cons, err := s.durable(ctx, jobsStream, jetstream.ConsumerConfig{
 		Durable:     "deliver",
 		Description: "invokes targets",
 		AckPolicy:   jetstream.AckExplicitPolicy,

@@ -97,7 +97,7 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 // a crash, events whose acknowledgement was not yet stored are offered
 // again, so fn must be idempotent. RouteEvents returns when ctx ends.
 func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error) error {
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, eventsStream, jetstream.ConsumerConfig{
+	cons, err := s.durable(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:     routerConsumer,
 		Description: "matches events against rules and queues delivery jobs",
 		AckPolicy:   jetstream.AckExplicitPolicy,

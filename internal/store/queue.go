@@ -98,7 +98,7 @@ const lease = 5 * time.Minute
 // OpenQueue creates the consumer of a queue. queueID is a token (letters,
 // digits, '-', '_').
 func (s *Store) OpenQueue(ctx context.Context, queueID string) error {
-	_, err := s.queues.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	_, err := s.durable(ctx, queuesStream, jetstream.ConsumerConfig{
 		Durable:       queueConsumer(queueID),
 		Description:   "receives of queue " + queueID,
 		FilterSubject: queueSubject(queueID),

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -104,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.nc, err = nats.Connect("", append(opts, nats.InProcessServer(s.ns))...)
 	} else {
-		s.nc, err = nats.Connect(cfg.URL, opts...)
+		s.nc, err = s.connect(ctx, opts)
 	}
 	if err != nil {
 		s.Close()
@@ -120,11 +121,102 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := s.ensure(ctx); err != nil {
+	if err := s.ensureAll(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// startupRetry is how long a node waits between its attempts to reach an
+// external NATS, or to create its streams there, while it starts.
+const startupRetry = 2 * time.Second
+
+// connect dials the external NATS, trying again until ctx ends: a node may
+// start before the servers it points at, or while they are restarting.
+func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, error) {
+	for {
+		nc, err := nats.Connect(s.cfg.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		s.log.Warn("cannot reach NATS; trying again", "url", s.cfg.URL, "error", err, "retry_in", startupRetry)
+		if !sleep(ctx, startupRetry) {
+			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		}
+	}
+}
+
+// ensureAttempt bounds one attempt to create the streams and buckets on an
+// external NATS.
+const ensureAttempt = 5 * time.Second
+
+// ensureAll creates or updates the streams and buckets. On an external
+// NATS it tries again until ctx ends while JetStream cannot answer, each
+// attempt with its own deadline: a cluster that is starting has no meta
+// leader yet, and a request made then goes unanswered. Several nodes may
+// do this at the same moment. Creating the same stream twice is
+// idempotent, but on a cluster the second of two concurrent creates can go
+// unanswered (nats-server proposes it again and answers only the first);
+// the next attempt finds the stream and updates it, which is answered.
+func (s *Store) ensureAll(ctx context.Context) error {
+	if s.ns != nil {
+		return s.ensure(ctx)
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		err := s.ensure(actx)
+		cancel()
+		if err == nil || !transient(err) {
+			return err
+		}
+		wait := retryWait()
+		s.log.Warn("JetStream is not ready; trying again", "error", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		}
+	}
+}
+
+// retryWait is how long to wait before a JetStream request that went
+// unanswered is made again: about startupRetry, at random, so that nodes
+// that started together fall out of step instead of colliding again.
+func retryWait() time.Duration {
+	return (startupRetry/2 + rand.N(startupRetry)).Round(time.Millisecond)
+}
+
+// durable creates or updates a durable consumer that the nodes share,
+// trying again until ctx ends while the request goes unanswered: as with
+// streams, the second of two nodes creating it at once may get no answer.
+func (s *Store) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		cons, err := s.js.CreateOrUpdateConsumer(actx, stream, cfg)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return cons, err
+		}
+		wait := retryWait()
+		s.log.Warn("consumer not created; trying again", "consumer", cfg.Durable, "error", err, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		}
+	}
+}
+
+// transient reports whether a JetStream request may succeed if made again:
+// no answer, no responders, a connection being re-established, or a
+// server-side error (no leader yet). A request JetStream refused as bad,
+// or a server without JetStream, is not worth repeating.
+func transient(err error) bool {
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return false
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code >= 500
+	}
+	return true
 }
 
 func (s *Store) startEmbedded() error {
