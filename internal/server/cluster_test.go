@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,14 +25,23 @@ import (
 // clusterNode starts a bridgeport node on the NATS server at url, with the
 // key every node shares (each opens the secrets the others sealed) and the
 // target sink's certificate trusted.
-func clusterNode(t *testing.T, url string, target *sink) *env {
+func clusterNode(t *testing.T, url string, target *sink, opts ...func(*env)) *env {
+	e := newClusterNode(t, url, target)
+	for _, o := range opts {
+		o(e)
+	}
+	e.start()
+	return e
+}
+
+// newClusterNode is clusterNode's environment, not started yet.
+func newClusterNode(t *testing.T, url string, target *sink) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	e.cfg = testConfig(e.dir)
 	e.cfg.NATSURL = url
 	e.cfg.SecretKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	e.cfg.AllowPrivateEndpoints = true
 	e.cfg.RootCAs = target.roots()
-	e.start()
 	return e
 }
 
@@ -163,6 +175,78 @@ func TestClusterNodes(t *testing.T) {
 	if counts := a.queueCounts(qa, url); counts != [2]string{"0", "0"} {
 		t.Errorf("after the delete through A: %v", counts)
 	}
+
+	// A connection deauthorized through B is DEAUTHORIZED on A within a
+	// second, and A no longer invokes its destination.
+	if _, err := b.eb.DeauthorizeConnection(ctx, &eventbridge.DeauthorizeConnectionInput{Name: aws.String("c")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Second)
+	for {
+		out, err := a.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("c")})
+		if err == nil && out.ConnectionState == types.ConnectionStateDeauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node A does not see the connection deauthorized through B after 1s: %v, %v", out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := len(sink.received())
+	if _, err := a.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"),
+		DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := len(sink.received()); n != before {
+		t.Errorf("%d invocations through a DEAUTHORIZED connection", n-before)
+	}
+
+	// JetStream's consumers and streams (Raft groups) do not grow with the
+	// configuration: 20 more connections, destinations, rules and targets.
+	consumers, streams := countConsumers(t, js)
+	for i := range 20 {
+		conn, err := a.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String(fmt.Sprint("c", i)), AuthorizationType: types.ConnectionAuthorizationTypeApiKey,
+			AuthParameters: &types.CreateConnectionAuthRequestParameters{ApiKeyAuthParameters: &types.CreateConnectionApiKeyAuthRequestParameters{ApiKeyName: aws.String("k"), ApiKeyValue: aws.String("v")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dest, err := a.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String(fmt.Sprint("d", i)), ConnectionArn: conn.ConnectionArn,
+			InvocationEndpoint: aws.String(sink.URL), HttpMethod: types.ApiDestinationHttpMethodPost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule := aws.String(fmt.Sprint("r", i))
+		if _, err := a.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: rule, EventPattern: aws.String(fmt.Sprintf(`{"source":["s%d"]}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: rule, Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: a.invokeRole()}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, s := countConsumers(t, js); c != consumers || s != streams {
+		t.Errorf("with 20 more rules, targets and destinations: %d durable consumers and %d streams, were %d and %d", c, s, consumers, streams)
+	}
+	t.Logf("%d streams and %d durable consumers, however many rules, targets and destinations", streams, consumers)
+}
+
+// countConsumers counts the streams and their durable consumers (the
+// ephemeral ones are the nodes' watches of the configuration).
+func countConsumers(t *testing.T, js jetstream.JetStream) (consumers, streams int) {
+	t.Helper()
+	for name := range js.StreamNames(ctx).Name() {
+		streams++
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ci := range st.ListConsumers(ctx).Info() {
+			if ci.Config.Durable != "" {
+				consumers++
+			}
+		}
+	}
+	return consumers, streams
 }
 
 // TestClusterRateLimit: a destination's InvocationRateLimitPerSecond holds
@@ -222,12 +306,7 @@ func TestClusterStartTogether(t *testing.T) {
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range nodes {
-		e := &env{t: t, dir: t.TempDir()}
-		e.cfg = testConfig(e.dir)
-		e.cfg.NATSURL = strings.Join(cluster.URLs, ",")
-		e.cfg.SecretKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-		e.cfg.AllowPrivateEndpoints = true
-		e.cfg.RootCAs = sink.roots()
+		e := newClusterNode(t, strings.Join(cluster.URLs, ","), sink)
 		nodes[i] = e
 		wg.Add(1)
 		go func() {
@@ -284,4 +363,85 @@ func TestClusterStartTogether(t *testing.T) {
 		}
 	}
 	sink.wait(t, 3)
+}
+
+// TestClusterRestart stops the whole cluster, bridgeport nodes and NATS
+// nodes, while every event waits for a retry, and starts it again with a
+// new bridgeport node on a new data directory: every pending retry
+// resumes, from what the NATS cluster kept alone.
+func TestClusterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	cluster, sink := natstest.Start(t, 3), newSink(t)
+	cluster.WaitLeader()
+	var healthyFrom atomic.Int64 // the first request the endpoint accepts
+	healthyFrom.Store(math.MaxInt64)
+	sink.status = func(n int) int {
+		if int64(n) >= healthyFrom.Load() {
+			return 200
+		}
+		return 503
+	}
+	url := strings.Join(cluster.URLs, ",")
+	retrying := func(e *env) { e.cfg.RetryBaseDelay, e.cfg.RetryMaxDelay = time.Second, 2*time.Second }
+	a, b := clusterNode(t, url, sink, retrying), clusterNode(t, url, sink, retrying)
+	a.route(sink, "/restart", 100000)
+	waitFor(t, func() bool {
+		out, err := b.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r")})
+		return err == nil && len(out.Targets) == 1
+	})
+	ids := map[string]bool{}
+	for _, n := range []*env{a, b} {
+		var entries []types.PutEventsRequestEntry
+		for i := range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(fmt.Sprintf(`{"i":%d}`, i))})
+		}
+		out, err := n.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v, %v", out, err)
+		}
+		for _, e := range out.Entries {
+			ids[aws.ToString(e.EventId)] = true
+		}
+	}
+	// Every event has failed at least once and waits for a retry.
+	waitFor(t, func() bool { return len(eventIDs(sink.received())) == len(ids) })
+	a.stop()
+	b.stop()
+	for i := range cluster.URLs {
+		cluster.Stop(i)
+	}
+	for i := range cluster.URLs {
+		cluster.StartNode(i)
+	}
+	cluster.WaitLeader()
+	healthyFrom.Store(int64(len(sink.received())))
+	clusterNode(t, url, sink, retrying)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := sink.received()
+		delivered := eventIDs(got[healthyFrom.Load():])
+		if len(delivered) == len(ids) {
+			t.Logf("%d events waiting for retries through a whole-cluster restart: all delivered after it", len(ids))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart %d of %d events delivered in 60 s", len(delivered), len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eventIDs is the set of event ids in requests' bodies.
+func eventIDs(got []received) map[string]bool {
+	ids := map[string]bool{}
+	for _, r := range got {
+		var ev struct{ ID string }
+		if json.Unmarshal([]byte(r.body), &ev) == nil && ev.ID != "" {
+			ids[ev.ID] = true
+		}
+	}
+	return ids
 }
