@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,4 +43,24 @@ func (s *Store) consume(ctx context.Context, what string, cons jetstream.Consume
 		it.Stop()
 		sleep(ctx, 200*time.Millisecond)
 	}
+}
+
+// consumeParallel is consume with workers handlers at a time, for work
+// whose order does not matter and whose time goes to waiting (on a cluster,
+// each acknowledgement of a write waits for a quorum of servers).
+func (s *Store) consumeParallel(ctx context.Context, what string, cons jetstream.Consumer, batch, workers int, handle func(jetstream.Msg)) {
+	work := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				handle(m)
+			}
+		}()
+	}
+	s.consume(ctx, what, cons, batch, func(m jetstream.Msg) { work <- m })
+	close(work)
+	wg.Wait()
 }

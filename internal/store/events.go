@@ -91,8 +91,9 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 	}, nil
 }
 
-// RouteEvents feeds every stored event to fn, once, in order, through the
-// durable consumer shared by all nodes. An event is acknowledged when fn
+// RouteEvents feeds every stored event to fn through the durable consumer
+// shared by all nodes, routeWorkers at a time (so fn must be safe for
+// concurrent use, and events are not routed in order). An event is acknowledged when fn
 // returns nil; when fn fails the event is offered again after a pause. After
 // a crash, events whose acknowledgement was not yet stored are offered
 // again, so fn must be idempotent. RouteEvents returns when ctx ends.
@@ -110,7 +111,9 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
 	}
-	s.consume(ctx, "router", cons, 256, func(m jetstream.Msg) {
+	// Events are routed several at a time: each waits for its jobs to be
+	// stored, which on a cluster is a round trip to a quorum of servers.
+	s.consumeParallel(ctx, "router", cons, 256, routeWorkers, func(m jetstream.Msg) {
 		ev, err := eventFromMsg(m)
 		if err != nil {
 			// Not an event bridgeport wrote; nothing can route it.
@@ -135,3 +138,6 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 
 // routerConsumer is the durable consumer that routes stored events.
 const routerConsumer = "router"
+
+// routeWorkers is how many events a node routes at a time.
+const routeWorkers = 16
