@@ -26,6 +26,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return events(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "redrive":
 		return redrive(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "bridgeport", Version)
 		return 0
@@ -53,6 +55,8 @@ Usage:
                              every attempt to deliver an event, with its outcome
   bridgeport events attempts --rule NAME [--target ID] [--failed] [--since 24h]
                              the recent attempts of a rule's targets
+  bridgeport migrate --data-dir DIR --nats-url URLS
+                             copy a stopped node's embedded store into a new NATS cluster
   bridgeport version         print the version
 `)
 }

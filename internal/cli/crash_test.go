@@ -113,6 +113,8 @@ type ledger struct {
 	delivered    map[string]int
 	deadLettered map[string]int
 	calls        int
+	// refused counts PutEvents calls that failed (the load tries again).
+	refused int
 }
 
 func newLedger() *ledger {
@@ -163,6 +165,10 @@ func (l *ledger) load(eb *eventbridge.Client, tag string, stop <-chan struct{}, 
 			if quitOnError {
 				return
 			}
+			l.mu.Lock()
+			l.refused++
+			l.mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		l.mu.Lock()

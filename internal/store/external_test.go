@@ -113,3 +113,22 @@ func TestReplicated(t *testing.T) {
 		}
 	})
 }
+
+func TestServerAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{"2.11.0": true, "2.10.29": false, "2.9.10": false, "v2.11.0-RC.1": true, "2.14.5": true, "3.0.0": true,
+		"1.99.0": false, "2.1.0": false, "": false, "garbage": false} {
+		if got := serverAtLeast(v, 2, 11); got != want {
+			t.Errorf("serverAtLeast(%q, 2, 11) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	got := RedactURLs("nats://u:secretpw@h1:4222, nats://s3cr3ttoken@h2:4222,nats://h3:4222")
+	if strings.Contains(got, "secretpw") || strings.Contains(got, "s3cr3ttoken") {
+		t.Fatalf("secrets in %q", got)
+	}
+	if want := "nats://u:xxxxx@h1:4222,nats://xxxxx@h2:4222,nats://h3:4222"; got != want {
+		t.Errorf("RedactURLs = %q, want %q", got, want)
+	}
+}

@@ -347,7 +347,8 @@ func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o
 			return Received{}, false, m.NakWithDelay(wait)
 		}
 	}
-	if o.Retention > 0 && time.Since(md.Timestamp) > o.Retention {
+	sent := sentTime(h, md.Timestamp)
+	if o.Retention > 0 && time.Since(sent) > o.Retention {
 		return Received{}, false, m.Ack()
 	}
 	// The receipt first: a receive that follows this one's visibility can
@@ -360,7 +361,7 @@ func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o
 			return Received{}, false, err
 		}
 	}
-	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: flat(h), Sent: md.Timestamp,
+	return Received{Seq: md.Sequence.Stream, ID: h.Get(hdrQueueID), Data: m.Data(), Meta: flat(h), Sent: sent,
 		ReceiveCount: max(int(md.NumDelivered)-skips, 1), Handle: rc.encode()}, true, nil
 }
 
@@ -579,6 +580,15 @@ func (s *Store) QueuedMessage(ctx context.Context, queueID string, seq uint64) (
 }
 
 // flat returns the first value of each header.
+// sentTime is when a queue message was sent: when it was stored, or for a
+// message copied from another store, the original's time.
+func sentTime(h nats.Header, stored time.Time) time.Time {
+	if v, err := strconv.ParseInt(h.Get(hdrSent), 10, 64); err == nil {
+		return time.Unix(0, v)
+	}
+	return stored
+}
+
 func flat(h nats.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
@@ -603,7 +613,7 @@ func (s *Store) PeekQueue(ctx context.Context, queueID string, limit int) ([]Rec
 		if err != nil {
 			return out, fmt.Errorf("peek queue %s: %w", queueID, err)
 		}
-		out = append(out, Received{Seq: raw.Sequence, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: raw.Time})
+		out = append(out, Received{Seq: raw.Sequence, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: sentTime(raw.Header, raw.Time)})
 		seq = raw.Sequence + 1
 	}
 	return out, nil

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +85,7 @@ type Store struct {
 	nodesKV  jetstream.KeyValue
 	ratesKV  jetstream.KeyValue
 	nodes    atomic.Int64 // live nodes, from the heartbeats
+	lock     *os.File     // the embedded engine's data directory lock
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
@@ -101,6 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		nats.ClosedHandler(func(*nats.Conn) { close(s.closed) })}
 	if cfg.URL == "" {
 		if err := s.startEmbedded(); err != nil {
+			s.Close()
 			return nil, err
 		}
 		s.nc, err = nats.Connect("", append(opts, nats.InProcessServer(s.ns))...)
@@ -138,13 +142,61 @@ func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, er
 	for {
 		nc, err := nats.Connect(s.cfg.URL, opts...)
 		if err == nil {
+			// 2.10 brought consumers with several filter subjects, 2.11
+			// per-message TTLs (queue retention); an older server would
+			// fail later, or ignore the TTLs.
+			if v := nc.ConnectedServerVersion(); !serverAtLeast(v, 2, 11) {
+				url := nc.ConnectedUrlRedacted()
+				nc.Close()
+				return nil, fmt.Errorf("nats-server %s at %s is too old: bridgeport needs 2.11 or later; Debian 12's package is 2.9, use an upstream release", v, url)
+			}
 			return nc, nil
 		}
-		s.log.Warn("cannot reach NATS; trying again", "url", s.cfg.URL, "error", err, "retry_in", startupRetry)
+		s.log.Warn("cannot reach NATS; trying again", "url", RedactURLs(s.cfg.URL), "error", err, "retry_in", startupRetry.String())
 		if !sleep(ctx, startupRetry) {
 			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
 	}
+}
+
+// RedactURLs is a comma-separated list of NATS URLs with their passwords
+// and tokens masked, for logs and messages.
+func RedactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		case u.User != nil:
+			if _, hasPassword := u.User.Password(); !hasPassword {
+				u.User = url.User("xxxxx") // a bare token
+			}
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// serverAtLeast reports whether a nats-server version ("2.10.4",
+// "v2.11.0-RC.1") is at least major.minor.
+func serverAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	num := func(s string) int {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	maj, mnr := num(parts[0]), num(parts[1])
+	return maj > major || maj == major && mnr >= minor
 }
 
 // ensureAttempt bounds one attempt to create the streams and buckets on an
@@ -171,7 +223,7 @@ func (s *Store) ensureAll(ctx context.Context) error {
 			return err
 		}
 		wait := retryWait()
-		s.log.Warn("JetStream is not ready; trying again", "error", err, "retry_in", wait)
+		s.log.Warn("JetStream is not ready; trying again", "error", err, "retry_in", wait.String())
 		if !sleep(ctx, wait) {
 			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
@@ -197,7 +249,7 @@ func (s *Store) durable(ctx context.Context, stream string, cfg jetstream.Consum
 			return cons, err
 		}
 		wait := retryWait()
-		s.log.Warn("consumer not created; trying again", "consumer", cfg.Durable, "error", err, "retry_in", wait)
+		s.log.Warn("consumer not created; trying again", "consumer", cfg.Durable, "error", err, "retry_in", wait.String())
 		if !sleep(ctx, wait) {
 			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
@@ -224,6 +276,11 @@ func (s *Store) startEmbedded() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	lock, err := lockDir(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.lock = lock
 	opts := &server.Options{
 		ServerName:      "bridgeport",
 		DontListen:      true,
@@ -324,6 +381,9 @@ func (s *Store) Close() error {
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
+	}
+	if s.lock != nil {
+		s.lock.Close()
 	}
 	return err
 }

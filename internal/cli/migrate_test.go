@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"bridgeport/internal/natstest"
+)
+
+// TestMigrate moves a node from its embedded store to a NATS cluster, as
+// OPERATIONS.md tells: the node runs under load with events waiting for
+// retries, stops, `bridgeport migrate` copies its store into a new
+// three-node cluster, and a node started on the cluster (with the old
+// secret key) delivers and dead-letters every event the old one
+// acknowledged.
+func TestMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster and server processes")
+	}
+	t.Parallel()
+	l := newLedger()
+	sink := l.sink(t)
+	dir := t.TempDir()
+	old := startChild(t, dir)
+	setupCrashRule(t, old, sink.URL)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.load(old.client(), "old", stop, true)
+	}()
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	_ = old.cmd.Process.Signal(syscall.SIGTERM)
+	_ = old.cmd.Wait()
+	acked := l.tally().acked
+	if acked == 0 {
+		t.Fatal("no event acknowledged before the migration")
+	}
+
+	urls := strings.Join(natstest.Cluster(t, 3), ",")
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"migrate", "--data-dir", dir, "--nats-url", urls}, &stdout, &stderr); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, stderr.String())
+	}
+	t.Logf("%s", strings.TrimSpace(stdout.String()))
+	// A second migration into the same cluster is refused.
+	if code := Main(context.Background(), []string{"migrate", "--data-dir", dir, "--nats-url", urls}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "already holds bridgeport configuration") {
+		t.Errorf("second migrate: exit %d: %s", code, stderr.String())
+	}
+
+	key, err := os.ReadFile(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := startChildWith(t, t.TempDir(), "--nats-url "+urls+" --secret-key "+strings.TrimSpace(string(key)))
+	defer func() {
+		_ = node.cmd.Process.Signal(syscall.SIGTERM)
+		_ = node.cmd.Wait()
+	}()
+	tl, ok := l.drain(t, node.addr, time.Now().Add(120*time.Second))
+	if !ok {
+		t.Fatalf("after the migration: %d of %d events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
+	}
+	t.Logf("%d events acknowledged by the embedded node, all delivered and dead-lettered by the cluster node; %d duplicate deliveries", tl.acked, tl.dupDelivery)
+}

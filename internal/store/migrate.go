@@ -1,0 +1,216 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// hdrSent keeps a queue message's original send time when it is copied
+// into another store (unix nanoseconds): the copy's own timestamp is the
+// time of the copy.
+const hdrSent = "Bp-Sent"
+
+// MigrateStats counts what Migrate copied.
+type MigrateStats struct {
+	Records       int // configuration: buses, rules, targets, connections, destinations, queues, IAM
+	Events        int // events not yet routed
+	Jobs          int // deliveries due
+	Delayed       int // deliveries waiting for a retry or a deferral
+	QueueMessages int
+	Attempts      int // records of the delivery attempt log
+}
+
+// Migrate copies the durable state of from (a store nothing else uses: a
+// stopped node's embedded engine) into to, a store that holds no
+// bridgeport data yet (a new cluster): the configuration records, the
+// events not yet routed, the deliveries due and delayed, the queues'
+// messages and the attempt log. What is transient is left behind: receipt
+// handles (messages in flight become visible again), node heartbeats and
+// rate windows. Every message keeps its subject, headers (its
+// deduplication id among them) and body; progress, when not nil, hears of
+// each part as it starts.
+func Migrate(ctx context.Context, from, to *Store, progress func(string)) (MigrateStats, error) {
+	var st MigrateStats
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if err := to.empty(ctx); err != nil {
+		return st, err
+	}
+	progress("configuration")
+	keys, err := from.kv.ListKeys(ctx)
+	if err != nil {
+		return st, fmt.Errorf("list configuration: %w", err)
+	}
+	for key := range keys.Keys() {
+		e, err := from.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return st, fmt.Errorf("read %s: %w", key, err)
+		}
+		if _, err := to.kv.Put(ctx, key, e.Value()); err != nil {
+			return st, fmt.Errorf("write %s: %w", key, err)
+		}
+		st.Records++
+	}
+	// Events the router has acknowledged have their jobs already; the
+	// rest (including any it held unacknowledged) are routed again.
+	first := uint64(1)
+	if c, err := from.events.Consumer(ctx, routerConsumer); err == nil {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return st, fmt.Errorf("router: %w", err)
+		}
+		first = info.AckFloor.Stream + 1
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return st, fmt.Errorf("router: %w", err)
+	}
+	parts := []struct {
+		what   string
+		stream string
+		first  uint64
+		n      *int
+		edit   func(*nats.Msg, time.Time)
+	}{
+		{"events not yet routed", eventsStream, first, &st.Events, nil},
+		{"deliveries due", jobsStream, 1, &st.Jobs, nil},
+		{"deliveries delayed", delayStream, 1, &st.Delayed, nil},
+		{"queue messages", queuesStream, 1, &st.QueueMessages, func(m *nats.Msg, stored time.Time) {
+			if m.Header.Get(hdrSent) == "" {
+				m.Header.Set(hdrSent, strconv.FormatInt(stored.UnixNano(), 10))
+			}
+		}},
+		{"attempt log", attemptsStream, 1, &st.Attempts, nil},
+	}
+	// Each queue's consumer is made when the queue is created; the
+	// queues come over as records, so their consumers are made here.
+	progress("queues")
+	queues, err := from.js.Stream(ctx, queuesStream)
+	if err != nil {
+		return st, fmt.Errorf("queues: %w", err)
+	}
+	lister := queues.ListConsumers(ctx)
+	for ci := range lister.Info() {
+		cfg := ci.Config
+		cfg.Replicas = to.cfg.Replicas
+		if _, err := to.durable(ctx, queuesStream, cfg); err != nil {
+			return st, fmt.Errorf("queue consumer %s: %w", ci.Name, err)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return st, fmt.Errorf("queues: %w", err)
+	}
+	for _, p := range parts {
+		progress(p.what)
+		n, err := copyStream(ctx, from, to, p.stream, p.first, p.edit)
+		*p.n = n
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", p.what, err)
+		}
+	}
+	return st, nil
+}
+
+// empty fails unless the store holds no configuration and no events, jobs
+// or queue messages: a migration goes into a new cluster, once.
+func (s *Store) empty(ctx context.Context) error {
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list configuration: %w", err)
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	if n > 0 {
+		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used", n)
+	}
+	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream} {
+		st, err := s.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		if info.State.Msgs > 0 {
+			return fmt.Errorf("the target's stream %s already holds %d messages: migrate into a NATS cluster bridgeport has not used", name, info.State.Msgs)
+		}
+	}
+	return nil
+}
+
+// copyWindow is how many copies are published before their
+// acknowledgements are awaited.
+const copyWindow = 512
+
+// copyStream publishes the messages of stream in from, from sequence first
+// on, to the same subjects in to, with their headers (edit may add some)
+// and bodies, and returns how many it copied. It reads each message by
+// sequence (a direct get of the next stored one), which works on work-queue
+// streams, where no second consumer may read.
+func copyStream(ctx context.Context, from, to *Store, stream string, first uint64, edit func(*nats.Msg, time.Time)) (int, error) {
+	src, err := from.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var pending []jetstream.PubAckFuture
+	flush := func() error {
+		for _, f := range pending {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("write: %w", err)
+			case <-time.After(30 * time.Second):
+				return errors.New("write: no acknowledgement from the target in 30s")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+	for seq := max(first, 1); ; {
+		raw, err := src.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("read: %w", err)
+		}
+		seq = raw.Sequence + 1
+		out := nats.NewMsg(raw.Subject)
+		for k, v := range raw.Header {
+			// The conditions of the original write do not hold for the copy.
+			if !strings.HasPrefix(k, "Nats-Expected") {
+				out.Header[k] = v
+			}
+		}
+		out.Data = raw.Data
+		if edit != nil {
+			edit(out, raw.Time)
+		}
+		f, err := to.js.PublishMsgAsync(out)
+		if err != nil {
+			return n, fmt.Errorf("write: %w", err)
+		}
+		n++
+		if pending = append(pending, f); len(pending) == copyWindow {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush()
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"bridgeport/internal/natstest"
+)
+
+// TestMigrateStore copies an embedded store into a three-node cluster:
+// the configuration, the events the router has not acknowledged (and not
+// the ones it has), jobs due and delayed, queue messages with their send
+// times and a working queue consumer, and the attempt log. A second
+// migration into the same cluster is refused.
+func TestMigrateStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	from := open(t, t.TempDir())
+	defer from.Close()
+	if _, err := from.Create(ctx, "bus.a", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := from.AppendEvents(ctx, []Event{{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{}`)},
+		{ID: "e2", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	// The router acknowledges the first two events, then stops.
+	rctx, stopRouter := context.WithCancel(ctx)
+	var routed atomic.Int32
+	go from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
+	for routed.Load() < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopRouter()
+	time.Sleep(200 * time.Millisecond) // the acknowledgements land
+	if err := from.AppendEvents(ctx, []Event{{ID: "e3", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	job := Job{EventID: "e1", Bus: "default", RuleArn: "arn:rule", TargetID: "t", Ingested: now, Event: []byte(`{}`)}
+	if err := from.AppendJobs(ctx, []Job{job}); err != nil {
+		t.Fatal(err)
+	}
+	job.Attempt = 1
+	if err := from.Delay(ctx, job, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := from.OpenQueue(ctx, "q1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := from.SendToQueue(ctx, "q1", QueueMessage{ID: "m1", Data: []byte("body")}); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	from.LogAttempt(Attempt{Time: now, EventID: "e1", RuleArn: "arn:rule", TargetID: "t", Attempt: 1, Outcome: OutcomeDelivered})
+	time.Sleep(1500 * time.Millisecond) // the attempt log is written in the background; the copy's time differs
+
+	to, err := Open(ctx, Config{URL: strings.Join(natstest.Cluster(t, 3), ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer to.Close()
+	var parts []string
+	st, err := Migrate(ctx, from, to, func(p string) { parts = append(parts, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MigrateStats{Records: 1, Events: 1, Jobs: 1, Delayed: 1, QueueMessages: 1, Attempts: 1}
+	if st != want {
+		t.Errorf("copied %+v, want %+v", st, want)
+	}
+	if len(parts) == 0 {
+		t.Error("no progress reported")
+	}
+	if e, err := to.Get(ctx, "bus.a"); err != nil || string(e.Value) != "a" {
+		t.Errorf("record in the cluster: %+v, %v", e, err)
+	}
+	got := receiveAll(t, to, "q1", ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second})
+	if len(got) != 1 || string(got[0].Data) != "body" || got[0].ID != "m1" {
+		t.Fatalf("queue message in the cluster: %+v", got)
+	}
+	if d := got[0].Sent.Sub(sent); d > 0 || d < -time.Second {
+		t.Errorf("the copy's send time %v is not the original's (about %v)", got[0].Sent, sent)
+	}
+	if _, err := Migrate(ctx, from, to, nil); err == nil || !strings.Contains(err.Error(), "already holds") {
+		t.Errorf("second migration: %v", err)
+	}
+}
