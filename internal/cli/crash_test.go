@@ -96,6 +96,9 @@ func (c *child) client() *eventbridge.Client {
 		Region:           "us-east-1",
 		Credentials:      credentials.NewStaticCredentialsProvider(crashKey, crashSecret, ""),
 		RetryMaxAttempts: 1,
+		// A call the server never answers fails the load's call, not the
+		// whole test run.
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	})
 }
 
@@ -113,8 +116,11 @@ type ledger struct {
 	delivered    map[string]int
 	deadLettered map[string]int
 	calls        int
-	// refused counts PutEvents calls that failed (the load tries again).
+	// refused counts the entries PutEvents did not accept: failed calls
+	// and failed entries (the load sends new ones).
 	refused int
+	// pause, when set, paces each loader: it waits that long after a call.
+	pause time.Duration
 }
 
 func newLedger() *ledger {
@@ -166,7 +172,7 @@ func (l *ledger) load(eb *eventbridge.Client, tag string, stop <-chan struct{}, 
 				return
 			}
 			l.mu.Lock()
-			l.refused++
+			l.refused += len(entries)
 			l.mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -175,9 +181,12 @@ func (l *ledger) load(eb *eventbridge.Client, tag string, stop <-chan struct{}, 
 		for _, e := range out.Entries {
 			if e.EventId != nil {
 				l.acked[*e.EventId] = true
+			} else {
+				l.refused++
 			}
 		}
 		l.mu.Unlock()
+		time.Sleep(l.pause)
 	}
 }
 

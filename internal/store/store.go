@@ -121,7 +121,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.cfg.Replicas = 3
 		}
 	}
-	if s.js, err = jetstream.New(s.nc); err != nil {
+	// An acknowledgement can be lost when a stream's leader changes (a NATS
+	// server lost under load): its write fails after publishAckWait instead
+	// of waiting forever, and the caller (PutEvents' client, the router's
+	// redelivery) writes it again under the same message id.
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(publishAckWait)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -131,6 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	return s, nil
 }
+
+// publishAckWait bounds the wait for JetStream's acknowledgement of a write.
+const publishAckWait = 5 * time.Second
 
 // startupRetry is how long a node waits between its attempts to reach an
 // external NATS, or to create its streams there, while it starts.
