@@ -30,7 +30,11 @@ import (
 
 // Config says what to measure and where.
 type Config struct {
+	// Client makes the configuration calls and reads the metrics.
 	Client *awsapi.Client
+	// Spread, when set, are the nodes PutEvents calls go to, in turn (the
+	// nodes of a cluster); empty means Client.
+	Spread []*awsapi.Client
 	// AccountID is the server's account, for ARNs.
 	AccountID string
 	Region    string
@@ -139,6 +143,16 @@ func (r *Runner) Close() { r.sink.close() }
 
 func (r *Runner) call(ctx context.Context, op string, in, out any) error {
 	return r.cfg.Client.Call(ctx, "events", "1.1", "AWSEvents."+op, in, out)
+}
+
+// put makes the n-th PutEvents call of a measurement, through the node
+// whose turn it is.
+func (r *Runner) put(ctx context.Context, n int, entries []map[string]any, out any) error {
+	c := r.cfg.Client
+	if len(r.cfg.Spread) > 0 {
+		c = r.cfg.Spread[n%len(r.cfg.Spread)]
+	}
+	return c.Call(ctx, "events", "1.1", "AWSEvents.PutEvents", map[string]any{"Entries": entries}, out)
 }
 
 func (r *Runner) progress(format string, args ...any) {
@@ -276,14 +290,14 @@ func (r *Runner) closedLoop(ctx context.Context, label, bus, source string) (int
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range r.cfg.Concurrency {
+	for caller := range r.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				var out putResult
-				err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, source, t0)}, &out)
+				err := r.put(ctx, caller, r.entries(bus, source, t0), &out)
 				if ctx.Err() != nil {
 					return
 				}
@@ -373,7 +387,7 @@ func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate i
 			defer wg.Done()
 			defer func() { <-sem }()
 			var out putResult
-			if err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, source, due)}, &out); err != nil {
+			if err := r.put(ctx, i, r.entries(bus, source, due), &out); err != nil {
 				failed.Add(int64(r.cfg.Batch))
 				firstErr.CompareAndSwap(nil, err)
 				return
@@ -516,7 +530,7 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 				filled += r.cfg.Batch
 				sofar := filled
 				fmu.Unlock()
-				if err := r.call(ctx, "PutEvents", map[string]any{"Entries": r.entries(bus, deadSource, time.Now())}, nil); err != nil {
+				if err := r.put(ctx, w, r.entries(bus, deadSource, time.Now()), nil); err != nil {
 					return
 				}
 				if w == 0 {

@@ -18,6 +18,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/bench"
+	"bridgeport/internal/store"
 )
 
 // listenRE finds the address in serve's first line.
@@ -39,7 +40,7 @@ var serverCommand = func(args []string) (*exec.Cmd, error) {
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("bridgeport bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	endpoint := fs.String("endpoint", "", "a running server to measure (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); empty: start one")
+	endpoint := fs.String("endpoint", "", "a running server to measure, or the nodes of a cluster, comma-separated, that PutEvents calls go to in turn (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); empty: start one")
 	natsURL := fs.String("nats-url", "", "for the started server: an external NATS instead of the embedded engine")
 	syncAlways := fs.Bool("sync-always", false, "for the started server: fsync every write")
 	dataDir := fs.String("data-dir", "", "for the started server: its data directory (default: a new temporary one)")
@@ -93,15 +94,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			mode = "embedded NATS JetStream, fsync before every acknowledgement (--sync-always)"
 		}
 		if *natsURL != "" {
-			mode = "external NATS at " + *natsURL
+			mode = "external NATS at " + store.RedactURLs(*natsURL)
 		}
 	} else {
-		cl, err := (&clientFlags{endpoint: *endpoint}).client(getenv)
-		if err != nil {
-			fmt.Fprintln(stderr, "bridgeport bench:", err)
-			return 2
+		for _, ep := range strings.Split(*endpoint, ",") {
+			cl, err := (&clientFlags{endpoint: strings.TrimSpace(ep)}).client(getenv)
+			if err != nil {
+				fmt.Fprintln(stderr, "bridgeport bench:", err)
+				return 2
+			}
+			cfg.Spread = append(cfg.Spread, cl)
 		}
-		cfg.Client = cl
+		cfg.Client = cfg.Spread[0]
+		if len(cfg.Spread) > 1 {
+			mode = fmt.Sprintf("%d nodes (%s)", len(cfg.Spread), *endpoint)
+		}
 		if r := getenv("AWS_REGION"); r != "" {
 			cfg.Region = r
 		}
