@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,16 +27,17 @@ type Entry struct {
 	Deleted  bool
 }
 
-// Get returns the record at key.
+// Get returns the record at key, as the bucket's leader has it: a write
+// made through any node is seen.
 func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	value, rev, err := s.leaderGet(ctx, configBucket, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Entry{}, ErrNotFound
 	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("get %s: %w", key, err)
 	}
-	return Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision()}, nil
+	return Entry{Key: key, Value: value, Revision: rev}, nil
 }
 
 // Create stores a new record, failing with ErrExists if key is taken.
@@ -168,4 +171,49 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// leaderGet reads the value and revision of key in bucket from the
+// bucket's stream leader (ErrKeyNotFound when it is absent or deleted).
+// The KV API's reads are direct gets, which on a cluster any replica within
+// reach of the leader's log may answer, so a read right after a write can
+// be stale; a receipt handle checked that way could be refused just after
+// it was issued.
+func (s *Store) leaderGet(ctx context.Context, bucket, key string) ([]byte, uint64, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	var resp struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if e := resp.Error; e != nil {
+		if e.Code == 404 {
+			return nil, 0, jetstream.ErrKeyNotFound
+		}
+		return nil, 0, fmt.Errorf("read %s: %s (%d)", key, e.Description, e.ErrCode)
+	}
+	// A deletion or a purge is a record whose operation header says so.
+	if op := string(resp.Message.Hdrs); strings.Contains(op, "KV-Operation: DEL") || strings.Contains(op, "KV-Operation: PURGE") {
+		return nil, 0, jetstream.ErrKeyNotFound
+	}
+	return resp.Message.Data, resp.Message.Seq, nil
 }

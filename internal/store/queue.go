@@ -332,10 +332,10 @@ func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o
 	if nb := h.Get(hdrNotBefore); nb != "" {
 		ns, _ := strconv.ParseInt(nb, 10, 64)
 		due := time.Unix(0, ns)
-		prev, err := s.receipts.Get(ctx, rc.key())
+		prev, _, err := s.leaderGet(ctx, receiptsBucket, rc.key())
 		if err == nil {
-			skips = parseSkips(prev.Value())
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+			skips = parseSkips(prev)
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return Received{}, false, fmt.Errorf("read receipt: %w", err)
 		}
 		if wait := time.Until(due); wait > 0 {
@@ -448,17 +448,17 @@ func (r receipt) ackSubject() string {
 // current checks that the receipt is of the latest receive of a message
 // still in the queue.
 func (s *Store) current(ctx context.Context, r receipt) (uint64, error) {
-	e, err := s.receipts.Get(ctx, r.key())
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	value, rev, err := s.leaderGet(ctx, receiptsBucket, r.key())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, ErrStaleReceipt
 	}
 	if err != nil {
 		return 0, fmt.Errorf("read receipt: %w", err)
 	}
-	if d, _ := parseReceiptValue(e.Value()); d != strconv.FormatUint(r.delivered, 10) {
+	if d, _ := parseReceiptValue(value); d != strconv.FormatUint(r.delivered, 10) {
 		return 0, ErrStaleReceipt
 	}
-	return e.Revision(), nil
+	return rev, nil
 }
 
 // CheckReceipt reports whether handle is well formed for the queue
