@@ -153,13 +153,17 @@ func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int
 		accepted = append(accepted, i)
 	}
 	if len(events) > 0 {
-		if err := s.st.AppendEvents(ctx, events); err != nil {
+		// Each entry answers for itself: when a store server is lost
+		// mid-call, some writes are acknowledged and others are not.
+		for k, err := range s.st.AppendEventsEach(ctx, events) {
+			if err == nil {
+				continue
+			}
 			if ctx.Err() == nil { // not the client going away
-				s.log.ErrorContext(ctx, "store events", "error", err)
+				s.log.ErrorContext(ctx, "store event", "error", err)
 			}
-			for _, i := range accepted {
-				results[i] = putEventsResult{ErrorCode: "InternalFailure", ErrorMessage: "Internal error; the entry was not stored. Retry it."}
-			}
+			results[accepted[k]] = putEventsResult{ErrorCode: "InternalFailure",
+				ErrorMessage: "Internal error; the entry may not have been stored. Retry it."}
 		}
 	}
 	failed := 0

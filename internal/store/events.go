@@ -37,8 +37,21 @@ const (
 // for a forwarded event) is the message id, so a retried append inside the
 // stream's duplicate window is not stored twice.
 func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
-	for _, ev := range events {
+	for _, err := range s.AppendEventsEach(ctx, events) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendEventsEach is AppendEvents with an outcome per event: nil when it
+// is stored. An event whose write failed may still have been stored (its
+// acknowledgement lost when a stream leader changed).
+func (s *Store) AppendEventsEach(ctx context.Context, events []Event) []error {
+	errs := make([]error, len(events))
+	futures := make([]jetstream.PubAckFuture, len(events))
+	for i, ev := range events {
 		msg := nats.NewMsg(eventsSubject + "." + Token(ev.Bus))
 		msg.Header.Set(hdrBus, ev.Bus)
 		msg.Header.Set(hdrEventID, ev.ID)
@@ -50,13 +63,16 @@ func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
 			id = msgID(ev.DedupeID + "@" + ev.Bus)
 		}
 		msg.Data = ev.Data
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id))
-		if err != nil {
-			return fmt.Errorf("append event: %w", err)
+		if futures[i], errs[i] = s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id)); errs[i] != nil {
+			errs[i] = fmt.Errorf("append event: %w", errs[i])
 		}
-		futures = append(futures, f)
 	}
-	return waitAcks(ctx, futures)
+	for i, f := range futures {
+		if f != nil {
+			errs[i] = waitAcks(ctx, []jetstream.PubAckFuture{f})
+		}
+	}
+	return errs
 }
 
 func waitAcks(ctx context.Context, futures []jetstream.PubAckFuture) error {
