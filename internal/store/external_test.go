@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"bridgeport/internal/natstest"
 )
@@ -124,11 +127,41 @@ func TestServerAtLeast(t *testing.T) {
 }
 
 func TestRedactURLs(t *testing.T) {
-	got := RedactURLs("nats://u:secretpw@h1:4222, nats://s3cr3ttoken@h2:4222,nats://h3:4222")
-	if strings.Contains(got, "secretpw") || strings.Contains(got, "s3cr3ttoken") {
-		t.Fatalf("secrets in %q", got)
+	got := RedactURLs("nats://u:secretpw@h1:4222, nats://s3cr3ttoken@h2:4222,nats://h3:4222,v:secret2@h4:4222,tok3n@h5")
+	for _, secret := range []string{"secretpw", "s3cr3ttoken", "secret2", "tok3n"} {
+		if strings.Contains(got, secret) {
+			t.Fatalf("secret %q in %q", secret, got)
+		}
 	}
-	if want := "nats://u:xxxxx@h1:4222,nats://xxxxx@h2:4222,nats://h3:4222"; got != want {
+	if want := "nats://u:xxxxx@h1:4222,nats://xxxxx@h2:4222,nats://h3:4222,nats://v:xxxxx@h4:4222,nats://xxxxx@h5"; got != want {
 		t.Errorf("RedactURLs = %q, want %q", got, want)
+	}
+}
+
+// TestTransient: which JetStream and connection errors a starting node
+// waits out, and which it reports at once.
+func TestTransient(t *testing.T) {
+	api := func(status int, code jetstream.ErrorCode) error {
+		return fmt.Errorf("create stream: %w", &jetstream.APIError{Code: status, ErrorCode: code, Description: "x"})
+	}
+	for name, c := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"no answer":               {context.DeadlineExceeded, true},
+		"no leader yet":           {api(503, 10008), true},
+		"fewer servers than R":    {api(400, 10005), true},
+		"bad request":             {api(400, 10052), false},
+		"replicas on one server":  {api(500, 10074), false},
+		"not clustered":           {api(500, 10006), false},
+		"JetStream not enabled":   {jetstream.ErrJetStreamNotEnabled, false},
+		"a cluster can not reply": {api(500, 10009), true},
+	} {
+		if got := transient(c.err); got != c.want {
+			t.Errorf("%s: transient = %v, want %v", name, got, c.want)
+		}
+	}
+	if !refused(fmt.Errorf("connect: %w", nats.ErrAuthorization)) || refused(nats.ErrNoServers) {
+		t.Error("an authorization violation is refused; no servers yet is not")
 	}
 }

@@ -8,6 +8,8 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,11 +123,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.cfg.Replicas = 3
 		}
 	}
-	// An acknowledgement can be lost when a stream's leader changes (a NATS
-	// server lost under load): its write fails after publishAckWait instead
-	// of waiting forever, and the caller (PutEvents' client, the router's
-	// redelivery) writes it again under the same message id.
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncTimeout(publishAckWait)); err != nil {
+	// On a cluster, an acknowledgement can be lost when a stream's leader
+	// changes (a NATS server lost under load): the write fails after
+	// publishAckWait instead of waiting forever. The router's redelivery
+	// then writes the jobs again under the same message ids; PutEvents
+	// answers InternalFailure for the entry, which the client sends again
+	// (as a new event, as with AWS). The embedded engine loses none.
+	var jsOpts []jetstream.JetStreamOpt
+	if s.ns == nil {
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncTimeout(publishAckWait))
+	}
+	if s.js, err = jetstream.New(s.nc, jsOpts...); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -153,11 +161,14 @@ func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, er
 			// per-message TTLs (queue retention); an older server would
 			// fail later, or ignore the TTLs.
 			if v := nc.ConnectedServerVersion(); !serverAtLeast(v, 2, 11) {
-				url := nc.ConnectedUrlRedacted()
+				url := RedactURLs(nc.ConnectedUrl())
 				nc.Close()
 				return nil, fmt.Errorf("nats-server %s at %s is too old: bridgeport needs 2.11 or later; Debian 12's package is 2.9, use an upstream release", v, url)
 			}
 			return nc, nil
+		}
+		if refused(err) {
+			return nil, err // waiting would not change the answer
 		}
 		s.log.Warn("cannot reach NATS; trying again", "url", RedactURLs(s.cfg.URL), "error", err, "retry_in", startupRetry.String())
 		if !sleep(ctx, startupRetry) {
@@ -171,7 +182,11 @@ func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, er
 func RedactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // nats.go takes host:port alone, as nats://
+		}
+		u, err := url.Parse(p)
 		switch {
 		case err != nil:
 			parts[i] = "(unparsable URL)"
@@ -263,16 +278,47 @@ func (s *Store) durable(ctx context.Context, stream string, cfg jetstream.Consum
 	}
 }
 
+// refused reports whether NATS refused a connection for a reason that
+// trying again would not change: credentials, TLS, or its verification.
+func refused(err error) bool {
+	for _, e := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked,
+		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted, nats.ErrNkeysNotSupported} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var verify *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host)
+}
+
+// JetStream's error codes that decide whether a request is worth making
+// again, whatever their HTTP status says.
+const (
+	codeNoPeers        = 10005 // no suitable peers for placement: fewer servers up than replicas
+	codeNotClustered   = 10006 // JetStream not in clustered mode
+	codeReplicasNotSup = 10074 // replicas > 1 not supported in non-clustered mode
+)
+
 // transient reports whether a JetStream request may succeed if made again:
-// no answer, no responders, a connection being re-established, or a
-// server-side error (no leader yet). A request JetStream refused as bad,
-// or a server without JetStream, is not worth repeating.
+// no answer, no responders, a connection being re-established, a cluster
+// without a leader yet, or with fewer servers up than the replicas asked
+// for (a cluster that is starting). A request JetStream refused as bad, a
+// single server asked for replicas, or a server without JetStream, is not
+// worth repeating.
 func transient(err error) bool {
 	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return false
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case codeNoPeers:
+			return true
+		case codeNotClustered, codeReplicasNotSup:
+			return false
+		}
 		return apiErr.Code >= 500
 	}
 	return true
