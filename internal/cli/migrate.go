@@ -22,8 +22,9 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	dataDir := fs.String("data-dir", dir, "the data directory of the embedded store to copy from (the node must be stopped)")
 	natsURL := fs.String("nats-url", getenv("BRIDGEPORT_NATS_URL"), "the NATS cluster to copy into (comma-separated URLs)")
 	replicas := fs.Int("replicas", 0, "replicas of the streams and buckets created in the cluster (default 3 on a cluster, else 1)")
+	replace := fs.Bool("replace", false, "first remove everything bridgeport keeps in the cluster (to run a migration that failed again; stop every node first)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridgeport migrate --data-dir DIR --nats-url URLS [--replicas N]")
+		fmt.Fprintln(stderr, "usage: bridgeport migrate --data-dir DIR --nats-url URLS [--replicas N] [--replace]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +49,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return 1
 	}
 	defer to.Close()
-	st, err := store.Migrate(ctx, from, to, func(part string) { fmt.Fprintln(stderr, "copying", part) })
+	st, err := store.Migrate(ctx, from, to, store.MigrateOptions{Replace: *replace,
+		Progress: func(step string) { fmt.Fprintln(stderr, step) }})
 	if err != nil {
 		fmt.Fprintln(stderr, "bridgeport migrate:", err)
 		return 1

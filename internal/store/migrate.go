@@ -17,6 +17,16 @@ import (
 // time of the copy.
 const hdrSent = "Bp-Sent"
 
+// MigrateOptions say how to migrate.
+type MigrateOptions struct {
+	// Replace removes every stream and bucket bridgeport keeps in the target
+	// first (after a migration that failed part of the way); no node may be
+	// using the target.
+	Replace bool
+	// Progress, when set, hears of each part as it starts.
+	Progress func(string)
+}
+
 // MigrateStats counts what Migrate copied.
 type MigrateStats struct {
 	Records       int // configuration: buses, rules, targets, connections, destinations, queues, IAM
@@ -34,17 +44,26 @@ type MigrateStats struct {
 // messages and the attempt log. What is transient is left behind: receipt
 // handles (messages in flight become visible again), node heartbeats and
 // rate windows. Every message keeps its subject, headers (its
-// deduplication id among them) and body; progress, when not nil, hears of
-// each part as it starts.
-func Migrate(ctx context.Context, from, to *Store, progress func(string)) (MigrateStats, error) {
+// deduplication id among them) and body. Events above the router's
+// acknowledgement floor are copied, so the few the router had handled out
+// of order just before the node stopped are routed again: at least once,
+// as after a crash.
+func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateStats, error) {
 	var st MigrateStats
+	progress := o.Progress
 	if progress == nil {
 		progress = func(string) {}
+	}
+	if o.Replace {
+		progress("removing what the target held")
+		if err := to.removeAll(ctx); err != nil {
+			return st, err
+		}
 	}
 	if err := to.empty(ctx); err != nil {
 		return st, err
 	}
-	progress("configuration")
+	progress("copying the configuration")
 	keys, err := from.kv.ListKeys(ctx)
 	if err != nil {
 		return st, fmt.Errorf("list configuration: %w", err)
@@ -93,7 +112,7 @@ func Migrate(ctx context.Context, from, to *Store, progress func(string)) (Migra
 	}
 	// Each queue's consumer is made when the queue is created; the
 	// queues come over as records, so their consumers are made here.
-	progress("queues")
+	progress("creating the queues' consumers")
 	queues, err := from.js.Stream(ctx, queuesStream)
 	if err != nil {
 		return st, fmt.Errorf("queues: %w", err)
@@ -110,7 +129,7 @@ func Migrate(ctx context.Context, from, to *Store, progress func(string)) (Migra
 		return st, fmt.Errorf("queues: %w", err)
 	}
 	for _, p := range parts {
-		progress(p.what)
+		progress("copying " + p.what)
 		n, err := copyStream(ctx, from, to, p.stream, p.first, p.edit)
 		*p.n = n
 		if err != nil {
@@ -132,7 +151,7 @@ func (s *Store) empty(ctx context.Context) error {
 		n++
 	}
 	if n > 0 {
-		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used", n)
+		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used, or, after a migration that failed, run it again with --replace", n)
 	}
 	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream} {
 		st, err := s.js.Stream(ctx, name)
@@ -144,10 +163,21 @@ func (s *Store) empty(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 		if info.State.Msgs > 0 {
-			return fmt.Errorf("the target's stream %s already holds %d messages: migrate into a NATS cluster bridgeport has not used", name, info.State.Msgs)
+			return fmt.Errorf("the target's stream %s already holds %d messages: migrate into a NATS cluster bridgeport has not used, or, after a migration that failed, run it again with --replace", name, info.State.Msgs)
 		}
 	}
 	return nil
+}
+
+// publishRetrying writes m, trying three times.
+func (s *Store) publishRetrying(ctx context.Context, m *nats.Msg) error {
+	var err error
+	for range 3 {
+		if _, err = s.js.PublishMsg(ctx, m); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("write: %w", err)
 }
 
 // copyWindow is how many copies are published before their
@@ -169,11 +199,22 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 	flush := func() error {
 		for _, f := range pending {
 			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("write: %w", err)
-			case <-time.After(30 * time.Second):
-				return errors.New("write: no acknowledgement from the target in 30s")
+			case ack := <-f.Ok():
+				if ack.Duplicate {
+					// Another message of the source had the same id (a FIFO
+					// deduplication id reused after its window): keep both.
+					m := f.Msg()
+					m.Header.Del(nats.MsgIdHdr)
+					if err := to.publishRetrying(ctx, m); err != nil {
+						return err
+					}
+				}
+			case <-f.Err():
+				// No acknowledgement: write it again under the same id, so
+				// that a first write that did land is not stored twice.
+				if err := to.publishRetrying(ctx, f.Msg()); err != nil {
+					return err
+				}
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -213,4 +254,16 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 		}
 	}
 	return n, flush()
+}
+
+// removeAll deletes every stream and bucket bridgeport keeps, then creates
+// them again, empty.
+func (s *Store) removeAll(ctx context.Context) error {
+	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream,
+		"KV_" + configBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket} {
+		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
+	return s.ensureAll(ctx)
 }

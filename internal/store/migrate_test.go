@@ -11,8 +11,8 @@ import (
 )
 
 // TestMigrateStore copies an embedded store into a three-node cluster:
-// the configuration, the events the router has not acknowledged (and not
-// the ones it has), jobs due and delayed, queue messages with their send
+// the configuration, the events above the router's acknowledgement floor
+// (not those below it), jobs due and delayed, queue messages with their send
 // times and a working queue consumer, and the attempt log. A second
 // migration into the same cluster is refused.
 func TestMigrateStore(t *testing.T) {
@@ -34,12 +34,30 @@ func TestMigrateStore(t *testing.T) {
 	// The router acknowledges the first two events, then stops.
 	rctx, stopRouter := context.WithCancel(ctx)
 	var routed atomic.Int32
-	go from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
+	}()
 	for routed.Load() < 2 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopRouter()
-	time.Sleep(200 * time.Millisecond) // the acknowledgements land
+	<-done
+	for {
+		c, err := from.events.Consumer(ctx, routerConsumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := from.AppendEvents(ctx, []Event{{ID: "e3", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +85,7 @@ func TestMigrateStore(t *testing.T) {
 	}
 	defer to.Close()
 	var parts []string
-	st, err := Migrate(ctx, from, to, func(p string) { parts = append(parts, p) })
+	st, err := Migrate(ctx, from, to, MigrateOptions{Progress: func(p string) { parts = append(parts, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +106,14 @@ func TestMigrateStore(t *testing.T) {
 	if d := got[0].Sent.Sub(sent); d > 0 || d < -time.Second {
 		t.Errorf("the copy's send time %v is not the original's (about %v)", got[0].Sent, sent)
 	}
-	if _, err := Migrate(ctx, from, to, nil); err == nil || !strings.Contains(err.Error(), "already holds") {
+	if _, err := Migrate(ctx, from, to, MigrateOptions{}); err == nil || !strings.Contains(err.Error(), "already holds") {
 		t.Errorf("second migration: %v", err)
+	}
+	// With Replace, what the target held goes first: the same copy again.
+	if st, err := Migrate(ctx, from, to, MigrateOptions{Replace: true}); err != nil || st != want {
+		t.Errorf("migration with Replace: %+v, %v; want %+v", st, err, want)
+	}
+	if got := receiveAll(t, to, "q1", ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second}); len(got) != 1 {
+		t.Errorf("after the migration with Replace, the queue holds %d messages, want 1", len(got))
 	}
 }
