@@ -193,13 +193,14 @@ func TestClusterNodes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	before := len(sink.received())
-	if _, err := a.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"),
-		DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil {
-		t.Fatal(err)
+	put, err := a.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"),
+		DetailType: aws.String("x"), Detail: aws.String(`{}`)}}})
+	if err != nil || put.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %+v, %v", put, err)
 	}
-	time.Sleep(time.Second)
-	if n := len(sink.received()); n != before {
-		t.Errorf("%d invocations through a DEAUTHORIZED connection", n-before)
+	final := (&deliveryEnv{env: a}).finalAttempt(aws.ToString(put.Entries[0].EventId))
+	if n := len(sink.received()); n != before || final.ErrorCode != "INVALID_PARAMETER" {
+		t.Errorf("an event to a DEAUTHORIZED connection: %d invocations, final attempt %+v", n-before, final)
 	}
 
 	// JetStream's consumers and streams (Raft groups) do not grow with the
@@ -224,6 +225,25 @@ func TestClusterNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// And deliveries to them make none either (once both nodes route
+	// with the new rules).
+	for _, n := range nodes {
+		waitFor(t, func() bool {
+			out, err := n.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r19")})
+			return err == nil && len(out.Targets) == 1
+		})
+	}
+	delivered := len(sink.received())
+	for k := range 2 {
+		var entries []types.PutEventsRequestEntry
+		for i := range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String(fmt.Sprint("s", k*10+i)), DetailType: aws.String("x"), Detail: aws.String(`{}`)})
+		}
+		if out, err := b.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries}); err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v, %v", out, err)
+		}
+	}
+	sink.wait(t, delivered+20)
 	if c, s := countConsumers(t, js); c != consumers || s != streams {
 		t.Errorf("with 20 more rules, targets and destinations: %d durable consumers and %d streams, were %d and %d", c, s, consumers, streams)
 	}
@@ -318,10 +338,14 @@ func TestClusterStartTogether(t *testing.T) {
 	}
 	wg.Wait()
 	for i, err := range errs {
+		if err == nil {
+			nodes[i].started(nodes[i].srv) // stopped when the test ends
+		}
+	}
+	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
-		nodes[i].started(nodes[i].srv)
 	}
 	waitFor(t, func() bool { return nodes[0].srv.store.LiveNodes() == 3 })
 	// One set of streams, each with three replicas, and each node
@@ -406,8 +430,38 @@ func TestClusterRestart(t *testing.T) {
 			ids[aws.ToString(e.EventId)] = true
 		}
 	}
-	// Every event has failed at least once and waits for a retry.
+	// Every event has failed at least once and waits for a retry: all are
+	// routed, and their jobs are in the retry tiers (or being tried).
 	waitFor(t, func() bool { return len(eventIDs(sink.received())) == len(ids) })
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	waitFor(t, func() bool {
+		router, err := js.Consumer(ctx, "BP_EVENTS", "router")
+		if err != nil {
+			return false
+		}
+		ri, err := router.Info(ctx)
+		if err != nil || ri.NumPending != 0 || ri.NumAckPending != 0 {
+			return false
+		}
+		waiting := 0
+		for _, name := range []string{"BP_DELAY", "BP_JOBS"} {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				return false
+			}
+			si, err := st.Info(ctx)
+			if err != nil {
+				return false
+			}
+			waiting += int(si.State.Msgs)
+		}
+		return waiting == len(ids)
+	})
+	nc.Close()
 	a.stop()
 	b.stop()
 	for i := range cluster.URLs {
