@@ -180,6 +180,21 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 // be stale; a receipt handle checked that way could be refused just after
 // it was issued.
 func (s *Store) leaderGet(ctx context.Context, bucket, key string) ([]byte, uint64, error) {
+	if s.cfg.Replicas <= 1 {
+		// One replica: the direct get is the leader's, and quicker.
+		kv := s.kv
+		if bucket == receiptsBucket {
+			kv = s.receipts
+		}
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return nil, 0, jetstream.ErrKeyNotFound
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		return e.Value(), e.Revision(), nil
+	}
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
