@@ -578,6 +578,9 @@ func (w *Worker) take(ctx context.Context, dest string, rate int, now time.Time)
 		l.tokens--
 		return 0
 	}
+	if l.spent == sec {
+		return l.turnAway(now, rate)
+	}
 	// Claim a tenth of a second's worth from the window all nodes share.
 	granted, err := w.cfg.Store.ClaimRate(ctx, dest, rate, max(rate/10, 1), sec)
 	if err != nil {
@@ -588,15 +591,35 @@ func (w *Worker) take(ctx context.Context, dest string, rate int, now time.Time)
 		l.window, l.tokens = sec, granted-1
 		return 0
 	}
-	// The window is spent: wait for the next, spread over its first tenth.
-	return time.Unix(sec+1, 0).Sub(now) + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+	l.spent = sec
+	return l.turnAway(now, rate)
 }
 
-// limit is this node's claimed share of a destination's current window.
+// limit is this node's claimed share of a destination's current window,
+// and its schedule of the jobs it turned away.
 type limit struct {
 	mu     sync.Mutex
 	window int64
 	tokens int
+	// spent is a window found spent: no more claims in it.
+	spent int64
+	// next is when the next job turned away comes back. Turned-away jobs
+	// are spread at the rate over the windows to come: sent back all to the
+	// next window, all but a window's worth would be turned away again,
+	// and a backlog of thousands (a dead target's retries coming due
+	// together) would cycle through the store every second.
+	next time.Time
+}
+
+// turnAway returns how long a job that found the window spent waits: the
+// next free place in the schedule, from the start of the next window.
+func (l *limit) turnAway(now time.Time, rate int) time.Duration {
+	at := time.Unix(now.Unix()+1, 0)
+	if l.next.After(at) {
+		at = l.next
+	}
+	l.next = at.Add(time.Second / time.Duration(rate))
+	return at.Sub(now)
 }
 
 // redact removes the connection's secrets from a message, in case the
