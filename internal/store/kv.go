@@ -30,7 +30,7 @@ type Entry struct {
 // Get returns the record at key, as the bucket's leader has it: a write
 // made through any node is seen.
 func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
-	value, rev, err := s.leaderGet(ctx, configBucket, key)
+	value, rev, err := s.leaderGet(ctx, s.kv, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Entry{}, ErrNotFound
 	}
@@ -173,19 +173,15 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 	return out, nil
 }
 
-// leaderGet reads the value and revision of key in bucket from the
+// leaderGet reads the value and revision of key in bucket kv from the
 // bucket's stream leader (ErrKeyNotFound when it is absent or deleted).
 // The KV API's reads are direct gets, which on a cluster any replica within
 // reach of the leader's log may answer, so a read right after a write can
 // be stale; a receipt handle checked that way could be refused just after
 // it was issued.
-func (s *Store) leaderGet(ctx context.Context, bucket, key string) ([]byte, uint64, error) {
+func (s *Store) leaderGet(ctx context.Context, kv jetstream.KeyValue, key string) ([]byte, uint64, error) {
 	if s.cfg.Replicas <= 1 {
 		// One replica: the direct get is the leader's, and quicker.
-		kv := s.kv
-		if bucket == receiptsBucket {
-			kv = s.receipts
-		}
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			return nil, 0, jetstream.ErrKeyNotFound
@@ -195,6 +191,7 @@ func (s *Store) leaderGet(ctx context.Context, bucket, key string) ([]byte, uint
 		}
 		return e.Value(), e.Revision(), nil
 	}
+	bucket := kv.Bucket()
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

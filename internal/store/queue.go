@@ -332,7 +332,7 @@ func (s *Store) received(ctx context.Context, queueID string, m jetstream.Msg, o
 	if nb := h.Get(hdrNotBefore); nb != "" {
 		ns, _ := strconv.ParseInt(nb, 10, 64)
 		due := time.Unix(0, ns)
-		prev, _, err := s.leaderGet(ctx, receiptsBucket, rc.key())
+		prev, _, err := s.leaderGet(ctx, s.receipts, rc.key())
 		if err == nil {
 			skips = parseSkips(prev)
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -448,7 +448,7 @@ func (r receipt) ackSubject() string {
 // current checks that the receipt is of the latest receive of a message
 // still in the queue.
 func (s *Store) current(ctx context.Context, r receipt) (uint64, error) {
-	value, rev, err := s.leaderGet(ctx, receiptsBucket, r.key())
+	value, rev, err := s.leaderGet(ctx, s.receipts, r.key())
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, ErrStaleReceipt
 	}
@@ -579,7 +579,6 @@ func (s *Store) QueuedMessage(ctx context.Context, queueID string, seq uint64) (
 	return Received{Seq: seq, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: raw.Time}, nil
 }
 
-// flat returns the first value of each header.
 // sentTime is when a queue message was sent: when it was stored, or for a
 // message copied from another store, the original's time.
 func sentTime(h nats.Header, stored time.Time) time.Time {
@@ -589,6 +588,7 @@ func sentTime(h nats.Header, stored time.Time) time.Time {
 	return stored
 }
 
+// flat returns the first value of each header.
 func flat(h nats.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
