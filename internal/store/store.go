@@ -237,19 +237,7 @@ func (s *Store) ensureAll(ctx context.Context) error {
 	if s.ns != nil {
 		return s.ensure(ctx)
 	}
-	for {
-		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		err := s.ensure(actx)
-		cancel()
-		if err == nil || !transient(err) {
-			return err
-		}
-		wait := retryWait()
-		s.log.Warn("JetStream is not ready; trying again", "error", err, "retry_in", wait.String())
-		if !sleep(ctx, wait) {
-			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
-		}
-	}
+	return s.untilAnswered(ctx, s.ensure, "JetStream is not ready; trying again")
 }
 
 // retryWait is how long to wait before a JetStream request that went
@@ -263,17 +251,31 @@ func retryWait() time.Duration {
 // trying again until ctx ends while the request goes unanswered: as with
 // streams, the second of two nodes creating it at once may get no answer.
 func (s *Store) durable(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var cons jetstream.Consumer
+	err := s.untilAnswered(ctx, func(actx context.Context) error {
+		var err error
+		cons, err = s.js.CreateOrUpdateConsumer(actx, stream, cfg)
+		return err
+	}, "consumer not created; trying again", "consumer", cfg.Durable)
+	return cons, err
+}
+
+// untilAnswered runs op, each attempt with a deadline of ensureAttempt,
+// until it succeeds, fails in a way that trying again would not change,
+// or ctx ends; each failure worth another try is logged as msg with
+// attrs.
+func (s *Store) untilAnswered(ctx context.Context, op func(context.Context) error, msg string, attrs ...any) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		cons, err := s.js.CreateOrUpdateConsumer(actx, stream, cfg)
+		err := op(actx)
 		cancel()
 		if err == nil || !transient(err) || ctx.Err() != nil {
-			return cons, err
+			return err
 		}
 		wait := retryWait()
-		s.log.Warn("consumer not created; trying again", "consumer", cfg.Durable, "error", err, "retry_in", wait.String())
+		s.log.Warn(msg, append(attrs, "error", err, "retry_in", wait.String())...)
 		if !sleep(ctx, wait) {
-			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
 	}
 }
