@@ -203,15 +203,28 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string) (*benchSe
 	if err != nil {
 		return nil, err
 	}
+	s.cmd = cmd
+	addr, err := startServing(cmd)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.client = &awsapi.Client{Endpoint: addr, Region: "us-east-1", AccessKeyID: key, SecretAccessKey: secret}
+	return s, nil
+}
+
+// startServing starts cmd, a `bridgeport serve`, with its stderr on ours,
+// and returns the address it prints once it listens. A server that does
+// not listen within a minute is killed.
+func startServing(cmd *exec.Cmd) (string, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return "", err
 	}
-	s.cmd = cmd
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -224,11 +237,10 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string) (*benchSe
 	}()
 	select {
 	case a := <-addr:
-		s.client = &awsapi.Client{Endpoint: a, Region: "us-east-1", AccessKeyID: key, SecretAccessKey: secret}
-		return s, nil
+		return a, nil
 	case <-time.After(60 * time.Second):
-		s.stop()
-		return nil, errors.New("the server did not start within 60s")
+		_ = cmd.Process.Kill()
+		return "", errors.New("the server did not start within 60s")
 	}
 }
 

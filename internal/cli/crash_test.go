@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -62,32 +60,11 @@ func startChildWith(t *testing.T, dir, extra string) *child {
 	cmd.Env = append(os.Environ(), "BRIDGEPORT_TEST_CHILD=--listen 127.0.0.1:0 --data-dir "+dir+
 		" --access-key-id "+crashKey+" --secret-access-key "+crashSecret+" --log-level warn"+
 		" --allow-http-endpoints --allow-private-endpoints --retry-base-delay 50ms --retry-max-delay 200ms "+extra)
-	stdout, err := cmd.StdoutPipe()
+	addr, err := startServing(cmd)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("child: %v", err)
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case a := <-addr:
-		return &child{cmd: cmd, addr: a}
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("child did not start")
-	}
-	return nil
+	return &child{cmd: cmd, addr: addr}
 }
 
 func (c *child) client() *eventbridge.Client {
