@@ -1,6 +1,7 @@
 package pattern
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -23,6 +24,13 @@ type Limits struct {
 	// MaxComplexity bounds how many wildcard states one value can keep alive
 	// at once (see Pattern.Complexity).
 	MaxComplexity int
+	// MaxConditions bounds the conditions of all the alternatives "$or"
+	// expands a pattern into, together (bridgeport's limit: each rule
+	// change expands every pattern of its bus).
+	MaxConditions int
+	// MaxStates bounds the states of the matching automaton a pattern
+	// needs (bridgeport's limit: it bounds the memory of a rule).
+	MaxStates int
 }
 
 // Defaults for Limits.
@@ -31,6 +39,8 @@ const (
 	APIMaxLength           = 4096
 	DefaultMaxCombinations = 1000
 	DefaultMaxComplexity   = 10
+	DefaultMaxConditions   = 10000
+	DefaultMaxStates       = 1000
 )
 
 func (l Limits) withDefaults() Limits {
@@ -43,14 +53,28 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxComplexity <= 0 {
 		l.MaxComplexity = DefaultMaxComplexity
 	}
+	if l.MaxConditions <= 0 {
+		l.MaxConditions = DefaultMaxConditions
+	}
+	if l.MaxStates <= 0 {
+		l.MaxStates = DefaultMaxStates
+	}
 	return l
 }
 
 // Pattern is a parsed and validated event pattern. It is immutable and safe
 // for concurrent use.
+//
+// It keeps the pattern as written, with its "$or"s unexpanded (items), and
+// expands the alternatives when they are needed (eachAlt): a pattern whose
+// "$or"s make a thousand alternatives costs the memory of its text, not of
+// a thousand copies of its conditions.
 type Pattern struct {
 	src        string
-	alts       []alternative // the pattern with "$or" expanded
+	items      []item
+	single     alternative // without "$or": the one alternative
+	nalts      int         // the alternatives "$or" expands it into
+	size       int         // the conditions of all the alternatives
 	wildcards  bool
 	complexity int
 
@@ -58,14 +82,40 @@ type Pattern struct {
 	m    *machine
 }
 
+// item is a member of a pattern object, in document order: a field's
+// condition, or a "$or" with the members of each of its objects. Members of
+// nested objects are items of the enclosing object, with their full path.
+type item struct {
+	cond *condition
+	or   [][]item
+}
+
 // alternative is one way for a pattern to match: every condition holds.
-type alternative []condition
+type alternative []*condition
 
 // condition tests the values at one path; any of its operators may match.
+// Immutable; the alternatives of a pattern share their conditions.
 type condition struct {
 	path string
 	ops  []operator // sorted by key, without duplicates
-	key  string     // path and operators, canonical
+	key  string     // path and operators, canonical: equal for equal conditions
+	seq  int32      // its place in the pattern, in document order
+	// common is set when every alternative of the pattern has the
+	// condition (always, without "$or").
+	common bool
+}
+
+func newCondition(path string, ops []operator) *condition {
+	ops = slices.Clone(ops)
+	slices.SortFunc(ops, func(x, y operator) int { return strings.Compare(x.key(), y.key()) })
+	ops = slices.CompactFunc(ops, func(x, y operator) bool { return x.key() == y.key() })
+	var key strings.Builder
+	key.WriteString(strconv.Quote(path))
+	for i := range ops {
+		key.WriteByte(0)
+		key.WriteString(ops[i].key())
+	}
+	return &condition{path: path, ops: slices.Clip(ops), key: key.String()}
 }
 
 // absentOnly reports whether the condition is only {"exists": false}.
@@ -82,12 +132,82 @@ func (c *condition) allowsAbsent() bool {
 	return false
 }
 
+// eachAlt calls fn with each alternative of the pattern, until fn returns
+// false. The alternative's conditions are in no particular order, and fn
+// must not keep the slice.
+func (p *Pattern) eachAlt(fn func(alternative) bool) {
+	if p.single != nil {
+		fn(p.single)
+		return
+	}
+	e := expander{index: make(map[string]int), fn: fn}
+	e.run(p.items)
+}
+
+// expander enumerates the alternatives of a pattern depth first, applying
+// its items in document order along each choice of the "$or"s: a path set
+// again replaces its earlier condition, as AWS documents for duplicate keys.
+type expander struct {
+	cur   alternative
+	index map[string]int // path to its place in cur
+	fn    func(alternative) bool
+	// then holds the items still to apply after the current list, innermost
+	// last: the rest of each enclosing list whose "$or" is being expanded.
+	then [][]item
+}
+
+// run applies items, then the lists in then, calling fn at the end of each
+// alternative. It reports false when fn asked to stop.
+func (e *expander) run(items []item) bool {
+	if len(items) == 0 {
+		if len(e.then) == 0 {
+			return e.fn(e.cur)
+		}
+		next := e.then[len(e.then)-1]
+		e.then = e.then[:len(e.then)-1]
+		ok := e.run(next)
+		e.then = append(e.then, next)
+		return ok
+	}
+	it, rest := items[0], items[1:]
+	if it.cond == nil {
+		e.then = append(e.then, rest)
+		ok := true
+		for _, elem := range it.or {
+			if ok = e.run(elem); !ok {
+				break
+			}
+		}
+		e.then = e.then[:len(e.then)-1]
+		return ok
+	}
+	path := it.cond.path
+	if i, ok := e.index[path]; ok {
+		old := e.cur[i]
+		e.cur[i] = it.cond
+		ok := e.run(rest)
+		e.cur[i] = old
+		return ok
+	}
+	e.index[path] = len(e.cur)
+	e.cur = append(e.cur, it.cond)
+	ok := e.run(rest)
+	e.cur = e.cur[:len(e.cur)-1]
+	delete(e.index, path)
+	return ok
+}
+
 // Match reports whether an event, a JSON object, matches the pattern. A
 // malformed event is an *EventError. To match many patterns, use a Matcher.
 func (p *Pattern) Match(event []byte) (bool, error) {
+	return p.MatchContext(context.Background(), event)
+}
+
+// MatchContext is Match, stopped with ctx's error when ctx ends.
+func (p *Pattern) MatchContext(ctx context.Context, event []byte) (bool, error) {
 	p.once.Do(func() { p.m = buildMachine([]string{""}, []*Pattern{p}) })
 	var ms matchScratch
-	if err := ms.run(p.m, event); err != nil {
+	if err := ms.run(ctx, p.m, event); err != nil {
 		return false, err
 	}
 	return len(ms.hits) > 0, nil
@@ -111,7 +231,8 @@ func Compile(src string) (*Pattern, error) {
 }
 
 // CompileWithLimits parses and validates an event pattern. An invalid
-// pattern yields an *Error whose message is AWS's.
+// pattern yields an *Error whose message is AWS's, or, for bridgeport's own
+// limits (MaxConditions, MaxStates), in the same form.
 func CompileWithLimits(src string, limits Limits) (*Pattern, error) {
 	limits = limits.withDefaults()
 	if n := utf8.RuneCountInString(src); n > limits.MaxLength {
@@ -125,85 +246,50 @@ func CompileWithLimits(src string, limits Limits) (*Pattern, error) {
 	if root.kind != jObject {
 		return nil, c.fail(root.pos, "Filter is not an object")
 	}
-	if err := c.object(root, nil, false); err != nil {
+	items, err := c.object(root, nil, false)
+	if err != nil {
 		return nil, err
 	}
-	p := &Pattern{src: src}
-	for _, b := range c.alts {
-		p.alts = append(p.alts, b.finish())
+	p := &Pattern{src: src, items: items, nalts: c.n}
+	if !slices.ContainsFunc(items, func(it item) bool { return it.cond == nil }) {
+		p.eachAlt(func(alt alternative) bool {
+			p.single = slices.Clone(alt)
+			return false
+		})
 	}
-	for _, alt := range p.alts {
+	in := make(map[*condition]int)
+	p.eachAlt(func(alt alternative) bool {
+		p.size += len(alt)
 		for _, cond := range alt {
+			in[cond]++
 			for _, op := range cond.ops {
 				if op.kind == opWildcard {
 					p.wildcards = true
 				}
 			}
 		}
+		return p.size <= limits.MaxConditions
+	})
+	if p.size > limits.MaxConditions {
+		return nil, &Error{Reason: fmt.Sprintf("Event pattern is too complex: its $or combinations hold more than %d conditions in all", limits.MaxConditions)}
 	}
-	p.complexity = patternComplexity(p.alts, limits.MaxComplexity+1)
+	for cond, n := range in {
+		cond.common = n == p.nalts
+	}
+	if n := p.states(); n > limits.MaxStates {
+		return nil, &Error{Reason: fmt.Sprintf("Event pattern is too complex: matching it takes %d states; the maximum is %d", n, limits.MaxStates)}
+	}
+	p.complexity = patternComplexity(p, limits.MaxComplexity+1)
 	if p.complexity > limits.MaxComplexity {
 		return nil, &Error{Reason: "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character"}
 	}
 	return p, nil
 }
 
-// altBuilder collects the conditions of one alternative. A path set twice
-// keeps its last value, as AWS documents for duplicate keys; the order of
-// first appearance is kept for determinism.
-type altBuilder struct {
-	paths []string
-	ops   map[string][]operator
-}
-
-func (b *altBuilder) put(path string, ops []operator) {
-	if b.ops == nil {
-		b.ops = make(map[string][]operator)
-	}
-	if _, ok := b.ops[path]; !ok {
-		b.paths = append(b.paths, path)
-	}
-	b.ops[path] = ops
-}
-
-func (b *altBuilder) clone() *altBuilder {
-	c := &altBuilder{paths: slices.Clone(b.paths), ops: make(map[string][]operator, len(b.ops))}
-	for k, v := range b.ops {
-		c.ops[k] = v
-	}
-	return c
-}
-
-// finish orders the conditions: those that need a value first, then those
-// that also accept a missing field, then those that only accept a missing
-// field; by path within each group. The machine checks absences in this
-// order, so a missing field is judged against every value picked before it.
-func (b *altBuilder) finish() alternative {
-	alt := make(alternative, 0, len(b.paths))
-	for _, path := range b.paths {
-		ops := slices.Clone(b.ops[path])
-		slices.SortFunc(ops, func(x, y operator) int { return strings.Compare(x.key(), y.key()) })
-		ops = slices.CompactFunc(ops, func(x, y operator) bool { return x.key() == y.key() })
-		var key strings.Builder
-		key.WriteString(strconv.Quote(path))
-		for i := range ops {
-			key.WriteByte(0)
-			key.WriteString(ops[i].key())
-		}
-		alt = append(alt, condition{path: path, ops: ops, key: key.String()})
-	}
-	slices.SortFunc(alt, func(x, y condition) int {
-		if gx, gy := x.group(), y.group(); gx != gy {
-			return gx - gy
-		}
-		return strings.Compare(x.path, y.path)
-	})
-	return alt
-}
-
 // group places a condition in the order the machine tests them: 0 when it
 // needs a value, 1 when it also accepts a missing field, 2 when it only
-// accepts a missing field.
+// accepts a missing field. The machine checks absences in this order, so a
+// missing field is judged against every value picked before it.
 func (c *condition) group() int {
 	switch {
 	case c.absentOnly():
@@ -220,7 +306,8 @@ func (c *condition) group() int {
 type compiler struct {
 	src    string
 	limits Limits
-	alts   []*altBuilder
+	n      int   // alternatives so far: "$or" multiplies them
+	seq    int32 // conditions so far
 }
 
 func (c *compiler) fail(offset int, format string, args ...any) error {
@@ -240,19 +327,22 @@ var reservedInOr = map[string]bool{
 
 // object compiles the members of a pattern object below the path prefix
 // (nil at the top: the empty string is a field name like any other).
-func (c *compiler) object(v *jvalue, prefix *string, inOr bool) error {
+func (c *compiler) object(v *jvalue, prefix *string, inOr bool) ([]item, error) {
 	if len(v.obj) == 0 {
-		return c.fail(v.end, "Empty objects are not allowed")
+		return nil, c.fail(v.end, "Empty objects are not allowed")
 	}
+	var items []item
 	for _, m := range v.obj {
 		if m.key == "$or" {
-			if err := c.or(m.val, prefix); err != nil {
-				return err
+			or, err := c.or(m.val, prefix)
+			if err != nil {
+				return nil, err
 			}
+			items = append(items, item{or: or})
 			continue
 		}
 		if inOr && reservedInOr[m.key] {
-			return c.fail(m.keyEnd, "%s is Ruler reserved fieldName which cannot be used inside $or.", m.key)
+			return nil, c.fail(m.keyEnd, "%s is Ruler reserved fieldName which cannot be used inside $or.", m.key)
 		}
 		path := m.key
 		if prefix != nil {
@@ -260,59 +350,56 @@ func (c *compiler) object(v *jvalue, prefix *string, inOr bool) error {
 		}
 		switch m.val.kind {
 		case jObject:
-			if err := c.object(m.val, &path, inOr); err != nil {
-				return err
+			sub, err := c.object(m.val, &path, inOr)
+			if err != nil {
+				return nil, err
 			}
+			items = append(items, sub...)
 		case jArray:
 			ops, err := c.values(m.val)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if len(c.alts) == 0 {
-				c.alts = append(c.alts, &altBuilder{})
-			}
-			for _, b := range c.alts {
-				b.put(path, ops)
-			}
+			c.n = max(c.n, 1)
+			cond := newCondition(path, ops)
+			cond.seq = c.seq
+			c.seq++
+			items = append(items, item{cond: cond})
 		default:
-			return c.fail(m.val.pos, "\"%s\" must be an object or an array", m.key)
+			return nil, c.fail(m.val.pos, "\"%s\" must be an object or an array", m.key)
 		}
 	}
-	return nil
+	return items, nil
 }
 
 // or compiles a "$or" array: every alternative so far is combined with each
 // object of the array.
-func (c *compiler) or(v *jvalue, prefix *string) error {
+func (c *compiler) or(v *jvalue, prefix *string) ([][]item, error) {
 	if v.kind != jArray {
-		return c.fail(v.pos, "It must be an Array followed with $or.")
+		return nil, c.fail(v.pos, "It must be an Array followed with $or.")
 	}
-	current := c.alts
-	var next []*altBuilder
+	current, next := c.n, 0
+	var elems [][]item
 	for _, elem := range v.arr {
 		if elem.kind != jObject {
-			return c.fail(elem.pos, "Only JSON object is allowed in array of $or relationship.")
+			return nil, c.fail(elem.pos, "Only JSON object is allowed in array of $or relationship.")
 		}
-		c.alts = nil
-		for _, b := range current {
-			c.alts = append(c.alts, b.clone())
+		c.n = max(current, 1)
+		items, err := c.object(elem, prefix, true)
+		if err != nil {
+			return nil, err
 		}
-		if len(c.alts) == 0 {
-			c.alts = append(c.alts, &altBuilder{})
-		}
-		if err := c.object(elem, prefix, true); err != nil {
-			return err
-		}
-		next = append(next, c.alts...)
-		if len(next) > c.limits.MaxCombinations {
-			return c.fail(elem.end, "The $or relationship makes more than %d combinations", c.limits.MaxCombinations)
+		elems = append(elems, items)
+		next += c.n
+		if next > c.limits.MaxCombinations {
+			return nil, c.fail(elem.end, "The $or relationship makes more than %d combinations", c.limits.MaxCombinations)
 		}
 	}
 	if len(v.arr) < 2 {
-		return c.fail(v.end, "There must have at least 2 Objects in $or relationship.")
+		return nil, c.fail(v.end, "There must have at least 2 Objects in $or relationship.")
 	}
-	c.alts = next
-	return nil
+	c.n = next
+	return elems, nil
 }
 
 // values compiles the list of matchers of a field.
@@ -330,7 +417,7 @@ func (c *compiler) values(v *jvalue) ([]operator, error) {
 			if ip, ok := parseIPLiteral(elem.text); ok {
 				// EventBridge matches a string that is an IP address as
 				// that address, whatever its spelling in the event.
-				ops = append(ops, operator{kind: opCIDR, text: elem.text, cidr: addrRange(ip, ip)})
+				ops = append(ops, operator{kind: opCIDR, text: elem.text, cidr: &ipRange{lo: ip, hi: ip}})
 			} else {
 				ops = append(ops, operator{kind: opString, text: elem.text})
 			}
@@ -421,7 +508,8 @@ func (c *compiler) expression(v *jvalue) (operator, error) {
 		if err := c.checkWildcard(arg); err != nil {
 			return operator{}, err
 		}
-		return operator{kind: opWildcard, text: arg.text, glob: compileGlob(arg.text)}, onlyOne(oneKey)
+		g := compileGlob(arg.text)
+		return operator{kind: opWildcard, text: arg.text, glob: &g}, onlyOne(oneKey)
 	case "numeric":
 		if arg.kind != jArray {
 			return operator{}, c.fail(arg.pos, "Value of numeric must be an array.")
@@ -430,7 +518,7 @@ func (c *compiler) expression(v *jvalue) (operator, error) {
 		if err != nil {
 			return operator{}, err
 		}
-		return operator{kind: opNumeric, rng: rng}, onlyOne(tooMany)
+		return operator{kind: opNumeric, rng: &rng}, onlyOne(tooMany)
 	case "anything-but":
 		but, err := c.anythingBut(arg)
 		if err != nil {
@@ -457,7 +545,7 @@ func (c *compiler) expression(v *jvalue) (operator, error) {
 		if err != nil {
 			return operator{}, c.fail(arg.pos, "%s", err.Error())
 		}
-		return operator{kind: opCIDR, text: arg.text, cidr: r}, onlyOne(oneKey)
+		return operator{kind: opCIDR, text: arg.text, cidr: &r}, onlyOne(oneKey)
 	default:
 		return operator{}, c.fail(m.keyEnd, "Unrecognized match type %s", m.key)
 	}
@@ -707,8 +795,6 @@ func (c *compiler) anythingButForm(v *jvalue) (*anythingBut, error) {
 type ipRange struct {
 	lo, hi netip.Addr
 }
-
-func addrRange(lo, hi netip.Addr) ipRange { return ipRange{lo: lo, hi: hi} }
 
 func (r ipRange) contains(a netip.Addr) bool {
 	return a.BitLen() == r.lo.BitLen() && r.lo.Compare(a) <= 0 && a.Compare(r.hi) <= 0

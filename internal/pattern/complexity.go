@@ -11,9 +11,9 @@ const maxComplexityStates = 4096
 
 // patternComplexity returns the largest complexity of the wildcard operators
 // on any one field of the pattern, capped at limit.
-func patternComplexity(alts []alternative, limit int) int {
+func patternComplexity(p *Pattern, limit int) int {
 	byPath := make(map[string][]string)
-	for _, alt := range alts {
+	p.eachAlt(func(alt alternative) bool {
 		for _, c := range alt {
 			for _, op := range c.ops {
 				if op.kind == opWildcard && !slices.Contains(byPath[c.path], op.text) {
@@ -21,7 +21,8 @@ func patternComplexity(alts []alternative, limit int) int {
 				}
 			}
 		}
-	}
+		return true
+	})
 	worst := 0
 	for _, srcs := range byPath {
 		globs := make([]glob, len(srcs))

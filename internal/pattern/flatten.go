@@ -71,6 +71,12 @@ type flatEvent struct {
 	head    []int32  // per path: first leaf, valid when headGen matches gen
 	headGen []uint32 //
 	gen     uint32
+
+	// Paths whose values reach one element (or the top) through two ways
+	// (see dealias).
+	shared    []int32
+	sharedGen []uint32
+	winners   map[int64]int32 // dealias's scratch
 }
 
 // reset prepares f for an event over a machine with npaths paths.
@@ -88,14 +94,17 @@ func (f *flatEvent) reset(src []byte, npaths int) {
 	f.trails = f.trails[:0]
 	f.stack = f.stack[:0]
 	f.arrays = 0
+	f.shared = f.shared[:0]
 	if len(f.head) < npaths {
 		f.head = make([]int32, npaths)
 		f.headGen = make([]uint32, npaths)
+		f.sharedGen = make([]uint32, npaths)
 		f.gen = 0
 	}
 	f.gen++
 	if f.gen == 0 { // wrapped: clear stale stamps
 		clear(f.headGen)
+		clear(f.sharedGen)
 		f.gen = 1
 	}
 }
@@ -167,6 +176,9 @@ func (f *flatEvent) flatten(root *pathNode) error {
 	f.skipSpace()
 	if f.pos < len(f.src) {
 		return f.fail("unexpected data after the top-level object")
+	}
+	for _, path := range f.shared {
+		f.dealias(path) // rare: a repeated key or a dotted one, with arrays
 	}
 	return nil
 }
@@ -360,6 +372,10 @@ func (f *flatEvent) add(path int32, kind valueKind, start, end int, inBuf bool) 
 	next := int32(-1)
 	if f.headGen[path] == f.gen {
 		next = f.head[path]
+		if f.sharedGen[path] != f.gen && twoWays(f.trail(&f.leaves[next]), f.stack) {
+			f.sharedGen[path] = f.gen
+			f.shared = append(f.shared, path)
+		}
 	}
 	f.headGen[path] = f.gen
 	f.head[path] = int32(len(f.leaves))

@@ -63,7 +63,8 @@ import (
 type machine struct {
 	trie    *pathTrie
 	npaths  int
-	names   []string // rule index to name
+	names   []string   // rule index to name
+	pats    []*Pattern // rule index to pattern
 	nstates int
 
 	code []byte
@@ -154,52 +155,91 @@ var (
 // broad conditions last rules out a candidate sooner: with 10,000 rules, 8%
 // fewer states per event on the tenant corpus, 28% fewer on the dense one.
 func buildMachine(names []string, patterns []*Pattern) *machine {
-	b := &builder{trie: newPathTrie()}
-	start := b.newState()
 	uses := make(map[string]int)
 	for _, p := range patterns {
+		if p.single != nil { // paths are unique within an alternative
+			for _, c := range p.single {
+				uses[c.path]++
+			}
+			continue
+		}
 		seen := make(map[string]bool)
-		for _, alt := range p.alts {
-			for i := range alt {
-				if path := alt[i].path; !seen[path] {
-					seen[path] = true
-					uses[path]++
+		p.eachAlt(func(alt alternative) bool {
+			for _, c := range alt {
+				if !seen[c.path] {
+					seen[c.path] = true
+					uses[c.path]++
 				}
 			}
-		}
+			return true
+		})
 	}
-	var conds []*condition
+	var w words
+	size, nalts := 0, 0
+	for _, p := range patterns {
+		size += p.size
+		nalts += p.nalts
+	}
+	w.arena = make([]int32, 0, size)
+	w.chains = make([]chain, 0, nalts)
 	for r, p := range patterns {
-		for _, alt := range p.alts {
-			conds = conds[:0]
-			for i := range alt {
-				conds = append(conds, &alt[i])
-			}
-			slices.SortStableFunc(conds, func(x, y *condition) int {
-				if gx, gy := x.group(), y.group(); gx != gy {
-					return gx - gy
-				}
-				if bx, by := x.broad(), y.broad(); bx != by {
-					if bx {
-						return 1
-					}
-					return -1
-				}
-				if ux, uy := uses[x.path], uses[y.path]; ux != uy {
-					return uy - ux
-				}
-				return strings.Compare(x.path, y.path)
-			})
-			s := start
-			for _, c := range conds {
-				s = b.step(s, c)
-			}
-			if !slices.Contains(s.rules, int32(r)) {
-				s.rules = append(s.rules, int32(r))
-			}
-		}
+		p.eachAlt(func(alt alternative) bool {
+			conds := w.conds[:0]
+			conds = append(conds, alt...)
+			slices.SortFunc(conds, func(x, y *condition) int { return chainOrder(x, y, uses) })
+			w.add(conds, int32(r))
+			w.conds = conds
+			return true
+		})
 	}
-	return b.compile(start, names)
+	b := &builder{trie: newPathTrie()}
+	start := b.fromDAG(w.minimize(), w.labels)
+	m := b.compile(start, names)
+	m.pats = patterns
+	return m
+}
+
+// chainOrder orders the conditions of an alternative into its chain.
+//
+// Conditions that every alternative of the pattern has come first: those
+// that need a value, then those that also accept a missing field, then
+// those that only accept one (see condition.group); within each group,
+// conditions that accept most values (see condition.broad) come last;
+// otherwise conditions are ordered by how many patterns test their path,
+// most first, so that the fields every rule tests (source, detail-type)
+// come first: rules then share the states for them, and one index lookup
+// at the start narrows the candidates to the rules for the event's source.
+// Testing the broad conditions last rules out a candidate sooner: with
+// 10,000 rules, 8% fewer states per event on the tenant corpus, 28% fewer
+// on the dense one.
+//
+// The conditions that only some alternatives have ("$or") follow in the
+// order of the pattern's text, so that each "$or"'s choices sit together
+// in the chain and the alternatives share every state after them (see
+// dag.go): ordered otherwise, nine "$or"s could take hundreds of states.
+func chainOrder(x, y *condition, uses map[string]int) int {
+	if x.common != y.common {
+		if x.common {
+			return -1
+		}
+		return 1
+	}
+	if !x.common {
+		return int(x.seq - y.seq)
+	}
+	if gx, gy := x.group(), y.group(); gx != gy {
+		return gx - gy
+	}
+	if bx, by := x.broad(), y.broad(); bx != by {
+		if bx {
+			return 1
+		}
+		return -1
+	}
+	if ux, uy := uses[x.path], uses[y.path]; ux != uy {
+		return uy - ux
+	}
+	return strings.Compare(x.path, y.path)
 }
 
 // broad reports whether the condition has an operator that accepts most
@@ -228,8 +268,7 @@ type buildState struct {
 
 type buildTrans struct {
 	path        int32
-	children    map[string]*buildState // condition key to next state
-	ops         []buildOp              // in the order added
+	ops         []buildOp // in the order added
 	absentNow   []*buildState
 	absentLater []*buildState
 }
@@ -244,38 +283,48 @@ func (b *builder) newState() *buildState {
 	return &buildState{id: -1}
 }
 
-// step returns the state after condition c from s, creating it if needed.
-func (b *builder) step(s *buildState, c *condition) *buildState {
-	path := b.trie.id(c.path)
-	var t *buildTrans
-	for _, x := range s.trans {
-		if x.path == path {
-			t = x
-			break
+// fromDAG turns the minimal automaton into build states, grouping the
+// conditions of each state's transitions by path.
+func (b *builder) fromDAG(root *dstate, labels []label) *buildState {
+	var conv func(d *dstate) *buildState
+	conv = func(d *dstate) *buildState {
+		if d.built != nil {
+			return d.built
 		}
-	}
-	if t == nil {
-		t = &buildTrans{path: path, children: make(map[string]*buildState)}
-		s.trans = append(s.trans, t)
-	}
-	if next, ok := t.children[c.key]; ok {
-		return next
-	}
-	next := b.newState()
-	t.children[c.key] = next
-	for i := range c.ops {
-		op := &c.ops[i]
-		if op.kind == opAbsent {
-			if c.absentOnly() {
-				t.absentNow = append(t.absentNow, next)
-			} else {
-				t.absentLater = append(t.absentLater, next)
+		s := b.newState()
+		d.built = s
+		s.rules = d.rules
+		for i, l := range d.labels {
+			c, later := labels[l].cond, labels[l].later
+			next := conv(d.kids[i])
+			path := b.trie.id(c.path)
+			var t *buildTrans
+			for _, x := range s.trans {
+				if x.path == path {
+					t = x
+					break
+				}
 			}
-			continue
+			if t == nil {
+				t = &buildTrans{path: path}
+				s.trans = append(s.trans, t)
+			}
+			for i := range c.ops {
+				op := &c.ops[i]
+				if op.kind == opAbsent {
+					if c.absentOnly() && !later {
+						t.absentNow = append(t.absentNow, next)
+					} else {
+						t.absentLater = append(t.absentLater, next)
+					}
+					continue
+				}
+				t.ops = append(t.ops, buildOp{op: op, next: next})
+			}
 		}
-		t.ops = append(t.ops, buildOp{op: op, next: next})
+		return s
 	}
-	return next
+	return conv(root)
 }
 
 // compile numbers the states depth first from start and encodes them.
@@ -720,13 +769,13 @@ func (x *valueIndex) add(op *operator, next int32) {
 	case opEqualsIgnoreCase:
 		addTo(&x.ignoreCase, op.text)
 	case opWildcard:
-		x.globs = append(x.globs, globEntry{glob: op.glob, next: next})
+		x.globs = append(x.globs, globEntry{glob: *op.glob, next: next})
 	case opAnythingBut:
 		x.buts = append(x.buts, butEntry{but: op.but, next: next})
 	case opNumeric:
-		x.ranges = append(x.ranges, rangeEntry{rng: op.rng, next: next})
+		x.ranges = append(x.ranges, rangeEntry{rng: *op.rng, next: next})
 	case opCIDR:
-		x.cidrs.add(op.cidr, next)
+		x.cidrs.add(*op.cidr, next)
 	case opExists:
 		x.exists = append(x.exists, next)
 	}

@@ -1,6 +1,9 @@
 package pattern
 
-import "slices"
+import (
+	"context"
+	"slices"
+)
 
 // matchScratch is the working memory of one match. Matchers pool them; a
 // scratch is used by one goroutine at a time.
@@ -15,11 +18,29 @@ type matchScratch struct {
 	gen     uint32
 	stamp   uint32
 	hits    []int32
+	cands   []int32 // runBounded's candidates
+	tmp     []int32 // reach's next states of one value
+
+	ctx   context.Context // nil: never cancelled
+	err   error           // the context's error, once it ended
+	steps int             // work done so far
+	check int             // the step at which step looks further
+	limit int             // the steps the walk may take; then runBounded
+	over  bool            // the walk stopped: out of budget, or cancelled
 }
 
 // run matches an event against m, leaving the matching rule indexes in
-// ms.hits, sorted.
-func (ms *matchScratch) run(m *machine, event []byte) error {
+// ms.hits, sorted. It stops with ctx's error when ctx ends (ctx may be
+// nil).
+func (ms *matchScratch) run(ctx context.Context, m *machine, event []byte) error {
+	err := ms.match(ctx, m, event)
+	ms.ctx = nil // pooled scratch keeps no context
+	return err
+}
+
+func (ms *matchScratch) match(ctx context.Context, m *machine, event []byte) error {
+	ms.ctx, ms.err, ms.steps, ms.limit, ms.over = ctx, nil, 0, fastBudget, false
+	ms.check = min(cancelEvery, ms.limit+1)
 	ms.ev.reset(event, m.npaths)
 	if err := ms.ev.flatten(m.trie.root); err != nil {
 		return err
@@ -44,6 +65,13 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 	ms.m = m
 	ms.visit(0)
 	ms.m = nil
+	if ms.over && ms.err == nil {
+		ms.runBounded(m)
+	}
+	if ms.err != nil {
+		ms.hits = ms.hits[:0]
+		return ms.err
+	}
 	slices.Sort(ms.hits)
 	return nil
 }
@@ -51,6 +79,10 @@ func (ms *matchScratch) run(m *machine, event []byte) error {
 // visit explores every way on from the state at offset s that is
 // consistent with the values picked so far.
 func (ms *matchScratch) visit(s uint32) {
+	if ms.over || ms.step() {
+		ms.over = true
+		return
+	}
 	m := ms.m
 	code := m.code
 	nrules, ntrans := u32(code, s+4), u32(code, s+8)
@@ -94,6 +126,10 @@ func (ms *matchScratch) visit(s uint32) {
 			p += 4
 		}
 		for li := first; li >= 0; li = ev.leaves[li].next {
+			if ms.over || ms.step() {
+				ms.over = true
+				return
+			}
 			l := &ev.leaves[li]
 			saved := len(ms.trail)
 			if l.trail1 > l.trail0 && !ms.extend(ev.trail(l)) {

@@ -1,6 +1,7 @@
 package pattern
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"sync"
@@ -85,10 +86,18 @@ func (m *Matcher) Match(event []byte) ([]string, error) {
 // AppendMatches appends the names of the matching patterns to dst, in sorted
 // order, and returns it. It allocates nothing when dst has room.
 func (m *Matcher) AppendMatches(dst []string, event []byte) ([]string, error) {
+	return m.AppendMatchesContext(context.Background(), dst, event)
+}
+
+// AppendMatchesContext is AppendMatches, stopped with ctx's error when ctx
+// ends. Matching takes time polynomial in the size of the event whatever
+// the patterns, but a large event against many patterns can still take a
+// while.
+func (m *Matcher) AppendMatchesContext(ctx context.Context, dst []string, event []byte) ([]string, error) {
 	mc := m.cur.Load()
 	ms := m.pool.Get().(*matchScratch)
 	defer m.pool.Put(ms)
-	if err := ms.run(mc, event); err != nil {
+	if err := ms.run(ctx, mc, event); err != nil {
 		return dst, err
 	}
 	for _, r := range ms.hits {

@@ -35,10 +35,12 @@ const (
 type operator struct {
 	kind opKind
 	text string // string operand, number text, or wildcard source
-	glob glob
+	// The compiled operand of the kinds that have one; pointers, so that
+	// the plain kinds, the many, stay small.
+	glob *glob
 	but  *anythingBut
-	rng  numRange
-	cidr ipRange
+	rng  *numRange
+	cidr *ipRange
 }
 
 // key is a canonical text for the operator, equal for equal operators.
@@ -243,4 +245,53 @@ func (g *glob) match(v []byte) bool {
 func sortedUnique(strs []string) []string {
 	slices.Sort(strs)
 	return slices.Compact(strs)
+}
+
+// accepts reports whether the operator accepts the leaf, as the machine's
+// entries for it would lead on (machine.matches and valueIndex). Used where
+// conditions are tested one by one (see bounded.go).
+func (o *operator) accepts(f *flatEvent, l *leaf) bool {
+	switch o.kind {
+	case opString:
+		return l.kind == kindString && string(f.value(l)) == o.text
+	case opNumber:
+		return l.kind == kindNumber && string(f.value(l)) == o.text
+	case opTrue:
+		return l.kind == kindTrue
+	case opFalse:
+		return l.kind == kindFalse
+	case opNull:
+		return l.kind == kindNull
+	case opExists:
+		return true
+	case opAbsent:
+		return false
+	case opAnythingBut:
+		return !o.but.excludes(f, l)
+	case opNumeric:
+		v, ok := f.numberOf(l)
+		return ok && o.rng.contains(v)
+	}
+	if l.kind != kindString {
+		return false
+	}
+	v := f.value(l)
+	switch o.kind {
+	case opPrefix:
+		return bytes.HasPrefix(v, []byte(o.text))
+	case opSuffix:
+		return bytes.HasSuffix(v, []byte(o.text))
+	case opEqualsIgnoreCase:
+		return string(f.folded(l)) == o.text
+	case opPrefixIgnoreCase:
+		return bytes.HasPrefix(f.folded(l), []byte(o.text))
+	case opSuffixIgnoreCase:
+		return bytes.HasSuffix(f.folded(l), []byte(o.text))
+	case opWildcard:
+		return o.glob.match(v)
+	case opCIDR:
+		a, ok := eventIP(v)
+		return ok && o.cidr.contains(a)
+	}
+	return false
 }

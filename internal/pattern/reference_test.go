@@ -99,13 +99,14 @@ type refLeaf struct {
 	path  string
 	value *refNode
 	trail map[int]int
+	order [][2]int // the same arrays and indexes, outermost first
 }
 
 func refFlatten(root *refNode) []refLeaf {
 	var leaves []refLeaf
 	arrays := 0
-	var walk func(n *refNode, path string, top bool, trail map[int]int)
-	walk = func(n *refNode, path string, top bool, trail map[int]int) {
+	var walk func(n *refNode, path string, top bool, order [][2]int)
+	walk = func(n *refNode, path string, top bool, order [][2]int) {
 		switch n.kind {
 		case "object":
 			for i, k := range n.keys {
@@ -113,25 +114,67 @@ func refFlatten(root *refNode) []refLeaf {
 				if !top {
 					p = path + "." + k
 				}
-				walk(n.members[i], p, false, trail)
+				walk(n.members[i], p, false, order)
 			}
 		case "array":
 			id := arrays
 			arrays++
 			for i, m := range n.members {
-				t := make(map[int]int, len(trail)+1)
-				for a, x := range trail {
-					t[a] = x
-				}
-				t[id] = i
-				walk(m, path, top, t)
+				walk(m, path, top, append(order[:len(order):len(order)], [2]int{id, i}))
 			}
 		default:
-			leaves = append(leaves, refLeaf{path: path, value: n, trail: trail})
+			trail := map[int]int{}
+			for _, p := range order {
+				trail[p[0]] = p[1]
+			}
+			leaves = append(leaves, refLeaf{path: path, value: n, trail: trail, order: order})
 		}
 	}
-	walk(root, "", true, map[int]int{})
-	return leaves
+	walk(root, "", true, nil)
+	return refDealias(leaves)
+}
+
+// refDealias keeps, of the values of a path within one array element (or
+// the top of the event), only those that reach it the way its last value
+// does: directly, or through the same array below it. A value is dropped
+// when, for some element it sits in, the last value of its path in that
+// element came another way.
+func refDealias(leaves []refLeaf) []refLeaf {
+	way := func(l *refLeaf, d int) int {
+		if d < len(l.order) {
+			return l.order[d][0]
+		}
+		return -1
+	}
+	within := func(l *refLeaf, prefix [][2]int) bool {
+		if len(l.order) < len(prefix) {
+			return false
+		}
+		for i, p := range prefix {
+			if l.order[i] != p {
+				return false
+			}
+		}
+		return true
+	}
+	var out []refLeaf
+	for i := range leaves {
+		l := &leaves[i]
+		keep := true
+		for d := 0; d <= len(l.order) && keep; d++ {
+			for j := len(leaves) - 1; j >= 0; j-- {
+				m := &leaves[j]
+				if m.path == l.path && within(m, l.order[:d]) {
+					keep = way(m, d) == way(l, d)
+					break
+				}
+			}
+		}
+		if keep {
+			out = append(out, *l)
+		}
+	}
+	return out
 }
 
 // refCondition is what one path of one alternative requires.
