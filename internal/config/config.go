@@ -34,6 +34,9 @@ type Config struct {
 	AllowHTTPEndpoints    bool
 	RetryBaseDelay        time.Duration
 	RetryMaxDelay         time.Duration
+	// MatchTimeout bounds the matching of one event against its bus's
+	// rules; an event that needs longer on every try is set aside.
+	MatchTimeout time.Duration
 	// Pprof serves /debug/pprof/.
 	Pprof bool
 	// AttemptLogMaxAge and AttemptLogMaxBytes bound the delivery attempt
@@ -84,6 +87,7 @@ func Default() Config {
 		AccountID:          "000000000000",
 		RetryBaseDelay:     time.Second,
 		RetryMaxDelay:      15 * time.Minute,
+		MatchTimeout:       2 * time.Second,
 		AttemptLogMaxAge:   7 * 24 * time.Hour,
 		AttemptLogMaxBytes: 1 << 30,
 		SyncInterval:       time.Second,
@@ -121,6 +125,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
+	fs.DurationVar(&c.MatchTimeout, "match-timeout", c.MatchTimeout, "longest the router matches one event against its bus's rules; an event that needs longer 3 times is set aside")
 	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
 	fs.Int64Var(&c.AttemptLogMaxBytes, "attempt-log-max-bytes", c.AttemptLogMaxBytes, "the most the delivery attempt log holds, in bytes (the oldest records go first)")
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; slower)")
@@ -199,6 +204,11 @@ func (c *Config) Validate() error {
 	}
 	if c.AttemptLogMaxAge <= 0 || c.AttemptLogMaxBytes <= 0 {
 		errs = append(errs, errors.New("--attempt-log-max-age and --attempt-log-max-bytes must be positive"))
+	}
+	if c.MatchTimeout <= 0 || c.MatchTimeout > 4*time.Second {
+		// The router's acknowledgement wait is 5 s: a longer match would
+		// have the event routed twice at once.
+		errs = append(errs, errors.New("--match-timeout must be positive and at most 4s"))
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))

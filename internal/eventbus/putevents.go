@@ -197,15 +197,8 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 		return store.Event{}, putEventsResult{ErrorCode: "InvalidArgument", ErrorMessage: "Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters."}
 	}
 	detail := []byte(*e.Detail)
-	if trimmed := bytes.TrimSpace(detail); len(trimmed) == 0 || trimmed[0] != '{' || pattern.CheckEvent(trimmed) != nil {
-		return store.Event{}, putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
-	}
-	bus, ok := s.arns.busName(e.EventBusName)
-	if !ok {
-		return store.Event{}, putEventsResult{ErrorCode: "ResourceNotFoundException", ErrorMessage: "Event bus " + *e.EventBusName + " does not exist."}
-	}
-	if _, _, ok := s.reg.getBus(bus); !ok {
-		return store.Event{}, putEventsResult{ErrorCode: "ResourceNotFoundException", ErrorMessage: "Event bus " + bus + " does not exist."}
+	if trimmed := bytes.TrimSpace(detail); len(trimmed) == 0 || trimmed[0] != '{' {
+		return store.Event{}, malformedDetail
 	}
 	t := now
 	if e.Time != nil && !e.Time.IsZero() {
@@ -221,8 +214,24 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
 		Detail: compact(detail),
 	})
+	// The whole event is checked as the router will read it: a detail
+	// that is not JSON, or that nests deeper than the router reads once
+	// inside the envelope, is refused here rather than accepted and never
+	// routed.
+	if pattern.CheckEvent(data) != nil {
+		return store.Event{}, malformedDetail
+	}
+	bus, ok := s.arns.busName(e.EventBusName)
+	if !ok {
+		return store.Event{}, putEventsResult{ErrorCode: "ResourceNotFoundException", ErrorMessage: "Event bus " + *e.EventBusName + " does not exist."}
+	}
+	if _, _, ok := s.reg.getBus(bus); !ok {
+		return store.Event{}, putEventsResult{ErrorCode: "ResourceNotFoundException", ErrorMessage: "Event bus " + bus + " does not exist."}
+	}
 	return store.Event{ID: id, Bus: bus, Ingested: now, Data: data}, putEventsResult{EventId: id}
 }
+
+var malformedDetail = putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
 
 // appendEnvelope appends the event as JSON, members in AWS's order,
 // without validating and compacting the detail a second time, and without

@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
@@ -283,8 +284,9 @@ func hasWildcard(src string) bool {
 	return err == nil && p.HasWildcard()
 }
 
-// match returns the enabled rules of bus that match event.
-func (g *registry) match(bus string, event []byte) ([]Rule, error) {
+// match returns the enabled rules of bus that match event. It stops with
+// ctx's error when ctx ends.
+func (g *registry) match(ctx context.Context, bus string, event []byte) ([]Rule, error) {
 	g.mu.RLock()
 	b := g.buses[bus]
 	var m *pattern.Matcher
@@ -295,7 +297,7 @@ func (g *registry) match(bus string, event []byte) ([]Rule, error) {
 	if m == nil {
 		return nil, nil
 	}
-	names, err := m.Match(event)
+	names, err := m.AppendMatchesContext(ctx, nil, event)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}

@@ -16,8 +16,9 @@ import (
 // store offers each event once (again after a crash; jobs carry ids that
 // make the second queueing a no-op).
 func (s *Service) route(ctx context.Context) {
+	aside := func(ev store.Event, reason string) { s.metrics.SetAside(ev.Bus, reason) }
 	for ctx.Err() == nil {
-		err := s.st.RouteEvents(ctx, s.routeEvent)
+		err := s.st.RouteEvents(ctx, s.routeEvent, aside)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
@@ -29,15 +30,27 @@ func (s *Service) route(ctx context.Context) {
 	}
 }
 
+// defaultMatchTimeout bounds the matching of one event. Matching takes
+// time polynomial in the size of the event, milliseconds for any ordinary
+// one; an event that takes longer is tried again (maybe on a node with
+// more time), and set aside after a few tries. It is shorter than the
+// router's acknowledgement wait, so an event is never routed twice at
+// once.
+const defaultMatchTimeout = 2 * time.Second
+
 func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
-	rules, err := s.reg.match(ev.Bus, ev.Data)
+	mctx, cancel := context.WithTimeout(ctx, s.matchTime)
+	rules, err := s.reg.match(mctx, ev.Bus, ev.Data)
+	cancel()
 	if err != nil {
 		var evErr *pattern.EventError
-		if errors.As(err, &evErr) {
-			// Events are checked before they are stored; one that does not
-			// parse cannot match any rule.
-			s.log.Error("stored event does not parse", "event_id", ev.ID, "bus", ev.Bus, "error", err)
-			return nil
+		switch {
+		case errors.As(err, &evErr):
+			// PutEvents checks events before it stores them, so this is an
+			// event stored by another version, or a bug: it can never match.
+			return &store.Unroutable{Reason: "the event does not parse", Final: true, Err: err}
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			return &store.Unroutable{Reason: "matching the event took longer than " + s.matchTime.String(), Err: err}
 		}
 		return err
 	}

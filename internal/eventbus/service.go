@@ -4,6 +4,7 @@
 package eventbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,8 +47,11 @@ type Config struct {
 	Queues Queues
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
-	Now     func() time.Time // nil means time.Now
+	// MatchTimeout bounds the matching of one event (0: 2 s); see
+	// routeEvent.
+	MatchTimeout time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
@@ -63,6 +67,7 @@ type Service struct {
 	allowHTTP bool
 	queues    Queues
 	metrics   *metrics.Metrics
+	matchTime time.Duration
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -94,6 +99,7 @@ func New(cfg Config) *Service {
 		allowHTTP: cfg.AllowHTTPEndpoints,
 		queues:    cfg.Queues,
 		metrics:   cfg.Metrics,
+		matchTime: cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
 	}
 }
 

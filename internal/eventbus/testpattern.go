@@ -42,8 +42,12 @@ func (s *Service) testEventPattern(ctx context.Context, body []byte) (any, error
 	if !validTestEvent([]byte(*in.Event)) {
 		return nil, awsapi.Errorf(awsapi.CodeValidation, "Parameter Event is not valid.")
 	}
-	ok, err := p.Match([]byte(*in.Event))
+	// Matching stops when the client goes away.
+	ok, err := p.MatchContext(ctx, []byte(*in.Event))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, awsapi.Errorf(awsapi.CodeValidation, "Parameter Event is not valid.")
 	}
 	return struct {

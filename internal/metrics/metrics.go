@@ -21,6 +21,7 @@ type Metrics struct {
 	// Routing (per bus and rule, as EventBridge's RuleName and
 	// EventBusName dimensions).
 	MatchedEvents      *prometheus.CounterVec // bus
+	EventsSetAside     *prometheus.CounterVec // bus, reason
 	TriggeredRules     *prometheus.CounterVec // bus, rule
 	InvocationsCreated *prometheus.CounterVec // bus, rule
 
@@ -66,7 +67,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		return c
 	}
 	m := &Metrics{
-		MatchedEvents:      f("matched_events_total", "Events that matched at least one rule (EventBridge MatchedEvents).", "bus"),
+		MatchedEvents: f("matched_events_total", "Events that matched at least one rule (EventBridge MatchedEvents).", "bus"),
+		EventsSetAside: f("events_set_aside_total",
+			"Stored events the router could not route (one that does not parse, or whose matching ran out of time on every try), kept aside instead of blocking the router.",
+			"bus", "reason"),
 		TriggeredRules:     f("triggered_rules_total", "Rules that matched an event (EventBridge TriggeredRules).", "bus", "rule"),
 		InvocationsCreated: f("invocations_created_total", "Invocations created: one per matched event and target (EventBridge InvocationsCreated).", "bus", "rule"),
 		Invocations: f("invocations_total",
@@ -122,6 +126,14 @@ func (m *Metrics) Matched(bus string, rules []Rule, invocations []int) {
 			m.InvocationsCreated.WithLabelValues(r.Bus, r.Name).Add(float64(n))
 		}
 	}
+}
+
+// SetAside records an event the router set aside.
+func (m *Metrics) SetAside(bus, reason string) {
+	if m == nil {
+		return
+	}
+	m.EventsSetAside.WithLabelValues(bus, reason).Inc()
 }
 
 // Attempt records one invocation attempt: retry is true after the first

@@ -91,6 +91,7 @@ func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
 	}
 	d.out.RuleArn = rule.Arn
 	s.checkRule(d, rule)
+	s.checkAside(ctx, d, rule)
 	found := false
 	for _, t := range rule.Targets {
 		if in.TargetId != nil && t.Id != *in.TargetId {

@@ -118,6 +118,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
 			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
 		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues, Metrics: s.metrics,
+		MatchTimeout: cfg.MatchTimeout,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		s.iam.Stop()

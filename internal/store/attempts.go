@@ -54,6 +54,7 @@ const (
 	OutcomeDLQFailed     = "DEAD_LETTER_FAILED" // not delivered, and not stored in its dead-letter queue
 	OutcomeDropped       = "DROPPED"            // not delivered, no dead-letter queue
 	OutcomeNotDelivered  = "NOT_DELIVERED"      // not delivered; what became of it is in a later record
+	OutcomeSetAside      = "SET_ASIDE"          // the event could not be routed; it is kept in the aside stream
 	defaultAttemptsAge   = 7 * 24 * time.Hour
 	defaultAttemptsBytes = 1 << 30
 )
@@ -86,6 +87,10 @@ func (s *Store) ensureAttempts(ctx context.Context) error {
 	return nil
 }
 
+// routerKey takes the place of a target key in records of the router's
+// (events set aside). It is not a hex hash, so no target has it.
+const routerKey = "router"
+
 func attemptSubject(targetKey, eventID string) string {
 	return attemptsSubject + "." + targetKey + "." + eventBucket(eventID)
 }
@@ -106,7 +111,11 @@ func (s *Store) LogAttempt(a Attempt) {
 	if err != nil {
 		return
 	}
-	if err := s.nc.Publish(attemptSubject(TargetKey(a.RuleArn, a.TargetID), a.EventID), data); err != nil {
+	key := TargetKey(a.RuleArn, a.TargetID)
+	if a.RuleArn == "" {
+		key = routerKey // a record of the router's, before any target
+	}
+	if err := s.nc.Publish(attemptSubject(key, a.EventID), data); err != nil {
 		s.log.Warn("attempt log", "error", err)
 	}
 }

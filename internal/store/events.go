@@ -113,7 +113,10 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 // returns nil; when fn fails the event is offered again after a pause. After
 // a crash, events whose acknowledgement was not yet stored are offered
 // again, so fn must be idempotent. RouteEvents returns when ctx ends.
-func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error) error {
+//
+// An event fn fails with an *Unroutable error is set aside after
+// maxRouteTries tries (see routeFailed), and aside is told.
+func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event) error, aside func(ev Event, reason string)) error {
 	cons, err := s.durable(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:     routerConsumer,
 		Description: "matches events against rules and queues delivery jobs",
@@ -137,9 +140,17 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 			return
 		}
 		if err := fn(ctx, ev); err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("route event", "event_id", ev.ID, "error", err)
+			if ctx.Err() != nil {
+				_ = m.Nak() // stopping: another node, or the next start, routes it
+				return
 			}
+			if reason, ok := s.routeFailed(ctx, m, ev, err); ok {
+				if aside != nil {
+					aside(ev, reason)
+				}
+				return
+			}
+			s.log.Warn("route event", "event_id", ev.ID, "bus", ev.Bus, "error", err)
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
@@ -150,6 +161,34 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 		}
 	})
 	return nil
+}
+
+// routeFailed handles an event the router could not route because of the
+// event itself (an *Unroutable error): after maxRouteTries tries, or at
+// once when trying again cannot help, the event is set aside and
+// acknowledged, so that it never holds the router. It reports whether it
+// did so, and why.
+func (s *Store) routeFailed(ctx context.Context, m jetstream.Msg, ev Event, err error) (string, bool) {
+	var un *Unroutable
+	if !errors.As(err, &un) {
+		return "", false
+	}
+	tries := uint64(1)
+	if md, merr := m.Metadata(); merr == nil {
+		tries = md.NumDelivered
+	}
+	if !un.Final && tries < maxRouteTries {
+		return "", false
+	}
+	if aerr := s.setAside(ctx, m, ev, un.Reason, tries); aerr != nil {
+		s.log.Error("set unroutable event aside", "event_id", ev.ID, "bus", ev.Bus, "error", aerr)
+		return "", false
+	}
+	s.log.Error("event set aside: it cannot be routed", "event_id", ev.ID, "bus", ev.Bus, "attempt", tries, "error", err)
+	if aerr := m.Ack(); aerr != nil {
+		s.log.Warn("ack event set aside", "event_id", ev.ID, "error", aerr)
+	}
+	return un.Reason, true
 }
 
 // routerConsumer is the durable consumer that routes stored events.

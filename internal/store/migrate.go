@@ -35,6 +35,7 @@ type MigrateStats struct {
 	Delayed       int // deliveries waiting for a retry or a deferral
 	QueueMessages int
 	Attempts      int // records of the delivery attempt log
+	Aside         int // events set aside by the router
 }
 
 // Migrate copies the durable state of from (a store nothing else uses: a
@@ -109,6 +110,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 			}
 		}},
 		{"attempt log", attemptsStream, 1, &st.Attempts, nil},
+		{"events set aside", asideStream, 1, &st.Aside, nil},
 	}
 	// Each queue's consumer is made when the queue is created; the
 	// queues come over as records, so their consumers are made here.
@@ -259,7 +261,7 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 // removeAll deletes every stream and bucket bridgeport keeps, then creates
 // them again, empty.
 func (s *Store) removeAll(ctx context.Context) error {
-	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream,
+	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream,
 		"KV_" + configBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket} {
 		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)

@@ -37,7 +37,7 @@ func TestMigrateStore(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
+		_ = from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil }, nil)
 	}()
 	for routed.Load() < 2 {
 		time.Sleep(10 * time.Millisecond)

@@ -406,6 +406,9 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err := s.ensureAttempts(ctx); err != nil {
 		return err
 	}
+	if err := s.ensureAside(ctx); err != nil {
+		return err
+	}
 	if err := s.ensureNodes(ctx); err != nil {
 		return err
 	}

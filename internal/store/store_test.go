@@ -120,7 +120,7 @@ func TestRouteEventsAndJobs(t *testing.T) {
 			got <- ev
 			return s.AppendJobs(ctx, []Job{{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data},
 				{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data}})
-		})
+		}, nil)
 	}()
 	// Routed once each, in any order (several at a time).
 	routed := map[string]bool{}
