@@ -40,8 +40,12 @@ type Config struct {
 	Quotas    Quotas
 	// Secrets seals connection secrets at rest.
 	Secrets *secretbox.Box
-	// AllowHTTPEndpoints lets API destinations use plain http.
+	// AllowHTTPEndpoints lets API destinations and OAuth token endpoints
+	// use plain http.
 	AllowHTTPEndpoints bool
+	// AllowPrivateEndpoints says that private addresses may be reached
+	// (the invoker enforces it; the service only mentions it in messages).
+	AllowPrivateEndpoints bool
 	// Queues answers whether queues exist, for DeadLetterConfig.
 	Queues Queues
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
@@ -61,8 +65,10 @@ type Service struct {
 	reg       *registry
 	box       *secretbox.Box
 	allowHTTP bool
-	queues    Queues
-	metrics   *metrics.Metrics
+	// allowPrivate is for messages only.
+	allowPrivate bool
+	queues       Queues
+	metrics      *metrics.Metrics
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -84,16 +90,17 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{
-		st:        cfg.Store,
-		arns:      arns{region: cfg.Region, account: cfg.AccountID},
-		quotas:    cfg.Quotas,
-		log:       log,
-		now:       now,
-		reg:       newRegistry(log),
-		box:       cfg.Secrets,
-		allowHTTP: cfg.AllowHTTPEndpoints,
-		queues:    cfg.Queues,
-		metrics:   cfg.Metrics,
+		st:           cfg.Store,
+		arns:         arns{region: cfg.Region, account: cfg.AccountID},
+		quotas:       cfg.Quotas,
+		log:          log,
+		now:          now,
+		reg:          newRegistry(log),
+		box:          cfg.Secrets,
+		allowHTTP:    cfg.AllowHTTPEndpoints,
+		allowPrivate: cfg.AllowPrivateEndpoints,
+		queues:       cfg.Queues,
+		metrics:      cfg.Metrics,
 	}
 }
 
