@@ -377,8 +377,10 @@ func TestTargetLimits(t *testing.T) {
 	}
 	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("!@#$@!#$"), Arn: aws.String("arn:x")}}})
 	apiError(t, err, "ValidationException", "1 validation error detected: Value '!@#$@!#$' at 'targets.1.member.id' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+")
-	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("arn:x"), Input: aws.String("{}"), InputPath: aws.String("$.detail")}}})
+	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:q"), Input: aws.String("{}"), InputPath: aws.String("$.detail")}}})
 	apiError(t, err, "ValidationException", "Only one of Input, InputPath, or InputTransformer must be provided for target x.")
+	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("not-an-arn")}}})
+	apiError(t, err, "ValidationException", "Parameter not-an-arn is not valid. Reason: Provided Arn is not in correct format.")
 	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("ghost"), Targets: targets[:1]})
 	apiError(t, err, "ResourceNotFoundException", "Rule ghost does not exist on EventBus default.")
 	lt, _ := e.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r")})
