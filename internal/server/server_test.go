@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
 	"bridgeport/internal/config"
@@ -532,10 +534,11 @@ func TestProtocol(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		var got struct {
-			Type string `json:"__type"`
+			Type    string `json:"__type"`
+			Message string `json:"message"`
 		}
 		_ = json.Unmarshal(body, &got)
-		if resp.StatusCode != tc.status || got.Type != tc.code || resp.Header.Get("X-Amzn-ErrorType") != tc.code || resp.Header.Get("x-amzn-RequestId") == "" {
+		if resp.StatusCode != tc.status || got.Type != tc.code || resp.Header.Get("X-Amzn-ErrorType") != tc.code || resp.Header.Get("x-amzn-RequestId") == "" || got.Message == "" {
 			t.Errorf("%s: %d %s %v", tc.name, resp.StatusCode, body, resp.Header)
 		}
 	}
@@ -581,11 +584,32 @@ func TestQuotas(t *testing.T) {
 	}
 }
 
-// TestUnknownOperation sends a correctly signed request for an operation
-// EventBridge does not have.
+// TestUnknownOperation calls operations bridgeport does not implement
+// through each protocol's SDK client, and sends a correctly signed request
+// for an operation EventBridge does not have: each answer names the
+// operation and says bridgeport does not support it.
 func TestUnknownOperation(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
+	says := func(err error, code string, words ...string) {
+		t.Helper()
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != code {
+			t.Fatalf("got %v, want %s", err, code)
+		}
+		for _, w := range words {
+			if !strings.Contains(ae.ErrorMessage(), w) {
+				t.Errorf("%s: message %q does not say %q", code, ae.ErrorMessage(), w)
+			}
+		}
+	}
+	_, err := e.eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("a"), EventSourceArn: aws.String("arn:aws:events:us-east-1:000000000000:event-bus/default")})
+	says(err, "UnknownOperationException", "does not support the operation CreateArchive", "AWSEvents.CreateArchive")
+	_, err = e.sqsClient().ListDeadLetterSourceQueues(ctx, &awssqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String("http://" + e.srv.Addr() + "/000000000000/q")})
+	says(err, "UnknownOperationException", "does not support the operation ListDeadLetterSourceQueues", "AmazonSQS.ListDeadLetterSourceQueues")
+	_, err = e.iamClient().CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("u")})
+	says(err, "InvalidAction", "Could not find operation CreateUser for version 2010-05-08", "does not implement")
+
 	body := []byte(`{}`)
 	req, _ := http.NewRequest("POST", "http://"+e.srv.Addr()+"/", bytes.NewReader(body))
 	req.Header.Set("X-Amz-Target", "AWSEvents.FlyToTheMoon")
@@ -600,7 +624,7 @@ func TestUnknownOperation(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 400 || !strings.Contains(string(got), `"__type":"UnknownOperationException"`) {
+	if resp.StatusCode != 400 || !strings.Contains(string(got), `"__type":"UnknownOperationException"`) || !strings.Contains(string(got), "FlyToTheMoon") {
 		t.Errorf("%d %s", resp.StatusCode, got)
 	}
 }
