@@ -69,7 +69,7 @@ type Quotas struct {
 	TargetsPerRule    int
 	PatternSize       int // characters in an event pattern
 	WildcardRules     int // rules with a wildcard pattern per bus
-	EventSize         int // bytes in one PutEvents entry
+	EventSize         int // bytes of the entries of one PutEvents request
 	Connections       int
 	ApiDestinations   int
 	ShutdownGraceTime time.Duration
@@ -133,7 +133,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.IntVar(&c.Quotas.WildcardRules, "max-wildcard-rules", c.Quotas.WildcardRules, "quota: rules with wildcard patterns per bus")
 	fs.IntVar(&c.Quotas.Connections, "max-connections", c.Quotas.Connections, "quota: connections")
 	fs.IntVar(&c.Quotas.ApiDestinations, "max-api-destinations", c.Quotas.ApiDestinations, "quota: API destinations")
-	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes in one PutEvents entry")
+	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes of all the entries of one PutEvents request together, counted as AWS counts them")
 	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiles at /debug/pprof/ on the listener (for measuring; off in production)")
 	if err := fs.Parse(args); err != nil {
