@@ -359,26 +359,8 @@ func rootCause(err error) error {
 	return err
 }
 
-// Probe sends a HEAD request to an endpoint the way invocations go (same
-// TLS trust, private-address guard, timeout, no redirects), without a body
-// or credentials, and classifies the outcome as an invocation's: any HTTP
-// answer means the endpoint is reachable and answers in time.
-func (iv *Invoker) Probe(ctx context.Context, endpoint string) Result {
-	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, endpoint, nil)
-	if err != nil {
-		return Result{Code: CodeInvalidParameter, Message: "the endpoint is not a URL", Start: start, End: time.Now()}
-	}
-	req.Header.Set("User-Agent", "Amazon/EventBridge/ApiDestinations (bridgeport diagnose)")
-	resp, err := iv.client.Do(req)
-	if err != nil {
-		res := classifyError(err, req.URL, iv.timeout)
-		res.Start, res.End = start, time.Now()
-		return res
-	}
-	resp.Body.Close()
-	return Result{Status: resp.StatusCode, Start: start, End: time.Now()}
-}
+// Timeout is how long an invocation or a token request may take.
+func (iv *Invoker) Timeout() time.Duration { return iv.timeout }
 
 // ResolvesPrivate reports whether a host name resolves to an address
 // invocations refuse (loopback, private, link-local, unique-local).

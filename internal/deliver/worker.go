@@ -363,8 +363,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		auth.Token = tok
 	}
 	start := time.Now()
-	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
-		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
+	res := w.cfg.Invoker.Invoke(ctx, t.invocation(body, j.Event, auth))
 	w.record(d.Arn, res)
 	res.Message = redact(res.Message, auth, d)
 	if ctx.Err() == nil || res.OK() {
