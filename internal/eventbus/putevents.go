@@ -211,17 +211,29 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 	if e.Time != nil && !e.Time.IsZero() {
 		t = e.Time.UTC()
 	}
-	resources := e.Resources
+	id := awsapi.NewRequestID()
+	data := s.encodeEvent(id, *e.Source, *e.DetailType, e.Resources, t, compact(detail))
+	return store.Event{ID: id, Bus: bus, Ingested: now, Data: data}, putEventsResult{EventId: id}
+}
+
+// encodeEvent returns an event of this account and region in the envelope
+// targets receive; detail is compact JSON, t in UTC.
+func (s *Service) encodeEvent(id, source, detailType string, resources []string, t time.Time, detail []byte) []byte {
 	if resources == nil {
 		resources = []string{}
 	}
-	id := awsapi.NewRequestID()
-	data := appendEnvelope(make([]byte, 0, len(detail)+256+len(*e.Source)+len(*e.DetailType)), envelope{
-		Version: "0", ID: id, DetailType: *e.DetailType, Source: *e.Source, Account: s.arns.account,
+	return appendEnvelope(make([]byte, 0, len(detail)+256+len(source)+len(detailType)), envelope{
+		Version: "0", ID: id, DetailType: detailType, Source: source, Account: s.arns.account,
 		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
-		Detail: compact(detail),
+		Detail: detail,
 	})
-	return store.Event{ID: id, Bus: bus, Ingested: now, Data: data}, putEventsResult{EventId: id}
+}
+
+// Event returns a new event (a fresh id, the time now) of this account and
+// region, as targets receive one: for test requests such as diagnose's
+// probe. detail must be compact JSON.
+func (s *Service) Event(source, detailType string, detail []byte) []byte {
+	return s.encodeEvent(awsapi.NewRequestID(), source, detailType, nil, s.now().UTC(), detail)
 }
 
 // appendEnvelope appends the event as JSON, members in AWS's order,

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -377,20 +376,8 @@ const probeSource = "bridgeport.diagnose"
 // that says what it is, so that an endpoint (or whoever reads its logs)
 // can tell it from a real one.
 func (s *Server) probeEvent() []byte {
-	ev := struct {
-		Version    string   `json:"version"`
-		ID         string   `json:"id"`
-		DetailType string   `json:"detail-type"`
-		Source     string   `json:"source"`
-		Account    string   `json:"account"`
-		Time       string   `json:"time"`
-		Region     string   `json:"region"`
-		Resources  []string `json:"resources"`
-		Detail     any      `json:"detail"`
-	}{"0", awsapi.NewRequestID(), "bridgeport diagnose probe", probeSource, s.cfg.AccountID, time.Now().UTC().Format(time.RFC3339), s.cfg.Region, []string{},
-		map[string]any{"probe": true, "note": "A test request sent by bridgeport diagnose --probe to check this endpoint; it is not an event."}}
-	b, _ := json.Marshal(ev)
-	return b
+	return s.events.Event(probeSource, "bridgeport diagnose probe",
+		[]byte(`{"probe":true,"note":"A test request sent by bridgeport diagnose --probe to check this endpoint; it is not an event."}`))
 }
 
 // probe sends the destination a test event as a delivery would (its

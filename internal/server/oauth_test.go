@@ -283,17 +283,7 @@ func TestOAuthEndpointRules(t *testing.T) {
 		InvocationEndpoint: aws.String(plain.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost})
 	apiError(t, err, "ValidationException", "Invalid InvocationEndpoint "+plain.URL+"/hook: only HTTPS endpoints are allowed."+
 		" This server refuses http:// endpoints: start bridgeport with --allow-http-endpoints to allow them.")
-	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(target.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["t"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: e.invokeRole()}}}); err != nil {
-		t.Fatal(err)
-	}
+	e.routeThrough(conn.ConnectionArn, target.URL+"/hook", 300)
 	if out, err := e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil || out.FailedEntryCount != 0 {
 		t.Fatalf("PutEvents: %+v %v", out, err)
 	}
