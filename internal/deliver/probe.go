@@ -5,15 +5,6 @@ import (
 	"time"
 )
 
-// invocation is the request a delivery of body to t sends: the
-// destination's method and endpoint, the target's HttpParameters (JSONPath
-// values taken from event), the connection's parameters and auth.
-func (t *Target) invocation(body, event []byte, auth Auth) *Invocation {
-	d := t.Destination
-	return &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: event,
-		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth}
-}
-
 // Probe sends event to an API destination target as a delivery would send
 // an event (its method, endpoint, HTTP parameters and connection auth,
 // through the same invoker: TLS trust, private-address guard, plain-http
