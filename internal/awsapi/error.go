@@ -3,6 +3,7 @@ package awsapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error is an error as AWS sends it: a code (the exception name), a message
@@ -47,3 +48,28 @@ const (
 	CodeInvalidPattern   = "InvalidEventPatternException"
 	CodeConcurrentMod    = "ConcurrentModificationException"
 )
+
+// unknownOperation is the answer to a JSON protocol request bridgeport has
+// no operation for: svc is the service its X-Amz-Target names, nil when
+// none does. AWS sends UnknownOperationException without a message; this
+// one says what was asked for and what bridgeport serves.
+func (s *Server) unknownOperation(target string, svc *JSONService) *Error {
+	if svc != nil {
+		_, op, _ := strings.Cut(target, ".")
+		return Errorf(CodeUnknownOperation, "bridgeport does not support the operation %s (X-Amz-Target %s): it is not an operation of the %s API, "+
+			"or not one bridgeport implements; docs/OPERATIONS.md lists those it does.", op, target, svc.SigningName)
+	}
+	var served []string
+	for _, svc := range s.Services {
+		served = append(served, svc.TargetPrefix+".<Operation>")
+	}
+	what := "The request has no X-Amz-Target header"
+	if target != "" {
+		what = fmt.Sprintf("bridgeport does not serve X-Amz-Target %s", target)
+	}
+	msg := fmt.Sprintf("%s: the AWS JSON protocol here takes %s.", what, strings.Join(served, ", "))
+	if len(s.Query) > 0 {
+		msg += " IAM speaks the Query protocol (a form-encoded Action, no X-Amz-Target)."
+	}
+	return &Error{Code: CodeUnknownOperation, Message: msg}
+}

@@ -168,8 +168,14 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	action = form.Get("Action")
 	op := svc.Operations[action]
-	if op == nil {
-		fail(&Error{Code: "InvalidAction", Message: fmt.Sprintf("Could not find operation %s for version %s", action, form.Get("Version"))})
+	switch {
+	case action == "":
+		fail(&Error{Code: "MissingAction", Message: "The request must contain the parameter Action."})
+		return
+	case op == nil:
+		// AWS's wording, then what bridgeport adds.
+		fail(&Error{Code: "InvalidAction", Message: fmt.Sprintf("Could not find operation %s for version %s: bridgeport's %s API does not implement it; docs/OPERATIONS.md lists the operations it does.",
+			action, form.Get("Version"), strings.ToUpper(svc.SigningName))})
 		return
 	}
 	if v := form.Get("Version"); v != svc.Version {

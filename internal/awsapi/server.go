@@ -137,7 +137,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if svc == nil {
-		fail(&Error{Code: CodeUnknownOperation, Message: ""})
+		fail(s.unknownOperation(target, nil))
 		return
 	}
 	id, err := s.Verifier.Verify(r, body, svc.SigningName)
@@ -151,7 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if op == nil {
-		fail(&Error{Code: CodeUnknownOperation, Message: ""})
+		fail(s.unknownOperation(target, svc))
 		return
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)

@@ -22,7 +22,7 @@ func diagnose(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	rule := fs.String("rule", "", "the rule to check (required)")
 	bus := fs.String("event-bus", "default", "the rule's event bus")
 	target := fs.String("target", "", "check only this target id")
-	probe := fs.Bool("probe", false, "send a HEAD request to API destination endpoints (certificate, reachability, 5-second answer)")
+	probe := fs.Bool("probe", false, "send each API destination one request as a delivery would (its method, the connection's auth) with a test event from source bridgeport.diagnose as the body, and report the answer and its time")
 	output := fs.String("output", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -72,7 +72,7 @@ type Quotas struct {
 	TargetsPerRule    int
 	PatternSize       int // characters in an event pattern
 	WildcardRules     int // rules with a wildcard pattern per bus
-	EventSize         int // bytes in one PutEvents entry
+	EventSize         int // bytes of the entries of one PutEvents request
 	Connections       int
 	ApiDestinations   int
 	ShutdownGraceTime time.Duration
@@ -120,8 +120,8 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of every stream and bucket bridgeport creates (default: 3 on a NATS cluster, 1 otherwise)")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
-	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
-	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
+	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations and OAuth token endpoints on private and loopback addresses")
+	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations and OAuth token endpoints over plain http (credentials in the clear)")
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
@@ -138,7 +138,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.IntVar(&c.Quotas.WildcardRules, "max-wildcard-rules", c.Quotas.WildcardRules, "quota: rules with wildcard patterns per bus")
 	fs.IntVar(&c.Quotas.Connections, "max-connections", c.Quotas.Connections, "quota: connections")
 	fs.IntVar(&c.Quotas.ApiDestinations, "max-api-destinations", c.Quotas.ApiDestinations, "quota: API destinations")
-	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes in one PutEvents entry")
+	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes of all the entries of one PutEvents request together, counted as AWS counts them")
 	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiles at /debug/pprof/ on the listener (for measuring; off in production)")
 	if err := fs.Parse(args); err != nil {

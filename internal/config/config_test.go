@@ -33,3 +33,17 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestUsage: serve -h describes the limits as they are enforced.
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	_, fs, err := Parse("serve", nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The size limit applies to a request's entries together
+	// (eventbus/putevents.go), not to each entry.
+	if u := fs.Lookup("max-event-size").Usage; !strings.Contains(u, "of one PutEvents request together") || strings.Contains(u, "entry") {
+		t.Errorf("--max-event-size: %q", u)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 )
 
@@ -14,8 +15,11 @@ var errPrivate = errors.New("private address")
 // privateError names the address a connection was refused for.
 type privateError struct{ addr netip.Addr }
 
-func (e *privateError) Error() string {
-	return fmt.Sprintf("the endpoint resolves to %s, a private, loopback or link-local address (start bridgeport with --allow-private-endpoints to allow it)", e.addr)
+func (e *privateError) Error() string { return e.about("the endpoint") }
+
+// about says that what (an endpoint named in the message) was refused.
+func (e *privateError) about(what string) string {
+	return fmt.Sprintf("%s resolves to %s, a private, loopback or link-local address (start bridgeport with --allow-private-endpoints to allow it)", what, e.addr)
 }
 
 func (e *privateError) Unwrap() error { return errPrivate }
@@ -51,4 +55,16 @@ func guardControl(network, address string, _ syscall.RawConn) error {
 		return &privateError{addr: a}
 	}
 	return nil
+}
+
+// PrivateHost reports whether host, as a URL names it (u.Hostname()), is
+// one invocations refuse without --allow-private-endpoints: localhost, or
+// an IP address in the refused ranges. Other names are not resolved here:
+// the dialer checks each address it connects to. For messages only.
+func PrivateHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && blocked(a)
 }

@@ -94,14 +94,17 @@ func (r Result) OK() bool { return r.Code == "" }
 // Options configure an Invoker.
 type Options struct {
 	AllowPrivate bool           // allow loopback and private addresses
+	AllowHTTP    bool           // allow plain http:// endpoints
 	RootCAs      *x509.CertPool // trusted roots; nil means the system's
 	Timeout      time.Duration  // 0 means Timeout
 }
 
-// Invoker sends invocations. Safe for concurrent use.
+// Invoker sends invocations and OAuth token requests. Safe for concurrent
+// use.
 type Invoker struct {
-	client  *http.Client
-	timeout time.Duration
+	client    *http.Client
+	timeout   time.Duration
+	allowHTTP bool
 }
 
 // NewInvoker returns an Invoker with its own connection pool.
@@ -125,7 +128,7 @@ func NewInvoker(o Options) *Invoker {
 		// Responses are read raw, whatever their encoding.
 		DisableCompression: true,
 	}
-	return &Invoker{timeout: timeout, client: &http.Client{
+	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, client: &http.Client{
 		Transport: transport,
 		Timeout:   timeout,
 		// EventBridge does not follow redirects: a 3xx is the answer.
@@ -247,6 +250,9 @@ func (iv *Invoker) Invoke(ctx context.Context, inv *Invocation) Result {
 	if err != nil {
 		return Result{Code: CodeInvalidParameter, Message: "cannot build the request: " + err.Error()}
 	}
+	if why := iv.insecure(req.URL); why != "" {
+		return Result{Code: CodeInvalidParameter, Message: "no request sent: " + why}
+	}
 	resp, err := iv.client.Do(req)
 	if err != nil {
 		return classifyError(err, req.URL, iv.timeout)
@@ -255,6 +261,21 @@ func (iv *Invoker) Invoke(ctx context.Context, inv *Invocation) Result {
 	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	return classifyStatus(resp, excerpt, req.URL)
+}
+
+// insecure says why a request to u may not leave, "" when it may: only
+// https:// URLs, and http:// ones when plain http is allowed. It is checked
+// when each request is sent, not only when an endpoint is stored, so that
+// a record stored under other settings never sends credentials in the
+// clear.
+func (iv *Invoker) insecure(u *url.URL) string {
+	switch {
+	case u.Scheme == "https", u.Scheme == "http" && iv.allowHTTP:
+		return ""
+	case u.Scheme == "http":
+		return where(u) + " is plain http, which would carry the credentials in the clear (start bridgeport with --allow-http-endpoints to allow it)"
+	}
+	return where(u) + " is not an https:// URL"
 }
 
 // where names an endpoint in messages without its query string, which may
@@ -338,26 +359,8 @@ func rootCause(err error) error {
 	return err
 }
 
-// Probe sends a HEAD request to an endpoint the way invocations go (same
-// TLS trust, private-address guard, timeout, no redirects), without a body
-// or credentials, and classifies the outcome as an invocation's: any HTTP
-// answer means the endpoint is reachable and answers in time.
-func (iv *Invoker) Probe(ctx context.Context, endpoint string) Result {
-	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, endpoint, nil)
-	if err != nil {
-		return Result{Code: CodeInvalidParameter, Message: "the endpoint is not a URL", Start: start, End: time.Now()}
-	}
-	req.Header.Set("User-Agent", "Amazon/EventBridge/ApiDestinations (bridgeport diagnose)")
-	resp, err := iv.client.Do(req)
-	if err != nil {
-		res := classifyError(err, req.URL, iv.timeout)
-		res.Start, res.End = start, time.Now()
-		return res
-	}
-	resp.Body.Close()
-	return Result{Status: resp.StatusCode, Start: start, End: time.Now()}
-}
+// Timeout is how long an invocation or a token request may take.
+func (iv *Invoker) Timeout() time.Duration { return iv.timeout }
 
 // ResolvesPrivate reports whether a host name resolves to an address
 // invocations refuse (loopback, private, link-local, unique-local).

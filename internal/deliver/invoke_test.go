@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -192,6 +193,20 @@ func TestInvokeFailures(t *testing.T) {
 	res = NewInvoker(Options{RootCAs: s.roots()}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: host})
 	if res.Code != CodeInvalidParameter || s.count() != 0 {
 		t.Errorf("name resolving to loopback: %+v", res)
+	}
+
+	// Plain http is refused before any request unless allowed: the
+	// request would carry the connection's credentials in the clear.
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { plainHits.Add(1) }))
+	defer plain.Close()
+	res = NewInvoker(Options{AllowPrivate: true}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: plain.URL, Auth: Auth{Type: "BASIC", Username: "u", Password: "p"}})
+	if res.Code != CodeInvalidParameter || res.Retry || !strings.Contains(res.Message, "--allow-http-endpoints") || plainHits.Load() != 0 {
+		t.Errorf("plain http: %+v, %d requests", res, plainHits.Load())
+	}
+	res = NewInvoker(Options{AllowPrivate: true, AllowHTTP: true}).Invoke(ctx, &Invocation{Method: "POST", Endpoint: plain.URL})
+	if !res.OK() || plainHits.Load() != 1 {
+		t.Errorf("plain http allowed: %+v, %d requests", res, plainHits.Load())
 	}
 
 	// Slower than the timeout.

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,6 +95,12 @@ func (ts *tokens) fetch(ctx context.Context, c *OAuthClient) (token, error) {
 	if err != nil {
 		return token{}, fmt.Errorf("the authorization endpoint %q is not a URL", c.Endpoint)
 	}
+	// The request carries the client secret: the same rules as invocations
+	// (https unless allowed; the private-address guard, TLS trust and no
+	// redirects come with the invoker's client).
+	if why := ts.iv.insecure(u); why != "" {
+		return token{}, fmt.Errorf("token request not sent: the authorization endpoint %s", why)
+	}
 	q := u.Query()
 	for _, p := range c.Query {
 		q.Set(p.Key, p.Value)
@@ -125,22 +132,26 @@ func (ts *tokens) fetch(ctx context.Context, c *OAuthClient) (token, error) {
 	req.Header.Set("User-Agent", UserAgent)
 	req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
 	resp, err := ts.iv.client.Do(req)
+	var perr *privateError
+	if errors.As(err, &perr) {
+		return token{}, fmt.Errorf("token request not sent: %s", perr.about("the authorization endpoint "+where(u)))
+	}
 	if err != nil {
 		r := classifyError(err, u, ts.iv.timeout)
 		return token{}, fmt.Errorf("token request failed: %s", r.Message)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	where := u.Scheme + "://" + u.Host + u.Path
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return token{}, fmt.Errorf("the authorization endpoint %s answered %d %s", where, resp.StatusCode, http.StatusText(resp.StatusCode))
+		// A 3xx too: redirects are not followed, as for invocations.
+		return token{}, fmt.Errorf("the authorization endpoint %s answered %d %s", where(u), resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	var t struct {
 		AccessToken string          `json:"access_token"`
 		ExpiresIn   json.RawMessage `json:"expires_in"`
 	}
 	if json.Unmarshal(data, &t) != nil || t.AccessToken == "" {
-		return token{}, fmt.Errorf("the authorization endpoint %s answered without an access_token", where)
+		return token{}, fmt.Errorf("the authorization endpoint %s answered without an access_token", where(u))
 	}
 	tok := token{value: t.AccessToken}
 	var secs float64

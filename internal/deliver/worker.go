@@ -67,6 +67,15 @@ type Destination struct {
 	OAuth *OAuthClient
 }
 
+// invocation is the request a delivery of body to t sends: the
+// destination's method and endpoint, the target's HttpParameters (JSONPath
+// values taken from event), the connection's parameters and auth.
+func (t *Target) invocation(body, event []byte, auth Auth) *Invocation {
+	d := t.Destination
+	return &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: event,
+		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth}
+}
+
 // Config is the worker's view of the configuration.
 type Config interface {
 	// Target resolves a job's rule and target; ok is false when either no
@@ -363,8 +372,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		auth.Token = tok
 	}
 	start := time.Now()
-	res := w.cfg.Invoker.Invoke(ctx, &Invocation{Method: d.Method, Endpoint: d.Endpoint, Path: t.Path, Body: body, Event: j.Event,
-		Header: t.Header, Query: t.Query, ConnHeader: d.Header, ConnQuery: d.Query, ConnBody: d.Body, Auth: auth})
+	res := w.cfg.Invoker.Invoke(ctx, t.invocation(body, j.Event, auth))
 	w.record(d.Arn, res)
 	res.Message = redact(res.Message, auth, d)
 	if ctx.Err() == nil || res.OK() {

@@ -304,6 +304,16 @@ func validateAuth(v *awsapi.Violations, a *authIn, create bool) {
 	checkParams(v, a.InvocationHttpParameters, "authParameters.invocationHttpParameters")
 }
 
+// checkAuthEndpoint applies the API destinations' endpoint rules to an
+// OAuth AuthorizationEndpoint: its token request carries the client
+// secret.
+func (s *Service) checkAuthEndpoint(a *authIn) error {
+	if a == nil || a.OAuthParameters == nil || a.OAuthParameters.AuthorizationEndpoint == nil {
+		return nil
+	}
+	return s.checkEndpoint("AuthorizationEndpoint", *a.OAuthParameters.AuthorizationEndpoint)
+}
+
 func validAuthType(t string) bool { return t == AuthBasic || t == AuthOAuth || t == AuthAPIKey }
 
 func (s *Service) sealParams(p *paramsIn) *Params {
@@ -420,6 +430,9 @@ func (s *Service) createConnection(ctx context.Context, body []byte) (any, error
 	}
 	validateAuth(&v, in.AuthParameters, true)
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.checkAuthEndpoint(in.AuthParameters); err != nil {
 		return nil, err
 	}
 	c := Connection{Name: *in.Name, Description: in.Description, AuthorizationType: *in.AuthorizationType, KmsKeyIdentifier: in.KmsKeyIdentifier}
@@ -569,6 +582,9 @@ func (s *Service) updateConnection(ctx context.Context, body []byte) (any, error
 	}
 	validateAuth(&v, in.AuthParameters, false)
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.checkAuthEndpoint(in.AuthParameters); err != nil {
 		return nil, err
 	}
 	c, rev, err := s.connByName(&in)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/deliver"
 	"bridgeport/internal/store"
 )
 
@@ -146,16 +147,8 @@ func (s *Service) validateDest(in *destIn, create bool) error {
 		return err
 	}
 	if e := in.InvocationEndpoint; e != nil {
-		u, err := url.Parse(*e)
-		switch {
-		case err != nil || u.Host == "":
-			// UNVERIFIED wording.
-			return awsapi.Errorf(awsapi.CodeValidation, "Invalid InvocationEndpoint %s: it must be an absolute URL.", *e)
-		case u.Scheme == "http" && !s.allowHTTP:
-			// UNVERIFIED wording; AWS accepts only HTTPS endpoints.
-			return awsapi.Errorf(awsapi.CodeValidation, "Invalid InvocationEndpoint %s: only HTTPS endpoints are allowed.", *e)
-		case u.Scheme != "https" && u.Scheme != "http":
-			return awsapi.Errorf(awsapi.CodeValidation, "Invalid InvocationEndpoint %s: only HTTPS endpoints are allowed.", *e)
+		if err := s.checkEndpoint("InvocationEndpoint", *e); err != nil {
+			return err
 		}
 	}
 	if a := in.ConnectionArn; a != nil {
@@ -168,6 +161,29 @@ func (s *Service) validateDest(in *destIn, create bool) error {
 		}
 	}
 	return nil
+}
+
+// checkEndpoint refuses an endpoint requests with credentials go to (an
+// API destination's, an OAuth connection's token endpoint) unless it is an
+// absolute https:// URL, or http:// on a server started with
+// --allow-http-endpoints. member names the parameter in the message. The
+// wording is UNVERIFIED (AWS accepts only HTTPS endpoints); the flags'
+// hints are bridgeport's.
+func (s *Service) checkEndpoint(member, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	switch {
+	case err != nil || u.Host == "":
+		return awsapi.Errorf(awsapi.CodeValidation, "Invalid %s %s: it must be an absolute URL.", member, endpoint)
+	case u.Scheme == "https", u.Scheme == "http" && s.allowHTTP:
+		return nil
+	case u.Scheme != "http":
+		return awsapi.Errorf(awsapi.CodeValidation, "Invalid %s %s: only HTTPS endpoints are allowed.", member, endpoint)
+	}
+	hint := " This server refuses http:// endpoints: start bridgeport with --allow-http-endpoints to allow them"
+	if !s.allowPrivate && deliver.PrivateHost(u.Hostname()) {
+		hint += ", and with --allow-private-endpoints to reach " + u.Hostname()
+	}
+	return awsapi.Errorf(awsapi.CodeValidation, "Invalid %s %s: only HTTPS endpoints are allowed.%s.", member, endpoint, hint)
 }
 
 func (s *Service) createApiDestination(ctx context.Context, body []byte) (any, error) {

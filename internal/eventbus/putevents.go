@@ -204,16 +204,8 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 	if e.Time != nil && !e.Time.IsZero() {
 		t = e.Time.UTC()
 	}
-	resources := e.Resources
-	if resources == nil {
-		resources = []string{}
-	}
 	id := awsapi.NewRequestID()
-	data := appendEnvelope(make([]byte, 0, len(detail)+256+len(*e.Source)+len(*e.DetailType)), envelope{
-		Version: "0", ID: id, DetailType: *e.DetailType, Source: *e.Source, Account: s.arns.account,
-		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
-		Detail: compact(detail),
-	})
+	data := s.encodeEvent(id, *e.Source, *e.DetailType, e.Resources, t, compact(detail))
 	// The whole event is checked as the router will read it: a detail
 	// that is not JSON, or that nests deeper than the router reads once
 	// inside the envelope, is refused here rather than accepted and never
@@ -229,6 +221,26 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 		return store.Event{}, putEventsResult{ErrorCode: "ResourceNotFoundException", ErrorMessage: "Event bus " + bus + " does not exist."}
 	}
 	return store.Event{ID: id, Bus: bus, Ingested: now, Data: data}, putEventsResult{EventId: id}
+}
+
+// encodeEvent returns an event of this account and region in the envelope
+// targets receive; detail is compact JSON, t in UTC.
+func (s *Service) encodeEvent(id, source, detailType string, resources []string, t time.Time, detail []byte) []byte {
+	if resources == nil {
+		resources = []string{}
+	}
+	return appendEnvelope(make([]byte, 0, len(detail)+256+len(source)+len(detailType)), envelope{
+		Version: "0", ID: id, DetailType: detailType, Source: source, Account: s.arns.account,
+		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
+		Detail: detail,
+	})
+}
+
+// Event returns a new event (a fresh id, the time now) of this account and
+// region, as targets receive one: for test requests such as diagnose's
+// probe. detail must be compact JSON.
+func (s *Service) Event(source, detailType string, detail []byte) []byte {
+	return s.encodeEvent(awsapi.NewRequestID(), source, detailType, nil, s.now().UTC(), detail)
 }
 
 var malformedDetail = putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}

@@ -41,8 +41,12 @@ type Config struct {
 	Quotas    Quotas
 	// Secrets seals connection secrets at rest.
 	Secrets *secretbox.Box
-	// AllowHTTPEndpoints lets API destinations use plain http.
+	// AllowHTTPEndpoints lets API destinations and OAuth token endpoints
+	// use plain http.
 	AllowHTTPEndpoints bool
+	// AllowPrivateEndpoints says that private addresses may be reached
+	// (the invoker enforces it; the service only mentions it in messages).
+	AllowPrivateEndpoints bool
 	// Queues answers whether queues exist, for DeadLetterConfig.
 	Queues Queues
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
@@ -65,9 +69,11 @@ type Service struct {
 	reg       *registry
 	box       *secretbox.Box
 	allowHTTP bool
-	queues    Queues
-	metrics   *metrics.Metrics
-	matchTime time.Duration
+	// allowPrivate is for messages only.
+	allowPrivate bool
+	queues       Queues
+	metrics      *metrics.Metrics
+	matchTime    time.Duration
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -89,17 +95,18 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{
-		st:        cfg.Store,
-		arns:      arns{region: cfg.Region, account: cfg.AccountID},
-		quotas:    cfg.Quotas,
-		log:       log,
-		now:       now,
-		reg:       newRegistry(log),
-		box:       cfg.Secrets,
-		allowHTTP: cfg.AllowHTTPEndpoints,
-		queues:    cfg.Queues,
-		metrics:   cfg.Metrics,
-		matchTime: cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
+		st:           cfg.Store,
+		arns:         arns{region: cfg.Region, account: cfg.AccountID},
+		quotas:       cfg.Quotas,
+		log:          log,
+		now:          now,
+		reg:          newRegistry(log),
+		box:          cfg.Secrets,
+		allowHTTP:    cfg.AllowHTTPEndpoints,
+		allowPrivate: cfg.AllowPrivateEndpoints,
+		queues:       cfg.Queues,
+		metrics:      cfg.Metrics,
+		matchTime:    cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
 	}
 }
 

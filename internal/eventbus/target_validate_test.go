@@ -397,6 +397,14 @@ func TestCheckTarget(t *testing.T) {
 		want string // "" for no error
 	}{
 		{name: "plain target"},
+		// moto's and LocalStack's wording (UNVERIFIED against AWS).
+		{name: "not an ARN", edit: func(t *Target) { t.Arn = "not-an-arn" }, want: "Parameter not-an-arn is not valid. Reason: Provided Arn is not in correct format."},
+		{name: "ARN without a resource", edit: func(t *Target) { t.Arn = "arn:aws:sqs:us-east-1:123456789012:" }, want: "Parameter arn:aws:sqs:us-east-1:123456789012: is not valid. Reason: Provided Arn is not in correct format."},
+		{name: "ARN with too few parts", edit: func(t *Target) { t.Arn = "arn:x" }, want: "Parameter arn:x is not valid. Reason: Provided Arn is not in correct format."},
+		{name: "ARN with a short account", edit: func(t *Target) { t.Arn = "arn:aws:sqs:us-east-1:1234:q" }, want: "Parameter arn:aws:sqs:us-east-1:1234:q is not valid. Reason: Provided Arn is not in correct format."},
+		{name: "ARN checked first", edit: func(t *Target) { t.Arn = "x"; t.Input = pointerTo("{"); t.InputPath = pointerTo("$") }, want: "Parameter x is not valid. Reason: Provided Arn is not in correct format."},
+		{name: "ARN without region and account", edit: func(t *Target) { t.Arn = "arn:aws:s3:::bucket" }},
+		{name: "ARN of another partition", edit: func(t *Target) { t.Arn = "arn:aws-cn:sqs:cn-north-1:123456789012:q" }},
 		{name: "input alone", edit: func(t *Target) { t.Input = pointerTo(`{"a":1}`) }},
 		{name: "input path alone", edit: func(t *Target) { t.InputPath = pointerTo("$.detail") }},
 		{name: "input transformer alone", edit: transformer(map[string]string{"a": "$.detail.a"}, `{"a": <a>}`)},

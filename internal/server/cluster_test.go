@@ -55,8 +55,16 @@ func (e *env) route(target *sink, path string, rate int32) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(target.URL + path), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
+	e.routeThrough(conn.ConnectionArn, target.URL+path, rate)
+}
+
+// routeThrough creates rule r, which sends every event with source "t" to
+// target x, the API destination d at endpoint on the connection, with the
+// given rate limit.
+func (e *env) routeThrough(connArn *string, endpoint string, rate int32) {
+	e.t.Helper()
+	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: connArn,
+		InvocationEndpoint: aws.String(endpoint), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -145,7 +145,8 @@ func TestConnectionsKeepSecrets(t *testing.T) {
 	}
 	_, err = eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("plain"), ConnectionArn: basic.ConnectionArn,
 		InvocationEndpoint: aws.String("http://example.com/"), HttpMethod: types.ApiDestinationHttpMethodPost})
-	apiError(t, err, "ValidationException", "")
+	apiError(t, err, "ValidationException", "Invalid InvocationEndpoint http://example.com/: only HTTPS endpoints are allowed."+
+		" This server refuses http:// endpoints: start bridgeport with --allow-http-endpoints to allow them.")
 	_, err = eb.DescribeApiDestination(ctx, &eventbridge.DescribeApiDestinationInput{Name: aws.String("nope")})
 	apiError(t, err, "ResourceNotFoundException", "Failed to describe the api-destination(s). An api-destination 'nope' does not exist.")
 	if _, err := eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("hook"), InvocationRateLimitPerSecond: aws.Int32(10)}); err != nil {

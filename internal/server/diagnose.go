@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -36,8 +37,9 @@ type DiagnoseInput struct {
 	Rule         *string `json:"Rule"`
 	EventBusName *string `json:"EventBusName"`
 	TargetId     *string `json:"TargetId"`
-	// Probe sends a HEAD request to API destination endpoints, to check
-	// their certificate, reachability and answer time.
+	// Probe sends each API destination one request as a delivery would (its
+	// method, the connection's auth) with a test event as the body, to see
+	// the certificate, the answer and its time.
 	Probe bool `json:"Probe"`
 }
 
@@ -137,7 +139,7 @@ func (s *Server) checkTarget(ctx context.Context, d *diagnosis, r eventbus.Rule,
 	switch {
 	case rt.Destination != nil:
 		s.diagnoseRole(d, id, r.Arn, rt.RoleArn, "events:InvokeApiDestination", rt.Destination.Arn)
-		s.checkDestination(ctx, d, id, rt.Destination, probe)
+		s.checkDestination(ctx, d, id, rt, probe)
 	case rt.Bus != "":
 		if rt.RoleArn != "" {
 			s.diagnoseRole(d, id, r.Arn, rt.RoleArn, "events:PutEvents", rt.Arn)
@@ -179,7 +181,8 @@ func (s *Server) diagnoseRole(d *diagnosis, id, ruleArn, roleArn, action, resour
 	d.add(f)
 }
 
-func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, dest *deliver.Destination, probe bool) {
+func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, t deliver.Target, probe bool) {
+	dest := t.Destination
 	switch dest.ConnectionState {
 	case "AUTHORIZED":
 		d.add(Finding{Check: "connection", Target: id, Status: StatusOK, Message: "API destination is ACTIVE: its connection is AUTHORIZED"})
@@ -228,25 +231,23 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 			Fix:     "use a public endpoint, or (for local use) start bridgeport with --allow-private-endpoints"})
 	default:
 		reachable = true
-		d.add(Finding{Check: "endpoint", Target: id, Status: StatusOK, Message: endpoint + " resolves to an address invocations may reach"})
+		msg := endpoint + " resolves to an address invocations may reach"
+		if !probe {
+			msg += " (not contacted: --probe sends it a test event)"
+		}
+		d.add(Finding{Check: "endpoint", Target: id, Status: StatusOK, Message: msg})
 	}
-	if !probe || !reachable {
-		return // an endpoint already found unreachable is not probed
+	if !probe {
+		return
 	}
-	res := s.invoker.Probe(ctx, dest.Endpoint)
-	took := res.End.Sub(res.Start).Round(time.Millisecond)
 	switch {
-	case res.Code == "":
-		d.add(Finding{Check: "probe", Target: id, Status: StatusOK, Message: fmt.Sprintf("%s answered %d to HEAD in %s (the limit is 5s)", endpoint, res.Status, took)})
-	case res.Code == deliver.CodeTimeout:
-		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Message + ": EventBridge gives up after 5 seconds",
-			Fix: "make the endpoint answer within 5 seconds (acknowledge first, work later)"})
-	case strings.Contains(res.Message, "certificate"):
-		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Message,
-			Fix: "serve a certificate from a trusted CA for this host name (or, for local use, start bridgeport with --extra-ca-file)"})
+	case !reachable:
+		d.add(Finding{Check: "probe", Target: id, Status: StatusWarning, Message: "not sent: the endpoint cannot be reached (see above)"})
+	case dest.ConnectionState != "AUTHORIZED" && dest.ConnectionState != "AUTHORIZING":
+		d.add(Finding{Check: "probe", Target: id, Status: StatusWarning,
+			Message: "not sent: the connection is " + dest.ConnectionState + ", so deliveries send nothing either (see above)"})
 	default:
-		d.add(Finding{Check: "probe", Target: id, Status: StatusProblem, Message: res.Code + ": " + res.Message,
-			Fix: "make the endpoint reachable from bridgeport"})
+		s.probe(ctx, d, id, t, endpoint)
 	}
 }
 
@@ -367,4 +368,73 @@ func countsText(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// probeSource is the source of the test event diagnose --probe sends.
+const probeSource = "bridgeport.diagnose"
+
+// probeEvent is the body of a probe: an event in EventBridge's envelope
+// that says what it is, so that an endpoint (or whoever reads its logs)
+// can tell it from a real one.
+func (s *Server) probeEvent() []byte {
+	return s.events.Event(probeSource, "bridgeport diagnose probe",
+		[]byte(`{"probe":true,"note":"A test request sent by bridgeport diagnose --probe to check this endpoint; it is not an event."}`))
+}
+
+// probe sends the destination a test event as a delivery would (its
+// method, HTTP parameters and the connection's auth, through the delivery
+// worker and its invoker) and reports what was sent, the answer and its
+// time. A 2xx is OK; 5xx, a timeout, a refused connection, 3xx, and
+// refused credentials or an unknown path are problems; other 4xx are
+// warnings, as the endpoint may be refusing the test event rather than the
+// target's input.
+func (s *Server) probe(ctx context.Context, d *diagnosis, id string, t deliver.Target, endpoint string) {
+	dest := t.Destination
+	auth := "the connection's " + dest.Auth.Type + " auth"
+	if dest.OAuth != nil {
+		auth = "the connection's OAuth token"
+	}
+	sent := fmt.Sprintf("%s %s with a test event (source %s, not the target's input) and %s", dest.Method, endpoint, probeSource, auth)
+	res := s.worker.Probe(ctx, t, s.probeEvent())
+	limit := s.invoker.Timeout()
+	took := res.End.Sub(res.Start).Round(time.Millisecond)
+	f := Finding{Check: "probe", Target: id, Status: StatusProblem}
+	st := res.Status
+	switch {
+	case res.OK():
+		f.Status = StatusOK
+		f.Message = fmt.Sprintf("sent %s: answered %d %s in %s (the limit is %s)", sent, st, http.StatusText(st), took, limit)
+	case st == 0:
+		f.Message = fmt.Sprintf("tried %s: %s: %s", sent, res.Code, res.Message)
+		switch {
+		case res.Code == deliver.CodeTimeout:
+			f.Fix = fmt.Sprintf("make the endpoint answer within %s (acknowledge first, work later): EventBridge gives up then", limit)
+		case strings.Contains(res.Message, "certificate"):
+			f.Fix = "serve a certificate from a trusted CA for this host name (or, for local use, start bridgeport with --extra-ca-file)"
+		default:
+			f.Fix = "make the endpoint reachable from bridgeport"
+		}
+	default:
+		// "<endpoint> answered <status>: <excerpt>", the endpoint named
+		// already.
+		answer := res.Message
+		if _, rest, ok := strings.Cut(answer, " answered "); ok {
+			answer = "answered " + rest
+		}
+		f.Message = fmt.Sprintf("sent %s: %s (in %s)", sent, answer, took)
+		switch {
+		case st >= 500:
+			f.Fix = "the endpoint fails the request: see its logs (deliveries that get 5xx are retried, then dead-lettered)"
+		case st >= 300 && st < 400:
+			f.Fix = "use the URL the endpoint redirects to: EventBridge does not follow redirects"
+		case st == 401 || st == 403 || st == 407:
+			f.Fix = "check the connection's credentials: aws events update-connection --name ... --auth-parameters ..."
+		case st == 404 || st == 405 || st == 410:
+			f.Fix = "check the destination's endpoint and HttpMethod: aws events update-api-destination --name ..."
+		default:
+			f.Status = StatusWarning
+			f.Message += "; the endpoint may refuse the test event and take real ones"
+		}
+	}
+	d.add(f)
 }

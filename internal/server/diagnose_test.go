@@ -1,7 +1,13 @@
 package server
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,5 +166,169 @@ func TestDiagnoseHealthy(t *testing.T) {
 	out := d.diagnose(true)
 	if out.Problems != 0 || out.Warnings != 0 {
 		t.Errorf("healthy rule: %+v", out)
+	}
+}
+
+// probeRequest is a request the probed endpoint received.
+type probeRequest struct {
+	method, path string
+	header       http.Header
+	body         string
+}
+
+// TestDiagnoseProbe probes an HTTPS endpoint that answers each path its
+// own way: the probe must use the destination's method, a test event as
+// the body and the connection's auth, and call only a 2xx OK.
+func TestDiagnoseProbe(t *testing.T) {
+	t.Parallel()
+	const password = "probe-pa55word"
+	var mu sync.Mutex
+	var got []probeRequest
+	release := make(chan struct{})
+	endpoint := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, probeRequest{r.Method, r.URL.Path, r.Header.Clone(), string(body)})
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/fails": // what a HEAD probe could not see
+			if r.Method == http.MethodHead {
+				return
+			}
+			w.WriteHeader(500)
+			_, _ = io.WriteString(w, "database down")
+		case "/slow": // never answers
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case "/missing":
+			w.WriteHeader(404)
+		case "/picky": // refuses the body, and echoes the credentials
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, "missing order_id; you sent Authorization: "+r.Header.Get("Authorization"))
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusMovedPermanently)
+		default:
+			w.WriteHeader(202)
+		}
+	}))
+	t.Cleanup(endpoint.Close)
+	t.Cleanup(func() { close(release) }) // before endpoint.Close
+	d := setupDelivery(t, func(int) int { return 200 }, nil, func(c *config.Config) { c.RootCAs.AddCert(endpoint.Certificate()) })
+	if _, err := d.eb.UpdateConnection(ctx, &eventbridge.UpdateConnectionInput{Name: aws.String("c"), AuthParameters: &types.UpdateConnectionAuthRequestParameters{
+		BasicAuthParameters: &types.UpdateConnectionBasicAuthRequestParameters{Password: aws.String(password)}}}); err != nil {
+		t.Fatal(err)
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+password))
+	for _, tc := range []struct {
+		path, method string
+		status       string
+		says         []string
+	}{
+		{"/fails", "POST", StatusProblem, []string{"sent POST", "answered 500", "database down"}},
+		{"/slow", "POST", StatusProblem, []string{"TIMEOUT", "did not answer within 5s"}},
+		{"/missing", "PUT", StatusProblem, []string{"sent PUT", "answered 404"}},
+		{"/moved", "POST", StatusProblem, []string{"answered 301"}},
+		{"/picky", "POST", StatusWarning, []string{"answered 400", "missing order_id", "not the target's input"}},
+		{"/ok", "DELETE", StatusOK, []string{"sent DELETE", "answered 202", "the connection's BASIC auth", "the limit is 5s"}},
+	} {
+		if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"),
+			InvocationEndpoint: aws.String(endpoint.URL + tc.path), HttpMethod: types.ApiDestinationHttpMethod(tc.method)}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		before := len(got)
+		mu.Unlock()
+		var probe *Finding
+		out := d.diagnose(true)
+		for i, f := range out.Findings {
+			if f.Check == "probe" {
+				probe = &out.Findings[i]
+			}
+		}
+		if probe == nil {
+			t.Fatalf("%s: no probe finding: %+v", tc.path, out.Findings)
+		}
+		if probe.Status != tc.status || (tc.status == StatusProblem && probe.Fix == "") {
+			t.Errorf("%s: %s %q (fix %q), want %s", tc.path, probe.Status, probe.Message, probe.Fix, tc.status)
+		}
+		for _, w := range tc.says {
+			if !strings.Contains(probe.Message, w) {
+				t.Errorf("%s: %q does not say %q", tc.path, probe.Message, w)
+			}
+		}
+		if strings.Contains(probe.Message, password) || strings.Contains(probe.Message, basic[len("Basic "):]) {
+			t.Errorf("%s: the probe's message shows the password: %q", tc.path, probe.Message)
+		}
+		mu.Lock()
+		sent := append([]probeRequest(nil), got[before:]...)
+		mu.Unlock()
+		if len(sent) != 1 {
+			t.Fatalf("%s: %d requests, want 1 (no redirect followed)", tc.path, len(sent))
+		}
+		r := sent[0]
+		var ev map[string]any
+		if r.method != tc.method || r.path != tc.path || json.Unmarshal([]byte(r.body), &ev) != nil || ev["source"] != "bridgeport.diagnose" ||
+			r.header.Get("Authorization") != basic || r.header.Get("User-Agent") != "Amazon/EventBridge/ApiDestinations" ||
+			r.header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Errorf("%s: the probe sent %s %s %v %s", tc.path, r.method, r.path, r.header, r.body)
+		}
+	}
+}
+
+// TestDiagnoseProbeOAuth: a probe through an OAuth connection carries its
+// token, and a probe on a connection that cannot authorize is not sent.
+func TestDiagnoseProbeOAuth(t *testing.T) {
+	t.Parallel()
+	auth, refused := newAuthServer(t, 0), newAuthServer(t, 403)
+	d := setupDelivery(t, func(int) int { return 200 }, nil, func(c *config.Config) {
+		c.RootCAs.AddCert(auth.Certificate())
+		c.RootCAs.AddCert(refused.Certificate())
+	})
+	oauth := func(name, endpoint string) *string {
+		conn, err := d.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String(name),
+			AuthorizationType: types.ConnectionAuthorizationTypeOauthClientCredentials,
+			AuthParameters: &types.CreateConnectionAuthRequestParameters{OAuthParameters: &types.CreateConnectionOAuthRequestParameters{
+				AuthorizationEndpoint: aws.String(endpoint), HttpMethod: types.ConnectionOAuthHttpMethodPost,
+				ClientParameters: &types.CreateConnectionOAuthClientRequestParameters{ClientID: aws.String("id"), ClientSecret: aws.String("oauth-s3cret")}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn.ConnectionArn
+	}
+	probeOf := func(connArn *string) Finding {
+		t.Helper()
+		if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"), ConnectionArn: connArn}); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range d.diagnose(true).Findings {
+			if f.Check == "probe" {
+				return f
+			}
+		}
+		t.Fatal("no probe finding")
+		return Finding{}
+	}
+	good := oauth("good", auth.URL+"/token")
+	waitFor(t, func() bool {
+		c, err := d.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("good")})
+		return err == nil && c.ConnectionState == types.ConnectionStateAuthorized
+	})
+	before := len(d.sink.received())
+	f := probeOf(good)
+	got := d.sink.received()[before:]
+	if f.Status != StatusOK || !strings.Contains(f.Message, "OAuth token") || len(got) != 1 || !strings.HasPrefix(got[0].header.Get("Authorization"), "Bearer token-") {
+		t.Errorf("probe through OAuth: %+v, sent %+v", f, got)
+	}
+
+	bad := oauth("bad", refused.URL+"/token")
+	waitFor(t, func() bool {
+		c, err := d.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("bad")})
+		return err == nil && c.ConnectionState == types.ConnectionStateDeauthorized
+	})
+	before = len(d.sink.received())
+	if f := probeOf(bad); f.Status != StatusWarning || !strings.Contains(f.Message, "not sent") || len(d.sink.received()) != before {
+		t.Errorf("probe on a deauthorized connection: %+v", f)
 	}
 }

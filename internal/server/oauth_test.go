@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,12 +11,15 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/smithy-go"
 )
 
 // authServer is an OAuth token endpoint that issues numbered tokens, or
@@ -163,5 +167,147 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 20s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOAuthEndpointRules: an OAuth token endpoint follows the API
+// destinations' rules, at CreateConnection and UpdateConnection and again
+// each time a token is fetched: https only unless --allow-http-endpoints,
+// no private addresses unless --allow-private-endpoints. A refused token
+// request never leaves; the connection is DEAUTHORIZED with the reason;
+// the client secret is in no response, log line or metric.
+func TestOAuthEndpointRules(t *testing.T) {
+	t.Parallel()
+	const secret = "oauth-s3cret-never-shown"
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainHits.Add(1)
+		fmt.Fprint(w, `{"access_token":"plain-token","expires_in":3600}`)
+	}))
+	t.Cleanup(plain.Close)
+	auth := newAuthServer(t, 0)
+	target := newSink(t)
+	pool := auth.roots()
+	pool.AddCert(target.Certificate())
+
+	logs := &syncWriter{}
+	rec := &recorder{}
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.RootCAs = pool
+	start := func(allowHTTP, allowPrivate bool) {
+		e.stop()
+		e.cfg.AllowHTTPEndpoints, e.cfg.AllowPrivateEndpoints = allowHTTP, allowPrivate
+		srv, err := Start(ctx, e.cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.started(srv)
+		e.eb = eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String("http://" + srv.Addr()), Region: "us-east-1",
+			Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""), HTTPClient: rec, RetryMaxAttempts: 1})
+	}
+	oauthParams := func(endpoint string) *types.CreateConnectionAuthRequestParameters {
+		return &types.CreateConnectionAuthRequestParameters{OAuthParameters: &types.CreateConnectionOAuthRequestParameters{
+			AuthorizationEndpoint: aws.String(endpoint), HttpMethod: types.ConnectionOAuthHttpMethodPost,
+			ClientParameters: &types.CreateConnectionOAuthClientRequestParameters{ClientID: aws.String("client"), ClientSecret: aws.String(secret)}}}
+	}
+	create := func(name, endpoint string) (*eventbridge.CreateConnectionOutput, error) {
+		return e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String(name),
+			AuthorizationType: types.ConnectionAuthorizationTypeOauthClientCredentials, AuthParameters: oauthParams(endpoint)})
+	}
+	deauthorized := func(name, because string) {
+		t.Helper()
+		waitFor(t, func() bool {
+			c, err := e.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String(name)})
+			return err == nil && c.ConnectionState == types.ConnectionStateDeauthorized && strings.Contains(aws.ToString(c.StateReason), because)
+		})
+	}
+	refused := func(err error, hints ...string) {
+		t.Helper()
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "ValidationException" || !strings.Contains(ae.ErrorMessage(), "Invalid AuthorizationEndpoint") {
+			t.Fatalf("got %v, want a ValidationException for the AuthorizationEndpoint", err)
+		}
+		for _, h := range hints {
+			if !strings.Contains(ae.ErrorMessage(), h) {
+				t.Errorf("message %q does not mention %s", ae.ErrorMessage(), h)
+			}
+		}
+	}
+
+	// A server with neither flag: http is refused when stored, with both
+	// flags named for a loopback host; an https endpoint on a loopback
+	// address is stored, and its token request is refused before it
+	// leaves.
+	start(false, false)
+	_, err := create("plain", plain.URL+"/token")
+	refused(err, "--allow-http-endpoints", "--allow-private-endpoints")
+	if _, err := create("private", auth.URL+"/token"); err != nil {
+		t.Fatal(err)
+	}
+	deauthorized("private", "--allow-private-endpoints")
+	_, err = e.eb.UpdateConnection(ctx, &eventbridge.UpdateConnectionInput{Name: aws.String("private"), AuthParameters: &types.UpdateConnectionAuthRequestParameters{
+		OAuthParameters: &types.UpdateConnectionOAuthRequestParameters{AuthorizationEndpoint: aws.String(plain.URL + "/token")}}})
+	refused(err, "--allow-http-endpoints")
+
+	// Both allowed: an http token endpoint is stored and used.
+	start(true, true)
+	if _, err := create("legacy", plain.URL+"/token"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		c, err := e.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("legacy")})
+		return err == nil && c.ConnectionState == types.ConnectionStateAuthorized
+	})
+	if plainHits.Load() != 1 {
+		t.Fatalf("%d token requests over http, want 1", plainHits.Load())
+	}
+
+	// http no longer allowed: the AUTHORIZED connection stored with an
+	// http endpoint gets no token on its first delivery, and is
+	// DEAUTHORIZED without a request.
+	start(false, true)
+	_, err = create("plain", plain.URL+"/token")
+	refused(err, "--allow-http-endpoints")
+	var ae smithy.APIError
+	if errors.As(err, &ae) && strings.Contains(ae.ErrorMessage(), "--allow-private-endpoints") {
+		t.Errorf("private endpoints are allowed, yet the message says %q", ae.ErrorMessage())
+	}
+	conn, err := e.eb.DescribeConnection(ctx, &eventbridge.DescribeConnectionInput{Name: aws.String("legacy")})
+	if err != nil || conn.ConnectionState != types.ConnectionStateAuthorized {
+		t.Fatalf("legacy connection after the restart: %+v %v", conn, err)
+	}
+	// As for API destinations (the README's local setup with only
+	// --allow-private-endpoints).
+	_, err = e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("local"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(plain.URL + "/hook"), HttpMethod: types.ApiDestinationHttpMethodPost})
+	apiError(t, err, "ValidationException", "Invalid InvocationEndpoint "+plain.URL+"/hook: only HTTPS endpoints are allowed."+
+		" This server refuses http:// endpoints: start bridgeport with --allow-http-endpoints to allow them.")
+	e.routeThrough(conn.ConnectionArn, target.URL+"/hook", 300)
+	if out, err := e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %+v %v", out, err)
+	}
+	deauthorized("legacy", "--allow-http-endpoints")
+	auth.mu.Lock()
+	loopback := len(auth.forms)
+	auth.mu.Unlock()
+	if plainHits.Load() != 1 || len(target.received()) != 0 || loopback != 0 {
+		t.Errorf("requests sent: %d token requests over http (want 1, before the restart), %d invocations, %d to the loopback token endpoint",
+			plainHits.Load(), len(target.received()), loopback)
+	}
+
+	resp, err := http.Get("http://" + e.srv.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for where, text := range map[string]string{"responses": rec.String(), "logs": logs.String(), "metrics": string(metricsText)} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the client secret is in the %s", where)
+		}
+	}
+	if !strings.Contains(rec.String(), "--allow-http-endpoints") || !strings.Contains(logs.String(), "deauthorized") {
+		t.Error("the grep saw nothing: the test is not looking at the right output")
 	}
 }

@@ -117,7 +117,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
 			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
-		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, Queues: s.queues, Metrics: s.metrics,
+		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints, Queues: s.queues, Metrics: s.metrics,
 		MatchTimeout: cfg.MatchTimeout,
 	})
 	if err := s.events.Start(ctx); err != nil {
@@ -125,7 +125,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
 	}
-	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, RootCAs: roots})
+	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots})
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
 		Invoker:     s.invoker,

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
 	"bridgeport/internal/config"
@@ -377,8 +379,10 @@ func TestTargetLimits(t *testing.T) {
 	}
 	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("!@#$@!#$"), Arn: aws.String("arn:x")}}})
 	apiError(t, err, "ValidationException", "1 validation error detected: Value '!@#$@!#$' at 'targets.1.member.id' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+")
-	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("arn:x"), Input: aws.String("{}"), InputPath: aws.String("$.detail")}}})
+	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("arn:aws:sqs:us-east-1:000000000000:q"), Input: aws.String("{}"), InputPath: aws.String("$.detail")}}})
 	apiError(t, err, "ValidationException", "Only one of Input, InputPath, or InputTransformer must be provided for target x.")
+	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{{Id: aws.String("x"), Arn: aws.String("not-an-arn")}}})
+	apiError(t, err, "ValidationException", "Parameter not-an-arn is not valid. Reason: Provided Arn is not in correct format.")
 	_, err = e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("ghost"), Targets: targets[:1]})
 	apiError(t, err, "ResourceNotFoundException", "Rule ghost does not exist on EventBus default.")
 	lt, _ := e.eb.ListTargetsByRule(ctx, &eventbridge.ListTargetsByRuleInput{Rule: aws.String("r")})
@@ -530,10 +534,11 @@ func TestProtocol(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		var got struct {
-			Type string `json:"__type"`
+			Type    string `json:"__type"`
+			Message string `json:"message"`
 		}
 		_ = json.Unmarshal(body, &got)
-		if resp.StatusCode != tc.status || got.Type != tc.code || resp.Header.Get("X-Amzn-ErrorType") != tc.code || resp.Header.Get("x-amzn-RequestId") == "" {
+		if resp.StatusCode != tc.status || got.Type != tc.code || resp.Header.Get("X-Amzn-ErrorType") != tc.code || resp.Header.Get("x-amzn-RequestId") == "" || got.Message == "" {
 			t.Errorf("%s: %d %s %v", tc.name, resp.StatusCode, body, resp.Header)
 		}
 	}
@@ -579,11 +584,32 @@ func TestQuotas(t *testing.T) {
 	}
 }
 
-// TestUnknownOperation sends a correctly signed request for an operation
-// EventBridge does not have.
+// TestUnknownOperation calls operations bridgeport does not implement
+// through each protocol's SDK client, and sends a correctly signed request
+// for an operation EventBridge does not have: each answer names the
+// operation and says bridgeport does not support it.
 func TestUnknownOperation(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
+	says := func(err error, code string, words ...string) {
+		t.Helper()
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != code {
+			t.Fatalf("got %v, want %s", err, code)
+		}
+		for _, w := range words {
+			if !strings.Contains(ae.ErrorMessage(), w) {
+				t.Errorf("%s: message %q does not say %q", code, ae.ErrorMessage(), w)
+			}
+		}
+	}
+	_, err := e.eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("a"), EventSourceArn: aws.String("arn:aws:events:us-east-1:000000000000:event-bus/default")})
+	says(err, "UnknownOperationException", "does not support the operation CreateArchive", "AWSEvents.CreateArchive")
+	_, err = e.sqsClient().ListDeadLetterSourceQueues(ctx, &awssqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String("http://" + e.srv.Addr() + "/000000000000/q")})
+	says(err, "UnknownOperationException", "does not support the operation ListDeadLetterSourceQueues", "AmazonSQS.ListDeadLetterSourceQueues")
+	_, err = e.iamClient().CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("u")})
+	says(err, "InvalidAction", "Could not find operation CreateUser for version 2010-05-08", "does not implement")
+
 	body := []byte(`{}`)
 	req, _ := http.NewRequest("POST", "http://"+e.srv.Addr()+"/", bytes.NewReader(body))
 	req.Header.Set("X-Amz-Target", "AWSEvents.FlyToTheMoon")
@@ -598,7 +624,7 @@ func TestUnknownOperation(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 400 || !strings.Contains(string(got), `"__type":"UnknownOperationException"`) {
+	if resp.StatusCode != 400 || !strings.Contains(string(got), `"__type":"UnknownOperationException"`) || !strings.Contains(string(got), "FlyToTheMoon") {
 		t.Errorf("%d %s", resp.StatusCode, got)
 	}
 }
