@@ -93,7 +93,8 @@ func (ts *tokens) get(ctx context.Context, c *OAuthClient) (string, error) {
 func (ts *tokens) fetch(ctx context.Context, c *OAuthClient) (token, error) {
 	u, err := url.Parse(c.Endpoint)
 	if err != nil {
-		return token{}, fmt.Errorf("the authorization endpoint %q is not a URL", c.Endpoint)
+		// Not echoed: an unparsable URL may hold credentials (user:pass@).
+		return token{}, errors.New("the authorization endpoint is not a URL")
 	}
 	// The request carries the client secret: the same rules as invocations
 	// (https unless allowed; the private-address guard, TLS trust and no

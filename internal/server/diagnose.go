@@ -211,7 +211,7 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 	}
 	endpoint := u.Scheme + "://" + u.Host + u.Path
 	if u.Scheme != "https" {
-		st, fix := StatusProblem, "use an https:// endpoint: aws events update-api-destination --name ... --invocation-endpoint https://..."
+		st, fix := StatusProblem, "use an https:// endpoint (aws events update-api-destination --name ... --invocation-endpoint https://...), or, for a local test endpoint, start bridgeport with --allow-http-endpoints"
 		if s.cfg.AllowHTTPEndpoints {
 			st, fix = StatusWarning, ""
 		}
