@@ -567,7 +567,9 @@ func (w *Worker) record(dest string, res Result) {
 
 // take takes a token for dest at rate per second, or returns how long to
 // wait for one. The rate holds for all nodes together: tokens come from a
-// per-second window in the store, claimed a tenth of the rate at a time.
+// token bucket in the store that fills at the rate up to a second's worth
+// (the burst), taken a tenth of the rate at a time; traffic within the
+// limit never waits.
 func (w *Worker) take(ctx context.Context, dest string, rate int, now time.Time) time.Duration {
 	if rate <= 0 {
 		return 0
@@ -581,48 +583,52 @@ func (w *Worker) take(ctx context.Context, dest string, rate int, now time.Time)
 	w.mu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	sec := now.Unix()
-	if l.window == sec && l.tokens > 0 {
+	if l.tokens > 0 && now.Sub(l.claimed) < tokenLife {
 		l.tokens--
 		return 0
 	}
-	if l.spent == sec {
+	if now.Before(l.empty) {
 		return l.turnAway(now, rate)
 	}
-	// Claim a tenth of a second's worth from the window all nodes share.
-	granted, err := w.cfg.Store.ClaimRate(ctx, dest, rate, max(rate/10, 1), sec)
+	granted, wait, err := w.cfg.Store.ClaimTokens(ctx, dest, rate, rate, max(rate/10, 1), now)
 	if err != nil {
 		w.log.Warn("rate limit", "destination", dest, "error", err)
 		return 100 * time.Millisecond
 	}
 	if granted > 0 {
-		l.window, l.tokens = sec, granted-1
+		l.tokens, l.claimed = granted-1, now
 		return 0
 	}
-	l.spent = sec
+	l.empty = now.Add(wait)
 	return l.turnAway(now, rate)
 }
 
-// limit is this node's claimed share of a destination's current window,
-// and its schedule of the jobs it turned away.
+// tokenLife is how long a node keeps tokens it claimed and did not use:
+// after it they are dropped, so that a node's claim counts in the rate of
+// the second it was made.
+const tokenLife = time.Second
+
+// limit is this node's share of a destination's token bucket, and its
+// schedule of the jobs it turned away.
 type limit struct {
-	mu     sync.Mutex
-	window int64
-	tokens int
-	// spent is a window found spent: no more claims in it.
-	spent int64
+	mu      sync.Mutex
+	tokens  int
+	claimed time.Time // when tokens were claimed
+	// empty is when the shared bucket has a token again, as the last claim
+	// found it: until then no claim is made.
+	empty time.Time
 	// next is when the next job turned away comes back. Turned-away jobs
-	// are spread at the rate over the windows to come: sent back all to the
-	// next window, all but a window's worth would be turned away again,
-	// and a backlog of thousands (a dead target's retries coming due
-	// together) would cycle through the store every second.
+	// are spread at the rate over the time to come: sent back all at once,
+	// all but one would be turned away again, and a backlog of thousands
+	// (a dead target's retries coming due together) would cycle through
+	// the store.
 	next time.Time
 }
 
-// turnAway returns how long a job that found the window spent waits: the
-// next free place in the schedule, from the start of the next window.
+// turnAway returns how long a job that found the bucket empty waits: the
+// next free place in the schedule, from when the bucket has a token again.
 func (l *limit) turnAway(now time.Time, rate int) time.Duration {
-	at := time.Unix(now.Unix()+1, 0)
+	at := l.empty
 	if l.next.After(at) {
 		at = l.next
 	}

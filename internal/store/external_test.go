@@ -87,18 +87,19 @@ func TestReplicated(t *testing.T) {
 	t.Run("claims", func(t *testing.T) { checkClaims(t, a) })
 	t.Run("receipts", func(t *testing.T) { checkReceipts(t, reopen) })
 	t.Run("contended claims", func(t *testing.T) {
-		// Two nodes claim one window at once: together they get the
-		// rate, no more, and neither fails.
+		// Two nodes claim one bucket at once: together they get the
+		// burst, no more, and neither fails.
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		total := 0
+		at := time.Unix(2_000_000, 0) // the same instant for every claim: no refill
 		for _, s := range []*Store{a, b} {
 			for range 4 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for range 20 {
-						n, err := s.ClaimRate(ctx, "arn:contended", 100, 3, 5000)
+						n, _, err := s.ClaimTokens(ctx, "arn:contended", 1, 100, 3, at)
 						if err != nil {
 							t.Error(err)
 							return
@@ -112,7 +113,7 @@ func TestReplicated(t *testing.T) {
 		}
 		wg.Wait()
 		if total != 100 {
-			t.Errorf("the nodes claimed %d tokens of a window of 100", total)
+			t.Errorf("the nodes claimed %d tokens of a bucket of 100", total)
 		}
 	})
 }

@@ -178,10 +178,10 @@ func TestToken(t *testing.T) {
 	}
 }
 
-// TestClaimRate claims a destination's windows: no window gives more than
-// the rate, a new window starts afresh, and a late claim for a window that
-// is over gets nothing and leaves the current window's count alone.
-func TestClaimRate(t *testing.T) {
+// TestClaimTokens takes tokens from a destination's bucket: it starts full
+// (the burst), never gives more than it holds, fills at the rate, and a
+// claim with an earlier clock adds nothing and leaves the bucket alone.
+func TestClaimTokens(t *testing.T) {
 	t.Parallel()
 	s := open(t, t.TempDir())
 	defer s.Close()
@@ -191,31 +191,35 @@ func TestClaimRate(t *testing.T) {
 func checkClaims(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := context.Background()
-	claim := func(want int, window int64) int {
+	base := time.Unix(1_000_000, 0)
+	claim := func(want int, at time.Duration) (int, time.Duration) {
 		t.Helper()
-		n, err := s.ClaimRate(ctx, "arn:dest", 10, want, window)
+		n, wait, err := s.ClaimTokens(ctx, "arn:dest", 10, 10, want, base.Add(at))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return n, wait
 	}
-	if n := claim(6, 100); n != 6 {
-		t.Fatalf("first claim in window 100: %d, want 6", n)
+	if n, _ := claim(6, 0); n != 6 {
+		t.Fatalf("first claim: %d, want 6 of the burst of 10", n)
 	}
-	if n := claim(6, 100); n != 4 {
-		t.Fatalf("second claim in window 100: %d, want the 4 left", n)
+	if n, _ := claim(6, 0); n != 4 {
+		t.Fatalf("second claim: %d, want the 4 left", n)
 	}
-	if n := claim(1, 100); n != 0 {
-		t.Fatalf("claim in spent window 100: %d, want 0", n)
+	if n, wait := claim(1, 0); n != 0 || wait != 100*time.Millisecond {
+		t.Fatalf("claim of an empty bucket: %d, wait %v; want 0, 100ms (one token at 10/s)", n, wait)
 	}
-	if n := claim(7, 101); n != 7 {
-		t.Fatalf("first claim in window 101: %d, want 7", n)
+	if n, _ := claim(7, 500*time.Millisecond); n != 5 {
+		t.Fatalf("claim half a second later: %d, want the 5 added", n)
 	}
-	if n := claim(5, 100); n != 0 {
-		t.Fatalf("late claim in window 100 after 101 began: %d, want 0", n)
+	if n, wait := claim(1, 400*time.Millisecond); n != 0 || wait != 100*time.Millisecond {
+		t.Fatalf("claim with an earlier clock: %d, wait %v; want 0 and the bucket unchanged", n, wait)
 	}
-	if n := claim(5, 101); n != 3 {
-		t.Fatalf("claim in window 101 after the late claim: %d, want the 3 left", n)
+	if n, _ := claim(1, 600*time.Millisecond); n != 1 {
+		t.Fatalf("claim at 600ms: %d, want the 1 added since 500ms", n)
+	}
+	if n, _ := claim(20, time.Hour); n != 10 {
+		t.Fatalf("claim after an hour: %d, want the burst of 10, no more", n)
 	}
 }
 
