@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -46,6 +45,9 @@ type Server struct {
 	Query []*QueryService
 	// MaxBody is the largest request body accepted, in bytes.
 	MaxBody int64
+	// Budget bounds the bytes of request bodies held at once; nil bounds
+	// nothing.
+	Budget *Budget
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
 }
@@ -111,6 +113,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fail := func(err *Error) {
 		writeJSONError(w, version, err)
 	}
+	refuse := func(err *Error) {
+		refuseUnread(w)
+		fail(err)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger().ErrorContext(ctx, "panic in request", "target", target, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -118,36 +124,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if r.Method != http.MethodPost {
-		fail(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
-		return
-	}
-	limit := s.MaxBody
-	if svc != nil && svc.MaxBody > 0 {
-		limit = svc.MaxBody
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			// UNVERIFIED: AWS's front end answers 413 for oversized bodies.
-			fail(&Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", limit), Status: http.StatusRequestEntityTooLarge})
-			return
-		}
-		fail(&Error{Code: CodeSerialization, Message: "Could not read the request body."})
+		refuse(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
 		return
 	}
 	if svc == nil {
-		fail(&Error{Code: CodeUnknownOperation, Message: ""})
+		refuse(&Error{Code: CodeUnknownOperation, Message: ""})
 		return
 	}
-	id, err := s.Verifier.Verify(r, body, svc.SigningName)
+	limit := s.MaxBody
+	if svc.MaxBody > 0 {
+		limit = svc.MaxBody
+	}
+	body, id, held, err := s.admit(w, r, limit, svc.SigningName, s.Verifier.Region)
+	defer s.Budget.release(held)
 	if err != nil {
-		var aerr *AuthError
-		if errors.As(err, &aerr) {
-			fail(aerr.JSONError())
-			return
-		}
-		fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+		refuse(admitError(err, limit, false))
 		return
 	}
 	if op == nil {
@@ -189,6 +180,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) lookup(target string) (*JSONService, JSONOperation) {
 	prefix, name, ok := strings.Cut(target, ".")
