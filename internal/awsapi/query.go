@@ -110,11 +110,7 @@ func isQuery(r *http.Request) bool {
 // its Authorization header names none: missing or malformed (an
 // *AuthError), or another service (nil, nil).
 func (s *Server) queryService(r *http.Request) (*QueryService, *AuthError) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return nil, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
-	}
-	a, aerr := parseAuthorization(h)
+	a, aerr := authorization(r)
 	if aerr != nil {
 		return nil, aerr
 	}

@@ -96,6 +96,15 @@ type authHeader struct {
 	signature                        string
 }
 
+// authorization returns r's Authorization header, parsed.
+func authorization(r *http.Request) (authHeader, *AuthError) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return authHeader{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
+	}
+	return parseAuthorization(h)
+}
+
 // parseAuthorization parses "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request,
 // SignedHeaders=a;b, Signature=hex" with any spacing between the parts.
 func parseAuthorization(h string) (authHeader, *AuthError) {
@@ -176,11 +185,7 @@ type Pending struct {
 // regions, service), Host signed, and a known access key. A request that
 // fails here costs no more than its headers.
 func (v *Verifier) CheckHeaders(r *http.Request, service string, regions ...string) (*Pending, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return nil, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
-	}
-	a, aerr := parseAuthorization(h)
+	a, aerr := authorization(r)
 	if aerr != nil {
 		return nil, aerr
 	}
