@@ -1,8 +1,10 @@
 // Package awsapi speaks the AWS wire protocols on one HTTP listener: it
-// verifies Signature Version 4, tells the services apart by their target
-// header (AWS JSON 1.0 and 1.1, as used by EventBridge and SQS; the Query
-// protocol slots in next to them), decodes requests, and encodes results and
-// errors exactly as AWS does. Operations themselves live elsewhere.
+// verifies Signature Version 4 (what the headers tell before a body is
+// read, the rest after), reads bodies within a shared budget of bytes,
+// tells the services apart by their target header (AWS JSON 1.0 and 1.1,
+// as used by EventBridge and SQS; the Query protocol slots in next to
+// them), decodes requests, and encodes results and errors exactly as AWS
+// does. Operations themselves live elsewhere.
 package awsapi
 
 import (

@@ -156,7 +156,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.DurationVar(&c.Clients.ReadHeaderTimeout, "read-header-timeout", c.Clients.ReadHeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&c.Clients.ReadTimeout, "read-timeout", c.Clients.ReadTimeout, "how long a client may take to send a whole request, headers and body")
 	fs.DurationVar(&c.Clients.IdleTimeout, "idle-timeout", c.Clients.IdleTimeout, "how long a keep-alive connection may wait for its next request")
-	fs.IntVar(&c.Clients.MaxConnections, "max-client-connections", 0, "the most client connections open at once; at the cap the longest idle one is closed (default: half the open-file limit, at most 10000)")
+	fs.IntVar(&c.Clients.MaxConnections, "max-client-connections", 0, "the most client connections open at once; at the cap, the one that has waited longest without a request in hand is closed (default: half the open-file limit, at most 10000)")
 	fs.Int64Var(&c.Clients.MaxBodyBytesInFlight, "max-body-bytes-in-flight", c.Clients.MaxBodyBytesInFlight, "the most bytes of request bodies read or held at once; a request that waits a second for room is answered 503")
 	fs.IntVar(&c.Quotas.EventBuses, "max-event-buses", c.Quotas.EventBuses, "quota: event buses, the default bus included")
 	fs.IntVar(&c.Quotas.RulesPerBus, "max-rules-per-bus", c.Quotas.RulesPerBus, "quota: rules per event bus")
