@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -107,26 +106,34 @@ func isQuery(r *http.Request) bool {
 	return mt == "application/x-www-form-urlencoded"
 }
 
-func (s *Server) queryService(r *http.Request) *QueryService {
-	a, err := parseAuthorization(r.Header.Get("Authorization"))
-	if err == nil {
-		for _, q := range s.Query {
-			if q.SigningName == a.service {
-				return q
-			}
+// queryService returns the Query service a request is signed for, or why
+// its Authorization header names none: missing or malformed (an
+// *AuthError), or another service (nil, nil).
+func (s *Server) queryService(r *http.Request) (*QueryService, *AuthError) {
+	a, aerr := authorization(r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	for _, q := range s.Query {
+		if q.SigningName == a.service {
+			return q, nil
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // serveQuery answers a Query protocol request.
 func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, reqID string) {
-	svc := s.queryService(r)
+	svc, aerr := s.queryService(r)
 	ns := ""
 	if svc != nil {
 		ns = svc.Namespace
 	}
 	fail := func(err *Error) { writeQueryError(w, ns, reqID, err) }
+	refuse := func(err *Error) {
+		refuseUnread(w)
+		fail(err)
+	}
 	action := ""
 	defer func() {
 		if p := recover(); p != nil {
@@ -135,30 +142,29 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 	}()
 	if r.Method != http.MethodPost {
-		fail(&Error{Code: "InvalidAction", Message: "Only POST requests are supported."})
+		refuse(&Error{Code: "InvalidAction", Message: "Only POST requests are supported."})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
-	if err != nil {
-		fail(&Error{Code: "ValidationError", Message: "Could not read the request body.", Status: http.StatusRequestEntityTooLarge})
+	if r.ContentLength > s.MaxBody {
+		refuse(admitError(errBodyTooLarge, s.MaxBody, true))
+		return
+	}
+	if aerr != nil {
+		refuse(aerr.QueryError())
 		return
 	}
 	if svc == nil {
-		fail(&Error{Code: "InvalidAction", Message: "This endpoint speaks the Query protocol for IAM only; other services use the AWS JSON protocol (X-Amz-Target)."})
+		refuse(&Error{Code: "InvalidAction", Message: "This endpoint speaks the Query protocol for IAM only; other services use the AWS JSON protocol (X-Amz-Target)."})
 		return
 	}
 	regions := []string{s.Verifier.Region}
 	if svc.SigningRegion != "" {
 		regions = append(regions, svc.SigningRegion)
 	}
-	id, err := s.Verifier.VerifyRegion(r, body, svc.SigningName, regions...)
+	body, id, held, err := s.admit(w, r, s.MaxBody, svc.SigningName, regions...)
+	defer s.Budget.release(held)
 	if err != nil {
-		var aerr *AuthError
-		if errors.As(err, &aerr) {
-			fail(aerr.QueryError())
-			return
-		}
-		fail(&Error{Code: "ServiceFailure", Message: "Internal error.", Status: http.StatusInternalServerError})
+		refuse(admitError(err, s.MaxBody, true))
 		return
 	}
 	form, err := url.ParseQuery(string(body))

@@ -1,8 +1,10 @@
 // Package awsapi speaks the AWS wire protocols on one HTTP listener: it
-// verifies Signature Version 4, tells the services apart by their target
-// header (AWS JSON 1.0 and 1.1, as used by EventBridge and SQS; the Query
-// protocol slots in next to them), decodes requests, and encodes results and
-// errors exactly as AWS does. Operations themselves live elsewhere.
+// verifies Signature Version 4 (what the headers tell before a body is
+// read, the rest after), reads bodies within a shared budget of bytes,
+// tells the services apart by their target header (AWS JSON 1.0 and 1.1,
+// as used by EventBridge and SQS; the Query protocol slots in next to
+// them), decodes requests, and encodes results and errors exactly as AWS
+// does. Operations themselves live elsewhere.
 package awsapi
 
 import (
@@ -12,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -46,6 +47,9 @@ type Server struct {
 	Query []*QueryService
 	// MaxBody is the largest request body accepted, in bytes.
 	MaxBody int64
+	// Budget bounds the bytes of request bodies held at once; nil bounds
+	// nothing.
+	Budget *Budget
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
 }
@@ -111,6 +115,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fail := func(err *Error) {
 		writeJSONError(w, version, err)
 	}
+	refuse := func(err *Error) {
+		refuseUnread(w)
+		fail(err)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger().ErrorContext(ctx, "panic in request", "target", target, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -118,36 +126,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if r.Method != http.MethodPost {
-		fail(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
-		return
-	}
-	limit := s.MaxBody
-	if svc != nil && svc.MaxBody > 0 {
-		limit = svc.MaxBody
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			// UNVERIFIED: AWS's front end answers 413 for oversized bodies.
-			fail(&Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", limit), Status: http.StatusRequestEntityTooLarge})
-			return
-		}
-		fail(&Error{Code: CodeSerialization, Message: "Could not read the request body."})
+		refuse(&Error{Code: CodeUnknownOperation, Message: "Only POST requests are supported."})
 		return
 	}
 	if svc == nil {
-		fail(s.unknownOperation(target, nil))
+		refuse(s.unknownOperation(target, nil))
 		return
 	}
-	id, err := s.Verifier.Verify(r, body, svc.SigningName)
+	limit := s.MaxBody
+	if svc.MaxBody > 0 {
+		limit = svc.MaxBody
+	}
+	body, id, held, err := s.admit(w, r, limit, svc.SigningName, s.Verifier.Region)
+	defer s.Budget.release(held)
 	if err != nil {
-		var aerr *AuthError
-		if errors.As(err, &aerr) {
-			fail(aerr.JSONError())
-			return
-		}
-		fail(&Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError})
+		refuse(admitError(err, limit, false))
 		return
 	}
 	if op == nil {
@@ -189,6 +182,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) lookup(target string) (*JSONService, JSONOperation) {
 	prefix, name, ok := strings.Cut(target, ".")

@@ -96,6 +96,15 @@ type authHeader struct {
 	signature                        string
 }
 
+// authorization returns r's Authorization header, parsed.
+func authorization(r *http.Request) (authHeader, *AuthError) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return authHeader{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
+	}
+	return parseAuthorization(h)
+}
+
 // parseAuthorization parses "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request,
 // SignedHeaders=a;b, Signature=hex" with any spacing between the parts.
 func parseAuthorization(h string) (authHeader, *AuthError) {
@@ -154,24 +163,42 @@ func (v *Verifier) Verify(r *http.Request, body []byte, service string) (Identit
 // VerifyRegion is Verify for a request that may be signed for any of
 // regions (a global service's signing region, and the server's).
 func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service string, regions ...string) (Identity, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return Identity{}, &AuthError{Failure: AuthMissing, Message: "Missing Authentication Token"}
+	p, err := v.CheckHeaders(r, service, regions...)
+	if err != nil {
+		return Identity{}, err
 	}
-	a, aerr := parseAuthorization(h)
+	return p.Verify(body)
+}
+
+// Pending is a request whose signature passed every check its headers
+// allow; Verify finishes with the body. It holds no secret.
+type Pending struct {
+	v          *Verifier
+	r          *http.Request
+	a          authHeader
+	dateHeader string
+}
+
+// CheckHeaders checks what can be checked of r's signature before its
+// body is read: an Authorization header that parses as SigV4, the request
+// date within the allowed skew, the credential scope (date, one of
+// regions, service), Host signed, and a known access key. A request that
+// fails here costs no more than its headers.
+func (v *Verifier) CheckHeaders(r *http.Request, service string, regions ...string) (*Pending, error) {
+	a, aerr := authorization(r)
 	if aerr != nil {
-		return Identity{}, aerr
+		return nil, aerr
 	}
 	dateHeader := r.Header.Get("X-Amz-Date")
 	if dateHeader == "" {
-		return Identity{}, &AuthError{Failure: AuthIncomplete, Message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."}
+		return nil, &AuthError{Failure: AuthIncomplete, Message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."}
 	}
 	t, err := time.Parse(amzDate, dateHeader)
 	if err != nil {
-		return Identity{}, &AuthError{Failure: AuthIncomplete, Message: fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'.", dateHeader)}
+		return nil, &AuthError{Failure: AuthIncomplete, Message: fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'.", dateHeader)}
 	}
 	if a.date != t.Format("20060102") {
-		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", a.date, t.Format("20060102"), dateHeader)}
+		return nil, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", a.date, t.Format("20060102"), dateHeader)}
 	}
 	now := time.Now
 	if v.Now != nil {
@@ -183,32 +210,48 @@ func (v *Verifier) VerifyRegion(r *http.Request, body []byte, service string, re
 	}
 	n := now().UTC()
 	if t.Before(n.Add(-skew)) {
-		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %d min.)",
+		return nil, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %d min.)",
 			dateHeader, n.Add(-skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
 	}
 	if t.After(n.Add(skew)) {
-		return Identity{}, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
+		return nil, &AuthError{Failure: AuthExpired, Message: fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %d min.)",
 			dateHeader, n.Add(skew).Format(amzDate), n.Format(amzDate), int(skew/time.Minute))}
 	}
 	if !slices.Contains(regions, a.region) {
-		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
+		return nil, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", a.region)}
 	}
 	if a.service != service {
-		return Identity{}, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
+		return nil, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
 	}
 	if !containsFold(a.signedHeaders, "host") {
-		return Identity{}, &AuthError{Failure: AuthMismatch, Message: "'Host' must be a 'SignedHeader' in the AWS Authorization."}
+		return nil, &AuthError{Failure: AuthMismatch, Message: "'Host' must be a 'SignedHeader' in the AWS Authorization."}
 	}
-	secret, ok := v.Lookup(a.accessKey)
+	if _, ok := v.Lookup(a.accessKey); !ok {
+		return nil, errUnknownKey()
+	}
+	return &Pending{v: v, r: r, a: a, dateHeader: dateHeader}, nil
+}
+
+func errUnknownKey() *AuthError {
+	return &AuthError{Failure: AuthUnknownKey, Message: "The security token included in the request is invalid."}
+}
+
+// Verify finishes the check of the request's signature with its body: the
+// payload hash and the signature itself.
+func (p *Pending) Verify(body []byte) (Identity, error) {
+	// Looked up again rather than kept, so that nothing holds the secret
+	// between the two steps (and a key removed meanwhile is refused).
+	secret, ok := p.v.Lookup(p.a.accessKey)
 	if !ok {
-		return Identity{}, &AuthError{Failure: AuthUnknownKey, Message: "The security token included in the request is invalid."}
+		return Identity{}, errUnknownKey()
 	}
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
-	if ph := r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
+	if ph := p.r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	}
-	want := signature(r, a.signedHeaders, payloadHash, secret, dateHeader, a.date, a.region, a.service)
+	a := p.a
+	want := signature(p.r, a.signedHeaders, payloadHash, secret, p.dateHeader, a.date, a.region, a.service)
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: msgMismatch}
 	}

@@ -168,6 +168,12 @@ func TestVerifyRefuses(t *testing.T) {
 		if strings.Contains(aerr.Message, sigSecret) {
 			t.Errorf("%s: message reveals the secret", tc.name)
 		}
+		// Everything but the signature itself is checked before the
+		// body is read.
+		early := tc.failure != AuthMismatch || tc.name == "host not signed"
+		if _, err := v.CheckHeaders(req, "events", "us-east-1"); (err != nil) != early {
+			t.Errorf("%s: CheckHeaders = %v, want a refusal: %v", tc.name, err, early)
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ type Config struct {
 	SyncInterval time.Duration
 	LogLevel     string
 
+	// Clients bounds what clients of the listener may hold.
+	Clients Clients
+
 	Quotas Quotas
 
 	// ExtraCAFile holds certificates API destinations may present besides
@@ -63,6 +66,24 @@ type Config struct {
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool
+}
+
+// Clients are the listener's limits on its clients, so that clients that
+// are not signed, or send slowly, cost almost nothing.
+type Clients struct {
+	// ReadHeaderTimeout is how long a client may take to send a
+	// request's headers; ReadTimeout, the whole request, body included.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration
+	// MaxConnections is the most connections open at once; 0 picks half
+	// the process's limit of open files, at most 10,000.
+	MaxConnections int
+	// MaxBodyBytesInFlight is the most bytes of request bodies read or
+	// held at once.
+	MaxBodyBytesInFlight int64
 }
 
 // Quotas are EventBridge's service quotas, with AWS's defaults.
@@ -92,6 +113,12 @@ func Default() Config {
 		AttemptLogMaxBytes: 1 << 30,
 		SyncInterval:       time.Second,
 		LogLevel:           "info",
+		Clients: Clients{
+			ReadHeaderTimeout:    10 * time.Second,
+			ReadTimeout:          time.Minute,
+			IdleTimeout:          2 * time.Minute,
+			MaxBodyBytesInFlight: 64 << 20,
+		},
 		Quotas: Quotas{
 			EventBuses:        100,
 			RulesPerBus:       300,
@@ -131,6 +158,11 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every write before acknowledging it (survives power loss; slower)")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often writes are fsynced when --sync-always is off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.Clients.ReadHeaderTimeout, "read-header-timeout", c.Clients.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&c.Clients.ReadTimeout, "read-timeout", c.Clients.ReadTimeout, "how long a client may take to send a whole request, headers and body")
+	fs.DurationVar(&c.Clients.IdleTimeout, "idle-timeout", c.Clients.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&c.Clients.MaxConnections, "max-client-connections", 0, "the most client connections open at once; at the cap, the one that has waited longest without a request in hand is closed (default: half the open-file limit, at most 10000)")
+	fs.Int64Var(&c.Clients.MaxBodyBytesInFlight, "max-body-bytes-in-flight", c.Clients.MaxBodyBytesInFlight, "the most bytes of request bodies read or held at once; a request that waits a second for room is answered 503")
 	fs.IntVar(&c.Quotas.EventBuses, "max-event-buses", c.Quotas.EventBuses, "quota: event buses, the default bus included")
 	fs.IntVar(&c.Quotas.RulesPerBus, "max-rules-per-bus", c.Quotas.RulesPerBus, "quota: rules per event bus")
 	fs.IntVar(&c.Quotas.TargetsPerRule, "max-targets-per-rule", c.Quotas.TargetsPerRule, "quota: targets per rule")
@@ -212,6 +244,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))
+	}
+	if cl := c.Clients; cl.ReadHeaderTimeout <= 0 || cl.ReadTimeout < cl.ReadHeaderTimeout || cl.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("--read-header-timeout and --idle-timeout must be positive, and --read-timeout at least --read-header-timeout"))
+	}
+	if c.Clients.MaxConnections < 0 || c.Clients.MaxBodyBytesInFlight <= 0 {
+		errs = append(errs, errors.New("--max-client-connections must be 0 (automatic) or more, --max-body-bytes-in-flight positive"))
 	}
 	q := c.Quotas
 	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 || q.Connections < 1 || q.ApiDestinations < 1 {

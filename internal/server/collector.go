@@ -9,11 +9,14 @@ import (
 
 // stateCollector reads, at each scrape, what is state rather than events:
 // the backlogs of the delivery pipeline, the retry backlog of each target,
-// the depth of each queue and the connections by state.
+// the depth of each queue, the connections by state, and what clients of
+// the listener hold.
 type stateCollector struct {
 	s *Server
 
 	pipeline, backlog, queues, connections, nodes *prometheus.Desc
+	// What clients of the listener hold (connlimit, the body budget).
+	clientConns, evicted, bodyBytes, refusedBusy *prometheus.Desc
 }
 
 func newStateCollector(s *Server) *stateCollector {
@@ -29,6 +32,14 @@ func newStateCollector(s *Server) *stateCollector {
 		connections: prometheus.NewDesc("bridgeport_connections",
 			"Connections by state (AUTHORIZED, AUTHORIZING, DEAUTHORIZED).", []string{"state"}, nil),
 		nodes: prometheus.NewDesc("bridgeport_nodes", "bridgeport nodes alive on the store (from their heartbeats).", nil, nil),
+		clientConns: prometheus.NewDesc("bridgeport_client_connections",
+			"Client connections open on the listener (at most --max-client-connections).", nil, nil),
+		evicted: prometheus.NewDesc("bridgeport_client_connections_evicted_total",
+			"Client connections closed at the cap to make room for a new one (idle, or still sending their headers).", nil, nil),
+		bodyBytes: prometheus.NewDesc("bridgeport_request_body_bytes",
+			"Bytes of request bodies being read or held (at most --max-body-bytes-in-flight).", nil, nil),
+		refusedBusy: prometheus.NewDesc("bridgeport_requests_refused_busy_total",
+			"Requests answered 503 because their body found no room in --max-body-bytes-in-flight within a second.", nil, nil),
 	}
 }
 
@@ -38,6 +49,10 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queues
 	ch <- c.connections
 	ch <- c.nodes
+	ch <- c.clientConns
+	ch <- c.evicted
+	ch <- c.bodyBytes
+	ch <- c.refusedBusy
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -70,6 +85,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		s.log.Warn("metrics: queue depths", "error", err)
 	}
 	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(s.store.LiveNodes()))
+	ch <- prometheus.MustNewConstMetric(c.clientConns, prometheus.GaugeValue, float64(s.ln.Open()))
+	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.ln.Evicted()))
+	ch <- prometheus.MustNewConstMetric(c.bodyBytes, prometheus.GaugeValue, float64(s.bodies.InUse()))
+	ch <- prometheus.MustNewConstMetric(c.refusedBusy, prometheus.CounterValue, float64(s.bodies.Refused()))
 	states := s.events.ConnectionStates()
 	for _, st := range []string{"AUTHORIZED", "AUTHORIZING", "DEAUTHORIZED"} {
 		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, float64(states[st]), st)

@@ -89,6 +89,9 @@ func TestMetrics(t *testing.T) {
 		`bridgeport_connections{state="AUTHORIZED"}`:                                                   1,
 		`bridgeport_pipeline_depth{stage="jobs"}`:                                                      0,
 		`bridgeport_nodes`: 1,
+		`bridgeport_client_connections_evicted_total`: 0,
+		`bridgeport_request_body_bytes`:               0,
+		`bridgeport_requests_refused_busy_total`:      0,
 	}
 	// Outcomes are recorded right after the dead-letter send, and the job
 	// leaves the queue a moment later: wait until the figures settle.

@@ -21,6 +21,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/config"
+	"bridgeport/internal/connlimit"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/iam"
@@ -60,8 +61,10 @@ type Server struct {
 	// sentToDLQ and failedToDLQ those with one.
 	dropped, sentToDLQ, failedToDLQ atomic.Int64
 	http                            *http.Server
-	ln                              net.Listener
-	ready                           atomic.Bool
+	ln                              *connlimit.Listener
+	// bodies bounds the bytes of request bodies in flight.
+	bodies *awsapi.Budget
+	ready  atomic.Bool
 	// working is true while the delivery worker runs.
 	working atomic.Bool
 	served  chan error
@@ -170,9 +173,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.
 		MaxBody: int64(q.EventSize)*2 + 1<<20,
+		Budget:  awsapi.NewBudget(cfg.Clients.MaxBodyBytesInFlight),
 		Log:     log.With("part", "api"),
 	}
-	s.ln, err = net.Listen("tcp", cfg.Listen)
+	s.bodies = api.Budget
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		s.stopWorker()
 		<-s.workerDone
@@ -182,11 +187,23 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	maxConns := cfg.Clients.MaxConnections
+	if maxConns == 0 {
+		maxConns = connlimit.DefaultMax()
+		if maxConns < 1000 {
+			log.Warn("the open-file limit allows few client connections; raise it (ulimit -n) or set --max-client-connections", "max_client_connections", maxConns)
+		}
+	}
+	s.ln = connlimit.New(ln, maxConns)
 	s.http = &http.Server{
 		Handler:           s.routes(api),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: cfg.Clients.ReadHeaderTimeout,
+		// The deadline of the whole request; the API lifts it once a
+		// body is in (awsapi's readBody).
+		ReadTimeout: cfg.Clients.ReadTimeout,
+		IdleTimeout: cfg.Clients.IdleTimeout,
+		ConnState:   s.ln.ConnState,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(s.ln) }()
