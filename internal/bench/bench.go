@@ -541,22 +541,24 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	}
 	wg.Wait()
 	r.endProgress()
-	// Wait until the server has tried each once: from then on every one of
-	// them waits for a retry (on disk in the delay tiers, or due and
-	// queued), retried with backoff for 24 hours.
+	// Wait until every event is routed and waits: tried once and waiting
+	// for a retry (on disk in the delay tiers, or due and queued), or
+	// parked once the dead destination's circuit is open, for 24 hours.
+	waitingNow := func(m map[string]float64) int {
+		return int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`] + m[`bridgeport_pipeline_depth{stage="parked"}`])
+	}
 	deadline := time.Now().Add(time.Duration(r.cfg.Backlog/100+120) * time.Second)
 	for time.Now().Before(deadline) {
 		m := r.metrics(ctx)
-		attempted := int(m[`bridgeport_invocation_attempts_total{bus="bench-`+r.id+`",rule="dead"}`])
-		r.progress("backlog: %d of %d events tried once (%s)", attempted, r.cfg.Backlog, time.Since(start).Round(time.Second))
-		if attempted >= r.cfg.Backlog {
+		waiting := waitingNow(m)
+		r.progress("backlog: %d of %d events routed and waiting (%s)", waiting, r.cfg.Backlog, time.Since(start).Round(time.Second))
+		if waiting >= r.cfg.Backlog && m[`bridgeport_pipeline_depth{stage="unrouted"}`] == 0 {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	r.endProgress()
-	m := r.metrics(ctx)
-	waiting := int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`])
+	waiting := waitingNow(r.metrics(ctx))
 	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err

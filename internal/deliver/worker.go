@@ -183,6 +183,12 @@ type Worker struct {
 	probes  map[string]chan struct{} // the slots of failing destinations
 	failing map[string]bool
 	limits  map[string]*limit
+	// The circuits (circuit.go): open ones as the store has them, a channel
+	// per destination closed at the next change, and the failures in a row
+	// of each destination on this node.
+	open    map[string]*store.Health
+	changed map[string]chan struct{}
+	fails   map[string]int
 }
 
 // NewWorker returns a Worker.
@@ -203,7 +209,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, failing: map[string]bool{}, limits: map[string]*limit{}}
+	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{},
+		failing: map[string]bool{}, limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -224,6 +231,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		"delays":    w.cfg.Store.RunDelays,
 		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
 		"authorize": w.authorizeLoop,
+		"health":    w.watchHealth,
+		"keepers":   w.keepers,
 	} {
 		wg.Add(1)
 		go func() {
@@ -282,7 +291,7 @@ func (w *Worker) authorize(ctx context.Context, c *OAuthClient) (string, bool) {
 }
 
 // handle runs one job to an outcome that is durable before it returns:
-// delivered, delayed for a retry or a deferral, or dead-lettered.
+// delivered, delayed for a retry or a deferral, parked, or dead-lettered.
 func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
 	if !ok {
@@ -290,6 +299,26 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		w.log.Info("target gone; job dropped", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID)
 		return nil
 	}
+	return w.run(ctx, j, t, runNormal)
+}
+
+// How run treats a job.
+type runMode int
+
+const (
+	// runNormal is a shared worker's job: parked when its destination's
+	// circuit is open, put back when the rate limit or the in-flight cap
+	// turns it away, so that the worker moves on.
+	runNormal runMode = iota
+	// runDrain is a keeper's job, once its destination answers again:
+	// it waits for the rate limit and a free slot.
+	runDrain
+	// runProbe is a keeper's job tried while the circuit is open.
+	runProbe
+)
+
+// run runs a job of target t to a durable outcome.
+func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) error {
 	now := w.cfg.Now()
 	if t.MaxAge > 0 && now.Sub(j.Ingested) > t.MaxAge {
 		return w.deadLetter(ctx, j, t, Result{Code: CodeTimeout, Message: "the event is older than MaximumEventAgeInSeconds"}, ExhaustedAge)
@@ -342,17 +371,38 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		}
 		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg})
 	}
-	if wait := w.take(ctx, d.Arn, d.RateLimit, time.Now()); wait > 0 {
-		return w.postpone(ctx, j, wait)
+	if mode == runNormal {
+		if h, _ := w.circuit(d.Arn); h != nil {
+			return w.parkOnArrival(ctx, j, t, h)
+		}
+	}
+	for {
+		wait := w.take(ctx, d.Arn, d.RateLimit, time.Now())
+		if wait <= 0 {
+			break
+		}
+		if mode == runNormal {
+			return w.postpone(ctx, j, wait)
+		}
+		if !sleepFor(ctx, wait) {
+			return ctx.Err()
+		}
 	}
 	slot := w.slot(d.Arn)
-	select {
-	case slot <- struct{}{}:
-	case <-time.After(time.Second):
-		// The destination is busy with slow calls: let other jobs run.
-		return w.postpone(ctx, j, time.Second)
-	case <-ctx.Done():
-		return ctx.Err()
+	if mode == runNormal {
+		select {
+		case slot <- struct{}{}:
+		default:
+			// The destination has as many calls in flight as it may: the
+			// worker moves on, and the job comes back shortly.
+			return w.postpone(ctx, j, busyWait+time.Duration(rand.Int64N(int64(busyWait))))
+		}
+	} else {
+		select {
+		case slot <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	defer func() { <-slot }()
 	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
@@ -375,6 +425,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	res := w.cfg.Invoker.Invoke(ctx, t.invocation(body, j.Event, auth))
 	w.record(d.Arn, res)
 	res.Message = redact(res.Message, auth, d)
+	w.noteAttempt(ctx, d.Arn, res)
 	if ctx.Err() == nil || res.OK() {
 		res = w.observe(j, start, res)
 	}
@@ -403,6 +454,22 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	return w.retry(ctx, j, t, res)
 }
 
+// busyWait is about how long a job waits when its destination has all the
+// calls in flight it may (between busyWait and twice that, spread).
+const busyWait = 250 * time.Millisecond
+
+// sleepFor waits for d, or until ctx ends; it reports whether d passed.
+func sleepFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // retry delays the job for its next attempt, or dead-letters it when its
 // retry policy is exhausted.
 func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) error {
@@ -416,10 +483,21 @@ func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) e
 	}
 	next := j
 	next.Attempt++
+	retryAt := time.Now().Add(delay)
+	if d := t.Destination; d != nil {
+		if h, _ := w.circuit(d.Arn); h != nil {
+			// Its destination is failing: the job waits parked, not in a
+			// delay tier.
+			if err := w.park(ctx, next, t, now.Add(delay), res, true); err != nil {
+				return err
+			}
+			w.logAttempt(j, t, res, store.OutcomeParked, &retryAt)
+			return nil
+		}
+	}
 	if err := w.cfg.Store.Delay(ctx, next, delay); err != nil {
 		return err
 	}
-	retryAt := time.Now().Add(delay)
 	w.logAttempt(j, t, res, store.OutcomeRetrying, &retryAt)
 	return nil
 }
@@ -428,12 +506,16 @@ func (w *Worker) retry(ctx context.Context, j store.Job, t Target, res Result) e
 // from BaseDelay, capped at MaxDelay, with full jitter. With the defaults
 // (1 s, 15 min) 185 retries take about 23 hours.
 func (w *Worker) backoff(n int) time.Duration {
-	ceiling := w.cfg.BaseDelay
-	for i := 0; i < n && ceiling < w.cfg.MaxDelay; i++ {
-		ceiling *= 2
+	return time.Duration(rand.Int64N(int64(w.ceiling(n))) + 1)
+}
+
+// ceiling is the longest wait before retry n.
+func (w *Worker) ceiling(n int) time.Duration {
+	c := w.cfg.BaseDelay
+	for i := 0; i < n && c < w.cfg.MaxDelay; i++ {
+		c *= 2
 	}
-	ceiling = min(ceiling, w.cfg.MaxDelay)
-	return time.Duration(rand.Int64N(int64(ceiling)) + 1)
+	return min(c, w.cfg.MaxDelay)
 }
 
 // fail ends a job whose attempt failed before any request: counted as a

@@ -35,6 +35,7 @@ type Metrics struct {
 	InvocationsFailedToBeSentDLQ *prometheus.CounterVec // bus, rule
 	DroppedInvocations           *prometheus.CounterVec // bus, rule
 	ThrottledRules               *prometheus.CounterVec // bus, rule
+	ParkedInvocations            *prometheus.CounterVec // bus, rule
 	FailedAttempts               *prometheus.CounterVec // bus, rule, target, code
 
 	IngestionToInvocationStart    *prometheus.HistogramVec // bus, rule
@@ -90,6 +91,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		DroppedInvocations: f("dropped_invocations_total", "Failed invocations of targets without a dead-letter queue: the event was dropped.", "bus", "rule"),
 		ThrottledRules: f("throttled_rules_total",
 			"Invocations delayed by a destination's rate limit or in-flight cap (EventBridge ThrottledRules).", "bus", "rule"),
+		ParkedInvocations: f("parked_invocations_total",
+			"Invocations parked because their API destination's circuit was open (it kept failing): they wait, without attempts, until it answers again or their retry policy runs out.",
+			"bus", "rule"),
 		FailedAttempts: f("failed_attempts_total", "Failed attempts by EventBridge error code (TIMEOUT, NO_PERMISSIONS, ...).",
 			"bus", "rule", "target", "code"),
 		IngestionToInvocationStart: h("ingestion_to_invocation_start_latency_seconds",
@@ -126,6 +130,15 @@ func (m *Metrics) Matched(bus string, rules []Rule, invocations []int) {
 			m.InvocationsCreated.WithLabelValues(r.Bus, r.Name).Add(float64(n))
 		}
 	}
+}
+
+// Parked records an invocation parked while its destination fails.
+func (m *Metrics) Parked(ruleArn string) {
+	if m == nil {
+		return
+	}
+	r := RuleOf(ruleArn)
+	m.ParkedInvocations.WithLabelValues(r.Bus, r.Name).Inc()
 }
 
 // SetAside records an event the router set aside.

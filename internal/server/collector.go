@@ -23,7 +23,7 @@ func newStateCollector(s *Server) *stateCollector {
 	return &stateCollector{
 		s: s,
 		pipeline: prometheus.NewDesc("bridgeport_pipeline_depth",
-			"Work waiting in the delivery pipeline: stored events not yet routed (unrouted), deliveries due now (jobs), deliveries waiting for a retry or a rate limit (delayed).",
+			"Work waiting in the delivery pipeline: stored events not yet routed (unrouted), deliveries due now (jobs), deliveries waiting for a retry or a rate limit (delayed), deliveries parked while their destination fails (parked).",
 			[]string{"stage"}, nil),
 		backlog: prometheus.NewDesc("bridgeport_retry_backlog",
 			"Deliveries to a target waiting for a retry or a deferral.", []string{"bus", "rule", "target"}, nil),
@@ -63,6 +63,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Unrouted), "unrouted")
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Jobs), "jobs")
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Delayed), "delayed")
+		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Parked), "parked")
 	} else {
 		s.log.Warn("metrics: pipeline depths", "error", err)
 	}

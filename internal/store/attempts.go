@@ -55,6 +55,7 @@ const (
 	OutcomeDropped       = "DROPPED"            // not delivered, no dead-letter queue
 	OutcomeNotDelivered  = "NOT_DELIVERED"      // not delivered; what became of it is in a later record
 	OutcomeSetAside      = "SET_ASIDE"          // the event could not be routed; it is kept in the aside stream
+	OutcomeParked        = "PARKED"             // waiting for its failing destination to answer again
 	defaultAttemptsAge   = 7 * 24 * time.Hour
 	defaultAttemptsBytes = 1 << 30
 )

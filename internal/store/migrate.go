@@ -36,6 +36,7 @@ type MigrateStats struct {
 	QueueMessages int
 	Attempts      int // records of the delivery attempt log
 	Aside         int // events set aside by the router
+	Parked        int // deliveries parked while their destination failed
 }
 
 // Migrate copies the durable state of from (a store nothing else uses: a
@@ -111,6 +112,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		}},
 		{"attempt log", attemptsStream, 1, &st.Attempts, nil},
 		{"events set aside", asideStream, 1, &st.Aside, nil},
+		{"deliveries parked", parkStream, 1, &st.Parked, nil},
 	}
 	// Each queue's consumer is made when the queue is created; the
 	// queues come over as records, so their consumers are made here.
@@ -155,7 +157,7 @@ func (s *Store) empty(ctx context.Context) error {
 	if n > 0 {
 		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used, or, after a migration that failed, run it again with --replace", n)
 	}
-	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream} {
+	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, parkStream} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
@@ -261,8 +263,8 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 // removeAll deletes every stream and bucket bridgeport keeps, then creates
 // them again, empty.
 func (s *Store) removeAll(ctx context.Context) error {
-	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream,
-		"KV_" + configBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket} {
+	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream, parkStream,
+		"KV_" + configBucket, "KV_" + healthBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket} {
 		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}

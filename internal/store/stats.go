@@ -54,6 +54,7 @@ type Depths struct {
 	Unrouted int // events stored and not yet routed
 	Jobs     int // deliveries queued, due now
 	Delayed  int // deliveries waiting for a retry or a deferral
+	Parked   int // deliveries parked while their destination fails
 }
 
 // PipelineDepths reads the backlogs from the streams and the router.
@@ -73,6 +74,15 @@ func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
 		return d, err
 	}
 	d.Delayed = int(di.State.Msgs)
+	ps, err := s.js.Stream(ctx, parkStream)
+	if err != nil {
+		return d, err
+	}
+	pi, err := ps.Info(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Parked = int(pi.State.Msgs)
 	if c, err := s.events.Consumer(ctx, routerConsumer); err == nil {
 		if ci, err := c.Info(ctx); err == nil {
 			d.Unrouted = int(ci.NumPending) + ci.NumAckPending

@@ -86,6 +86,7 @@ type Store struct {
 	receipts jetstream.KeyValue
 	nodesKV  jetstream.KeyValue
 	ratesKV  jetstream.KeyValue
+	healthKV jetstream.KeyValue
 	nodes    atomic.Int64 // live nodes, from the heartbeats
 	lock     *os.File     // the embedded engine's data directory lock
 }
@@ -407,6 +408,12 @@ func (s *Store) ensure(ctx context.Context) error {
 		return err
 	}
 	if err := s.ensureAside(ctx); err != nil {
+		return err
+	}
+	if err := s.ensurePark(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureHealth(ctx); err != nil {
 		return err
 	}
 	if err := s.ensureNodes(ctx); err != nil {

@@ -1,0 +1,120 @@
+package deliver
+
+import (
+	"context"
+	"time"
+
+	"bridgeport/internal/store"
+)
+
+// Circuit breaking. A destination whose attempts keep failing in a way that
+// is retried (no connection, no answer within the timeout, 5xx, 429) has
+// its circuit opened for the whole cluster (a record in the store): from
+// then on its jobs are parked (store.Park) instead of tried, so a dead
+// destination costs a write per event rather than an attempt, a delay and
+// a worker's time for every retry of every event; one node at a time probes
+// it with one of its jobs, at growing intervals; the first attempt through
+// it that succeeds closes the circuit, and its parked jobs drain (keeper.go).
+
+// circuitThreshold is how many attempts in a row, on one node, must fail
+// for a destination's circuit to open.
+const circuitThreshold = 5
+
+// maxProbeEvery bounds the wait between two probes of a failing
+// destination.
+const maxProbeEvery = time.Minute
+
+// probeEvery is the wait before probe n+1 of a failing destination: the
+// backoff's steps, up to a minute.
+func (w *Worker) probeEvery(n int) time.Duration {
+	d := w.cfg.BaseDelay
+	for i := 0; i < n && d < maxProbeEvery; i++ {
+		d *= 2
+	}
+	return min(d, maxProbeEvery, max(w.cfg.MaxDelay, w.cfg.BaseDelay))
+}
+
+// circuit returns a destination's health record when its circuit is open,
+// and a channel closed at the next change of it.
+func (w *Worker) circuit(dest string) (h *store.Health, changed <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.open[dest], w.changedLocked(dest)
+}
+
+func (w *Worker) changedLocked(dest string) chan struct{} {
+	c := w.changed[dest]
+	if c == nil {
+		c = make(chan struct{})
+		w.changed[dest] = c
+	}
+	return c
+}
+
+// watchHealth keeps this node's view of the open circuits current.
+func (w *Worker) watchHealth(ctx context.Context) error {
+	return w.cfg.Store.WatchHealth(ctx, func(dest string, h *store.Health) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if h == nil {
+			delete(w.open, dest)
+		} else {
+			w.open[dest] = h
+		}
+		close(w.changedLocked(dest))
+		delete(w.changed, dest)
+	})
+}
+
+// noteAttempt counts an attempt's outcome against its destination: a
+// success closes its circuit, and failures that are retried, circuitThreshold
+// of them in a row, open it.
+func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
+	w.mu.Lock()
+	open := w.open[dest] != nil
+	if !res.Retry {
+		delete(w.fails, dest) // it answers: delivered, or refused for good
+		w.mu.Unlock()
+		if open && res.OK() {
+			if err := w.cfg.Store.CloseCircuit(ctx, dest); err != nil {
+				w.log.Warn("close circuit", "destination", dest, "error", err)
+			} else {
+				w.log.Info("destination answers again; its parked events are delivered", "destination", dest)
+			}
+		}
+		return
+	}
+	w.fails[dest]++
+	n := w.fails[dest]
+	w.mu.Unlock()
+	if n < circuitThreshold || open {
+		return
+	}
+	now := w.cfg.Now()
+	h := store.Health{Destination: dest, Since: now, Code: res.Code, Message: res.Message, NextProbe: now.Add(w.probeEvery(0))}
+	if err := w.cfg.Store.OpenCircuit(ctx, h); err != nil {
+		w.log.Warn("open circuit", "destination", dest, "error", err)
+		return
+	}
+	w.log.Warn("destination failing: its events are parked until it answers again", "destination", dest, "code", res.Code, "error", res.Message)
+}
+
+// parkOnArrival parks a job whose destination's circuit is open, without
+// an attempt: its next attempt was due now.
+func (w *Worker) parkOnArrival(ctx context.Context, j store.Job, t Target, h *store.Health) error {
+	return w.park(ctx, j, t, w.cfg.Now(), Result{Code: h.Code, Message: h.Message}, false)
+}
+
+// park stores a job until its destination answers again; due is when its
+// next attempt is due, res the error of the last one (attempted says
+// whether this job made it).
+func (w *Worker) park(ctx context.Context, j store.Job, t Target, due time.Time, res Result, attempted bool) error {
+	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: due, LastCode: res.Code, LastMessage: res.Message}}); err != nil {
+		return err
+	}
+	w.cfg.Metrics.Parked(j.RuleArn)
+	if !attempted {
+		w.logAttempt(j, t, Result{Message: "not sent: the destination is failing (" + res.Code + "); parked until it answers again"}, store.OutcomeParked, nil)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package deliver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"bridgeport/internal/store"
+)
+
+// Keepers: every node keeps the parked jobs of every target that has some
+// (store.KeepParked; the nodes share each target's jobs). A keeper holds up
+// to keeperInHand of them, oldest first, and for each:
+//
+//   - when its retry policy has run out (see plan), sends it to its
+//     dead-letter queue as worker.retry would have;
+//   - while its destination's circuit is open, waits; when a probe is due,
+//     the first keeper to claim it tries its job for real;
+//   - once the circuit is closed, runs it at once, waiting for the
+//     destination's rate limit rather than being turned away, with the
+//     attempts it would have made in the meantime counted.
+//
+// So a backlog drains oldest first at the destination's rate, through the
+// keepers' own goroutines: the shared workers, and other destinations'
+// jobs, are not held by it.
+const keeperInHand = 16
+
+// keepers starts a keeper for each target with parked jobs and stops those
+// whose targets have had none for a while, until ctx ends.
+func (w *Worker) keepers(ctx context.Context) error {
+	type keeper struct {
+		cancel context.CancelFunc
+		empty  int // polls since its target last had parked jobs
+	}
+	running := map[string]*keeper{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, k := range running {
+			k.cancel()
+		}
+		wg.Wait()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		counts, err := w.cfg.Store.ParkedCounts(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("parked jobs", "error", err)
+		}
+		for key, n := range counts {
+			if n == 0 || running[key] != nil {
+				continue
+			}
+			kctx, cancel := context.WithCancel(ctx)
+			running[key] = &keeper{cancel: cancel}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for kctx.Err() == nil {
+					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, w.keepParked); err != nil && kctx.Err() == nil {
+						w.log.Warn("keeper stopped; restarting", "target_key", key, "error", err)
+						sleepCtx(kctx, time.Second)
+					}
+				}
+			}()
+		}
+		for key, k := range running {
+			if counts[key] > 0 {
+				k.empty = 0
+				continue
+			}
+			// Its jobs may be in other nodes' hands: stop after a while.
+			if k.empty++; k.empty > 30 {
+				k.cancel()
+				delete(running, key)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// keepParked holds a parked job until it is done: delivered (or otherwise
+// run to an outcome by the normal path), or dead-lettered when its retry
+// policy runs out. It returns nil once the job's outcome is durable.
+func (w *Worker) keepParked(ctx context.Context, p store.Parked) error {
+	for {
+		t, ok := w.cfg.Config.Target(p.RuleArn, p.TargetID)
+		if !ok {
+			w.log.Info("target gone; parked job dropped", "event_id", p.EventID, "rule", p.RuleArn, "target", p.TargetID)
+			return nil
+		}
+		if t.Destination == nil {
+			// No longer an API destination: back to the normal path.
+			return w.cfg.Store.AppendJobs(ctx, []store.Job{p.Job})
+		}
+		dest := t.Destination.Arn
+		now := w.cfg.Now()
+		pl := w.plan(p, t)
+		if !now.Before(pl.deadline) {
+			j := p.Job
+			j.Attempt = pl.retries
+			code, msg := p.LastCode, p.LastMessage
+			if code == "" {
+				code, msg = CodeConnectionFailure, "the destination was failing"
+			}
+			return w.deadLetter(ctx, j, t, Result{Code: code, Message: msg}, pl.exhausted)
+		}
+		h, changed := w.circuit(dest)
+		if h == nil {
+			// It answers again: run the job now, its missed attempts
+			// counted.
+			j := p.Job
+			j.Attempt = w.madeBy(p, t, now)
+			return w.run(ctx, j, t, runDrain)
+		}
+		if !now.Before(h.NextProbe) {
+			won, err := w.cfg.Store.ClaimProbe(ctx, dest, now, now.Add(w.probeEvery(h.Probes+1)))
+			if err != nil {
+				return err
+			}
+			if won {
+				j := p.Job
+				j.Attempt = w.madeBy(p, t, now)
+				w.log.Info("probing a failing destination", "destination", dest, "event_id", j.EventID)
+				return w.run(ctx, j, t, runProbe)
+			}
+		}
+		// Wait for its deadline, the next probe or a change of the
+		// circuit; at most a second, so that a clock moved by a test is
+		// noticed too.
+		wait := min(pl.deadline.Sub(now), time.Second)
+		if d := h.NextProbe.Sub(now); d > 0 {
+			wait = min(wait, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(max(wait, 10*time.Millisecond)):
+		}
+	}
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

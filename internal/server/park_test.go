@@ -1,0 +1,167 @@
+package server
+
+import (
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"bridgeport/internal/config"
+)
+
+// putMany puts n "t" events, ten to a call, and returns their ids.
+func (d *deliveryEnv) putMany(n int) map[string]bool {
+	d.t.Helper()
+	ids := map[string]bool{}
+	for n > 0 {
+		var entries []types.PutEventsRequestEntry
+		for range min(n, 10) {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
+		}
+		out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil || out.FailedEntryCount != 0 {
+			d.t.Fatalf("PutEvents: %+v %v", out, err)
+		}
+		for _, e := range out.Entries {
+			ids[aws.ToString(e.EventId)] = true
+		}
+		n -= len(entries)
+	}
+	return ids
+}
+
+// parked returns the number of jobs parked, all targets together.
+func (d *deliveryEnv) parked() int {
+	counts, err := d.srv.store.ParkedCounts(ctx)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+// TestDeadDestinationParks: a destination that keeps failing has its
+// circuit opened; its events are parked instead of retried (the endpoint
+// sees a probe now and then, not a retry of every event); once it answers
+// again, every parked event is delivered.
+func TestDeadDestinationParks(t *testing.T) {
+	t.Parallel()
+	var healthyFrom atomic.Int64
+	healthyFrom.Store(1 << 62)
+	// Retries up to 2 s apart: the 185 attempts of the default policy
+	// would take minutes, longer than the test.
+	d := setupDelivery(t, func(n int) int {
+		if int64(n) >= healthyFrom.Load() {
+			return 200
+		}
+		return 503
+	}, nil, func(c *config.Config) { c.RetryMaxDelay = 2 * time.Second })
+	d.setTarget(func(t *types.Target) { t.InputTransformer = nil }) // the endpoint gets the events, with their ids
+	ids := d.putMany(100)
+	waitFor(t, func() bool { return d.parked() >= 90 })
+
+	// While parked, the events cost the endpoint a probe now and then.
+	// Retried, 100 events with waits of one second on average would be
+	// tried about 200 times in two seconds.
+	before := len(d.sink.received())
+	time.Sleep(2 * time.Second)
+	if n := len(d.sink.received()) - before; n > 50 {
+		t.Errorf("%d requests in 2 s to a destination whose events are parked", n)
+	}
+	m := scrape(t, d.srv.Addr())
+	if got := m[`bridgeport_parked_invocations_total{bus="default",rule="r"}`]; got < 90 {
+		t.Errorf("parked_invocations_total = %v, want at least 90", got)
+	}
+
+	healthyFrom.Store(int64(len(d.sink.received())))
+	defer func() {
+		if t.Failed() {
+			got := d.sink.received()
+			t.Logf("parked %d, requests %d, after the flip %d (%d events), dropped %d", d.parked(), len(got), len(got)-int(healthyFrom.Load()), len(eventIDs(got[healthyFrom.Load():])), d.srv.Dropped())
+			for _, l := range splitLines(d.logs.String()) {
+				if strings.Contains(l, "WARN") || strings.Contains(l, "ERROR") || strings.Contains(l, "park") || strings.Contains(l, "prob") {
+					t.Log(l)
+				}
+			}
+		}
+	}()
+	waitFor(t, func() bool {
+		got := d.sink.received()
+		return len(eventIDs(got[healthyFrom.Load():])) == len(ids)
+	})
+	waitFor(t, func() bool { return d.parked() == 0 })
+	if d.srv.Dropped() != 0 {
+		t.Errorf("%d dropped", d.srv.Dropped())
+	}
+}
+
+// TestParkedEventsKeepTheirRetryPolicy: parked events run out of retries
+// (or of age) as they would have if every attempt had been made, and go to
+// their dead-letter step with the condition and the attempts counted.
+func TestParkedEventsKeepTheirRetryPolicy(t *testing.T) {
+	t.Parallel()
+	t.Run("attempts", func(t *testing.T) {
+		t.Parallel()
+		d := setupDelivery(t, func(int) int { return 503 }, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(20), MaximumEventAgeInSeconds: aws.Int32(3600)})
+		d.putMany(20)
+		for _, dl := range d.deadLetters(20) {
+			if dl["exhausted"] != "MaximumRetryAttempts" || dl["retry_attempts"] != float64(20) || dl["error_code"] != "ERROR_FROM_TARGET" {
+				t.Errorf("dead letter %v", dl)
+			}
+		}
+		// Far fewer requests than 20 events of 21 attempts each.
+		if n := len(d.sink.received()); n >= 20*21 {
+			t.Errorf("%d requests: the events were not parked", n)
+		}
+	})
+	t.Run("age", func(t *testing.T) {
+		t.Parallel()
+		var skew atomic.Int64
+		d := setupDelivery(t, func(int) int { return 503 }, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(185), MaximumEventAgeInSeconds: aws.Int32(600)},
+			func(c *config.Config) {
+				c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+				c.RetryBaseDelay, c.RetryMaxDelay = 20*time.Millisecond, 30*time.Second
+			})
+		d.putMany(20)
+		waitFor(t, func() bool { return d.parked() >= 15 })
+		skew.Store(int64(601 * time.Second)) // ten minutes pass
+		// Parked ones with the error that parked them; any still in a
+		// retry tier with TIMEOUT, "older than MaximumEventAgeInSeconds".
+		for _, dl := range d.deadLetters(20) {
+			if dl["exhausted"] != "MaximumEventAgeInSeconds" || dl["error_code"] != "ERROR_FROM_TARGET" && dl["error_code"] != "TIMEOUT" {
+				t.Errorf("dead letter %v", dl)
+			}
+		}
+	})
+}
+
+// TestParkedTrace: the attempt log says when an event was parked, and why.
+func TestParkedTrace(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return 503 }, nil)
+	d.putMany(10)
+	waitFor(t, func() bool { return d.parked() >= 8 })
+	var out AttemptsOutput
+	rule := "r"
+	if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".ListAttempts", ListAttemptsInput{Rule: &rule}, &out); err != nil {
+		t.Fatal(err)
+	}
+	parked := 0
+	for _, a := range out.Attempts {
+		if a.Outcome == "PARKED" {
+			parked++
+		}
+	}
+	if parked < 8 {
+		raw, _ := json.Marshal(out)
+		t.Errorf("%d PARKED records: %s", parked, strings.TrimSpace(string(raw)))
+	}
+}

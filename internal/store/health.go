@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The health of API destinations, shared by the nodes: a destination that
+// keeps failing has a record (its circuit is open) until an attempt through
+// it succeeds. While it has one, its jobs are parked rather than tried, and
+// one node at a time probes it.
+const healthBucket = "bridgeport_health"
+
+// Health is the record of a failing destination.
+type Health struct {
+	Destination string    `json:"destination"` // its ARN
+	Since       time.Time `json:"since"`       // when its circuit opened
+	Code        string    `json:"code"`        // the error of the attempts that opened it
+	Message     string    `json:"message"`
+	// NextProbe is when the destination is tried again; Probes counts the
+	// probes that failed.
+	NextProbe time.Time `json:"nextProbe"`
+	Probes    int       `json:"probes"`
+}
+
+func (s *Store) ensureHealth(ctx context.Context) error {
+	var err error
+	s.healthKV, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      healthBucket,
+		Description: "API destinations whose circuit is open, shared by the nodes",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("health bucket: %w", err)
+	}
+	return nil
+}
+
+// WatchHealth calls fn with every record of a failing destination, first
+// the current ones, then each change; a destination whose circuit closed
+// comes with a nil record. It returns when ctx ends.
+func (s *Store) WatchHealth(ctx context.Context, fn func(dest string, h *Health)) error {
+	w, err := s.healthKV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch health: %w", err)
+	}
+	defer w.Stop()
+	names := map[string]string{} // key to destination, for deletions
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+				if dest, ok := names[e.Key()]; ok {
+					delete(names, e.Key())
+					fn(dest, nil)
+				}
+				continue
+			}
+			var h Health
+			if err := json.Unmarshal(e.Value(), &h); err != nil {
+				s.log.Error("unreadable health record", "key", e.Key(), "error", err)
+				continue
+			}
+			names[e.Key()] = h.Destination
+			fn(h.Destination, &h)
+		}
+	}
+}
+
+// OpenCircuit records a destination as failing, unless it already is.
+func (s *Store) OpenCircuit(ctx context.Context, h Health) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	_, err = s.healthKV.Create(ctx, Token(h.Destination), data)
+	if err != nil && !conflict(err) {
+		return fmt.Errorf("open circuit: %w", err)
+	}
+	return nil
+}
+
+// CloseCircuit records a destination as answering again.
+func (s *Store) CloseCircuit(ctx context.Context, dest string) error {
+	if err := s.healthKV.Delete(ctx, Token(dest)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("close circuit: %w", err)
+	}
+	return nil
+}
+
+// ClaimProbe takes the turn to probe a failing destination: when its probe
+// is due at now, it moves the next one to next and reports true; the node
+// that gets true probes. It reports false when the probe is not due, or
+// another node took it, or the circuit closed.
+func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time) (bool, error) {
+	key := Token(dest)
+	e, err := s.healthKV.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("probe: %w", err)
+	}
+	var h Health
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return false, fmt.Errorf("probe: %w", err)
+	}
+	if now.Before(h.NextProbe) {
+		return false, nil
+	}
+	h.NextProbe = next
+	h.Probes++
+	data, err := json.Marshal(h)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.healthKV.Update(ctx, key, data, e.Revision()); err != nil {
+		if conflict(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("probe: %w", err)
+	}
+	return true, nil
+}

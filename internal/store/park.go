@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Parked jobs: the jobs of a target whose destination keeps failing wait
+// here, one subject per target, in the order they were parked, until the
+// destination answers again or their retry policy runs out. Unlike delayed
+// jobs they cost nothing while they wait: no timer, no move between tiers,
+// no attempt; a million of them are a million messages on disk.
+const (
+	parkStream    = "BP_PARK"
+	parkSubject   = "bp.park"
+	hdrNextDue    = "Bp-Next-Due"  // when the job's next attempt was due, unix nanoseconds
+	hdrLastCode   = "Bp-Last-Code" // the error that parked it
+	hdrLastReason = "Bp-Last-Message"
+)
+
+func (s *Store) ensurePark(ctx context.Context) error {
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        parkStream,
+		Description: "delivery jobs parked while their destination fails, by target",
+		Subjects:    []string{parkSubject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("park stream: %w", err)
+	}
+	return nil
+}
+
+// Parked is a parked job: the job (its Attempt counts the attempts made),
+// when its next attempt was due, and the error of the last one.
+type Parked struct {
+	Job
+	NextDue     time.Time
+	LastCode    string
+	LastMessage string
+}
+
+// Park stores jobs until their destination answers again, and returns once
+// every one is stored. The writes carry no message id: JetStream would keep
+// each id in memory for the duplicate window, a million of them for a
+// million parked jobs, and a park repeated after a crash is only a
+// duplicate delivery later, which at-least-once delivery allows.
+func (s *Store) Park(ctx context.Context, jobs []Parked) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	for i := range jobs {
+		p := &jobs[i]
+		msg := jobMsg(parkSubject+"."+TargetKey(p.RuleArn, p.TargetID), &p.Job)
+		msg.Header.Set(hdrNextDue, strconv.FormatInt(p.NextDue.UnixNano(), 10))
+		if p.LastCode != "" {
+			msg.Header.Set(hdrLastCode, p.LastCode)
+			msg.Header.Set(hdrLastReason, p.LastMessage)
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("park job: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	return waitAcks(ctx, futures)
+}
+
+func parkedFromMsg(h nats.Header, data []byte) (Parked, error) {
+	j, err := jobFromMsg(h, data)
+	if err != nil {
+		return Parked{}, err
+	}
+	due, err := strconv.ParseInt(h.Get(hdrNextDue), 10, 64)
+	if err != nil {
+		return Parked{}, errors.New("parked job without its next due time")
+	}
+	return Parked{Job: j, NextDue: time.Unix(0, due), LastCode: h.Get(hdrLastCode), LastMessage: h.Get(hdrLastReason)}, nil
+}
+
+// ParkedCounts returns the number of jobs parked for each target (by
+// TargetKey) that has any.
+func (s *Store) ParkedCounts(ctx context.Context) (map[string]int, error) {
+	st, err := s.js.Stream(ctx, parkStream)
+	if err != nil {
+		return nil, fmt.Errorf("park stream: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(parkSubject+".*"))
+	if err != nil {
+		return nil, fmt.Errorf("park stream: %w", err)
+	}
+	out := make(map[string]int, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, parkSubject+".")] = int(n)
+	}
+	return out, nil
+}
+
+// OldestParked returns the first job parked for a target that has some.
+func (s *Store) OldestParked(ctx context.Context, targetKey string) (Parked, bool, error) {
+	st, err := s.js.Stream(ctx, parkStream)
+	if err != nil {
+		return Parked{}, false, fmt.Errorf("park stream: %w", err)
+	}
+	raw, err := st.GetMsg(ctx, 0, jetstream.WithGetMsgSubject(parkSubject+"."+targetKey))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Parked{}, false, nil
+	}
+	if err != nil {
+		return Parked{}, false, fmt.Errorf("park stream: %w", err)
+	}
+	p, err := parkedFromMsg(raw.Header, raw.Data)
+	return p, err == nil, err
+}
+
+// KeepParked hands the jobs parked for one target to fn, inHand at a time,
+// in the order they were parked, until ctx ends. Every node may run it for
+// the same target: they share one durable consumer, so each job is in one
+// node's hands at a time. While fn holds a job, the node tells JetStream
+// it is still at work on it; if the node dies, the job is offered again
+// within the ack wait. When fn returns nil the job is done (removed); an
+// error hands it back, to be offered again after a pause. The consumer
+// goes away by itself a minute after no node asks for its jobs.
+func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn func(context.Context, Parked) error) error {
+	cons, err := s.durable(ctx, parkStream, jetstream.ConsumerConfig{
+		Durable:           "park-" + targetKey,
+		Description:       "jobs parked for one target",
+		FilterSubject:     parkSubject + "." + targetKey,
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           30 * time.Second,
+		MaxAckPending:     inHand,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("park consumer: %w", err)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, inHand)
+	s.consume(ctx, "park-"+targetKey, cons, inHand, func(m jetstream.Msg) {
+		p, err := parkedFromMsg(m.Headers(), m.Data())
+		if err != nil {
+			s.log.Error("unreadable parked job", "error", err)
+			_ = m.Term()
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			_ = m.Nak()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			hold := time.NewTicker(10 * time.Second)
+			defer hold.Stop()
+			done := make(chan error, 1)
+			go func() { done <- fn(ctx, p) }()
+			for {
+				select {
+				case <-hold.C:
+					_ = m.InProgress()
+					continue
+				case err := <-done:
+					switch {
+					case err == nil:
+						if aerr := m.Ack(); aerr != nil && ctx.Err() == nil {
+							s.log.Warn("ack parked job", "event_id", p.EventID, "error", aerr)
+						}
+					case ctx.Err() != nil:
+						_ = m.Nak()
+					default:
+						s.log.Warn("parked job", "event_id", p.EventID, "error", err)
+						_ = m.NakWithDelay(time.Second)
+					}
+				}
+				return
+			}
+		}()
+	})
+	wg.Wait()
+	return nil
+}
