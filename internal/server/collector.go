@@ -15,6 +15,8 @@ type stateCollector struct {
 	s *Server
 
 	pipeline, backlog, queues, connections, nodes *prometheus.Desc
+	// Targets' backlogs and destinations' circuits (see deliver/circuit.go).
+	parked, oldest, circuit *prometheus.Desc
 	// What clients of the listener hold (connlimit, the body budget).
 	clientConns, evicted, bodyBytes, refusedBusy *prometheus.Desc
 }
@@ -40,6 +42,13 @@ func newStateCollector(s *Server) *stateCollector {
 			"Bytes of request bodies being read or held (at most --max-body-bytes-in-flight).", nil, nil),
 		refusedBusy: prometheus.NewDesc("bridgeport_requests_refused_busy_total",
 			"Requests answered 503 because their body found no room in --max-body-bytes-in-flight within a second.", nil, nil),
+		parked: prometheus.NewDesc("bridgeport_parked_backlog",
+			"Deliveries to a target parked while its API destination fails (its circuit is open).", []string{"bus", "rule", "target"}, nil),
+		oldest: prometheus.NewDesc("bridgeport_backlog_oldest_age_seconds",
+			"Age of the oldest event waiting for a target, delayed or parked (approximate: the first of each retry tier and of the park); 0 when none waits.",
+			[]string{"bus", "rule", "target"}, nil),
+		circuit: prometheus.NewDesc("bridgeport_destination_circuit_open",
+			"1 while an API destination's circuit is open: it kept failing, its events are parked and one node probes it.", []string{"destination"}, nil),
 	}
 }
 
@@ -53,6 +62,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.evicted
 	ch <- c.bodyBytes
 	ch <- c.refusedBusy
+	ch <- c.parked
+	ch <- c.oldest
+	ch <- c.circuit
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -67,14 +79,35 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		s.log.Warn("metrics: pipeline depths", "error", err)
 	}
-	if backlog, err := s.store.RetryBacklog(ctx); err == nil {
-		// Every target is reported, with 0 when it has no backlog, so that
-		// a backlog that clears goes to 0 rather than vanishing.
-		for key, t := range s.events.TargetKeys() {
-			ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(backlog[key]), t.Bus, t.Rule, t.TargetID)
+	backlog, err := s.store.RetryBacklog(ctx)
+	if err != nil {
+		s.log.Warn("metrics: retry backlog", "error", err)
+	}
+	parked, err := s.store.ParkedCounts(ctx)
+	if err != nil {
+		s.log.Warn("metrics: parked backlog", "error", err)
+	}
+	// Every target is reported, with 0 when it has no backlog, so that a
+	// backlog that clears goes to 0 rather than vanishing. The age costs a
+	// few reads for each target that has a backlog.
+	now := time.Now()
+	for key, t := range s.events.TargetKeys() {
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(backlog[key]), t.Bus, t.Rule, t.TargetID)
+		ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(parked[key]), t.Bus, t.Rule, t.TargetID)
+		age := 0.0
+		if backlog[key]+parked[key] > 0 {
+			if b, err := s.store.TargetBacklog(ctx, key); err == nil && !b.Oldest.IsZero() {
+				age = now.Sub(b.Oldest).Seconds()
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, t.Bus, t.Rule, t.TargetID)
+	}
+	if open, err := s.store.OpenCircuits(ctx); err == nil {
+		for _, h := range open {
+			ch <- prometheus.MustNewConstMetric(c.circuit, prometheus.GaugeValue, 1, h.Destination)
 		}
 	} else {
-		s.log.Warn("metrics: retry backlog", "error", err)
+		s.log.Warn("metrics: circuits", "error", err)
 	}
 	if depths, err := s.queues.Depths(ctx); err == nil {
 		for _, d := range depths {

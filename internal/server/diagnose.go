@@ -152,6 +152,7 @@ func (s *Server) checkTarget(ctx context.Context, d *diagnosis, r eventbus.Rule,
 			Fix: "bridgeport delivers to API destinations, event buses and SQS queues"})
 	}
 	s.checkDeadLetter(ctx, d, id, r.Arn, rt.DeadLetterArn)
+	s.checkBacklog(ctx, d, id, r, rt)
 	s.checkRecent(ctx, d, id, r)
 }
 

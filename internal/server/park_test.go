@@ -80,6 +80,26 @@ func TestDeadDestinationParks(t *testing.T) {
 	if got := m[`bridgeport_parked_invocations_total{bus="default",rule="r"}`]; got < 90 {
 		t.Errorf("parked_invocations_total = %v, want at least 90", got)
 	}
+	// The backlog is visible: per target, per destination, and in one
+	// line of diagnose.
+	if got := m[`bridgeport_parked_backlog{bus="default",rule="r",target="x"}`]; got < 90 {
+		t.Errorf("parked_backlog = %v, want at least 90", got)
+	}
+	if got := m[`bridgeport_backlog_oldest_age_seconds{bus="default",rule="r",target="x"}`]; got <= 0 {
+		t.Errorf("backlog_oldest_age_seconds = %v", got)
+	}
+	if got := m[`bridgeport_destination_circuit_open{destination="`+d.destArn()+`"}`]; got != 1 {
+		t.Errorf("destination_circuit_open = %v, want 1", got)
+	}
+	found := false
+	for _, f := range d.diagnose(false).Findings {
+		if f.Check == "backlog" && f.Status == StatusProblem && strings.Contains(f.Message, "parked") && strings.Contains(f.Message, "ERROR_FROM_TARGET") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("diagnose does not report the parked backlog: %+v", d.diagnose(false).Findings)
+	}
 
 	healthyFrom.Store(int64(len(d.sink.received())))
 	defer func() {
@@ -98,6 +118,9 @@ func TestDeadDestinationParks(t *testing.T) {
 		return len(eventIDs(got[healthyFrom.Load():])) == len(ids)
 	})
 	waitFor(t, func() bool { return d.parked() == 0 })
+	if m := scrape(t, d.srv.Addr()); m[`bridgeport_destination_circuit_open{destination="`+d.destArn()+`"}`] != 0 {
+		t.Error("the circuit is still reported open")
+	}
 	if d.srv.Dropped() != 0 {
 		t.Errorf("%d dropped", d.srv.Dropped())
 	}

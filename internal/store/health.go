@@ -137,3 +137,40 @@ func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time
 	}
 	return true, nil
 }
+
+// CircuitOf returns the health record of a destination whose circuit is
+// open, or nil.
+func (s *Store) CircuitOf(ctx context.Context, dest string) (*Health, error) {
+	e, err := s.healthKV.Get(ctx, Token(dest))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	var h Health
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	return &h, nil
+}
+
+// OpenCircuits returns the destinations whose circuits are open.
+func (s *Store) OpenCircuits(ctx context.Context) ([]Health, error) {
+	keys, err := s.healthKV.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("health: %w", err)
+	}
+	var out []Health
+	for key := range keys.Keys() {
+		e, err := s.healthKV.Get(ctx, key)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		var h Health
+		if json.Unmarshal(e.Value(), &h) == nil {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}

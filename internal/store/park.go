@@ -190,3 +190,60 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn
 	wg.Wait()
 	return nil
 }
+
+// Backlog is what waits for one target: deliveries in the retry tiers
+// (retries and deferrals) and parked ones, and when the oldest of them was
+// accepted (approximately: the first in each tier and in the park).
+type Backlog struct {
+	Delayed, Parked int
+	Oldest          time.Time
+}
+
+// TargetBacklog reads one target's backlog: a few direct reads, whatever
+// its size.
+func (s *Store) TargetBacklog(ctx context.Context, targetKey string) (Backlog, error) {
+	var b Backlog
+	oldest := func(stream jetstream.Stream, subject string) error {
+		raw, err := stream.GetMsg(ctx, 0, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		j, err := jobFromMsg(raw.Header, raw.Data)
+		if err == nil && (b.Oldest.IsZero() || j.Ingested.Before(b.Oldest)) {
+			b.Oldest = j.Ingested
+		}
+		return nil
+	}
+	ds, err := s.js.Stream(ctx, delayStream)
+	if err != nil {
+		return b, fmt.Errorf("delay stream: %w", err)
+	}
+	info, err := ds.Info(ctx, jetstream.WithSubjectFilter(delaySubject+".*."+targetKey))
+	if err != nil {
+		return b, fmt.Errorf("delay stream: %w", err)
+	}
+	for subj, n := range info.State.Subjects {
+		b.Delayed += int(n)
+		if err := oldest(ds, subj); err != nil {
+			return b, fmt.Errorf("delay stream: %w", err)
+		}
+	}
+	ps, err := s.js.Stream(ctx, parkStream)
+	if err != nil {
+		return b, fmt.Errorf("park stream: %w", err)
+	}
+	pinfo, err := ps.Info(ctx, jetstream.WithSubjectFilter(parkSubject+"."+targetKey))
+	if err != nil {
+		return b, fmt.Errorf("park stream: %w", err)
+	}
+	for subj, n := range pinfo.State.Subjects {
+		b.Parked += int(n)
+		if err := oldest(ps, subj); err != nil {
+			return b, fmt.Errorf("park stream: %w", err)
+		}
+	}
+	return b, nil
+}
