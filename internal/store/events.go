@@ -33,9 +33,9 @@ const (
 )
 
 // AppendEvents writes events to the events stream and returns once every one
-// is stored (each acknowledged by JetStream). The event id (with the bus,
-// for a forwarded event) is the message id, so a retried append inside the
-// stream's duplicate window is not stored twice.
+// is stored (each acknowledged by JetStream). A forwarded event's sending
+// (its DedupeID, with the bus) is its message id, so a send repeated after
+// a crash, inside the stream's duplicate window, is not stored twice.
 func (s *Store) AppendEvents(ctx context.Context, events []Event) error {
 	for _, err := range s.AppendEventsEach(ctx, events) {
 		if err != nil {
@@ -56,14 +56,19 @@ func (s *Store) AppendEventsEach(ctx context.Context, events []Event) []error {
 		msg.Header.Set(hdrBus, ev.Bus)
 		msg.Header.Set(hdrEventID, ev.ID)
 		msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
-		id := ev.ID
+		// Only a forwarded event carries a message id: a rule's send to a
+		// bus target is repeated when a crash cuts it short. An event from
+		// PutEvents has a new id at each call, so an id would only cost
+		// memory (JetStream keeps every id of its duplicate window: a
+		// million of them for a million events put in two minutes).
+		var opts []jetstream.PublishOpt
 		if ev.Forwarded {
 			// The same event may reach several buses.
 			msg.Header.Set(hdrForwarded, "1")
-			id = msgID(ev.DedupeID + "@" + ev.Bus)
+			opts = append(opts, jetstream.WithMsgID(msgID(ev.DedupeID+"@"+ev.Bus)))
 		}
 		msg.Data = ev.Data
-		if futures[i], errs[i] = s.js.PublishMsgAsync(msg, jetstream.WithMsgID(id)); errs[i] != nil {
+		if futures[i], errs[i] = s.js.PublishMsgAsync(msg, opts...); errs[i] != nil {
 			errs[i] = fmt.Errorf("append event: %w", errs[i])
 		}
 	}

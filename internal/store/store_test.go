@@ -106,9 +106,11 @@ func TestRouteEventsAndJobs(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	now := time.Now()
-	evs := []Event{{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`)},
+	// A forwarded event sent twice (after a crash) is stored once; events
+	// from PutEvents have new ids at each call and need no such check.
+	evs := []Event{{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`), Forwarded: true, DedupeID: "job1"},
 		{ID: "e2", Bus: "my.bus/x", Ingested: now, Data: []byte(`{"a":2}`)},
-		{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`)}} // a retried append
+		{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{"a":1}`), Forwarded: true, DedupeID: "job1"}} // a retried send
 	if err := s.AppendEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
