@@ -62,7 +62,7 @@ func (d *deliveryEnv) setTarget(change func(*types.Target)) {
 func receiveDLQ(t *testing.T, c *awssqs.Client, url string, n int) []sqstypes.Message {
 	t.Helper()
 	var got []sqstypes.Message
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for len(got) < n && time.Now().Before(deadline) {
 		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageAttributeNames: []string{"All"}, VisibilityTimeout: 600})
