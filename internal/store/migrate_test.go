@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,32 +31,7 @@ func TestMigrateStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The router acknowledges the first two events, then stops.
-	rctx, stopRouter := context.WithCancel(ctx)
-	var routed atomic.Int32
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = from.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
-	}()
-	for routed.Load() < 2 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	stopRouter()
-	<-done
-	for {
-		c, err := from.events.Consumer(ctx, routerConsumer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.AckFloor.Stream == 2 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	routeAll(t, from, 2)
 	if err := from.AppendEvents(ctx, []Event{{ID: "e3", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}

@@ -23,15 +23,9 @@ type Pending struct {
 // a large backlog under load.
 func (s *Store) ReadPending(ctx context.Context) (Pending, error) {
 	p := Pending{Unrouted: map[string]bool{}, Jobs: map[string][]string{}}
-	from := uint64(1)
-	if c, err := s.events.Consumer(ctx, routerConsumer); err == nil {
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return p, fmt.Errorf("router consumer: %w", err)
-		}
-		from = ci.AckFloor.Stream + 1
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return p, fmt.Errorf("router consumer: %w", err)
+	from, err := s.unroutedFrom(ctx)
+	if err != nil {
+		return p, err
 	}
 	if err := scan(ctx, s.events, eventsSubject+".>", from, func(m *jetstream.RawStreamMsg) bool {
 		p.Unrouted[m.Header.Get(hdrEventID)] = true
@@ -56,6 +50,23 @@ func (s *Store) ReadPending(ctx context.Context) (Pending, error) {
 		}
 	}
 	return p, nil
+}
+
+// unroutedFrom is the sequence of the events stream from which events may
+// not be routed yet: past the router's acknowledgement floor.
+func (s *Store) unroutedFrom(ctx context.Context) (uint64, error) {
+	c, err := s.events.Consumer(ctx, routerConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("router: %w", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("router: %w", err)
+	}
+	return info.AckFloor.Stream + 1, nil
 }
 
 // scan hands fn the messages of stream on subject from sequence from on,

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,20 +25,10 @@ func TestReadPending(t *testing.T) {
 	if err != nil || len(p.Unrouted) != 2 || len(p.Jobs) != 0 {
 		t.Fatalf("before routing: %+v, %v", p, err)
 	}
-	rctx, stopRouter := context.WithCancel(ctx)
-	var routed atomic.Int32
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
-	}()
-	waitFor(t, "two events routed", func() bool { return routed.Load() == 2 })
-	stopRouter()
-	<-done
-	waitFor(t, "the router's acknowledgements", func() bool {
-		p, err := s.ReadPending(ctx)
-		return err == nil && len(p.Unrouted) == 0
-	})
+	routeAll(t, s, 2)
+	if p, err := s.ReadPending(ctx); err != nil || len(p.Unrouted) != 0 {
+		t.Fatalf("after routing: %+v, %v", p, err)
+	}
 	if err := s.AppendEvents(ctx, []Event{{ID: "e3", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}

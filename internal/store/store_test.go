@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -29,6 +30,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// routeAll routes the events stored so far, n of them, with a router that
+// does nothing else, stops it, and waits until its acknowledgements are
+// stored.
+func routeAll(t *testing.T, s *Store, n int) {
+	t.Helper()
+	rctx, stopRouter := context.WithCancel(context.Background())
+	var routed atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil })
+	}()
+	waitFor(t, "events routed", func() bool { return int(routed.Load()) >= n })
+	stopRouter()
+	<-done
+	waitFor(t, "the router's acknowledgements", func() bool {
+		from, err := s.unroutedFrom(context.Background())
+		return err == nil && from == uint64(n)+1
+	})
 }
 
 func TestConfigRecords(t *testing.T) {
