@@ -155,7 +155,7 @@ func TestClusterNodes(t *testing.T) {
 	if _, err := qa.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("one")}); err != nil {
 		t.Fatal(err)
 	}
-	recv, err := qb.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 2})
+	recv, err := qb.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 20})
 	if err != nil || len(recv.Messages) != 1 {
 		t.Fatalf("receive through B: %+v, %v", recv, err)
 	}

@@ -300,7 +300,7 @@ func TestQueueTarget(t *testing.T) {
 	if body := aws.ToString(got[0].Body); body != `{"n":5}` {
 		t.Errorf("queue target body %s", body)
 	}
-	ordered, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(fifo), WaitTimeSeconds: 5,
+	ordered, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(fifo), WaitTimeSeconds: 20,
 		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"All"}})
 	if err != nil || len(ordered.Messages) != 1 || ordered.Messages[0].Attributes["MessageGroupId"] != "orders" ||
 		ordered.Messages[0].Attributes["MessageDeduplicationId"] == "" {
