@@ -75,12 +75,16 @@ type Result struct {
 	OfferedRate int           `json:"offeredRate,omitempty"`
 	Latency     *Distribution `json:"latency,omitempty"`
 	Missing     int           `json:"missing,omitempty"`
-	// delivery
+	// delivery: Deliveries over Seconds, from the first PutEvents call to
+	// the last delivery, whether or not the server kept up with ingest.
 	Deliveries       int     `json:"deliveries,omitempty"`
 	DeliveriesPerSec float64 `json:"deliveriesPerSecond,omitempty"`
-	// The deliveries after ingest stopped, and how long they took.
+	// The deliveries left when ingest stopped, how long they took to
+	// arrive, and their rate (with nothing else running: the delivery rate,
+	// when the backlog is large; none when the server kept up).
 	DrainedDeliveries int     `json:"drainedDeliveries,omitempty"`
 	DrainSeconds      float64 `json:"drainSeconds,omitempty"`
+	DrainedPerSec     float64 `json:"drainedPerSecond,omitempty"`
 	// backlog
 	BacklogEvents      int           `json:"backlogEvents,omitempty"`
 	BaselineLatency    *Distribution `json:"baselineLatency,omitempty"`
@@ -430,18 +434,42 @@ func (r *Runner) measureLatency(ctx context.Context, label, bus, source, path st
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
-	// Let the stragglers arrive.
-	deadline := time.Now().Add(30 * time.Second)
-	for r.sink.arrived(path) < sent && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.await(ctx, label+": arrived", sent, 20*time.Millisecond, func() int { return r.sink.arrived(path) })
 	samples := r.sink.samples(path)
 	return distribution(samples), sent, max(sent-len(samples), 0), time.Since(start), nil
 }
 
+// stall is how long a measurement waits for the server's next step (an
+// event delivered, a backlog event tried) before it stops waiting.
+const stall = 30 * time.Second
+
+// await polls count every interval until it reaches want, with a progress
+// line a second, and returns it. It stops waiting when count has not grown
+// for stall (a slow server is waited for, however long it takes, and a
+// stuck one is not), or when ctx ends.
+func (r *Runner) await(ctx context.Context, label string, want int, interval time.Duration, count func() int) int {
+	start := time.Now()
+	n, progress, report := count(), start, start
+	for n < want && time.Since(progress) < stall && ctx.Err() == nil {
+		time.Sleep(interval)
+		if c := count(); c > n {
+			n, progress = c, time.Now()
+		}
+		if time.Since(report) >= time.Second {
+			report = time.Now()
+			r.progress("%s: %d of %d (%s)", label, n, want, time.Since(start).Round(time.Second))
+		}
+	}
+	r.endProgress()
+	return n
+}
+
 // Delivery measures successful deliveries per second to the sink: closed
 // loop PutEvents to a rule with several targets, so that deliveries are a
-// multiple of ingest.
+// multiple of ingest, counted from the first PutEvents call to the last
+// delivery. When delivery is slower than ingest, a backlog is left when
+// the callers stop; its drain, with nothing else running, is measured
+// too.
 func (r *Runner) Delivery(ctx context.Context) (Result, error) {
 	if err := r.setup(ctx); err != nil {
 		return Result{}, err
@@ -455,34 +483,27 @@ func (r *Runner) Delivery(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	before := r.sink.count()
-	start := time.Now()
+	before, start := r.sink.mark()
 	n, failed, _, _, err := r.closedLoop(ctx, "delivery", bus, source)
 	if err != nil {
 		return Result{}, err
 	}
-	// Ingest outruns delivery, so a backlog is left when the callers stop;
-	// its drain, with nothing else running, is the delivery rate. (Calls
-	// cut short at the end of the window may still have been stored, so a
-	// few more deliveries than counted can arrive.)
+	// (Calls cut short at the end of the window may still have been
+	// stored, so a few more deliveries than counted can arrive.)
 	want := n * r.cfg.Targets
-	drainStart, atDrain := time.Now(), r.sink.count()-before
-	deadline := time.Now().Add(120 * time.Second)
-	lastReport := time.Now()
-	for r.sink.count()-before < want && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-		if time.Since(lastReport) >= time.Second {
-			lastReport = time.Now()
-			r.progress("delivery: draining, %d of %d delivered", r.sink.count()-before, want)
-		}
+	atDrain, drainStart := r.sink.mark()
+	atDrain -= before
+	got := r.await(ctx, "delivery: delivered", want, 5*time.Millisecond, func() int { return r.sink.count() - before })
+	res := Result{Scenario: "delivery", Entries: n, Failed: failed, Deliveries: got, Missing: max(want-got, 0)}
+	if got == 0 {
+		return res, nil
 	}
-	r.endProgress()
-	got := r.sink.count() - before
-	drained, drainTime := got-atDrain, time.Since(drainStart)
-	res := Result{Scenario: "delivery", Seconds: time.Since(start).Seconds(), Entries: n, Failed: failed, Deliveries: got,
-		Missing: max(want-got, 0), DrainedDeliveries: drained, DrainSeconds: drainTime.Seconds()}
-	if drained > 0 && drainTime > 0 {
-		res.DeliveriesPerSec = float64(drained) / drainTime.Seconds()
+	_, last := r.sink.last()
+	res.Seconds = last.Sub(start).Seconds()
+	res.DeliveriesPerSec = float64(got) / res.Seconds
+	if drained := got - atDrain; drained > 0 {
+		res.DrainedDeliveries, res.DrainSeconds = drained, last.Sub(drainStart).Seconds()
+		res.DrainedPerSec = float64(drained) / res.DrainSeconds
 	}
 	return res, nil
 }
@@ -513,7 +534,6 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	// Fill the backlog as fast as the server takes it.
-	start := time.Now()
 	filled := 0
 	var fmu sync.Mutex
 	var wg sync.WaitGroup
@@ -547,17 +567,7 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	waitingNow := func(m map[string]float64) int {
 		return int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`] + m[`bridgeport_pipeline_depth{stage="parked"}`])
 	}
-	deadline := time.Now().Add(time.Duration(r.cfg.Backlog/100+120) * time.Second)
-	for time.Now().Before(deadline) {
-		m := r.metrics(ctx)
-		waiting := waitingNow(m)
-		r.progress("backlog: %d of %d events routed and waiting (%s)", waiting, r.cfg.Backlog, time.Since(start).Round(time.Second))
-		if waiting >= r.cfg.Backlog && m[`bridgeport_pipeline_depth{stage="unrouted"}`] == 0 {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	r.endProgress()
+	r.await(ctx, "backlog: events routed and waiting", r.cfg.Backlog, time.Second, func() int { return waitingNow(r.metrics(ctx)) })
 	waiting := waitingNow(r.metrics(ctx))
 	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
 	if err != nil {
@@ -633,13 +643,14 @@ func rss(pid int) (int64, int64) {
 	return cur, peak
 }
 
-// sink is the local HTTP endpoint the targets invoke: it records, per
-// path, each event's latency from its intended send time.
+// sink is the local HTTP endpoint the targets invoke: it counts requests
+// and records, per path, each event's latency from its intended send time.
 type sink struct {
 	srv   *http.Server
 	addr  string
-	total atomic.Int64
 	mu    sync.Mutex
+	total int       // requests so far
+	at    time.Time // when the last of them was counted
 	lat   map[string][]time.Duration
 }
 
@@ -664,20 +675,40 @@ func (s *sink) serve(w http.ResponseWriter, req *http.Request) {
 		} `json:"detail"`
 	}
 	_ = json.NewDecoder(req.Body).Decode(&ev)
-	s.total.Add(1)
 	key := req.URL.Path
 	if strings.HasPrefix(key, "/delivery/") {
 		key = "/delivery/"
 	}
+	s.mu.Lock()
+	s.total++
+	s.at = time.Now()
 	if ev.Detail.Sent > 0 {
-		s.mu.Lock()
 		s.lat[key] = append(s.lat[key], now.Sub(time.Unix(0, ev.Detail.Sent)))
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *sink) count() int { return int(s.total.Load()) }
+func (s *sink) count() int {
+	n, _ := s.last()
+	return n
+}
+
+// last returns the number of requests so far and when the last of them was
+// counted.
+func (s *sink) last() (int, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total, s.at
+}
+
+// mark returns the number of requests so far and the time now: every
+// request counted later was counted after that time.
+func (s *sink) mark() (int, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total, time.Now()
+}
 
 func (s *sink) reset(path string) {
 	s.mu.Lock()

@@ -160,8 +160,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fmt.Fprintf(stdout, "latency:  ingestion to invocation at %d events/s offered: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d events, %d missing)\n",
 				res.OfferedRate, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Latency.Count, res.Missing)
 		case "delivery":
-			fmt.Fprintf(stdout, "delivery: %.0f deliveries/s draining the backlog ingest left (%d in %.1fs); %d deliveries of %d events to %d targets in all, %d missing\n",
-				res.DeliveriesPerSec, res.DrainedDeliveries, res.DrainSeconds, res.Deliveries, res.Entries, *targets, res.Missing)
+			fmt.Fprintf(stdout, "delivery: %.0f deliveries/s from the first PutEvents call to the last delivery (%d deliveries of %d events to %d targets in %.1fs, %d missing); ",
+				res.DeliveriesPerSec, res.Deliveries, res.Entries, *targets, res.Seconds, res.Missing)
+			if res.DrainSeconds >= 1 {
+				fmt.Fprintf(stdout, "%d left when ingest stopped, drained at %.0f/s in %.1fs\n", res.DrainedDeliveries, res.DrainedPerSec, res.DrainSeconds)
+			} else {
+				fmt.Fprintf(stdout, "the server kept up with ingest (%d left when it stopped), so this is ingest's rate, not delivery's limit\n", res.DrainedDeliveries)
+			}
 		case "backlog":
 			fmt.Fprintf(stdout, "backlog:  %d events waiting on a dead target; healthy target at %d events/s: p99 %.2f ms against %.2f ms without the backlog (x%.2f); server RSS %.0f MB (peak %.0f MB)\n",
 				res.BacklogEvents, res.OfferedRate, res.Latency.P99, res.BaselineLatency.P99, res.P99RatioToBaseline,

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"bridgeport/internal/natstest"
+	"bridgeport/internal/store"
 )
 
 // TestNodeLoss runs two bridgeport processes on an in-process three-node
@@ -36,12 +37,11 @@ func TestNodeLoss(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	a := startChildWith(t, t.TempDir(), "--nats-url "+urls[0]+" --secret-key "+key)
 	b := startChildWith(t, t.TempDir(), "--nats-url "+urls[1]+" --secret-key "+key)
-	defer func() {
-		for _, c := range []*child{a, b} {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			_ = c.cmd.Wait()
-		}
-	}()
+	stopNodes := func() {
+		a.stop()
+		b.stop()
+	}
+	defer stopNodes()
 	setupCrashRule(t, a, sink.URL)
 	waitForRule(t, b) // before the load starts
 
@@ -64,10 +64,7 @@ func TestNodeLoss(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	tl, ok := l.drain(t, b.addr, time.Now().Add(120*time.Second))
-	if !ok {
-		t.Fatalf("after losing node A: %d of %d events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
-	}
+	tl := l.settle(t, b.addr, stopNodes, store.Config{URL: strings.Join(urls, ",")})
 	t.Logf("node A killed under load: %d events acknowledged by A and B, all delivered and dead-lettered by B; %d duplicate deliveries", tl.acked, tl.dupDelivery)
 }
 
@@ -102,12 +99,11 @@ func TestNATSNodeLoss(t *testing.T) {
 	// Each node lists every NATS server, first the one it prefers.
 	a := startChildWith(t, t.TempDir(), "--nats-url "+urls+" --secret-key "+key)
 	b := startChildWith(t, t.TempDir(), "--nats-url "+strings.Join(append(cluster.URLs[1:], cluster.URLs[0]), ",")+" --secret-key "+key)
-	defer func() {
-		for _, c := range []*child{a, b} {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			_ = c.cmd.Wait()
-		}
-	}()
+	stopNodes := func() {
+		a.stop()
+		b.stop()
+	}
+	defer stopNodes()
 	setupCrashRule(t, a, sink.URL)
 	waitForRule(t, b)
 
@@ -129,8 +125,8 @@ func TestNATSNodeLoss(t *testing.T) {
 		// The load goes on against the two that are left until more
 		// events are acknowledged.
 		for l.tally().acked < before+200 {
-			if time.Since(stopped) > 30*time.Second {
-				t.Fatalf("round %d: no events acknowledged in 30 s after losing a NATS node", round)
+			if time.Since(stopped) > time.Minute {
+				t.Fatalf("round %d: fewer than 200 events acknowledged in a minute after losing a NATS node", round)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -146,10 +142,7 @@ func TestNATSNodeLoss(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	tl, ok := l.drain(t, b.addr, time.Now().Add(120*time.Second))
-	if !ok {
-		t.Fatalf("after losing a NATS node: %d of %d events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
-	}
+	tl := l.settle(t, b.addr, stopNodes, store.Config{URL: urls})
 	l.mu.Lock()
 	refused := l.refused
 	l.mu.Unlock()
@@ -160,7 +153,7 @@ func TestNATSNodeLoss(t *testing.T) {
 // waitForRule waits until node c sees the crash rule's two targets.
 func waitForRule(t *testing.T, c *child) {
 	t.Helper()
-	for seen := time.Now().Add(10 * time.Second); ; {
+	for seen := time.Now().Add(time.Minute); ; {
 		out, err := c.client().ListTargetsByRule(context.Background(), &eventbridge.ListTargetsByRuleInput{Rule: aws.String("all")})
 		if err == nil && len(out.Targets) == 2 {
 			return
@@ -220,7 +213,7 @@ func clusterInfo(t *testing.T, cluster *natstest.Nodes, ready func(jetstream.Jet
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); !ready(js); {
+	for deadline := time.Now().Add(time.Minute); !ready(js); {
 		if time.Now().After(deadline) {
 			t.Fatal("the NATS cluster's streams are not led and current after 60 s")
 		}

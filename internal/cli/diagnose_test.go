@@ -48,7 +48,7 @@ func TestDiagnoseAndTrace(t *testing.T) {
 
 	var code int
 	var out string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		code, out = run(traceCmd, "trace", id)
 		if strings.Contains(out, "NO_PERMISSIONS") {
@@ -79,7 +79,7 @@ func TestDiagnoseAndTrace(t *testing.T) {
 		DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if code, out = run(diagCmd, "--rule", "orders"); code == 0 {
 			break

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"bridgeport/internal/natstest"
+	"bridgeport/internal/store"
 )
 
 // TestMigrate moves a node from its embedded store to a NATS cluster, as
@@ -38,8 +38,7 @@ func TestMigrate(t *testing.T) {
 	time.Sleep(time.Second)
 	close(stop)
 	<-done
-	_ = old.cmd.Process.Signal(syscall.SIGTERM)
-	_ = old.cmd.Wait()
+	old.stop()
 	acked := l.tally().acked
 	if acked == 0 {
 		t.Fatal("no event acknowledged before the migration")
@@ -62,13 +61,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := startChildWith(t, t.TempDir(), "--nats-url "+urls+" --secret-key "+strings.TrimSpace(string(key)))
-	defer func() {
-		_ = node.cmd.Process.Signal(syscall.SIGTERM)
-		_ = node.cmd.Wait()
-	}()
-	tl, ok := l.drain(t, node.addr, time.Now().Add(120*time.Second))
-	if !ok {
-		t.Fatalf("after the migration: %d of %d events never delivered, %d never dead-lettered", tl.lostDelivery, tl.acked, tl.lostDLQ)
-	}
+	defer node.stop()
+	tl := l.settle(t, node.addr, node.stop, store.Config{URL: urls})
 	t.Logf("%d events acknowledged by the embedded node, all delivered and dead-lettered by the cluster node; %d duplicate deliveries", tl.acked, tl.dupDelivery)
 }

@@ -86,7 +86,7 @@ func TestRedrive(t *testing.T) {
 
 	// Every event reached the inbox once.
 	var got []string
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for len(got) < 4 && time.Now().Before(deadline) {
 		r, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(inbox), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
@@ -116,7 +116,7 @@ func TestRedrive(t *testing.T) {
 // waitCount waits until the queue holds n messages, visible or not.
 func waitCount(t *testing.T, sq *awssqs.Client, url string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	last := ""
 	for time.Now().Before(deadline) {
 		out, err := sq.GetQueueAttributes(context.Background(), &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(url),

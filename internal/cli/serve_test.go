@@ -73,7 +73,7 @@ func runServe(t *testing.T, env map[string]string, args ...string) (string, *syn
 	go func() {
 		done <- serve(ctx, args, stdout, stderr, func(k string) string { return env[k] })
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		if m := listenRE.FindStringSubmatch(stdout.String()); m != nil {
 			return m[1], stdout, stderr, func() int { cancel(); return <-done }

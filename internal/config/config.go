@@ -66,6 +66,11 @@ type Config struct {
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool
+
+	// InvokeTimeout, when set, replaces EventBridge's 5-second limit on an
+	// invocation (tests lengthen it to hold calls for as long as they
+	// need, whatever the machine's speed).
+	InvokeTimeout time.Duration
 }
 
 // Clients are the listener's limits on its clients, so that clients that

@@ -92,8 +92,9 @@ func (c *Nodes) StartNode(i int) {
 		c.t.Fatal(err)
 	}
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		c.t.Fatalf("nats node %d not ready", i)
+	// A restarted node recovers its streams before it listens.
+	if !ns.ReadyForConnections(time.Minute) {
+		c.t.Fatalf("nats node %d not ready after a minute", i)
 	}
 	c.servers[i] = ns
 }
@@ -136,14 +137,14 @@ func (c *Nodes) WaitLeader() {
 		c.t.Fatal(err)
 	}
 	defer nc.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		resp, err := nc.Request("$JS.API.INFO", nil, time.Second)
 		if err == nil && !strings.Contains(string(resp.Data), `"error"`) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatal("JetStream cluster has no leader after 30s")
+			c.t.Fatal("JetStream cluster has no leader after a minute")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

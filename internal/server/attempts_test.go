@@ -22,7 +22,7 @@ func TestAttemptLog(t *testing.T) {
 	id := d.putID()
 	d.sink.wait(t, 3)
 	var out AttemptsOutput
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		out = AttemptsOutput{}
 		if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out); err != nil {

@@ -24,7 +24,7 @@ import (
 // and returns it.
 func (d *deliveryEnv) finalAttempt(id string) AttemptRecord {
 	d.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		var out AttemptsOutput
 		if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out); err != nil {
@@ -77,7 +77,7 @@ func TestDiagnoseFailures(t *testing.T) {
 			d.setTarget(func(t *types.Target) { t.RoleArn = aws.String("arn:aws:iam::000000000000:role/weak") })
 		}, check: "role", says: "NO_PERMISSIONS", metric: `bridgeport_failed_attempts_total{bus="default",code="NO_PERMISSIONS",rule="r",target="x"}`,
 			code: "NO_PERMISSIONS", outcome: "DEAD_LETTERED"},
-		{name: "slow endpoint", setup: func(d *deliveryEnv) { d.sink.delay = 6 * time.Second }, probe: true,
+		{name: "slow endpoint", setup: func(d *deliveryEnv) { d.sink.delay = time.Minute }, probe: true,
 			check: "probe", says: "did not answer within 5s", metric: `bridgeport_failed_attempts_total{bus="default",code="TIMEOUT",rule="r",target="x"}`,
 			code: "TIMEOUT", outcome: "DEAD_LETTERED"},
 		{name: "bad certificate", opts: []func(*config.Config){func(c *config.Config) { c.RootCAs = nil }}, probe: true,

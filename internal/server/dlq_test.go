@@ -62,7 +62,7 @@ func (d *deliveryEnv) setTarget(change func(*types.Target)) {
 func receiveDLQ(t *testing.T, c *awssqs.Client, url string, n int) []sqstypes.Message {
 	t.Helper()
 	var got []sqstypes.Message
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for len(got) < n && time.Now().Before(deadline) {
 		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageAttributeNames: []string{"All"}, VisibilityTimeout: 600})
@@ -300,7 +300,7 @@ func TestQueueTarget(t *testing.T) {
 	if body := aws.ToString(got[0].Body); body != `{"n":5}` {
 		t.Errorf("queue target body %s", body)
 	}
-	ordered, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(fifo), WaitTimeSeconds: 5,
+	ordered, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(fifo), WaitTimeSeconds: 20,
 		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"All"}})
 	if err != nil || len(ordered.Messages) != 1 || ordered.Messages[0].Attributes["MessageGroupId"] != "orders" ||
 		ordered.Messages[0].Attributes["MessageDeduplicationId"] == "" {

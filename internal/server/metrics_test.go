@@ -96,7 +96,7 @@ func TestMetrics(t *testing.T) {
 	// Outcomes are recorded right after the dead-letter send, and the job
 	// leaves the queue a moment later: wait until the figures settle.
 	var got map[string]float64
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		got = scrape(t, d.srv.Addr())
 		settled := true

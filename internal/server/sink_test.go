@@ -16,6 +16,7 @@ type received struct {
 	path   string
 	header http.Header
 	body   string
+	at     time.Time // when it arrived
 }
 
 // sink is an HTTPS endpoint that records what it receives and answers with
@@ -26,6 +27,8 @@ type sink struct {
 	got    []received
 	status func(n int) int // status for the n-th request (from 0)
 	delay  time.Duration   // how long each answer takes
+	// abandoned counts the requests whose caller hung up before the answer.
+	abandoned int
 }
 
 func newSink(t *testing.T) *sink {
@@ -35,10 +38,17 @@ func newSink(t *testing.T) *sink {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		n := len(s.got)
-		s.got = append(s.got, received{path: r.URL.Path, header: r.Header.Clone(), body: string(body)})
+		s.got = append(s.got, received{path: r.URL.Path, header: r.Header.Clone(), body: string(body), at: time.Now()})
 		status, delay := s.status(n), s.delay
 		s.mu.Unlock()
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done(): // the caller gave up
+			s.mu.Lock()
+			s.abandoned++
+			s.mu.Unlock()
+			return
+		}
 		w.WriteHeader(status)
 	}))
 	// Handshakes refused on purpose (untrusted certificates) are not news.
@@ -63,16 +73,39 @@ func (s *sink) received() []received {
 // wait waits until the sink has n requests and returns them.
 func (s *sink) wait(t *testing.T, n int) []received {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	var got []received
+	waitFor(t, func() bool {
+		got = s.received()
+		return len(got) >= n
+	})
+	return got
+}
+
+// waitEvents waits until every event of ids has arrived in a request from
+// the from-th on, as long as requests keep arriving: it fails after a
+// stall of 30 s, not after a fixed time, so a slow machine or a low rate
+// limit only makes it longer.
+func (s *sink) waitEvents(t *testing.T, ids map[string]bool, from int) {
+	t.Helper()
+	arrived, progress := 0, time.Now()
 	for {
 		got := s.received()
-		if len(got) >= n {
-			return got
+		seen, missing := eventIDs(got[min(from, len(got)):]), 0
+		for id := range ids {
+			if !seen[id] {
+				missing++
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests arrived, want %d", len(got), n)
+		if missing == 0 {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		if len(got) > arrived {
+			arrived, progress = len(got), time.Now()
+		}
+		if time.Since(progress) > 30*time.Second {
+			t.Fatalf("%d of %d events not delivered, and nothing arrived for 30 s", missing, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

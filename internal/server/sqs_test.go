@@ -168,7 +168,7 @@ func TestQueueMessages(t *testing.T) {
 	}
 	batch, err := c.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: []sqstypes.SendMessageBatchRequestEntry{
 		{Id: aws.String("a"), MessageBody: aws.String("one")},
-		{Id: aws.String("b"), MessageBody: aws.String("two"), DelaySeconds: 1},
+		{Id: aws.String("b"), MessageBody: aws.String("two"), DelaySeconds: 10},
 		{Id: aws.String("c"), MessageBody: aws.String("bad \x01 char")},
 	}})
 	if err != nil {
@@ -184,7 +184,8 @@ func TestQueueMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "two" is delayed by a second.
+	// "two" is delayed by 10 s: longer than a busy machine takes to get
+	// from the send to this receive.
 	if len(recv.Messages) != 2 {
 		t.Fatalf("received %d messages, want 2", len(recv.Messages))
 	}
@@ -196,7 +197,7 @@ func TestQueueMessages(t *testing.T) {
 	if first.Attributes["ApproximateReceiveCount"] != "1" || first.Attributes["SenderId"] != testKey || first.Attributes["SentTimestamp"] == "" {
 		t.Errorf("system attributes = %v", first.Attributes)
 	}
-	later, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 5})
+	later, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 20})
 	if err != nil || len(later.Messages) != 1 || aws.ToString(later.Messages[0].Body) != "two" {
 		t.Fatalf("delayed message: %+v, %v", later, err)
 	}
@@ -208,7 +209,7 @@ func TestQueueMessages(t *testing.T) {
 		ReceiptHandle: one.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
 		t.Fatal(err)
 	}
-	again, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 2,
+	again, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 20,
 		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"ApproximateReceiveCount"}, VisibilityTimeout: 60})
 	if err != nil || len(again.Messages) != 1 || aws.ToString(again.Messages[0].Body) != "one" || again.Messages[0].Attributes["ApproximateReceiveCount"] != "2" {
 		t.Fatalf("received again: %+v, %v", again, err)
@@ -314,7 +315,7 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	}
 	e.restart()
 	c = e.sqsClient()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 2,
 			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"ApproximateReceiveCount"}})
@@ -371,7 +372,7 @@ func TestQueueRedrivePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(src), WaitTimeSeconds: 1})
+		out, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(src), WaitTimeSeconds: 20})
 		if err != nil || len(out.Messages) != 1 {
 			t.Fatalf("receive %d: %+v, %v", i, out, err)
 		}
@@ -380,7 +381,7 @@ func TestQueueRedrivePolicy(t *testing.T) {
 	if err != nil || len(out.Messages) != 0 {
 		t.Fatalf("third receive returned %+v, %v; the message should have moved", out, err)
 	}
-	moved, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dead), WaitTimeSeconds: 1})
+	moved, err := c.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dead), WaitTimeSeconds: 20})
 	if err != nil || len(moved.Messages) != 1 || aws.ToString(moved.Messages[0].Body) != "poison" {
 		t.Fatalf("dead-letter queue: %+v, %v", moved, err)
 	}

@@ -137,6 +137,10 @@ type AttemptFilter struct {
 // maxScan bounds the records one query reads.
 const maxScan = 1_000_000
 
+// noResponderWait bounds how long a query asks again while its new
+// consumer is not yet known to the server it asks.
+const noResponderWait = 5 * time.Second
+
 // Attempts reads records of the attempt log and returns the newest
 // matching ones, oldest first.
 func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
@@ -171,6 +175,7 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 	var out []Attempt
 	remaining := info.NumPending
 	scanned := uint64(0)
+	var unanswered time.Time // when a pull request first found no responder
 	for remaining > 0 && scanned < maxScan {
 		batch, err := cons.Fetch(int(min(remaining, 256)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
@@ -194,6 +199,17 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			// On a cluster, a pull request sent before the new consumer's
+			// interest has reached the server of this connection finds no
+			// responder (1 call in 100 on a busy machine): ask again.
+			if errors.Is(err, nats.ErrNoResponders) && n == 0 && (unanswered.IsZero() || time.Since(unanswered) < noResponderWait) {
+				if unanswered.IsZero() {
+					unanswered = time.Now()
+				}
+				if sleep(ctx, 20*time.Millisecond) {
+					continue
+				}
+			}
 			return out, fmt.Errorf("attempt log: %w", err)
 		}
 		if n == 0 {

@@ -86,35 +86,63 @@ func TestReplicated(t *testing.T) {
 	t.Run("records", func(t *testing.T) { checkRecords(t, a) })
 	t.Run("claims", func(t *testing.T) { checkClaims(t, a) })
 	t.Run("receipts", func(t *testing.T) { checkReceipts(t, reopen) })
-	t.Run("contended claims", func(t *testing.T) {
-		// Two nodes claim one bucket at once: together they get the
-		// burst, no more, and neither fails.
+	// together runs fn on four goroutines per node, n times on each, and
+	// waits for them; fn reports false to stop its goroutine.
+	together := func(n int, fn func(s *Store) bool) {
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		total := 0
-		at := time.Unix(2_000_000, 0) // the same instant for every claim: no refill
 		for _, s := range []*Store{a, b} {
 			for range 4 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					for range 20 {
-						n, _, err := s.ClaimTokens(ctx, "arn:contended", 1, 100, 3, at)
-						if err != nil {
-							t.Error(err)
+					for range n {
+						if !fn(s) {
 							return
 						}
-						mu.Lock()
-						total += n
-						mu.Unlock()
 					}
 				}()
 			}
 		}
 		wg.Wait()
+	}
+	t.Run("contended claims", func(t *testing.T) {
+		// Two nodes claim one bucket at once: together they get the
+		// burst, no more, and neither fails.
+		var mu sync.Mutex
+		total := 0
+		at := time.Unix(2_000_000, 0) // the same instant for every claim: no refill
+		together(20, func(s *Store) bool {
+			n, _, err := s.ClaimTokens(ctx, "arn:contended", 1, 100, 3, at)
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			return true
+		})
 		if total != 100 {
 			t.Errorf("the nodes claimed %d tokens of a bucket of 100", total)
 		}
+	})
+	t.Run("attempt log", func(t *testing.T) {
+		// Each query reads through a new consumer, which the server of the
+		// connection may not know yet: every query still answers (1 in
+		// 100 found no responder).
+		a.LogAttempt(Attempt{Time: time.Now(), EventID: "e1", RuleArn: "arn:rule", TargetID: "t", Attempt: 1, Outcome: OutcomeDelivered})
+		waitFor(t, "the attempt logged", func() bool {
+			got, err := b.Attempts(ctx, AttemptFilter{EventID: "e1"})
+			return err == nil && len(got) == 1
+		})
+		together(40, func(s *Store) bool {
+			got, err := s.Attempts(ctx, AttemptFilter{EventID: "e1"})
+			if err != nil || len(got) != 1 {
+				t.Errorf("attempts of e1: %+v, %v", got, err)
+				return false
+			}
+			return true
+		})
 	})
 }
 

@@ -120,24 +120,19 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 // them off the queue. It is for inspection (tests, diagnostics), not for
 // delivery.
 func (s *Store) QueuedJobs(ctx context.Context, limit int) ([]Job, error) {
-	info, err := s.jobs.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("jobs stream: %w", err)
-	}
 	var out []Job
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && len(out) < limit && info.State.Msgs > 0; seq++ {
-		raw, err := s.jobs.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
+	var bad error
+	err := scan(ctx, s.jobs, jobsSubject+".>", 1, func(m *jetstream.RawStreamMsg) bool {
+		j, err := jobFromMsg(m.Header, m.Data)
 		if err != nil {
-			return nil, fmt.Errorf("read job %d: %w", seq, err)
-		}
-		j, err := jobFromMsg(raw.Header, raw.Data)
-		if err != nil {
-			return nil, fmt.Errorf("read job %d: %w", seq, err)
+			bad = fmt.Errorf("read job %d: %w", m.Sequence, err)
+			return false
 		}
 		out = append(out, j)
+		return len(out) < limit
+	})
+	if err == nil {
+		err = bad
 	}
-	return out, nil
+	return out, err
 }

@@ -85,15 +85,9 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 	}
 	// Events the router has acknowledged have their jobs already; the
 	// rest (including any it held unacknowledged) are routed again.
-	first := uint64(1)
-	if c, err := from.events.Consumer(ctx, routerConsumer); err == nil {
-		info, err := c.Info(ctx)
-		if err != nil {
-			return st, fmt.Errorf("router: %w", err)
-		}
-		first = info.AckFloor.Stream + 1
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return st, fmt.Errorf("router: %w", err)
+	first, err := from.unroutedFrom(ctx)
+	if err != nil {
+		return st, err
 	}
 	parts := []struct {
 		what   string
@@ -191,7 +185,7 @@ const copyWindow = 512
 // copyStream publishes the messages of stream in from, from sequence first
 // on, to the same subjects in to, with their headers (edit may add some)
 // and bodies, and returns how many it copied. It reads each message by
-// sequence (a direct get of the next stored one), which works on work-queue
+// sequence (a get of the next stored one: scan), which works on work-queue
 // streams, where no second consumer may read.
 func copyStream(ctx context.Context, from, to *Store, stream string, first uint64, edit func(*nats.Msg, time.Time)) (int, error) {
 	src, err := from.js.Stream(ctx, stream)
@@ -226,15 +220,8 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 		pending = pending[:0]
 		return nil
 	}
-	for seq := max(first, 1); ; {
-		raw, err := src.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return n, fmt.Errorf("read: %w", err)
-		}
-		seq = raw.Sequence + 1
+	var werr error
+	err = scan(ctx, src, ">", max(first, 1), func(raw *jetstream.RawStreamMsg) bool {
 		out := nats.NewMsg(raw.Subject)
 		for k, v := range raw.Header {
 			// The conditions of the original write do not hold for the copy.
@@ -248,14 +235,20 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 		}
 		f, err := to.js.PublishMsgAsync(out)
 		if err != nil {
-			return n, fmt.Errorf("write: %w", err)
+			werr = fmt.Errorf("write: %w", err)
+			return false
 		}
 		n++
 		if pending = append(pending, f); len(pending) == copyWindow {
-			if err := flush(); err != nil {
-				return n, err
-			}
+			werr = flush()
 		}
+		return werr == nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if werr != nil {
+		return n, werr
 	}
 	return n, flush()
 }

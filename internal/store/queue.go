@@ -604,17 +604,12 @@ func flat(h nats.Header) map[string]string {
 // is one lookup of the next message on the queue's subject.
 func (s *Store) PeekQueue(ctx context.Context, queueID string, limit int) ([]Received, error) {
 	var out []Received
-	seq := uint64(1)
-	for len(out) < limit {
-		raw, err := s.queues.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(queueSubject(queueID)))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return out, fmt.Errorf("peek queue %s: %w", queueID, err)
-		}
+	err := scan(ctx, s.queues, queueSubject(queueID), 1, func(raw *jetstream.RawStreamMsg) bool {
 		out = append(out, Received{Seq: raw.Sequence, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: sentTime(raw.Header, raw.Time)})
-		seq = raw.Sequence + 1
+		return len(out) < limit
+	})
+	if err != nil {
+		return out, fmt.Errorf("peek queue %s: %w", queueID, err)
 	}
 	return out, nil
 }

@@ -78,7 +78,7 @@ func checkReceipts(t *testing.T, reopen func() *Store) {
 	if err := s.ChangeVisibility(ctx, q, got[0].Handle, 0); err != nil {
 		t.Fatal(err)
 	}
-	again := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 2 * time.Second, Visibility: 30 * time.Second})
+	again := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 20 * time.Second, Visibility: 30 * time.Second})
 	if len(again) != 1 || again[0].ID != "m0" || again[0].ReceiveCount != 2 {
 		t.Fatalf("after visibility 0: %+v", again)
 	}
@@ -99,7 +99,7 @@ func checkReceipts(t *testing.T, reopen func() *Store) {
 	s.Close()
 	s = reopen()
 	defer s.Close()
-	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: 30 * time.Second})
+	back := receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 20 * time.Second, Visibility: 30 * time.Second})
 	if len(back) != 1 || back[0].ID != "m2" || back[0].ReceiveCount != 2 {
 		t.Fatalf("after restart: %+v", back)
 	}
@@ -108,17 +108,10 @@ func checkReceipts(t *testing.T, reopen func() *Store) {
 	}
 	// The counts are approximate, as in SQS: on a cluster the stream
 	// drops a deleted message a moment after the delete is answered.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	waitFor(t, "counts 0, 0, 0 at the end", func() bool {
 		w, r, d, err := s.QueueCounts(ctx, q)
-		if err == nil && w == 0 && r == 0 && d == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("counts at the end = %d, %d, %d, %v; want 0, 0, 0", w, r, d, err)
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && w == 0 && r == 0 && d == 0
+	})
 }
 
 func TestQueueDelayRetentionPurge(t *testing.T) {
@@ -130,22 +123,25 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 	if err := s.OpenQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "late", Data: []byte("x"), Delay: time.Second}); err != nil {
+	// A delay no busy machine outruns between the send and the receive
+	// that must not find it.
+	if _, _, err := s.SendToQueue(ctx, q, QueueMessage{ID: "late", Data: []byte("x"), Delay: 10 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second}
 	if got := receiveAll(t, s, q, opts); len(got) != 0 {
 		t.Fatalf("delayed message received at once: %+v", got)
 	}
-	opts.Wait = 5 * time.Second
+	opts.Wait = time.Minute
 	got := receiveAll(t, s, q, opts)
 	if len(got) != 1 || got[0].ReceiveCount != 1 {
 		t.Fatalf("delayed message: %+v", got)
 	}
-	// A long poll returns as soon as a message arrives.
+	// A long poll returns as soon as a message arrives, not when its wait
+	// ends.
 	done := make(chan []Received)
 	go func() {
-		r, _ := s.Receive(ctx, q, ReceiveOptions{Max: 10, Wait: 20 * time.Second, Visibility: 30 * time.Second})
+		r, _ := s.Receive(ctx, q, ReceiveOptions{Max: 10, Wait: 5 * time.Minute, Visibility: 30 * time.Second})
 		done <- r
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -157,7 +153,7 @@ func TestQueueDelayRetentionPurge(t *testing.T) {
 		if len(r) != 1 || r[0].ID != "poll" {
 			t.Fatalf("long poll got %+v", r)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("long poll did not return when a message arrived")
 	}
 	// Messages past a shortened retention are deleted, not returned.
@@ -257,14 +253,12 @@ func TestQueueReceiveEdges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A one-second long poll waits.
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		send("late", 0)
-	}()
+	// A one-second long poll waits its second (it used to be taken for a
+	// short poll and return at once).
+	polled := time.Now()
 	got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: time.Second, Visibility: time.Minute})
-	if len(got) != 1 || got[0].ID != "late" {
-		t.Fatalf("one-second long poll: %+v", got)
+	if took := time.Since(polled); len(got) != 0 || took < 900*time.Millisecond {
+		t.Fatalf("one-second long poll of an empty queue: %+v after %s", got, took)
 	}
 	// A delayed message received once it is due, never before: count 1.
 	send("due", 300*time.Millisecond)
@@ -273,15 +267,16 @@ func TestQueueReceiveEdges(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "due" || got[0].ReceiveCount != 1 {
 		t.Fatalf("due message: %+v", got)
 	}
-	// Found early, then due: still counted once; counted as delayed meanwhile.
-	send("early", time.Second)
+	// Found early, then due: still counted once; counted as delayed
+	// meanwhile (a delay no busy machine outruns before the count).
+	send("early", 10*time.Second)
 	if got := receiveAll(t, s, q, ReceiveOptions{Max: 10, Visibility: time.Minute}); len(got) != 1 || got[0].ID != "due" {
 		t.Fatalf("early receive: %+v", got)
 	}
 	if _, _, d, err := s.QueueCounts(ctx, q); err != nil || d != 1 {
 		t.Errorf("delayed count %d, %v; want 1", d, err)
 	}
-	got = receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: 3 * time.Second, Visibility: time.Minute})
+	got = receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: time.Minute, Visibility: time.Minute})
 	if len(got) != 1 || got[0].ID != "early" || got[0].ReceiveCount != 1 {
 		t.Fatalf("delayed message once due: %+v", got)
 	}
@@ -298,16 +293,16 @@ func TestQueueReceiveEdges(t *testing.T) {
 	if err := s.PurgeQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	// A long poll whose caller goes away returns at once, and a message
-	// sent afterwards is not lost to it.
+	// A long poll whose caller goes away returns then, not when its wait
+	// ends, and a message sent afterwards is not lost to it.
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := s.Receive(cctx, q, ReceiveOptions{Max: 1, Wait: 20 * time.Second, Visibility: time.Minute}); err == nil || time.Since(start) > 5*time.Second {
+	if _, err := s.Receive(cctx, q, ReceiveOptions{Max: 1, Wait: 5 * time.Minute, Visibility: time.Minute}); err == nil || time.Since(start) > time.Minute {
 		t.Errorf("cancelled long poll: %v after %v", err, time.Since(start))
 	}
 	send("kept", 0)
-	got = receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: 5 * time.Second, Visibility: time.Minute})
+	got = receiveAll(t, s, q, ReceiveOptions{Max: 1, Wait: time.Minute, Visibility: time.Minute})
 	if len(got) != 1 || got[0].ID != "kept" {
 		t.Fatalf("message after a cancelled long poll: %+v", got)
 	}

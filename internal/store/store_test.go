@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -17,6 +18,39 @@ func open(t *testing.T, dir string) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// waitFor polls cond until it holds. Its bound, a minute, only ends a
+// test whose condition never comes; no test relies on it being sooner.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after a minute", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// routeAll routes the events stored so far, n of them, with a router that
+// does nothing else, stops it, and waits until its acknowledgements are
+// stored.
+func routeAll(t *testing.T, s *Store, n int) {
+	t.Helper()
+	rctx, stopRouter := context.WithCancel(context.Background())
+	var routed atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil }, nil)
+	}()
+	waitFor(t, "events routed", func() bool { return int(routed.Load()) >= n })
+	stopRouter()
+	<-done
+	waitFor(t, "the router's acknowledgements", func() bool {
+		from, err := s.unroutedFrom(context.Background())
+		return err == nil && from == uint64(n)+1
+	})
 }
 
 func TestConfigRecords(t *testing.T) {
@@ -133,7 +167,7 @@ func TestRouteEventsAndJobs(t *testing.T) {
 				t.Errorf("routed %+v (seen before: %v)", ev, routed[ev.ID])
 			}
 			routed[ev.ID] = true
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatal("event not routed")
 		}
 	}
