@@ -313,19 +313,19 @@ func TestClusterRateLimit(t *testing.T) {
 }
 
 // checkRate fails the test when the requests got, which arrived in order,
-// are more than a limit of rate per one-second window allows. Each took
-// its token in a window no earlier than start's (before the first event
-// was put) and no later than its own arrival's, so the first k requests,
-// up to the k-th's arrival, fit in the windows from start's to that one.
-// A slow machine only spreads them over more windows: the check holds on
-// any machine, and per-node limits (twice the rate) break it.
+// are more than a token bucket of rate a second, with a burst of a
+// second's worth, allows. Each took its token after start (before the
+// first event was put) and before its own arrival, so the first k
+// requests, up to the k-th's arrival at a, fit in burst + rate*(a-start)
+// tokens. A slow machine only spreads them out: the check holds on any
+// machine, and per-node limits (twice the rate) break it.
 func checkRate(t *testing.T, got []received, start time.Time, rate int) {
 	t.Helper()
 	for k, r := range got {
-		windows := r.at.Unix() - start.Unix() + 1
-		if int64(k+1) > int64(rate)*windows {
-			t.Errorf("%d requests by %.2fs after the first event was put: a limit of %d/s allows %d in %d windows",
-				k+1, r.at.Sub(start).Seconds(), rate, int64(rate)*windows, windows)
+		elapsed := r.at.Sub(start).Seconds()
+		if allowed := float64(rate) + float64(rate)*elapsed; float64(k+1) > allowed+1e-9 {
+			t.Errorf("%d requests by %.2fs after the first event was put: a limit of %d/s with a burst of %d allows %.0f",
+				k+1, elapsed, rate, rate, allowed)
 			return
 		}
 	}

@@ -266,7 +266,7 @@ func TestRateLimit(t *testing.T) {
 			t.Fatal(out, err)
 		}
 	}
-	// Each one-second window allows 10: 30 events span three windows.
+	// A burst of 10, then 10 a second: 30 events take two seconds.
 	checkRate(t, d.sink.wait(t, 30), start, 10)
 	if d.srv.Dropped() != 0 {
 		t.Errorf("%d dropped", d.srv.Dropped())
