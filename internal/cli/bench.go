@@ -50,7 +50,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	concurrency := fs.Int("concurrency", 8, "PutEvents callers of the closed-loop measurements")
 	rate := fs.Int("rate", 5000, "offered events per second of the latency measurement (the backlog scenario offers at most 1000)")
 	targets := fs.Int("targets", 5, "targets of the delivery rule (1 to 5)")
-	backlog := fs.Int("backlog", 10000, "events left waiting on a dead target in the backlog scenario")
+	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
+	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog]   (default: ingest latency delivery)")
@@ -79,7 +80,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
-		Targets: *targets, Backlog: *backlog, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+		Targets: *targets, Backlog: *backlog, DeadDestinations: *deadDests, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
 		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir)
@@ -125,7 +126,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Settings   map[string]any `json:"settings"`
 		Results    []bench.Result `json:"results"`
 	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
-		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog}}
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests}}
 	for _, s := range scenarios {
 		var res bench.Result
 		switch s {
@@ -168,9 +169,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 				fmt.Fprintf(stdout, "the server kept up with ingest (%d left when it stopped), so this is ingest's rate, not delivery's limit\n", res.DrainedDeliveries)
 			}
 		case "backlog":
-			fmt.Fprintf(stdout, "backlog:  %d events waiting on a dead target; healthy target at %d events/s: p99 %.2f ms against %.2f ms without the backlog (x%.2f); server RSS %.0f MB (peak %.0f MB)\n",
-				res.BacklogEvents, res.OfferedRate, res.Latency.P99, res.BaselineLatency.P99, res.P99RatioToBaseline,
+			fmt.Fprintf(stdout, "backlog:  %d events waiting on %d dead destinations; healthy target at %d events/s over %.0f s from when the backlog was in: p99 %.2f ms, max %.1f ms, against p99 %.2f ms without the backlog (x%.2f); server RSS %.0f MB (peak %.0f MB)\n",
+				res.BacklogEvents, res.DeadDestinations, res.OfferedRate, res.Seconds, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline,
 				float64(res.ServerRSSBytes)/(1<<20), float64(res.ServerPeakBytes)/(1<<20))
+		}
+		for _, c := range res.Checks {
+			verdict := "PASS"
+			if !c.Pass {
+				verdict = "FAIL"
+			}
+			fmt.Fprintf(stdout, "  %s  %s: %s\n", verdict, c.Name, c.Detail)
 		}
 	}
 	return 0
