@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/server"
@@ -23,6 +24,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return 2
 	}
 	log := slog.New(logHandler(stderr, level(cfg.LogLevel)))
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "bridgeport serve:", err)

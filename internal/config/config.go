@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -37,6 +38,10 @@ type Config struct {
 	// MatchTimeout bounds the matching of one event against its bus's
 	// rules; an event that needs longer on every try is set aside.
 	MatchTimeout time.Duration
+	// MemoryLimit, when set, is the Go runtime's soft memory limit for the
+	// process (bytes; serve sets it): the collector works harder near it
+	// and returns freed memory to the system.
+	MemoryLimit Bytes
 	// Pprof serves /debug/pprof/.
 	Pprof bool
 	// AttemptLogMaxAge and AttemptLogMaxBytes bound the delivery attempt
@@ -157,6 +162,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
+	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory, e.g. 256MiB (the Go runtime's GOMEMLIMIT; default: none)")
 	fs.DurationVar(&c.MatchTimeout, "match-timeout", c.MatchTimeout, "longest the router matches one event against its bus's rules; an event that needs longer 3 times is set aside")
 	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
 	fs.Int64Var(&c.AttemptLogMaxBytes, "attempt-log-max-bytes", c.AttemptLogMaxBytes, "the most the delivery attempt log holds, in bytes (the oldest records go first)")
@@ -272,4 +278,37 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
+}
+
+// Bytes is a size in bytes, written as a number with an optional unit: B,
+// KiB, MiB, GiB (or KB, MB, GB, as powers of ten).
+type Bytes int64
+
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+func (b *Bytes) String() string {
+	if b == nil || *b == 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+// Set parses a size such as 268435456, 256MiB or 1GB.
+func (b *Bytes) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size such as 268435456, 256MiB or 1GB", s)
+	}
+	*b = Bytes(n * mult)
+	return nil
 }

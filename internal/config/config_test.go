@@ -52,3 +52,18 @@ func TestUsage(t *testing.T) {
 		t.Errorf("--max-event-size: %q", u)
 	}
 }
+
+func TestBytes(t *testing.T) {
+	for in, want := range map[string]int64{"268435456": 268435456, "256MiB": 256 << 20, "1GB": 1e9, "2 GiB": 2 << 30, "512KiB": 512 << 10, "10B": 10} {
+		var b Bytes
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "MiB", "1.5GiB", "12XB"} {
+		var b Bytes
+		if err := b.Set(in); err == nil {
+			t.Errorf("Set(%q) = %d, want an error", in, b)
+		}
+	}
+}
