@@ -59,7 +59,7 @@ func (w *Worker) keepers(ctx context.Context) error {
 				for kctx.Err() == nil {
 					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, w.keepParked); err != nil && kctx.Err() == nil {
 						w.log.Warn("keeper stopped; restarting", "target_key", key, "error", err)
-						sleepCtx(kctx, time.Second)
+						sleepFor(kctx, time.Second)
 					}
 				}
 			}()
@@ -142,13 +142,5 @@ func (w *Worker) keepParked(ctx context.Context, p store.Parked) error {
 		case <-changed:
 		case <-time.After(max(wait, 10*time.Millisecond)):
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
 	}
 }

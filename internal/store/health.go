@@ -109,16 +109,9 @@ func (s *Store) CloseCircuit(ctx context.Context, dest string) error {
 // another node took it, or the circuit closed.
 func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time) (bool, error) {
 	key := Token(dest)
-	e, err := s.healthKV.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("probe: %w", err)
-	}
-	var h Health
-	if err := json.Unmarshal(e.Value(), &h); err != nil {
-		return false, fmt.Errorf("probe: %w", err)
+	h, rev, err := s.health(ctx, key)
+	if err != nil || h == nil {
+		return false, err
 	}
 	if now.Before(h.NextProbe) {
 		return false, nil
@@ -129,7 +122,7 @@ func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time
 	if err != nil {
 		return false, err
 	}
-	if _, err := s.healthKV.Update(ctx, key, data, e.Revision()); err != nil {
+	if _, err := s.healthKV.Update(ctx, key, data, rev); err != nil {
 		if conflict(err) {
 			return false, nil
 		}
@@ -141,18 +134,25 @@ func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time
 // CircuitOf returns the health record of a destination whose circuit is
 // open, or nil.
 func (s *Store) CircuitOf(ctx context.Context, dest string) (*Health, error) {
-	e, err := s.healthKV.Get(ctx, Token(dest))
+	h, _, err := s.health(ctx, Token(dest))
+	return h, err
+}
+
+// health reads the record at key, with its revision; nil when there is
+// none.
+func (s *Store) health(ctx context.Context, key string) (*Health, uint64, error) {
+	e, err := s.healthKV.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("health: %w", err)
+		return nil, 0, fmt.Errorf("health: %w", err)
 	}
 	var h Health
 	if err := json.Unmarshal(e.Value(), &h); err != nil {
-		return nil, fmt.Errorf("health: %w", err)
+		return nil, 0, fmt.Errorf("health: %w", err)
 	}
-	return &h, nil
+	return &h, e.Revision(), nil
 }
 
 // OpenCircuits returns the destinations whose circuits are open.
@@ -163,13 +163,8 @@ func (s *Store) OpenCircuits(ctx context.Context) ([]Health, error) {
 	}
 	var out []Health
 	for key := range keys.Keys() {
-		e, err := s.healthKV.Get(ctx, key)
-		if err != nil {
-			continue // closed meanwhile
-		}
-		var h Health
-		if json.Unmarshal(e.Value(), &h) == nil {
-			out = append(out, h)
+		if h, _, err := s.health(ctx, key); err == nil && h != nil {
+			out = append(out, *h)
 		}
 	}
 	return out, nil

@@ -217,32 +217,23 @@ func (s *Store) TargetBacklog(ctx context.Context, targetKey string) (Backlog, e
 		}
 		return nil
 	}
-	ds, err := s.js.Stream(ctx, delayStream)
-	if err != nil {
-		return b, fmt.Errorf("delay stream: %w", err)
-	}
-	info, err := ds.Info(ctx, jetstream.WithSubjectFilter(delaySubject+".*."+targetKey))
-	if err != nil {
-		return b, fmt.Errorf("delay stream: %w", err)
-	}
-	for subj, n := range info.State.Subjects {
-		b.Delayed += int(n)
-		if err := oldest(ds, subj); err != nil {
-			return b, fmt.Errorf("delay stream: %w", err)
+	for _, part := range []struct {
+		stream, subjects string
+		n                *int
+	}{{delayStream, delaySubject + ".*." + targetKey, &b.Delayed}, {parkStream, parkSubject + "." + targetKey, &b.Parked}} {
+		st, err := s.js.Stream(ctx, part.stream)
+		if err != nil {
+			return b, fmt.Errorf("%s: %w", part.stream, err)
 		}
-	}
-	ps, err := s.js.Stream(ctx, parkStream)
-	if err != nil {
-		return b, fmt.Errorf("park stream: %w", err)
-	}
-	pinfo, err := ps.Info(ctx, jetstream.WithSubjectFilter(parkSubject+"."+targetKey))
-	if err != nil {
-		return b, fmt.Errorf("park stream: %w", err)
-	}
-	for subj, n := range pinfo.State.Subjects {
-		b.Parked += int(n)
-		if err := oldest(ps, subj); err != nil {
-			return b, fmt.Errorf("park stream: %w", err)
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(part.subjects))
+		if err != nil {
+			return b, fmt.Errorf("%s: %w", part.stream, err)
+		}
+		for subj, n := range info.State.Subjects {
+			*part.n += int(n)
+			if err := oldest(st, subj); err != nil {
+				return b, fmt.Errorf("%s: %w", part.stream, err)
+			}
 		}
 	}
 	return b, nil

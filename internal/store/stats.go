@@ -60,29 +60,20 @@ type Depths struct {
 // PipelineDepths reads the backlogs from the streams and the router.
 func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
 	var d Depths
-	ji, err := s.jobs.Info(ctx)
-	if err != nil {
-		return d, err
+	for _, part := range []struct {
+		stream string
+		n      *int
+	}{{jobsStream, &d.Jobs}, {delayStream, &d.Delayed}, {parkStream, &d.Parked}} {
+		st, err := s.js.Stream(ctx, part.stream)
+		if err != nil {
+			return d, err
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return d, err
+		}
+		*part.n = int(info.State.Msgs)
 	}
-	d.Jobs = int(ji.State.Msgs)
-	ds, err := s.js.Stream(ctx, delayStream)
-	if err != nil {
-		return d, err
-	}
-	di, err := ds.Info(ctx)
-	if err != nil {
-		return d, err
-	}
-	d.Delayed = int(di.State.Msgs)
-	ps, err := s.js.Stream(ctx, parkStream)
-	if err != nil {
-		return d, err
-	}
-	pi, err := ps.Info(ctx)
-	if err != nil {
-		return d, err
-	}
-	d.Parked = int(pi.State.Msgs)
 	if c, err := s.events.Consumer(ctx, routerConsumer); err == nil {
 		if ci, err := c.Info(ctx); err == nil {
 			d.Unrouted = int(ci.NumPending) + ci.NumAckPending
