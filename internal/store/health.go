@@ -51,35 +51,23 @@ func (s *Store) WatchHealth(ctx context.Context, fn func(dest string, h *Health)
 	if err != nil {
 		return fmt.Errorf("watch health: %w", err)
 	}
-	defer w.Stop()
 	names := map[string]string{} // key to destination, for deletions
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
+	return watch(ctx, w, func(e Entry) {
+		if e.Deleted {
+			if dest, ok := names[e.Key]; ok {
+				delete(names, e.Key)
+				fn(dest, nil)
 			}
-			if e == nil {
-				continue
-			}
-			if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
-				if dest, ok := names[e.Key()]; ok {
-					delete(names, e.Key())
-					fn(dest, nil)
-				}
-				continue
-			}
-			var h Health
-			if err := json.Unmarshal(e.Value(), &h); err != nil {
-				s.log.Error("unreadable health record", "key", e.Key(), "error", err)
-				continue
-			}
-			names[e.Key()] = h.Destination
-			fn(h.Destination, &h)
+			return
 		}
-	}
+		var h Health
+		if err := json.Unmarshal(e.Value, &h); err != nil {
+			s.log.Error("unreadable health record", "key", e.Key, "error", err)
+			return
+		}
+		names[e.Key] = h.Destination
+		fn(h.Destination, &h)
+	}, nil)
 }
 
 // OpenCircuit records a destination as failing, unless it already is.

@@ -106,6 +106,12 @@ func (s *Store) WatchPrefix(ctx context.Context, prefix string, fn func(Entry), 
 	if err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
+	return watch(ctx, w, fn, ready)
+}
+
+// watch hands fn each update of w until ctx ends, and calls ready (if not
+// nil) once the records current at the start have been handed over.
+func watch(ctx context.Context, w jetstream.KeyWatcher, fn func(Entry), ready func()) error {
 	defer w.Stop()
 	for {
 		select {
