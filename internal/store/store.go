@@ -86,6 +86,7 @@ type Store struct {
 	receipts jetstream.KeyValue
 	nodesKV  jetstream.KeyValue
 	ratesKV  jetstream.KeyValue
+	redrives jetstream.KeyValue
 	nodes    atomic.Int64 // live nodes, from the heartbeats
 	lock     *os.File     // the embedded engine's data directory lock
 }
@@ -413,6 +414,9 @@ func (s *Store) ensure(ctx context.Context) error {
 		return err
 	}
 	if err := s.ensureRates(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureRedrives(ctx); err != nil {
 		return err
 	}
 	return s.ensureDelay(ctx)
