@@ -29,6 +29,10 @@ type Config struct {
 	// SecretKey is the base64 AES-256 key that seals connection secrets;
 	// empty keeps a generated key in the data directory.
 	SecretKey string
+	// ChangeClusterSettings records this node's values of the cluster's
+	// settings that may change (quotas, replicas, ...) in place of those
+	// the cluster has, instead of refusing to start.
+	ChangeClusterSettings bool
 
 	AllowPrivateEndpoints bool
 	AllowHTTPEndpoints    bool
@@ -120,6 +124,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of every stream and bucket bridgeport creates (default: 3 on a NATS cluster, 1 otherwise)")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
+	fs.BoolVar(&c.ChangeClusterSettings, "change-cluster-settings", false, "record this node's quotas, replicas, endpoint and attempt-log settings as the cluster's, instead of refusing to start when they differ")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations over plain http")
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")

@@ -98,8 +98,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval, AttemptsMaxAge: cfg.AttemptLogMaxAge, AttemptsMaxBytes: cfg.AttemptLogMaxBytes,
-		Replicas: cfg.Replicas,
-		Logger:   log.With("part", "store")})
+		Replicas: cfg.Replicas, Settings: clusterSettings(cfg, box), ChangeSettings: cfg.ChangeClusterSettings,
+		Logger: log.With("part", "store")})
+	var serr *store.SettingsError
+	if errors.As(err, &serr) {
+		return nil, settingsError(serr, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,15 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		if err != nil {
 			return st, fmt.Errorf("read %s: %w", key, err)
 		}
-		if _, err := to.kv.Put(ctx, key, e.Value()); err != nil {
+		value := e.Value()
+		if key == settingsKey {
+			// The cluster's settings come along (its nodes need the old
+			// node's secret key), but its replicas are the target's.
+			if value, err = withSetting(value, SettingReplicas, strconv.Itoa(to.cfg.Replicas)); err != nil {
+				return st, err
+			}
+		}
+		if _, err := to.kv.Put(ctx, key, value); err != nil {
 			return st, fmt.Errorf("write %s: %w", key, err)
 		}
 		st.Records++
