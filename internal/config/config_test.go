@@ -27,7 +27,8 @@ func TestParse(t *testing.T) {
 	if got := EnvName("max-event-size"); got != "BRIDGEPORT_MAX_EVENT_SIZE" {
 		t.Errorf("EnvName = %s", got)
 	}
-	for _, args := range [][]string{{"--retry-base-delay", "1h", "--retry-max-delay", "1m"}, {"--log-level", "loud"}, {"--listen", "nohost"}, {"--max-event-size", "10"}} {
+	for _, args := range [][]string{{"--retry-base-delay", "1h", "--retry-max-delay", "1m"}, {"--log-level", "loud"}, {"--listen", "nohost"}, {"--max-event-size", "10"},
+		{"--previous-secret-key", "a2V5", "--replace-secret-key"}} {
 		if _, _, err := Parse("serve", args, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--") {
 			t.Errorf("Parse(%v) = %v, want an error naming the flag", args, err)
 		}

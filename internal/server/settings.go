@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
 	"bridgeport/internal/config"
+	"bridgeport/internal/eventbus"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
@@ -20,10 +24,20 @@ import (
 // attempt log's limits. Per node: the listener, the data directory, the
 // root credentials, the retry backoff, the match timeout, the extra CA
 // file, logging and the shutdown grace.
-func clusterSettings(cfg config.Config, box *secretbox.Box) []store.Setting {
+//
+// The key changes only on purpose: with the previous key (a rotation) or
+// with --replace-secret-key (a key that was lost).
+func clusterSettings(cfg config.Config, box, previous *secretbox.Box) []store.Setting {
 	q := cfg.Quotas
+	key := store.Setting{Name: "secret-key", Value: box.Fingerprint(), Fixed: true}
+	switch {
+	case previous != nil:
+		key.Replaces = previous.Fingerprint()
+	case cfg.ReplaceSecretKey:
+		key.Replaces = store.ReplaceAny
+	}
 	return []store.Setting{
-		{Name: "secret-key", Value: box.Fingerprint(), Fixed: true},
+		key,
 		{Name: "region", Value: cfg.Region, Fixed: true},
 		{Name: "account-id", Value: cfg.AccountID, Fixed: true},
 		{Name: "allow-private-endpoints", Value: strconv.FormatBool(cfg.AllowPrivateEndpoints)},
@@ -53,10 +67,13 @@ func settingsError(e *store.SettingsError, cfg config.Config) error {
 		var fix string
 		switch {
 		case e.NodesAlive > 0:
-			fix = fmt.Sprintf("not replaced while %d other nodes are running: stop them first", e.NodesAlive)
+			fix = fmt.Sprintf("not replaced while other nodes are running (%d found): stop them first", e.NodesAlive)
 		case m.Name == "secret-key":
 			fix = fmt.Sprintf("not the key the stored connection secrets are sealed with (key fingerprint here %s, recorded %s); "+
-				"set BRIDGEPORT_SECRET_KEY to that key", m.Value[:8], m.Cluster[:min(8, len(m.Cluster))])
+				"set BRIDGEPORT_SECRET_KEY to that key, or rotate the cluster's key with BRIDGEPORT_PREVIOUS_SECRET_KEY set to it", m.Value[:8], m.Cluster[:min(8, len(m.Cluster))])
+			if cfg.PreviousSecretKey != "" {
+				fix += " (BRIDGEPORT_PREVIOUS_SECRET_KEY is not that key either)"
+			}
 			if cfg.SecretKey == "" {
 				fix += fmt.Sprintf(" (this node uses a key generated in %s/%s, as BRIDGEPORT_SECRET_KEY is not set)", cfg.DataDir, secretbox.KeyFile)
 			}
@@ -69,4 +86,25 @@ func settingsError(e *store.SettingsError, cfg config.Config) error {
 		lines = append(lines, "  "+flag+": "+fix)
 	}
 	return errors.New(strings.Join(lines, "\n"))
+}
+
+// changeKey finishes a change of the secret key the store recorded:
+// with the previous key, it seals every connection secret again with the
+// new one (again at each start with the previous key, so an interrupted
+// rotation is finished); without it, secrets sealed with the lost key stay
+// unreadable until their connections get their credentials again.
+func changeKey(ctx context.Context, st *store.Store, box, previous *secretbox.Box, log *slog.Logger) error {
+	replaced := slices.Contains(st.Replaced(), "secret-key")
+	if previous == nil {
+		if replaced {
+			log.Warn("secret key replaced: connections sealed with the previous key cannot be opened until they are updated with their credentials")
+		}
+		return nil
+	}
+	changed, unreadable, err := eventbus.Reseal(ctx, st, previous, box)
+	if err != nil {
+		return fmt.Errorf("seal connection secrets with the new key: %w", err)
+	}
+	log.Info("connection secrets sealed with the new secret key", "replaced", replaced, "connections", changed, "unreadable", unreadable)
+	return nil
 }

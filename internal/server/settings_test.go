@@ -4,15 +4,21 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/natstest"
+	"bridgeport/internal/secretbox"
 )
 
 // streamStates describes every stream of the NATS server at url but the
@@ -90,6 +96,8 @@ func TestClusterSettings(t *testing.T) {
 		{"private endpoints refused", func(c *config.Config) { c.AllowPrivateEndpoints = false },
 			"--allow-private-endpoints (BRIDGEPORT_ALLOW_PRIVATE_ENDPOINTS): false here, true recorded"},
 		{"another attempt log", func(c *config.Config) { c.AttemptLogMaxAge = time.Hour }, "--attempt-log-max-age (BRIDGEPORT_ATTEMPT_LOG_MAX_AGE)"},
+		{"a key rotation while a node runs", func(c *config.Config) { c.SecretKey, c.PreviousSecretKey = otherKey, c.SecretKey },
+			"--secret-key (BRIDGEPORT_SECRET_KEY): not replaced while other nodes are running (1 found): stop them first"},
 	} {
 		e := newClusterNode(t, urls[1], sink)
 		c.change(&e.cfg)
@@ -145,4 +153,62 @@ func TestStoreSettings(t *testing.T) {
 	e.stop()
 	e.cfg = saved
 	e.start()
+}
+
+// TestSecretKeyRotation: the secret key changes only on purpose. With the
+// previous key, a node seals the connection secrets again with the new one
+// and records it, after which the old key is refused; after a key is lost,
+// --replace-secret-key records a new one and the connection takes its
+// credentials again.
+func TestSecretKeyRotation(t *testing.T) {
+	t.Parallel()
+	target := newSink(t)
+	e := &env{t: t, dir: t.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.AllowPrivateEndpoints, e.cfg.RootCAs = true, target.roots()
+	e.start()
+	e.route(target, "/hook", 100)
+	sent := 0
+	deliver := func(userPassword string) {
+		t.Helper()
+		if _, err := e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("t"),
+			DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		got := target.wait(t, sent)
+		if auth, want := got[sent-1].header.Get("Authorization"), "Basic "+base64.StdEncoding.EncodeToString([]byte(userPassword)); auth != want {
+			t.Fatalf("delivery %d: Authorization %q, want %q", sent, auth, want)
+		}
+	}
+	deliver("u:p")
+	e.stop()
+	generated, err := os.ReadFile(filepath.Join(e.dir, secretbox.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := strings.TrimSpace(string(generated))
+	newKey := base64.StdEncoding.EncodeToString([]byte("the new key, 32 bytes long......"))
+	e.cfg.SecretKey, e.cfg.PreviousSecretKey = newKey, oldKey
+	e.start()
+	deliver("u:p")
+	e.stop()
+	old := e.cfg
+	old.SecretKey, old.PreviousSecretKey = oldKey, ""
+	if msg := refused(t, old); !strings.Contains(msg, "--secret-key (BRIDGEPORT_SECRET_KEY): not the key") || strings.Contains(msg, oldKey) {
+		t.Errorf("the old key after the rotation: %s", msg)
+	}
+	// Started again with the previous key still set: nothing left to do.
+	e.start()
+	deliver("u:p")
+	e.stop()
+
+	e.cfg.SecretKey = base64.StdEncoding.EncodeToString([]byte("a key for a lost one, 32 bytes.."))
+	e.cfg.PreviousSecretKey, e.cfg.ReplaceSecretKey = "", true
+	e.start()
+	if _, err := e.eb.UpdateConnection(ctx, &eventbridge.UpdateConnectionInput{Name: aws.String("c"), AuthParameters: &types.UpdateConnectionAuthRequestParameters{
+		BasicAuthParameters: &types.UpdateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p2")}}}); err != nil {
+		t.Fatal(err)
+	}
+	deliver("u:p2")
 }
