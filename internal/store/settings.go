@@ -122,6 +122,7 @@ func (s *Store) compareSettings(ctx context.Context, rec map[string]string) (cha
 		}
 	}
 	change := s.cfg.ChangeSettings || s.ns != nil
+	s.replaced = nil // from an attempt that lost a race
 	var wrong, replaced []Mismatch
 	for _, set := range s.settings() {
 		have, ok := rec[set.Name]
