@@ -45,8 +45,8 @@ func usage(w io.Writer) {
 
 Usage:
   bridgeport serve [flags]   start the server (bridgeport serve -h lists the flags)
-  bridgeport redrive --queue-url URL [--max N] [--rate R] [--rule NAME] [--error-code CODE] [--dry-run]
-                             send dead-lettered events back to their targets
+  bridgeport redrive --queue-url URL [--max N] [--rate R] [--rule NAME] [--error-code CODE] [--wait 30s] [--dry-run]
+                             send dead-lettered events back to their targets, and report their outcomes
   bridgeport bench [flags] [ingest] [latency] [delivery] [backlog]
                              measure a server (one it starts, or --endpoint); bench -h lists the flags
   bridgeport diagnose --rule NAME [--event-bus NAME] [--target ID] [--probe] [--output json]

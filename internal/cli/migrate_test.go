@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ import (
 // retries, stops, `bridgeport migrate` copies its store into a new
 // three-node cluster, and a node started on the cluster (with the old
 // secret key) delivers and dead-letters every event the old one
-// acknowledged.
+// acknowledged; a node with another key is refused.
 func TestMigrate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS cluster and server processes")
@@ -59,6 +60,16 @@ func TestMigrate(t *testing.T) {
 	key, err := os.ReadFile(filepath.Join(dir, "secret.key"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The cluster's settings came along: a node with another key is
+	// refused. (The bound only turns a node that started into a failure.)
+	rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut syncBuffer
+	env := map[string]string{"BRIDGEPORT_SECRET_KEY": base64.StdEncoding.EncodeToString([]byte("not the key the old node had...."))}
+	if code := serve(rctx, []string{"--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--nats-url", urls, "--allow-http-endpoints", "--allow-private-endpoints"},
+		&out, &errOut, func(k string) string { return env[k] }); code != 1 || !strings.Contains(errOut.String(), "--secret-key (BRIDGEPORT_SECRET_KEY): not the key") {
+		t.Fatalf("a node with another key after the migration: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	node := startChildWith(t, t.TempDir(), "--nats-url "+urls+" --secret-key "+strings.TrimSpace(string(key)))
 	defer node.stop()

@@ -46,12 +46,13 @@ type userServer struct {
 	getenv func(string) string // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 }
 
-// runUserServer starts a userServer, stopped when the test ends.
-func runUserServer(t *testing.T, key, secret string) *userServer {
+// runUserServer starts a userServer, stopped when the test ends; args are
+// more flags for serve.
+func runUserServer(t *testing.T, key, secret string, args ...string) *userServer {
 	t.Helper()
 	env := map[string]string{"BRIDGEPORT_LISTEN": "127.0.0.1:0", "BRIDGEPORT_DATA_DIR": t.TempDir(),
 		"BRIDGEPORT_ACCESS_KEY_ID": key, "BRIDGEPORT_SECRET_ACCESS_KEY": secret}
-	base, _, _, stop := runServe(t, env)
+	base, _, _, stop := runServe(t, env, args...)
 	t.Cleanup(func() { stop() })
 	creds := credentials.NewStaticCredentialsProvider(key, secret, "")
 	clientEnv := map[string]string{"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}

@@ -30,6 +30,17 @@ type Config struct {
 	// SecretKey is the base64 AES-256 key that seals connection secrets;
 	// empty keeps a generated key in the data directory.
 	SecretKey string
+	// PreviousSecretKey, when set, is the key the cluster's secrets were
+	// sealed with until now: this node seals them again with SecretKey and
+	// records SecretKey as the cluster's key (a rotation).
+	PreviousSecretKey string
+	// ReplaceSecretKey records SecretKey as the cluster's key whatever key
+	// the cluster had (one that was lost).
+	ReplaceSecretKey bool
+	// ChangeClusterSettings records this node's values of the cluster's
+	// settings that may change (quotas, replicas, ...) in place of those
+	// the cluster has, instead of refusing to start.
+	ChangeClusterSettings bool
 
 	AllowPrivateEndpoints bool
 	AllowHTTPEndpoints    bool
@@ -157,6 +168,9 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster (empty: the embedded engine)")
 	fs.IntVar(&c.Replicas, "replicas", 0, "replicas of every stream and bucket bridgeport creates (default: 3 on a NATS cluster, 1 otherwise)")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "base64 AES-256 key sealing connection secrets (set it with BRIDGEPORT_SECRET_KEY; default: a key kept in the data directory)")
+	fs.StringVar(&c.PreviousSecretKey, "previous-secret-key", "", "rotate the secret key: the key the cluster used until now; connection secrets are sealed again with --secret-key, which becomes the cluster's key (set it with BRIDGEPORT_PREVIOUS_SECRET_KEY; every other node stopped)")
+	fs.BoolVar(&c.ReplaceSecretKey, "replace-secret-key", false, "make --secret-key the cluster's key whatever key it had, after that key was lost (its connections need their credentials again; every other node stopped)")
+	fs.BoolVar(&c.ChangeClusterSettings, "change-cluster-settings", false, "record this node's quotas, replicas, endpoint and attempt-log settings as the cluster's, instead of refusing to start when they differ")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations and OAuth token endpoints on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations and OAuth token endpoints over plain http (credentials in the clear)")
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
@@ -244,6 +258,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		errs = append(errs, errors.New("--access-key-id and --secret-access-key go together"))
+	}
+	if c.PreviousSecretKey != "" && c.ReplaceSecretKey {
+		errs = append(errs, errors.New("--previous-secret-key and --replace-secret-key: give one (the previous key when you have it)"))
 	}
 	if c.AttemptLogMaxAge <= 0 || c.AttemptLogMaxBytes <= 0 {
 		errs = append(errs, errors.New("--attempt-log-max-age and --attempt-log-max-bytes must be positive"))

@@ -32,7 +32,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("EnvName = %s", got)
 	}
 	for _, args := range [][]string{{"--retry-base-delay", "1h", "--retry-max-delay", "1m"}, {"--log-level", "loud"}, {"--listen", "nohost"}, {"--max-event-size", "10"},
-		{"--read-timeout", "5s"}, {"--idle-timeout", "0s"}, {"--max-client-connections", "-1"}, {"--max-body-bytes-in-flight", "0"}} {
+		{"--read-timeout", "5s"}, {"--idle-timeout", "0s"}, {"--max-client-connections", "-1"}, {"--max-body-bytes-in-flight", "0"}, {"--previous-secret-key", "a2V5", "--replace-secret-key"}} {
 		if _, _, err := Parse("serve", args, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--") {
 			t.Errorf("Parse(%v) = %v, want an error naming the flag", args, err)
 		}

@@ -297,6 +297,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 	if !ok {
 		// The rule or the target was removed: nothing to deliver to.
 		w.log.Info("target gone; job dropped", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID)
+		w.redriven(ctx, j, t, Result{Message: "the rule or its target no longer exists"}, store.OutcomeDropped)
 		return nil
 	}
 	return w.run(ctx, j, t, runNormal)
@@ -338,7 +339,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 			res := Result{Code: CodeNoResource, Message: fmt.Sprintf("event bus %s does not exist", t.Bus)}
 			return w.deadLetter(ctx, j, t, w.observe(j, start, res), "")
 		}
-		w.delivered(j, t, w.observe(j, start, Result{Status: 200}))
+		w.delivered(ctx, j, t, w.observe(j, start, Result{Status: 200}))
 		return nil
 	}
 	if t.Queue != "" {
@@ -430,7 +431,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		res = w.observe(j, start, res)
 	}
 	if res.OK() {
-		w.delivered(j, t, res)
+		w.delivered(ctx, j, t, res)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -533,10 +534,25 @@ func (w *Worker) observe(j store.Job, start time.Time, res Result) Result {
 }
 
 // delivered records an invocation that ended delivered.
-func (w *Worker) delivered(j store.Job, t Target, res Result) {
+func (w *Worker) delivered(ctx context.Context, j store.Job, t Target, res Result) {
 	w.cfg.Metrics.Delivered(metrics.RuleOf(j.RuleArn))
 	w.logAttempt(j, t, res, store.OutcomeDelivered, nil)
+	w.redriven(ctx, j, t, res, store.OutcomeDelivered)
 	w.log.Debug("delivered", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "status", res.Status)
+}
+
+// redriven records the final outcome of a job a redrive run queued, for
+// the run to report. The outcome stands whether or not it is recorded: a
+// run that does not hear of it reports the event as not finished.
+func (w *Worker) redriven(ctx context.Context, j store.Job, t Target, res Result, outcome string) {
+	if j.RedriveRun == "" {
+		return
+	}
+	r := store.RedriveResult{MessageID: j.Redrive, EventID: j.EventID, RuleArn: j.RuleArn, TargetArn: t.Arn,
+		Outcome: outcome, Code: res.Code, Message: res.Message}
+	if err := w.cfg.Store.RecordRedrive(ctx, j.RedriveRun, r); err != nil {
+		w.log.Warn("redrive outcome not recorded", "event_id", j.EventID, "error", err)
+	}
 }
 
 // logAttempt adds an attempt (or an invocation that ended without one) to
@@ -573,6 +589,7 @@ func (w *Worker) deadLetter(ctx context.Context, j store.Job, t Target, res Resu
 		return err
 	}
 	w.logAttempt(j, t, res, outcome, nil)
+	w.redriven(ctx, j, t, res, outcome)
 	return nil
 }
 
@@ -614,7 +631,7 @@ func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
 		w.log.Info("invocation failed", "event_id", j.EventID, "target", t.Arn, "attempt", j.Attempt+1, "code", code, "error", msg)
 		return w.deadLetter(ctx, j, t, w.observe(j, start, Result{Code: code, Message: msg}), "")
 	}
-	w.delivered(j, t, w.observe(j, start, Result{Status: 200}))
+	w.delivered(ctx, j, t, w.observe(j, start, Result{Status: 200}))
 	return nil
 }
 

@@ -7,8 +7,11 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,6 +26,7 @@ const KeyFile = "secret.key"
 // Box seals and opens secrets. Safe for concurrent use.
 type Box struct {
 	aead cipher.AEAD
+	fp   string
 }
 
 // New returns a Box for a 32-byte key.
@@ -38,8 +42,18 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(fingerprintLabel))
+	return &Box{aead: aead, fp: hex.EncodeToString(mac.Sum(nil))}, nil
 }
+
+// fingerprintLabel is what a key's fingerprint authenticates.
+const fingerprintLabel = "bridgeport secret-key fingerprint v1"
+
+// Fingerprint names the key without revealing it: the HMAC-SHA256 of a
+// fixed label under the key, in hex. Boxes with the same key have the same
+// fingerprint; it tells nothing of the key that could help find it.
+func (b *Box) Fingerprint() string { return b.fp }
 
 // Load returns the Box for the key in encoded (base64 of 32 bytes) if it is
 // not empty, else for the key in dir, generating it on first use.

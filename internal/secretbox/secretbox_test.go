@@ -1,7 +1,9 @@
 package secretbox
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,5 +50,28 @@ func TestSealOpen(t *testing.T) {
 	}
 	if _, err := Load("", "bm90IDMyIGJ5dGVz"); err == nil {
 		t.Error("accepted a short key")
+	}
+}
+
+// TestFingerprint: the same key has the same fingerprint, another key
+// another one, and the fingerprint holds neither the key nor its plain
+// hash.
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, _ := New(key)
+	b, _ := New(append([]byte(nil), key...))
+	other, _ := New(make([]byte, 32))
+	if a.Fingerprint() != b.Fingerprint() || len(a.Fingerprint()) != 64 {
+		t.Errorf("fingerprints of one key: %q, %q", a.Fingerprint(), b.Fingerprint())
+	}
+	if a.Fingerprint() == other.Fingerprint() {
+		t.Error("two keys have the same fingerprint")
+	}
+	sum := sha256.Sum256(key)
+	for _, leak := range []string{hex.EncodeToString(key), hex.EncodeToString(sum[:]), base64.StdEncoding.EncodeToString(key)} {
+		if strings.Contains(a.Fingerprint(), leak) {
+			t.Errorf("the fingerprint holds %q", leak)
+		}
 	}
 }

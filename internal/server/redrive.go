@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"bridgeport/internal/awsapi"
@@ -20,11 +22,30 @@ const (
 
 func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
+		"StartRedrive":    s.startRedrive,
 		"RedriveMessages": s.redriveMessages,
+		"RedriveStatus":   s.redriveStatus,
 		"TraceEvent":      s.traceEvent,
 		"ListAttempts":    s.listAttempts,
 		"Diagnose":        s.diagnose,
 	}
+}
+
+// A redrive run takes the dead-lettered events present in a queue when it
+// starts, each at most once: StartRedrive marks where the queue stood, and
+// RedriveMessages leaves alone every message stored after the mark, among
+// them the events of the run that failed again and were dead-lettered
+// again. The final outcome of each event the run queued is recorded under
+// the run's id, for RedriveStatus to report.
+
+// StartRedriveInput starts a redrive run on a dead-letter queue.
+type StartRedriveInput struct {
+	QueueUrl *string `json:"QueueUrl"`
+}
+
+// StartRedriveOutput names the run.
+type StartRedriveOutput struct {
+	RunId string `json:"RunId"`
 }
 
 // RedriveEntry names a dead-letter message its caller has received.
@@ -35,8 +56,18 @@ type RedriveEntry struct {
 
 // RedriveInput asks to send dead-lettered events back to their targets.
 type RedriveInput struct {
-	QueueUrl *string        `json:"QueueUrl"`
-	Entries  []RedriveEntry `json:"Entries"`
+	QueueUrl *string `json:"QueueUrl"`
+	// RunId is StartRedrive's answer.
+	RunId   *string        `json:"RunId"`
+	Entries []RedriveEntry `json:"Entries"`
+	// Rule (a name or an ARN) and ErrorCode, when set, select the events
+	// of that rule, or that failed with that ERROR_CODE; the others are
+	// skipped.
+	Rule      string `json:"Rule,omitempty"`
+	ErrorCode string `json:"ErrorCode,omitempty"`
+	// Limit, when above 0, is the most entries this call redrives; the
+	// others are skipped.
+	Limit int `json:"Limit,omitempty"`
 	// DryRun checks each entry without queueing or deleting anything.
 	DryRun bool `json:"DryRun"`
 }
@@ -58,10 +89,67 @@ type RedriveFailure struct {
 	Message string `json:"Message"`
 }
 
-// RedriveOutput is the answer to RedriveMessages.
+// RedriveOutput is the answer to RedriveMessages. Entries not redriven stay
+// on the queue, invisible until the caller makes them visible again.
 type RedriveOutput struct {
 	Successful []Redriven       `json:"Successful"`
 	Failed     []RedriveFailure `json:"Failed"`
+	// Skipped are the ids of entries the filters or the limit left alone.
+	Skipped []string `json:"Skipped"`
+	// Later are the ids of entries stored after the run started.
+	Later []string `json:"Later"`
+}
+
+// RedriveStatusInput asks for the outcomes of a run's events.
+type RedriveStatusInput struct {
+	RunId *string `json:"RunId"`
+	// After is the previous answer's After: only outcomes recorded since
+	// are returned.
+	After uint64 `json:"After,omitempty"`
+}
+
+// RedriveStatusOutput holds the final outcomes of events the run queued
+// (delivered, or failed again), each under the id of its dead-letter
+// message.
+type RedriveStatusOutput struct {
+	Results []store.RedriveResult `json:"Results"`
+	After   uint64                `json:"After"`
+}
+
+func (s *Server) startRedrive(ctx context.Context, body []byte) (any, error) {
+	var in StartRedriveInput
+	if err := awsapi.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := required("queueUrl", in.QueueUrl); err != nil {
+		return nil, err
+	}
+	mark, err := s.queues.Mark(ctx, *in.QueueUrl)
+	if err != nil {
+		return nil, err
+	}
+	return StartRedriveOutput{RunId: strconv.FormatUint(mark, 10) + "-" + awsapi.NewRequestID()[:8]}, nil
+}
+
+// required is the validation error of a member left out, or nil.
+func required(member string, value *string) error {
+	if value != nil {
+		return nil
+	}
+	var v awsapi.Violations
+	v.Add(nil, member, awsapi.MustNotBeNull)
+	return v.Err()
+}
+
+// runMark is the mark a run id carries: the queues' last sequence when the
+// run started.
+func runMark(runID string) (uint64, error) {
+	seq, _, ok := strings.Cut(runID, "-")
+	mark, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || strings.Trim(runID, "0123456789abcdef-") != "" {
+		return 0, awsapi.Errorf(awsapi.CodeValidation, "RunId %q is not a run id from StartRedrive.", runID)
+	}
+	return mark, nil
 }
 
 // redriveMessages queues dead-lettered events again for the target they
@@ -78,6 +166,9 @@ func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) 
 	var v awsapi.Violations
 	if in.QueueUrl == nil {
 		v.Add(nil, "queueUrl", awsapi.MustNotBeNull)
+	}
+	if in.RunId == nil {
+		v.Add(nil, "runId", awsapi.MustNotBeNull)
 	}
 	switch {
 	case in.Entries == nil:
@@ -96,9 +187,16 @@ func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) 
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	out := RedriveOutput{Successful: []Redriven{}, Failed: []RedriveFailure{}}
+	mark, err := runMark(*in.RunId)
+	if err != nil {
+		return nil, err
+	}
+	out := RedriveOutput{Successful: []Redriven{}, Failed: []RedriveFailure{}, Skipped: []string{}, Later: []string{}}
+	var jobs []store.Job
+	var handles []string
 	for _, e := range in.Entries {
-		r, err := s.redriveOne(ctx, *in.QueueUrl, *e.ReceiptHandle, in.DryRun)
+		id := *e.Id
+		r, job, err := s.redriveCheck(ctx, &in, *e.ReceiptHandle, mark)
 		var aerr *awsapi.Error
 		switch {
 		case errors.As(err, &aerr):
@@ -106,41 +204,89 @@ func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) 
 			if code == "" {
 				code = aerr.Code
 			}
-			out.Failed = append(out.Failed, RedriveFailure{Id: *e.Id, Code: code, Message: aerr.Message})
+			out.Failed = append(out.Failed, RedriveFailure{Id: id, Code: code, Message: aerr.Message})
+		case errors.Is(err, errLater):
+			out.Later = append(out.Later, id)
+		case errors.Is(err, errSkipped), err == nil && in.Limit > 0 && len(out.Successful) >= in.Limit:
+			out.Skipped = append(out.Skipped, id)
 		case err != nil:
 			return nil, err
 		default:
-			r.Id = *e.Id
+			r.Id = id
 			out.Successful = append(out.Successful, r)
+			jobs = append(jobs, job)
+			handles = append(handles, *e.ReceiptHandle)
 		}
+	}
+	if in.DryRun || len(jobs) == 0 {
+		return out, nil
+	}
+	if err := s.store.AppendJobs(ctx, jobs); err != nil {
+		return nil, err
+	}
+	for i, h := range handles {
+		if err := s.queues.DeleteHeld(ctx, *in.QueueUrl, h); err != nil {
+			return nil, err
+		}
+		r := out.Successful[i]
+		s.log.InfoContext(ctx, "dead-lettered event redriven", "event_id", r.EventId, "rule", r.RuleArn, "target", r.TargetArn)
 	}
 	return out, nil
 }
 
-func (s *Server) redriveOne(ctx context.Context, queueURL, handle string, dryRun bool) (Redriven, error) {
-	held, err := s.queues.Hold(ctx, queueURL, handle)
+// Why redriveCheck leaves a message alone.
+var (
+	errLater   = errors.New("stored after the run started")
+	errSkipped = errors.New("not selected")
+)
+
+// redriveCheck reads the message a receipt handle names and returns what
+// redriving it would queue; errLater for a message stored after the run's
+// mark, errSkipped for one the filters leave alone, and an *awsapi.Error
+// for one that cannot be redriven.
+func (s *Server) redriveCheck(ctx context.Context, in *RedriveInput, handle string, mark uint64) (Redriven, store.Job, error) {
+	held, err := s.queues.Hold(ctx, *in.QueueUrl, handle)
 	if err != nil {
-		return Redriven{}, err
+		return Redriven{}, store.Job{}, err
+	}
+	if held.Seq > mark {
+		return Redriven{}, store.Job{}, errLater
 	}
 	m := held.Meta
 	r := Redriven{EventId: m[metaEventID], RuleArn: m[metaRule], TargetId: m[metaTargetID], TargetArn: held.Attributes["TARGET_ARN"]}
+	ruleArn := held.Attributes["RULE_ARN"]
+	if in.Rule != "" && ruleArn != in.Rule && !strings.HasSuffix(ruleArn, "/"+in.Rule) ||
+		in.ErrorCode != "" && held.Attributes["ERROR_CODE"] != in.ErrorCode {
+		return Redriven{}, store.Job{}, errSkipped
+	}
 	if r.EventId == "" || r.RuleArn == "" || r.TargetId == "" {
-		return Redriven{}, awsapi.Errorf("NotADeadLetter", "Message %s was not dead-lettered by bridgeport: it does not name its rule and target.", held.MessageID)
+		return Redriven{}, store.Job{}, awsapi.Errorf("NotADeadLetter", "Message %s was not dead-lettered by bridgeport: it does not name its rule and target.", held.MessageID)
 	}
 	if _, ok := s.events.Target(r.RuleArn, r.TargetId); !ok {
-		return Redriven{}, awsapi.Errorf(awsapi.CodeNotFound, "Rule %s has no target %s any more.", r.RuleArn, r.TargetId)
-	}
-	if dryRun {
-		return r, nil
+		return Redriven{}, store.Job{}, awsapi.Errorf(awsapi.CodeNotFound, "Rule %s has no target %s any more.", r.RuleArn, r.TargetId)
 	}
 	job := store.Job{EventID: r.EventId, Bus: m[metaBus], RuleArn: r.RuleArn, TargetID: r.TargetId, Ingested: time.Now(),
-		Redrive: held.MessageID, Event: []byte(held.Body)}
-	if err := s.store.AppendJobs(ctx, []store.Job{job}); err != nil {
-		return Redriven{}, err
+		Redrive: held.MessageID, RedriveRun: *in.RunId, Event: []byte(held.Body)}
+	return r, job, nil
+}
+
+func (s *Server) redriveStatus(ctx context.Context, body []byte) (any, error) {
+	var in RedriveStatusInput
+	if err := awsapi.Decode(body, &in); err != nil {
+		return nil, err
 	}
-	if err := s.queues.DeleteHeld(ctx, queueURL, handle); err != nil {
-		return Redriven{}, err
+	if err := required("runId", in.RunId); err != nil {
+		return nil, err
 	}
-	s.log.InfoContext(ctx, "dead-lettered event redriven", "event_id", r.EventId, "rule", r.RuleArn, "target", r.TargetArn)
-	return r, nil
+	if _, err := runMark(*in.RunId); err != nil {
+		return nil, err
+	}
+	results, after, err := s.store.RedriveResults(ctx, *in.RunId, in.After)
+	if err != nil {
+		return nil, err
+	}
+	if results == nil {
+		results = []store.RedriveResult{}
+	}
+	return RedriveStatusOutput{Results: results, After: after}, nil
 }

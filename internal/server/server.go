@@ -93,6 +93,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
+	var previous *secretbox.Box
+	if cfg.PreviousSecretKey != "" {
+		if previous, err = secretbox.Load("", cfg.PreviousSecretKey); err != nil {
+			return nil, fmt.Errorf("previous secret key: %w", err)
+		}
+	}
 	roots := cfg.RootCAs
 	if roots == nil && cfg.ExtraCAFile != "" {
 		if roots, err = loadRoots(cfg.ExtraCAFile); err != nil {
@@ -101,9 +107,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	}
 	st, err := store.Open(ctx, store.Config{DataDir: cfg.DataDir, URL: cfg.NATSURL, SyncAlways: cfg.SyncAlways,
 		SyncInterval: cfg.SyncInterval, AttemptsMaxAge: cfg.AttemptLogMaxAge, AttemptsMaxBytes: cfg.AttemptLogMaxBytes,
-		Replicas: cfg.Replicas,
-		Logger:   log.With("part", "store")})
+		Replicas: cfg.Replicas, Settings: clusterSettings(cfg, box, previous), ChangeSettings: cfg.ChangeClusterSettings,
+		Logger: log.With("part", "store")})
+	var serr *store.SettingsError
+	if errors.As(err, &serr) {
+		return nil, settingsError(serr, cfg)
+	}
 	if err != nil {
+		return nil, err
+	}
+	if err := changeKey(ctx, st, box, previous, log); err != nil {
+		st.Close()
 		return nil, err
 	}
 	s.store = st

@@ -129,7 +129,9 @@ func validPolicy(doc string) bool {
 // Held is a message its caller holds by a current receipt handle.
 type Held struct {
 	MessageID string
-	Body      string
+	// Seq orders the messages of every queue by the time they were stored.
+	Seq  uint64
+	Body string
 	// Attributes are the message's String attributes.
 	Attributes map[string]string
 	// Meta is what was stored with the message for bridgeport's own use.
@@ -165,13 +167,23 @@ func (s *Service) Hold(ctx context.Context, queueURL, handle string) (*Held, err
 	if err != nil {
 		return nil, fmt.Errorf("queue message %d: %w", seq, err)
 	}
-	h := &Held{MessageID: r.ID, Body: m.Body, Attributes: map[string]string{}, Meta: r.Meta}
+	h := &Held{MessageID: r.ID, Seq: seq, Body: m.Body, Attributes: map[string]string{}, Meta: r.Meta}
 	for k, a := range m.Attrs {
 		if a.StringValue != nil {
 			h.Attributes[k] = *a.StringValue
 		}
 	}
 	return h, nil
+}
+
+// Mark returns the mark of the queue at queueURL: every message stored
+// later has a higher Held.Seq. Errors are SQS's for a queue that does not
+// exist.
+func (s *Service) Mark(ctx context.Context, queueURL string) (uint64, error) {
+	if _, _, err := s.byURL(ctx, &queueURL); err != nil {
+		return 0, err
+	}
+	return s.st.QueueMark(ctx)
 }
 
 // DeleteHeld deletes a held message by its receipt handle.

@@ -63,7 +63,8 @@ const (
 // Failed reports whether the attempt failed.
 func (a *Attempt) Failed() bool { return a.Code != "" }
 
-func (s *Store) ensureAttempts(ctx context.Context) error {
+// attemptLimits are the attempt log's retention limits, by age and size.
+func (s *Store) attemptLimits() (time.Duration, int64) {
 	age, size := s.cfg.AttemptsMaxAge, s.cfg.AttemptsMaxBytes
 	if age <= 0 {
 		age = defaultAttemptsAge
@@ -71,6 +72,11 @@ func (s *Store) ensureAttempts(ctx context.Context) error {
 	if size <= 0 {
 		size = defaultAttemptsBytes
 	}
+	return age, size
+}
+
+func (s *Store) ensureAttempts(ctx context.Context) error {
+	age, size := s.attemptLimits()
 	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        attemptsStream,
 		Description: "delivery attempts, by target and event",

@@ -28,7 +28,10 @@ type Job struct {
 	// Redrive names the dead-letter message a redriven job came from, so
 	// that its ids differ from those of the event's first delivery.
 	Redrive string
-	Event   []byte // the event envelope
+	// RedriveRun names the redrive run that queued the job; its final
+	// outcome is recorded for that run (RecordRedrive).
+	RedriveRun string
+	Event      []byte // the event envelope
 }
 
 // ID is the job's message id: one per event, rule, target, attempt and
@@ -59,6 +62,7 @@ const (
 	hdrAttempt = "Bp-Attempt"
 	hdrDefer   = "Bp-Deferrals"
 	hdrRedrive = "Bp-Redrive"
+	hdrRun     = "Bp-Redrive-Run"
 )
 
 // AppendJobs queues jobs and returns once every one is stored. A job already
@@ -89,6 +93,9 @@ func jobMsg(subject string, j *Job) *nats.Msg {
 	if j.Redrive != "" {
 		msg.Header.Set(hdrRedrive, j.Redrive)
 	}
+	if j.RedriveRun != "" {
+		msg.Header.Set(hdrRun, j.RedriveRun)
+	}
 	msg.Data = j.Event
 	return msg
 }
@@ -104,15 +111,16 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 	}
 	deferrals, _ := strconv.Atoi(h.Get(hdrDefer))
 	return Job{
-		Deferrals: deferrals,
-		Redrive:   h.Get(hdrRedrive),
-		EventID:   h.Get(hdrEventID),
-		Bus:       h.Get(hdrBus),
-		RuleArn:   h.Get(hdrRule),
-		TargetID:  h.Get(hdrTarget),
-		Ingested:  time.Unix(0, ns),
-		Attempt:   attempt,
-		Event:     data,
+		Deferrals:  deferrals,
+		Redrive:    h.Get(hdrRedrive),
+		RedriveRun: h.Get(hdrRun),
+		EventID:    h.Get(hdrEventID),
+		Bus:        h.Get(hdrBus),
+		RuleArn:    h.Get(hdrRule),
+		TargetID:   h.Get(hdrTarget),
+		Ingested:   time.Unix(0, ns),
+		Attempt:    attempt,
+		Event:      data,
 	}, nil
 }
 

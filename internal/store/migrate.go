@@ -44,8 +44,8 @@ type MigrateStats struct {
 // bridgeport data yet (a new cluster): the configuration records, the
 // events not yet routed, the deliveries due and delayed, the queues'
 // messages and the attempt log. What is transient is left behind: receipt
-// handles (messages in flight become visible again), node heartbeats and
-// rate windows. Every message keeps its subject, headers (its
+// handles (messages in flight become visible again), node heartbeats, rate
+// windows and the outcomes of redrive runs. Every message keeps its subject, headers (its
 // deduplication id among them) and body. Events above the router's
 // acknowledgement floor are copied, so the few the router had handled out
 // of order just before the node stopped are routed again: at least once,
@@ -78,7 +78,15 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		if err != nil {
 			return st, fmt.Errorf("read %s: %w", key, err)
 		}
-		if _, err := to.kv.Put(ctx, key, e.Value()); err != nil {
+		value := e.Value()
+		if key == settingsKey {
+			// The cluster's settings come along (its nodes need the old
+			// node's secret key), but its replicas are the target's.
+			if value, err = withSetting(value, SettingReplicas, strconv.Itoa(to.cfg.Replicas)); err != nil {
+				return st, err
+			}
+		}
+		if _, err := to.kv.Put(ctx, key, value); err != nil {
 			return st, fmt.Errorf("write %s: %w", key, err)
 		}
 		st.Records++
@@ -257,7 +265,7 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 // them again, empty.
 func (s *Store) removeAll(ctx context.Context) error {
 	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream, parkStream,
-		"KV_" + configBucket, "KV_" + healthBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket} {
+		"KV_" + configBucket, "KV_" + healthBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket, "KV_" + redrivesBucket} {
 		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}

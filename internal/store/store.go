@@ -49,6 +49,14 @@ type Config struct {
 	// 0 means 7 days and 1 GiB.
 	AttemptsMaxAge   time.Duration
 	AttemptsMaxBytes int64
+	// Settings, when not nil, are this node's settings that every node
+	// must share: they are checked against the cluster's before anything
+	// else is written, and a node whose settings differ is refused with a
+	// *SettingsError (settings.go). Nil checks nothing (migrate).
+	Settings []Setting
+	// ChangeSettings records this node's values of the settings that are
+	// not fixed in place of the cluster's.
+	ChangeSettings bool
 	// Logger receives the store's own messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -87,8 +95,14 @@ type Store struct {
 	nodesKV  jetstream.KeyValue
 	ratesKV  jetstream.KeyValue
 	healthKV jetstream.KeyValue
+	redrives jetstream.KeyValue
 	nodes    atomic.Int64 // live nodes, from the heartbeats
 	lock     *os.File     // the embedded engine's data directory lock
+	// autoReplicas: the replicas were left to the store to choose.
+	autoReplicas bool
+	// replaced names the settings this node recorded in place of the
+	// cluster's.
+	replaced []string
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
@@ -119,6 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect to nats: %w", err)
 	}
 	if s.cfg.Replicas <= 0 {
+		s.autoReplicas = true
 		s.cfg.Replicas = 1
 		if s.nc.ConnectedClusterName() != "" {
 			s.cfg.Replicas = 3
@@ -138,7 +153,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := s.ensureAll(ctx); err != nil {
+	if cfg.Settings != nil {
+		// Before anything else is written: a node that cannot serve the
+		// cluster correctly must change nothing.
+		if err := s.untilReady(ctx, s.checkSettings); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.untilReady(ctx, s.ensure); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -235,10 +258,16 @@ const ensureAttempt = 5 * time.Second
 // unanswered (nats-server proposes it again and answers only the first);
 // the next attempt finds the stream and updates it, which is answered.
 func (s *Store) ensureAll(ctx context.Context) error {
+	return s.untilReady(ctx, s.ensure)
+}
+
+// untilReady runs op once on the embedded engine, and on an external NATS
+// until JetStream answers (untilAnswered).
+func (s *Store) untilReady(ctx context.Context, op func(context.Context) error) error {
 	if s.ns != nil {
-		return s.ensure(ctx)
+		return op(ctx)
 	}
-	return s.untilAnswered(ctx, s.ensure, "JetStream is not ready; trying again")
+	return s.untilAnswered(ctx, op, "JetStream is not ready; trying again")
 }
 
 // retryWait is how long to wait before a JetStream request that went
@@ -311,7 +340,10 @@ const (
 // single server asked for replicas, or a server without JetStream, is not
 // worth repeating.
 func transient(err error) bool {
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+	var settings *SettingsError
+	var record *settingsRecordError
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.As(err, &settings) || errors.As(err, &record) {
 		return false
 	}
 	var apiErr *jetstream.APIError
@@ -366,13 +398,7 @@ func (s *Store) startEmbedded() error {
 // ensure creates or updates the streams and buckets.
 func (s *Store) ensure(ctx context.Context) error {
 	var err error
-	s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      configBucket,
-		Description: "bridgeport configuration: buses, rules and targets",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    s.cfg.Replicas,
-	})
+	s.kv, err = s.js.CreateOrUpdateKeyValue(ctx, s.configBucketConfig())
 	if err != nil {
 		return fmt.Errorf("config bucket: %w", err)
 	}
@@ -420,6 +446,9 @@ func (s *Store) ensure(ctx context.Context) error {
 		return err
 	}
 	if err := s.ensureRates(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureRedrives(ctx); err != nil {
 		return err
 	}
 	return s.ensureDelay(ctx)
