@@ -118,3 +118,39 @@ func (w *Worker) park(ctx context.Context, j store.Job, t Target, due time.Time,
 	}
 	return nil
 }
+
+// ParkFailing parks, at once, the jobs among jobs whose API destination's
+// circuit is open (their first attempt due now, failed as their
+// destination fails), and returns the others: the router queues those. So
+// a dead destination's events never enter the shared jobs stream, where
+// healthy destinations' jobs would wait behind them.
+func (w *Worker) ParkFailing(ctx context.Context, jobs []store.Job) ([]store.Job, error) {
+	var park []store.Parked
+	var parkedTargets []Target
+	rest := jobs[:0:0]
+	now := w.cfg.Now()
+	for _, j := range jobs {
+		t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
+		var h *store.Health
+		if ok && t.Destination != nil {
+			h, _ = w.circuit(t.Destination.Arn)
+		}
+		if h == nil {
+			rest = append(rest, j)
+			continue
+		}
+		park = append(park, store.Parked{Job: j, NextDue: now, LastCode: h.Code, LastMessage: h.Message})
+		parkedTargets = append(parkedTargets, t)
+	}
+	if len(park) == 0 {
+		return jobs, nil
+	}
+	if err := w.cfg.Store.Park(ctx, park); err != nil {
+		return nil, err
+	}
+	for i, p := range park {
+		w.cfg.Metrics.Parked(p.RuleArn)
+		w.logAttempt(p.Job, parkedTargets[i], Result{Message: "not sent: the destination is failing (" + p.LastCode + "); parked until it answers again"}, store.OutcomeParked, nil)
+	}
+	return rest, nil
+}

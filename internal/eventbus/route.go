@@ -70,6 +70,12 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 			jobs = append(jobs, store.Job{EventID: ev.ID, Bus: ev.Bus, RuleArn: r.Arn, TargetID: t.Id, Ingested: ev.Ingested, Event: ev.Data})
 		}
 	}
+	if len(jobs) > 0 && s.parkFailing != nil {
+		var err error
+		if jobs, err = s.parkFailing(ctx, jobs); err != nil {
+			return err
+		}
+	}
 	if len(jobs) > 0 {
 		if err := s.st.AppendJobs(ctx, jobs); err != nil {
 			return err

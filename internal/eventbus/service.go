@@ -54,8 +54,11 @@ type Config struct {
 	// MatchTimeout bounds the matching of one event (0: 2 s); see
 	// routeEvent.
 	MatchTimeout time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time // nil means time.Now
+	// ParkFailing, when set, takes the jobs routed for destinations that
+	// are failing (parking them) and returns the others to queue.
+	ParkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
+	Logger      *slog.Logger
+	Now         func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
@@ -74,6 +77,7 @@ type Service struct {
 	queues       Queues
 	metrics      *metrics.Metrics
 	matchTime    time.Duration
+	parkFailing  func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -107,6 +111,7 @@ func New(cfg Config) *Service {
 		queues:       cfg.Queues,
 		metrics:      cfg.Metrics,
 		matchTime:    cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
+		parkFailing:  cfg.ParkFailing,
 	}
 }
 

@@ -136,12 +136,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
 		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints, Queues: s.queues, Metrics: s.metrics,
 		MatchTimeout: cfg.MatchTimeout,
+		// The router parks the jobs of failing destinations at once.
+		ParkFailing: func(ctx context.Context, jobs []store.Job) ([]store.Job, error) {
+			return s.worker.ParkFailing(ctx, jobs)
+		},
 	})
-	if err := s.events.Start(ctx); err != nil {
-		s.iam.Stop()
-		st.Close()
-		return nil, fmt.Errorf("start events service: %w", err)
-	}
 	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots, Timeout: cfg.InvokeTimeout})
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
@@ -156,6 +155,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Logger: log.With("part", "deliver"),
 		Now:    cfg.Now,
 	})
+	if err := s.events.Start(ctx); err != nil {
+		s.iam.Stop()
+		st.Close()
+		return nil, fmt.Errorf("start events service: %w", err)
+	}
 	wctx, stopWorker := context.WithCancel(context.Background())
 	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})
 	s.working.Store(true)
