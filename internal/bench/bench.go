@@ -600,6 +600,14 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	}
 	wg.Wait()
 	r.endProgress()
+	// The router may still be behind PutEvents: the events are waiting
+	// once it has routed them all.
+	r.await(ctx, "backlog: events routed", 1, 200*time.Millisecond, func() int {
+		if m := r.metrics(ctx); m[`bridgeport_pipeline_depth{stage="unrouted"}`] == 0 {
+			return 1
+		}
+		return 0
+	})
 	// Measure at once: the backlog's first attempts, retries and parking
 	// happen now.
 	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
