@@ -602,11 +602,8 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	r.endProgress()
 	// The router may still be behind PutEvents: the events are waiting
 	// once it has routed them all.
-	r.await(ctx, "backlog: events routed", 1, 200*time.Millisecond, func() int {
-		if m := r.metrics(ctx); m[`bridgeport_pipeline_depth{stage="unrouted"}`] == 0 {
-			return 1
-		}
-		return 0
+	r.await(ctx, "backlog: events routed", r.cfg.Backlog, 200*time.Millisecond, func() int {
+		return r.cfg.Backlog - int(r.metrics(ctx)[`bridgeport_pipeline_depth{stage="unrouted"}`])
 	})
 	// Measure at once: the backlog's first attempts, retries and parking
 	// happen now.
