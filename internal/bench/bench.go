@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -48,6 +49,9 @@ type Config struct {
 	Concurrency int
 	// Rate is the offered load of the latency measurements, events/s.
 	Rate int
+	// RateLimit is the InvocationRateLimitPerSecond of the destinations
+	// bench creates (0: 1,000,000, none to speak of).
+	RateLimit int
 	// Targets is the number of targets of the delivery rule (1 to 5).
 	Targets int
 	// Backlog is the number of events left waiting on dead destinations,
@@ -271,7 +275,7 @@ func (r *Runner) rule(ctx context.Context, name, source string, endpoints []stri
 		dname := fmt.Sprintf("%s-%s-%d", name, r.id, i)
 		var dest struct{ ApiDestinationArn string }
 		if err := r.call(ctx, "CreateApiDestination", map[string]any{"Name": dname, "ConnectionArn": r.conn, "InvocationEndpoint": ep,
-			"HttpMethod": "POST", "InvocationRateLimitPerSecond": 1000000}, &dest); err != nil {
+			"HttpMethod": "POST", "InvocationRateLimitPerSecond": cmp.Or(r.cfg.RateLimit, 1000000)}, &dest); err != nil {
 			return "", fmt.Errorf("create API destination: %w", err)
 		}
 		targets = append(targets, map[string]any{"Id": strconv.Itoa(i), "Arn": dest.ApiDestinationArn, "RoleArn": r.role})

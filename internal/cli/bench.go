@@ -51,6 +51,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	rate := fs.Int("rate", 5000, "offered events per second of the latency measurement (the backlog scenario offers at most 1000)")
 	targets := fs.Int("targets", 5, "targets of the delivery rule (1 to 5)")
 	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
+	rateLimit := fs.Int("rate-limit", 0, "InvocationRateLimitPerSecond of the destinations bench creates (default: 1,000,000)")
 	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	fs.Usage = func() {
@@ -80,7 +81,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
-		Targets: *targets, Backlog: *backlog, DeadDestinations: *deadDests, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+		Targets: *targets, Backlog: *backlog, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
 		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir)
@@ -126,7 +127,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Settings   map[string]any `json:"settings"`
 		Results    []bench.Result `json:"results"`
 	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
-		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests}}
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit}}
 	for _, s := range scenarios {
 		var res bench.Result
 		switch s {
