@@ -188,3 +188,92 @@ func TestParkedTrace(t *testing.T) {
 		t.Errorf("%d PARKED records: %s", parked, strings.TrimSpace(string(raw)))
 	}
 }
+
+// TestDrainIsFair: once a dead destination answers again, its parked
+// events drain at its rate limit, oldest first, while another destination
+// keeps delivering: its events arrive during the drain, not after it.
+func TestDrainIsFair(t *testing.T) {
+	t.Parallel()
+	var dead atomic.Bool
+	dead.Store(true)
+	healthy := newSink(t)
+	d := setupDelivery(t, func(int) int {
+		if dead.Load() {
+			return 503
+		}
+		return 200
+	}, nil, func(c *config.Config) {
+		c.RetryMaxDelay = 2 * time.Second
+		c.RootCAs.AddCert(healthy.Certificate())
+	})
+	d.setTarget(func(t *types.Target) { t.InputTransformer = nil })
+	if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"), InvocationRateLimitPerSecond: aws.Int32(20)}); err != nil {
+		t.Fatal(err)
+	}
+	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("h"), ConnectionArn: aws.String(d.conn),
+		InvocationEndpoint: aws.String(healthy.URL), HttpMethod: types.ApiDestinationHttpMethodPost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("h"), EventPattern: aws.String(`{"source":["h"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("h"), Targets: []types.Target{{Id: aws.String("y"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
+		t.Fatal(err)
+	}
+	// 100 events, put one call at a time so that their order is known.
+	var order []string
+	for range 10 {
+		ids := d.putMany(10)
+		for id := range ids {
+			order = append(order, id) // within a call the order is the entries'; close enough
+		}
+	}
+	waitFor(t, func() bool { return d.parked() >= 90 })
+	before := len(d.sink.received())
+	dead.Store(false)
+	// The drain takes about 5 s at 20/s; meanwhile the other destination
+	// gets its events.
+	for range 20 {
+		out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("h"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}})
+		if err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v %v", out, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	healthyGot := healthy.wait(t, 20)
+	var drained []received
+	waitFor(t, func() bool {
+		drained = d.sink.received()[before:]
+		return len(eventIDs(drained)) >= 100
+	})
+	if last := healthyGot[19].at; !last.Before(drained[len(drained)-1].at) {
+		t.Errorf("the healthy destination's 20 events arrived at %v, after the drain ended at %v", last, drained[len(drained)-1].at)
+	}
+	// Oldest first: the events drained first were, on average, put
+	// earlier than those drained last.
+	rank := map[string]int{}
+	for i, id := range order {
+		rank[id] = i
+	}
+	var ranks []int
+	for _, r := range drained {
+		var ev struct{ ID string }
+		if json.Unmarshal([]byte(r.body), &ev) == nil {
+			if i, ok := rank[ev.ID]; ok {
+				ranks = append(ranks, i)
+			}
+		}
+	}
+	mean := func(s []int) float64 {
+		sum := 0
+		for _, v := range s {
+			sum += v
+		}
+		return float64(sum) / float64(len(s))
+	}
+	q := len(ranks) / 4
+	if first, lastq := mean(ranks[:q]), mean(ranks[len(ranks)-q:]); first >= lastq {
+		t.Errorf("drained first: events put at %.0f on average; drained last: at %.0f", first, lastq)
+	}
+}
