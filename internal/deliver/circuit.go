@@ -90,13 +90,20 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 	if n < circuitThreshold || open {
 		return
 	}
+	w.openCircuit(ctx, dest, res)
+}
+
+// openCircuit opens a destination's circuit, failing as res says, and
+// returns its record.
+func (w *Worker) openCircuit(ctx context.Context, dest string, res Result) store.Health {
 	now := w.cfg.Now()
 	h := store.Health{Destination: dest, Since: now, Code: res.Code, Message: res.Message, NextProbe: now.Add(w.probeEvery(0))}
 	if err := w.cfg.Store.OpenCircuit(ctx, h); err != nil {
 		w.log.Warn("open circuit", "destination", dest, "error", err)
-		return
+		return h
 	}
 	w.log.Warn("destination failing: its events are parked until it answers again", "destination", dest, "code", res.Code, "error", res.Message)
+	return h
 }
 
 // parkOnArrival parks a job whose destination's circuit is open, without

@@ -181,7 +181,7 @@ type Worker struct {
 	mu      sync.Mutex
 	slots   map[string]chan struct{}
 	probes  map[string]chan struct{} // the slots of failing destinations
-	failing map[string]bool
+	failing map[string]Result        // the last call, of destinations whose calls time out or fail to connect
 	limits  map[string]*limit
 	// The circuits (circuit.go): open ones as the store has them, a channel
 	// per destination closed at the next change, and the failures in a row
@@ -210,7 +210,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{},
-		failing: map[string]bool{}, limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
+		failing: map[string]Result{}, limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -394,8 +394,16 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		select {
 		case slot <- struct{}{}:
 		default:
-			// The destination has as many calls in flight as it may: the
-			// worker moves on, and the job comes back shortly.
+			// The destination has as many calls in flight as it may.
+			if last, failing := w.lastFailure(d.Arn); failing {
+				// Its calls time out or fail to connect, and the two it
+				// still gets are in flight: it is dead as far as anyone
+				// can tell, so its circuit opens now rather than after its
+				// jobs have cycled through the delay tiers for seconds.
+				h := w.openCircuit(ctx, d.Arn, last)
+				return w.parkOnArrival(ctx, j, t, &h)
+			}
+			// The worker moves on, and the job comes back shortly.
 			return w.postpone(ctx, j, busyWait+time.Duration(rand.Int64N(int64(busyWait))))
 		}
 	} else {
@@ -641,7 +649,7 @@ func (w *Worker) slot(dest string) chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m, size := w.slots, w.cfg.PerTarget
-	if w.failing[dest] {
+	if _, ok := w.failing[dest]; ok {
 		m, size = w.probes, 2
 	}
 	c := m[dest]
@@ -652,13 +660,22 @@ func (w *Worker) slot(dest string) chan struct{} {
 	return c
 }
 
+// lastFailure returns the last call to a destination whose calls time out
+// or fail to connect.
+func (w *Worker) lastFailure(dest string) (Result, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	res, ok := w.failing[dest]
+	return res, ok
+}
+
 // record notes whether a destination is failing to answer at all.
 func (w *Worker) record(dest string, res Result) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case res.Code == CodeTimeout || res.Code == CodeConnectionFailure:
-		w.failing[dest] = true
+		w.failing[dest] = res
 	case res.Status != 0:
 		delete(w.failing, dest)
 	}

@@ -251,7 +251,9 @@ func TestDrainIsFair(t *testing.T) {
 		t.Errorf("the healthy destination's 20 events arrived at %v, after the drain ended at %v", last, drained[len(drained)-1].at)
 	}
 	// Oldest first: the events drained first were, on average, put
-	// earlier than those drained last.
+	// earlier than those drained last. (Of those put once the circuit was
+	// open, parked as they were routed; the first few were tried and
+	// retried, and were parked after them, when their retries came due.)
 	rank := map[string]int{}
 	for i, id := range order {
 		rank[id] = i
@@ -260,7 +262,7 @@ func TestDrainIsFair(t *testing.T) {
 	for _, r := range drained {
 		var ev struct{ ID string }
 		if json.Unmarshal([]byte(r.body), &ev) == nil {
-			if i, ok := rank[ev.ID]; ok {
+			if i, ok := rank[ev.ID]; ok && i >= 40 {
 				ranks = append(ranks, i)
 			}
 		}
