@@ -44,8 +44,16 @@ func (w *Worker) keepers(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		counts, err := w.cfg.Store.ParkedCounts(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("parked jobs", "error", err)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("parked jobs", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			continue
 		}
 		for key, n := range counts {
 			if n == 0 || running[key] != nil {
