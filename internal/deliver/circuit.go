@@ -51,8 +51,17 @@ func (w *Worker) changedLocked(dest string) chan struct{} {
 	return c
 }
 
-// watchHealth keeps this node's view of the open circuits current.
+// watchHealth keeps this node's view of the open circuits current. A
+// watch started again (after a reconnection) starts from scratch: the
+// records it hands over first are all there is.
 func (w *Worker) watchHealth(ctx context.Context) error {
+	w.mu.Lock()
+	for dest := range w.open {
+		close(w.changedLocked(dest))
+		delete(w.changed, dest)
+	}
+	clear(w.open)
+	w.mu.Unlock()
 	return w.cfg.Store.WatchHealth(ctx, func(dest string, h *store.Health) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -61,9 +70,19 @@ func (w *Worker) watchHealth(ctx context.Context) error {
 		} else {
 			w.open[dest] = h
 		}
+		// A circuit that opened or closed counts its failures afresh: a
+		// node's old run of failures must not reopen it at once.
+		delete(w.fails, dest)
 		close(w.changedLocked(dest))
 		delete(w.changed, dest)
 	})
+}
+
+// failsInARow returns the failures in a row of a destination on this node.
+func (w *Worker) failsInARow(dest string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fails[dest]
 }
 
 // noteAttempt counts an attempt's outcome against its destination: a
@@ -75,7 +94,10 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 	if !res.Retry {
 		delete(w.fails, dest) // it answers: delivered, or refused for good
 		w.mu.Unlock()
-		if open && res.OK() {
+		// Any answer that is not retried (2xx, or a 4xx that ends the
+		// invocation) shows the endpoint is there: its parked jobs run, and
+		// end as the endpoint says rather than by their retry policy.
+		if open && (res.OK() || res.Status != 0) {
 			if err := w.cfg.Store.CloseCircuit(ctx, dest); err != nil {
 				w.log.Warn("close circuit", "destination", dest, "error", err)
 			} else {
@@ -87,17 +109,23 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 	w.fails[dest]++
 	n := w.fails[dest]
 	w.mu.Unlock()
-	if n < circuitThreshold || open {
+	if open {
+		// A failed probe: the parked jobs' attempts meanwhile fail too.
+		if err := w.cfg.Store.NoteFailure(ctx, dest, w.cfg.Now(), res.Code, res.Message); err != nil {
+			w.log.Warn("note failure", "destination", dest, "error", err)
+		}
 		return
 	}
-	w.openCircuit(ctx, dest, res)
+	if n >= circuitThreshold {
+		w.openCircuit(ctx, dest, res)
+	}
 }
 
 // openCircuit opens a destination's circuit, failing as res says, and
 // returns its record.
 func (w *Worker) openCircuit(ctx context.Context, dest string, res Result) store.Health {
 	now := w.cfg.Now()
-	h := store.Health{Destination: dest, Since: now, Code: res.Code, Message: res.Message, NextProbe: now.Add(w.probeEvery(0))}
+	h := store.Health{Destination: dest, Since: now, Code: res.Code, Message: res.Message, LastFailed: now, NextProbe: now.Add(w.probeEvery(0))}
 	if err := w.cfg.Store.OpenCircuit(ctx, h); err != nil {
 		w.log.Warn("open circuit", "destination", dest, "error", err)
 		return h
@@ -116,7 +144,7 @@ func (w *Worker) parkOnArrival(ctx context.Context, j store.Job, t Target, h *st
 // next attempt is due, res the error of the last one (attempted says
 // whether this job made it).
 func (w *Worker) park(ctx context.Context, j store.Job, t Target, due time.Time, res Result, attempted bool) error {
-	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: due, LastCode: res.Code, LastMessage: res.Message}}); err != nil {
+	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: due, ParkedAt: w.cfg.Now(), LastCode: res.Code, LastMessage: res.Message}}); err != nil {
 		return err
 	}
 	w.cfg.Metrics.Parked(j.RuleArn)
@@ -146,7 +174,7 @@ func (w *Worker) ParkFailing(ctx context.Context, jobs []store.Job) ([]store.Job
 			rest = append(rest, j)
 			continue
 		}
-		park = append(park, store.Parked{Job: j, NextDue: now, LastCode: h.Code, LastMessage: h.Message})
+		park = append(park, store.Parked{Job: j, NextDue: now, ParkedAt: now, LastCode: h.Code, LastMessage: h.Message})
 		parkedTargets = append(parkedTargets, t)
 	}
 	if len(park) == 0 {

@@ -27,7 +27,7 @@ const keeperInHand = 16
 
 // keepers starts a keeper for each target with parked jobs and stops those
 // whose targets have had none for a while, until ctx ends.
-func (w *Worker) keepers(ctx context.Context) error {
+func (w *Worker) keepers(ctx, workCtx context.Context) error {
 	type keeper struct {
 		cancel context.CancelFunc
 		empty  int // polls since its target last had parked jobs
@@ -65,7 +65,8 @@ func (w *Worker) keepers(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				for kctx.Err() == nil {
-					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, w.keepParked); err != nil && kctx.Err() == nil {
+					keep := func(ctx context.Context, p store.Parked) error { return w.keepParked(ctx, workCtx, p) }
+					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, keep); err != nil && kctx.Err() == nil {
 						w.log.Warn("keeper stopped; restarting", "target_key", key, "error", err)
 						sleepFor(kctx, time.Second)
 					}
@@ -94,36 +95,54 @@ func (w *Worker) keepers(ctx context.Context) error {
 // keepParked holds a parked job until it is done: delivered (or otherwise
 // run to an outcome by the normal path), or dead-lettered when its retry
 // policy runs out. It returns nil once the job's outcome is durable.
-func (w *Worker) keepParked(ctx context.Context, p store.Parked) error {
+//
+// Waiting ends with ctx (shutdown: the job is handed back); work, once
+// begun, runs with workCtx, which outlives ctx by the shutdown grace.
+func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error {
 	for {
 		t, ok := w.cfg.Config.Target(p.RuleArn, p.TargetID)
 		if !ok {
 			w.log.Info("target gone; parked job dropped", "event_id", p.EventID, "rule", p.RuleArn, "target", p.TargetID)
+			w.redriven(workCtx, p.Job, t, Result{Message: "the rule or its target no longer exists"}, store.OutcomeDropped)
 			return nil
 		}
 		if t.Destination == nil {
-			// No longer an API destination: back to the normal path.
-			return w.cfg.Store.AppendJobs(ctx, []store.Job{p.Job})
+			// No longer an API destination: run it the normal way, here
+			// (queued again, its message id could be taken for a repeat
+			// of the one it came with).
+			return w.run(workCtx, p.Job, t, runNormal)
+		}
+		if st := t.Destination.ConnectionState; st != "AUTHORIZED" && !(st == "AUTHORIZING" && t.Destination.OAuth != nil) {
+			// Its connection cannot invoke: the normal path fails it at
+			// once (INVALID_PARAMETER), as it would any job, without a
+			// request and without waiting for the circuit.
+			return w.run(workCtx, p.Job, t, runProbe)
 		}
 		dest := t.Destination.Arn
 		now := w.cfg.Now()
-		pl := w.plan(p, t)
-		if !now.Before(pl.deadline) {
-			j := p.Job
-			j.Attempt = pl.retries
-			code, msg := p.LastCode, p.LastMessage
-			if code == "" {
-				code, msg = CodeConnectionFailure, "the destination was failing"
-			}
-			return w.deadLetter(ctx, j, t, Result{Code: code, Message: msg}, pl.exhausted)
-		}
 		h, changed := w.circuit(dest)
 		if h == nil {
 			// It answers again: run the job now, its missed attempts
-			// counted.
+			// counted (run ends it if it is too old).
 			j := p.Job
 			j.Attempt = w.madeBy(p, t, now)
-			return w.run(ctx, j, t, runDrain)
+			return w.run(workCtx, j, t, runDrain)
+		}
+		if pl := w.plan(p, t); !now.Before(pl.deadline) {
+			j := p.Job
+			if !h.LastFailed.After(p.ParkedAt) {
+				// Nothing has tried the destination since the job was
+				// parked: before its retry policy ends it, it gets one
+				// real attempt (EventBridge would have made at least one).
+				j.Attempt = min(pl.retries, t.MaxRetries)
+				return w.run(workCtx, j, t, runProbe)
+			}
+			j.Attempt = pl.retries
+			code, msg := h.Code, h.Message
+			if code == "" {
+				code, msg = p.LastCode, p.LastMessage
+			}
+			return w.deadLetter(workCtx, j, t, Result{Code: code, Message: msg}, pl.exhausted)
 		}
 		if !now.Before(h.NextProbe) {
 			won, err := w.cfg.Store.ClaimProbe(ctx, dest, now, now.Add(w.probeEvery(h.Probes+1)))
@@ -134,13 +153,13 @@ func (w *Worker) keepParked(ctx context.Context, p store.Parked) error {
 				j := p.Job
 				j.Attempt = w.madeBy(p, t, now)
 				w.log.Info("probing a failing destination", "destination", dest, "event_id", j.EventID)
-				return w.run(ctx, j, t, runProbe)
+				return w.run(workCtx, j, t, runProbe)
 			}
 		}
 		// Wait for its deadline, the next probe or a change of the
 		// circuit; at most a second, so that a clock moved by a test is
 		// noticed too.
-		wait := min(pl.deadline.Sub(now), time.Second)
+		wait := min(w.plan(p, t).deadline.Sub(now), time.Second)
 		if d := h.NextProbe.Sub(now); d > 0 {
 			wait = min(wait, d)
 		}

@@ -46,10 +46,11 @@ func (w *Worker) plan(p store.Parked, t Target) plan {
 }
 
 // madeBy returns the attempts a parked job has made by now, counting those
-// that fell due while it was parked.
+// that fell due while it was parked; at most MaxRetries, so that the
+// attempt made next is one its policy allows.
 func (w *Worker) madeBy(p store.Parked, t Target, now time.Time) int {
 	n, due := p.Attempt, p.NextDue
-	for !due.After(now) && n < t.MaxRetries+1 {
+	for !due.After(now) && n < t.MaxRetries {
 		due = due.Add(w.meanBackoff(n))
 		n++
 	}

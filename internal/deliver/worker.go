@@ -232,7 +232,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
 		"authorize": w.authorizeLoop,
 		"health":    w.watchHealth,
-		"keepers":   w.keepers,
+		"keepers":   func(ctx context.Context) error { return w.keepers(ctx, workCtx) },
 	} {
 		wg.Add(1)
 		go func() {
@@ -395,11 +395,12 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		case slot <- struct{}{}:
 		default:
 			// The destination has as many calls in flight as it may.
-			if last, failing := w.lastFailure(d.Arn); failing {
-				// Its calls time out or fail to connect, and the two it
-				// still gets are in flight: it is dead as far as anyone
-				// can tell, so its circuit opens now rather than after its
-				// jobs have cycled through the delay tiers for seconds.
+			// When its last calls (busyThreshold in a row) timed out or
+			// failed to connect, and the two it still gets are in flight,
+			if last, failing := w.lastFailure(d.Arn); failing && w.failsInARow(d.Arn) >= busyThreshold {
+				// it is dead as far as anyone can tell: its circuit opens
+				// now rather than after its jobs have cycled through the
+				// delay tiers for seconds.
 				h := w.openCircuit(ctx, d.Arn, last)
 				return w.parkOnArrival(ctx, j, t, &h)
 			}
@@ -462,6 +463,11 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 	}
 	return w.retry(ctx, j, t, res)
 }
+
+// busyThreshold is how many calls in a row must have failed to connect or
+// timed out for a busy destination's circuit to open before
+// circuitThreshold of them have: one slow call is not a dead destination.
+const busyThreshold = 2
 
 // busyWait is about how long a job waits when its destination has all the
 // calls in flight it may (between busyWait and twice that, spread).

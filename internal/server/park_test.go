@@ -279,3 +279,38 @@ func TestDrainIsFair(t *testing.T) {
 		t.Errorf("drained first: events put at %.0f on average; drained last: at %.0f", first, lastq)
 	}
 }
+
+// TestParkedJobGetsAnAttempt: a job parked while its destination's circuit
+// is open is not dead-lettered on the circuit's word alone: with
+// MaximumRetryAttempts 0 its one attempt is made, and an endpoint back
+// since the circuit opened gets it.
+func TestParkedJobGetsAnAttempt(t *testing.T) {
+	t.Parallel()
+	var healthy atomic.Bool
+	d := setupDelivery(t, func(int) int {
+		if healthy.Load() {
+			return 200
+		}
+		return 503
+	}, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(0), MaximumEventAgeInSeconds: aws.Int32(3600)},
+		func(c *config.Config) { c.RetryBaseDelay, c.RetryMaxDelay = time.Minute, time.Hour }) // no probe within the test
+	d.setTarget(func(t *types.Target) { t.InputTransformer = nil })
+	first := d.putMany(5) // five failures in a row open the circuit
+	d.deadLetters(5)
+	waitFor(t, func() bool {
+		m := scrape(t, d.srv.Addr())
+		return m[`bridgeport_destination_circuit_open{destination="`+d.destArn()+`"}`] == 1
+	})
+	healthy.Store(true)
+	later := d.putMany(10)
+	waitFor(t, func() bool { return len(eventIDs(d.sink.received())) >= len(first)+len(later) })
+	got := eventIDs(d.sink.received())
+	for id := range later {
+		if !got[id] {
+			t.Errorf("event %s parked while the circuit was open was never tried", id)
+		}
+	}
+	if n := len(d.deadLetters(5)); n != 5 {
+		t.Errorf("%d dead letters, want the 5 that failed", n)
+	}
+}

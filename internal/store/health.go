@@ -20,8 +20,11 @@ const healthBucket = "bridgeport_health"
 type Health struct {
 	Destination string    `json:"destination"` // its ARN
 	Since       time.Time `json:"since"`       // when its circuit opened
-	Code        string    `json:"code"`        // the error of the attempts that opened it
+	Code        string    `json:"code"`        // the error of its last failed attempt
 	Message     string    `json:"message"`
+	// LastFailed is when an attempt through it last failed (the one that
+	// opened the circuit, then failed probes).
+	LastFailed time.Time `json:"lastFailed"`
 	// NextProbe is when the destination is tried again; Probes counts the
 	// probes that failed.
 	NextProbe time.Time `json:"nextProbe"`
@@ -117,6 +120,27 @@ func (s *Store) ClaimProbe(ctx context.Context, dest string, now, next time.Time
 		return false, fmt.Errorf("probe: %w", err)
 	}
 	return true, nil
+}
+
+// NoteFailure records a failed attempt through a destination whose circuit
+// is open (a failed probe): when, and the error.
+func (s *Store) NoteFailure(ctx context.Context, dest string, at time.Time, code, message string) error {
+	key := Token(dest)
+	for range 8 {
+		h, rev, err := s.health(ctx, key)
+		if err != nil || h == nil {
+			return err
+		}
+		h.LastFailed, h.Code, h.Message = at, code, message
+		data, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		if _, err = s.healthKV.Update(ctx, key, data, rev); err == nil || !conflict(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // CircuitOf returns the health record of a destination whose circuit is

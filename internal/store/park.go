@@ -22,6 +22,7 @@ const (
 	parkStream    = "BP_PARK"
 	parkSubject   = "bp.park"
 	hdrNextDue    = "Bp-Next-Due"  // when the job's next attempt was due, unix nanoseconds
+	hdrParkedAt   = "Bp-Parked-At" // when it was parked, unix nanoseconds
 	hdrLastCode   = "Bp-Last-Code" // the error that parked it
 	hdrLastReason = "Bp-Last-Message"
 )
@@ -46,6 +47,7 @@ func (s *Store) ensurePark(ctx context.Context) error {
 type Parked struct {
 	Job
 	NextDue     time.Time
+	ParkedAt    time.Time // zero: now
 	LastCode    string
 	LastMessage string
 }
@@ -61,6 +63,11 @@ func (s *Store) Park(ctx context.Context, jobs []Parked) error {
 		p := &jobs[i]
 		msg := jobMsg(parkSubject+"."+TargetKey(p.RuleArn, p.TargetID), &p.Job)
 		msg.Header.Set(hdrNextDue, strconv.FormatInt(p.NextDue.UnixNano(), 10))
+		at := p.ParkedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		msg.Header.Set(hdrParkedAt, strconv.FormatInt(at.UnixNano(), 10))
 		if p.LastCode != "" {
 			msg.Header.Set(hdrLastCode, p.LastCode)
 			msg.Header.Set(hdrLastReason, p.LastMessage)
@@ -83,7 +90,8 @@ func parkedFromMsg(h nats.Header, data []byte) (Parked, error) {
 	if err != nil {
 		return Parked{}, errors.New("parked job without its next due time")
 	}
-	return Parked{Job: j, NextDue: time.Unix(0, due), LastCode: h.Get(hdrLastCode), LastMessage: h.Get(hdrLastReason)}, nil
+	at, _ := strconv.ParseInt(h.Get(hdrParkedAt), 10, 64)
+	return Parked{Job: j, NextDue: time.Unix(0, due), ParkedAt: time.Unix(0, at), LastCode: h.Get(hdrLastCode), LastMessage: h.Get(hdrLastReason)}, nil
 }
 
 // ParkedCounts returns the number of jobs parked for each target (by
