@@ -34,10 +34,22 @@ func Cluster(t testing.TB, n int) []string {
 	return c.URLs
 }
 
+// running admits one cluster at a time into a test process; a test that
+// starts one waits until the cluster of another has stopped. Several
+// clusters of three servers at once, under the race detector on two busy
+// cores, starved each other: in one CI run TestClusterNodes delivered
+// fewer than 200 events in a minute and a node of TestClusterStartTogether
+// could not create its streams in one. It is the package's only state,
+// shared by every test of a process, as the CPU is.
+var running = make(chan struct{}, 1)
+
 // Start starts n nodes without waiting for them to elect a JetStream
-// meta leader.
+// meta leader. A test starts one cluster at most: the cluster holds its
+// process's turn until the test ends.
 func Start(t testing.TB, n int) *Nodes {
 	t.Helper()
+	running <- struct{}{}
+	t.Cleanup(func() { <-running }) // after the nodes stop: cleanups run last first
 	c := &Nodes{t: t, servers: make([]*natsserver.Server, n)}
 	clientPorts, clusterPorts := freePorts(t, n), freePorts(t, n)
 	var routes []string

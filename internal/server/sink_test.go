@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -73,39 +74,46 @@ func (s *sink) received() []received {
 // wait waits until the sink has n requests and returns them.
 func (s *sink) wait(t *testing.T, n int) []received {
 	t.Helper()
-	var got []received
-	waitFor(t, func() bool {
-		got = s.received()
-		return len(got) >= n
+	return s.waitUntil(t, func(got []received) (bool, string) {
+		return len(got) >= n, fmt.Sprintf("%d requests arrived, want %d", len(got), n)
 	})
-	return got
 }
 
 // waitEvents waits until every event of ids has arrived in a request from
-// the from-th on, as long as requests keep arriving: it fails after a
-// stall of 30 s, not after a fixed time, so a slow machine or a low rate
-// limit only makes it longer.
+// the from-th on.
 func (s *sink) waitEvents(t *testing.T, ids map[string]bool, from int) {
 	t.Helper()
-	arrived, progress := 0, time.Now()
-	for {
-		got := s.received()
+	s.waitUntil(t, func(got []received) (bool, string) {
 		seen, missing := eventIDs(got[min(from, len(got)):]), 0
 		for id := range ids {
 			if !seen[id] {
 				missing++
 			}
 		}
-		if missing == 0 {
-			return
+		return missing == 0, fmt.Sprintf("%d of %d events not delivered", missing, len(ids))
+	})
+}
+
+// waitUntil waits until done holds for the requests so far, and returns
+// them, as long as requests keep arriving: it fails (with what done last
+// said) after a minute without a new one, not after a fixed time, so a slow
+// machine or a low rate limit only makes it longer.
+func (s *sink) waitUntil(t *testing.T, done func([]received) (bool, string)) []received {
+	t.Helper()
+	arrived, progress := 0, time.Now()
+	for {
+		got := s.received()
+		ok, state := done(got)
+		if ok {
+			return got
 		}
 		if len(got) > arrived {
 			arrived, progress = len(got), time.Now()
 		}
-		if time.Since(progress) > 30*time.Second {
-			t.Fatalf("%d of %d events not delivered, and nothing arrived for 30 s", missing, len(ids))
+		if time.Since(progress) > time.Minute {
+			t.Fatalf("%s, and no request for a minute", state)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
