@@ -391,9 +391,10 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 	}
 	slot := w.slot(d.Arn)
 	if mode == runNormal {
-		select {
-		case slot <- struct{}{}:
-		default:
+		if !w.takeSlot(ctx, d.Arn, slot) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			// The destination has as many calls in flight as it may.
 			// When its last calls (busyThreshold in a row) timed out or
 			// failed to connect, and the two it still gets are in flight,
@@ -463,6 +464,35 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 	}
 	return w.retry(ctx, j, t, res)
 }
+
+// takeSlot takes one of a destination's in-flight slots. A healthy
+// destination's slot is waited for, up to slotWait (a burst above its cap
+// finds one in milliseconds; a job sent back instead would wait a quarter
+// of a second); a destination whose calls time out or fail to connect
+// gets no wait, so that it never holds a worker.
+func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) bool {
+	select {
+	case slot <- struct{}{}:
+		return true
+	default:
+	}
+	if _, failing := w.lastFailure(dest); failing {
+		return false
+	}
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
+	select {
+	case slot <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// slotWait bounds the wait for a healthy destination's in-flight slot.
+const slotWait = time.Second
 
 // busyThreshold is how many calls in a row must have failed to connect or
 // timed out for a busy destination's circuit to open before

@@ -1,6 +1,9 @@
 package pattern
 
-import "slices"
+import (
+	"slices"
+	"strconv"
+)
 
 // The machine's states are built as the minimal acyclic automaton over the
 // chains of conditions of every alternative of every pattern: chains that
@@ -42,7 +45,7 @@ type label struct {
 	later bool
 }
 
-func (w *words) label(c *condition, later bool) int32 {
+func (w *words) label(c *condition, later bool, rule int32) int32 {
 	lb := label{c, later}
 	if l, ok := w.byCond[lb]; ok {
 		return l
@@ -53,6 +56,13 @@ func (w *words) label(c *condition, later bool) int32 {
 	key := c.key
 	if later {
 		key += "\x00later"
+	}
+	if !c.common {
+		// The conditions only some alternatives have are the rule's own:
+		// shared with another rule's, the two rules' "$or"s could multiply
+		// into states neither needs alone. So a rule's share of a machine
+		// is at most its own machine (Pattern.states).
+		key += "\x00rule" + strconv.Itoa(int(rule))
 	}
 	l, ok := w.byKey[key]
 	if !ok {
@@ -74,7 +84,7 @@ func (w *words) add(conds []*condition, rule int32) {
 		tail--
 	}
 	for i, c := range conds {
-		w.arena = append(w.arena, w.label(c, i < tail && c.absentOnly()))
+		w.arena = append(w.arena, w.label(c, i < tail && c.absentOnly(), rule))
 	}
 	w.chains = append(w.chains, chain{start: start, end: int32(len(w.arena)), rule: rule})
 }

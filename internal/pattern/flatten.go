@@ -11,6 +11,13 @@ import (
 // only processes JSON nested up to 1000 levels.
 const MaxEventDepth = 1000
 
+// MaxArrayWeight bounds an event's values counted once for each array they
+// sit in (bridgeport's limit). The matcher keeps, for each value a pattern
+// uses, the arrays it sits in: without a bound, a megabyte of values a
+// thousand arrays deep would take gigabytes. Ordinary events weigh a few
+// times their number of values.
+const MaxArrayWeight = 1 << 20
+
 // EventError reports an event that is not a well-formed JSON object.
 type EventError struct {
 	Offset int    // byte offset of the problem
@@ -67,6 +74,10 @@ type flatEvent struct {
 	trails []arrayPos
 	stack  []arrayPos // arrays enclosing the current position
 	arrays int32
+	// inArrays is the number of arrays enclosing the current position,
+	// skipped ones too; weight is the sum of it over the values so far.
+	inArrays int
+	weight   int
 
 	head    []int32  // per path: first leaf, valid when headGen matches gen
 	headGen []uint32 //
@@ -94,6 +105,7 @@ func (f *flatEvent) reset(src []byte, npaths int) {
 	f.trails = f.trails[:0]
 	f.stack = f.stack[:0]
 	f.arrays = 0
+	f.inArrays, f.weight = 0, 0
 	f.shared = f.shared[:0]
 	if len(f.head) < npaths {
 		f.head = make([]int32, npaths)
@@ -203,6 +215,15 @@ func (f *flatEvent) skipSpaceSlow() {
 	}
 }
 
+// value1 counts one value towards the event's weight.
+func (f *flatEvent) value1() error {
+	f.weight += f.inArrays
+	if f.weight > MaxArrayWeight {
+		return f.fail(fmt.Sprintf("more than %d values counted once for each array they sit in", MaxArrayWeight))
+	}
+	return nil
+}
+
 func (f *flatEvent) enter() error {
 	f.depth++
 	if f.depth > MaxEventDepth {
@@ -295,6 +316,9 @@ func (f *flatEvent) scanValue(node *pathNode) error {
 		if err != nil {
 			return err
 		}
+		if err := f.value1(); err != nil {
+			return err
+		}
 		if node.leaf < 0 {
 			return nil
 		}
@@ -311,6 +335,9 @@ func (f *flatEvent) scanValue(node *pathNode) error {
 		if err != nil {
 			return err
 		}
+		if err := f.value1(); err != nil {
+			return err
+		}
 		if node.leaf >= 0 {
 			f.add(node.leaf, kind, 0, 0, false)
 		}
@@ -318,6 +345,9 @@ func (f *flatEvent) scanValue(node *pathNode) error {
 	default:
 		start := f.pos
 		if err := f.number(); err != nil {
+			return err
+		}
+		if err := f.value1(); err != nil {
 			return err
 		}
 		if node.leaf >= 0 {
@@ -332,6 +362,8 @@ func (f *flatEvent) array(node *pathNode) error {
 	if err := f.enter(); err != nil {
 		return err
 	}
+	f.inArrays++
+	defer func() { f.inArrays-- }()
 	id := f.arrays
 	f.arrays++
 	f.pos++ // '['
@@ -402,14 +434,19 @@ func (f *flatEvent) skip() error {
 	case '[':
 		return f.skipArray()
 	case '"':
-		_, _, _, err := f.str()
-		return err
+		if _, _, _, err := f.str(); err != nil {
+			return err
+		}
 	case 't', 'f', 'n':
-		_, err := f.literal()
-		return err
+		if _, err := f.literal(); err != nil {
+			return err
+		}
 	default:
-		return f.number()
+		if err := f.number(); err != nil {
+			return err
+		}
 	}
+	return f.value1()
 }
 
 func (f *flatEvent) skipObject() error {
@@ -461,6 +498,8 @@ func (f *flatEvent) skipArray() error {
 	if err := f.enter(); err != nil {
 		return err
 	}
+	f.inArrays++
+	defer func() { f.inArrays-- }()
 	f.pos++ // '['
 	f.skipSpace()
 	if f.pos < len(f.src) && f.src[f.pos] == ']' {

@@ -10,6 +10,11 @@ import (
 type matchScratch struct {
 	ev      flatEvent
 	trail   []arrayPos // arrays of the values picked so far, with their indexes
+	// pickIdx is the element picked in each array (by id) while pickGen
+	// holds the match's pgen there.
+	pickIdx []int32
+	pickGen []uint32
+	pgen    uint32
 	m       *machine
 	next    []int32  // stack of next states
 	pending []int32  // paths whose absence a rule's end must confirm
@@ -60,6 +65,16 @@ func (ms *matchScratch) match(ctx context.Context, m *machine, event []byte) err
 	}
 	ms.hits = ms.hits[:0]
 	ms.trail = ms.trail[:0]
+	if n := int(ms.ev.arrays); len(ms.pickGen) < n {
+		ms.pickGen = make([]uint32, n+n/2)
+		ms.pickIdx = make([]int32, n+n/2)
+		ms.pgen = 0
+	}
+	ms.pgen++
+	if ms.pgen == 0 {
+		clear(ms.pickGen)
+		ms.pgen = 1
+	}
 	ms.next = ms.next[:0]
 	ms.pending = ms.pending[:0]
 	ms.m = m
@@ -142,7 +157,7 @@ func (ms *matchScratch) visit(s uint32) {
 				ms.visit(uint32(ms.next[i]))
 			}
 			ms.next = ms.next[:start]
-			ms.trail = ms.trail[:saved]
+			ms.unpick(saved)
 		}
 		p = end
 	}
@@ -173,34 +188,39 @@ func (ms *matchScratch) dedupe(start int) int {
 
 // extend adds a value's arrays to the trail. It fails, leaving the trail as
 // it was, when the value sits in another element of an array already used.
+// The element picked in each array is kept in a table by array id, so the
+// check costs the value's arrays, not their product with the trail's.
 func (ms *matchScratch) extend(tr []arrayPos) bool {
 	n := len(ms.trail)
+	ms.steps += len(tr)
 	for _, p := range tr {
-		found := false
-		for _, q := range ms.trail[:n] {
-			if q.array == p.array {
-				if q.index != p.index {
-					ms.trail = ms.trail[:n]
-					return false
-				}
-				found = true
-				break
+		if ms.pickGen[p.array] == ms.pgen {
+			if ms.pickIdx[p.array] != p.index {
+				ms.unpick(n)
+				return false
 			}
+			continue
 		}
-		if !found {
-			ms.trail = append(ms.trail, p)
-		}
+		ms.pickGen[p.array], ms.pickIdx[p.array] = ms.pgen, p.index
+		ms.trail = append(ms.trail, p)
 	}
 	return true
 }
 
+// unpick takes the trail back to its first n arrays.
+func (ms *matchScratch) unpick(n int) {
+	for _, p := range ms.trail[n:] {
+		ms.pickGen[p.array] = 0
+	}
+	ms.trail = ms.trail[:n]
+}
+
 // consistent reports whether a value's arrays agree with the trail.
 func (ms *matchScratch) consistent(tr []arrayPos) bool {
+	ms.steps += len(tr)
 	for _, p := range tr {
-		for _, q := range ms.trail {
-			if q.array == p.array && q.index != p.index {
-				return false
-			}
+		if ms.pickGen[p.array] == ms.pgen && ms.pickIdx[p.array] != p.index {
+			return false
 		}
 	}
 	return true
@@ -210,7 +230,7 @@ func (ms *matchScratch) consistent(tr []arrayPos) bool {
 // with the trail: if so, the field is present as far as this match goes.
 func (ms *matchScratch) anyConsistent(li int32) bool {
 	ev := &ms.ev
-	for ; li >= 0; li = ev.leaves[li].next {
+	for ; li >= 0 && !ms.step(); li = ev.leaves[li].next {
 		if ms.consistent(ev.trail(&ev.leaves[li])) {
 			return true
 		}

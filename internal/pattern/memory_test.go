@@ -151,3 +151,44 @@ func TestExpansionLimits(t *testing.T) {
 		t.Errorf("Compile = %v", err)
 	}
 }
+
+// TestBusStatesBound: a rule's share of its bus's machine is at most its
+// own machine (Pattern.states, which MaxStates bounds), whatever the other
+// rules: rules whose "$or"s range over the same fields and each remember a
+// different one (a field that depends on the choice of a, of b, of c) must
+// not multiply into their product.
+func TestBusStatesBound(t *testing.T) {
+	t.Parallel()
+	const n = 10
+	// or is a "$or" of n objects, the i-th with field=i and inner(i).
+	or := func(field string, inner func(i int) string) string {
+		var objs []string
+		for i := range n {
+			objs = append(objs, fmt.Sprintf(`{"%s":["%d"]%s}`, field, i, inner(i)))
+		}
+		return "[" + strings.Join(objs, ",") + "]"
+	}
+	none := func(int) string { return "" }
+	rules := []string{
+		`{"$or":` + or("a", func(i int) string {
+			return fmt.Sprintf(`,"$or":%s,"$or":%s,"z":["%d"]`, or("b", none), or("c", none), i)
+		}) + `}`,
+		`{"$or":` + or("a", none) + `,"$or":` + or("b", func(j int) string { return fmt.Sprintf(`,"$or":%s,"y":["%d"]`, or("c", none), j) }) + `}`,
+		`{"$or":` + or("a", none) + `,"$or":` + or("b", none) + `,"$or":` + or("c", func(k int) string { return fmt.Sprintf(`,"x":["%d"]`, k) }) + `}`,
+	}
+	var pats []*Pattern
+	var names []string
+	sum := 0
+	for i, src := range rules {
+		p, err := CompileWithLimits(src, Limits{MaxLength: APIMaxLength})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += p.states()
+		pats = append(pats, p)
+		names = append(names, fmt.Sprint("r", i))
+	}
+	if m := buildMachine(names, pats); m.nstates > sum {
+		t.Errorf("the bus machine takes %d states; its rules alone take %d together", m.nstates, sum)
+	}
+}
