@@ -8,8 +8,8 @@ import (
 // matchScratch is the working memory of one match. Matchers pool them; a
 // scratch is used by one goroutine at a time.
 type matchScratch struct {
-	ev      flatEvent
-	trail   []arrayPos // arrays of the values picked so far, with their indexes
+	ev    flatEvent
+	trail []arrayPos // arrays of the values picked so far, with their indexes
 	// pickIdx is the element picked in each array (by id) while pickGen
 	// holds the match's pgen there.
 	pickIdx []int32
