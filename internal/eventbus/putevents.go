@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -210,7 +211,12 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 	// that is not JSON, or that nests deeper than the router reads once
 	// inside the envelope, is refused here rather than accepted and never
 	// routed.
-	if pattern.CheckEvent(data) != nil {
+	if err := pattern.CheckEvent(data); err != nil {
+		var evErr *pattern.EventError
+		if errors.As(err, &evErr) && evErr.Limit {
+			// Well-formed, but more than the router reads: say which limit.
+			return store.Event{}, putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed: " + evErr.Msg + "."}
+		}
 		return store.Event{}, malformedDetail
 	}
 	bus, ok := s.arns.busName(e.EventBusName)

@@ -22,6 +22,9 @@ const MaxArrayWeight = 1 << 20
 type EventError struct {
 	Offset int    // byte offset of the problem
 	Msg    string // what is wrong
+	// Limit is set when the event is well-formed JSON but passes a limit:
+	// MaxEventDepth or MaxArrayWeight.
+	Limit bool
 }
 
 func (e *EventError) Error() string {
@@ -174,6 +177,10 @@ func (f *flatEvent) fail(msg string) error {
 	return &EventError{Offset: f.pos, Msg: msg}
 }
 
+func (f *flatEvent) failLimit(msg string) error {
+	return &EventError{Offset: f.pos, Msg: msg, Limit: true}
+}
+
 // flatten scans the event, which must be a JSON object, and records every
 // scalar whose path is in the trie rooted at root. Everything else is
 // validated and skipped.
@@ -219,7 +226,7 @@ func (f *flatEvent) skipSpaceSlow() {
 func (f *flatEvent) value1() error {
 	f.weight += f.inArrays
 	if f.weight > MaxArrayWeight {
-		return f.fail(fmt.Sprintf("more than %d values counted once for each array they sit in", MaxArrayWeight))
+		return f.failLimit(fmt.Sprintf("more than %d values counted once for each array they sit in", MaxArrayWeight))
 	}
 	return nil
 }
@@ -227,7 +234,7 @@ func (f *flatEvent) value1() error {
 func (f *flatEvent) enter() error {
 	f.depth++
 	if f.depth > MaxEventDepth {
-		return f.fail("nested deeper than 1000 levels")
+		return f.failLimit("nested deeper than 1000 levels")
 	}
 	return nil
 }

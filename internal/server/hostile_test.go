@@ -82,7 +82,7 @@ func TestDeepDetail(t *testing.T) {
 	}
 	d.sink.wait(t, 1)
 	e = d.putDetail("t", nested(1000))
-	if aws.ToString(e.ErrorCode) != "MalformedDetail" || aws.ToString(e.ErrorMessage) != "Detail is malformed." || e.EventId != nil {
+	if aws.ToString(e.ErrorCode) != "MalformedDetail" || aws.ToString(e.ErrorMessage) != "Detail is malformed: nested deeper than 1000 levels." || e.EventId != nil {
 		t.Fatalf("1000 levels: %+v", e)
 	}
 }
