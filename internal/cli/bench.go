@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/bench"
+	"bridgeport/internal/config"
 	"bridgeport/internal/store"
 )
 
@@ -44,6 +46,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	natsURL := fs.String("nats-url", "", "for the started server: an external NATS instead of the embedded engine")
 	syncAlways := fs.Bool("sync-always", false, "for the started server: fsync every write")
 	dataDir := fs.String("data-dir", "", "for the started server: its data directory (default: a new temporary one)")
+	var memLimit config.Bytes
+	fs.Var(&memLimit, "memory-limit", "for the started server: its --memory-limit, e.g. 256MiB (default: none)")
 	duration := fs.Duration("duration", 10*time.Second, "how long each measurement runs")
 	batch := fs.Int("batch", 10, "entries per PutEvents call (1 to 10)")
 	eventSize := fs.Int("event-size", 1024, "bytes of each event's detail")
@@ -84,7 +88,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Targets: *targets, Backlog: *backlog, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
-		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir)
+		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit)
 		if err != nil {
 			fmt.Fprintln(stderr, "bridgeport bench:", err)
 			return 1
@@ -97,6 +101,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		if *natsURL != "" {
 			mode = "external NATS at " + store.RedactURLs(*natsURL)
+		}
+		if memLimit > 0 {
+			mode += ", --memory-limit " + memLimit.String()
 		}
 	} else {
 		for _, ep := range strings.Split(*endpoint, ",") {
@@ -193,7 +200,7 @@ type benchServer struct {
 	client *awsapi.Client
 }
 
-func startBenchServer(natsURL string, syncAlways bool, dataDir string) (*benchServer, error) {
+func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit config.Bytes) (*benchServer, error) {
 	s := &benchServer{dir: dataDir}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "bridgeport-bench-")
@@ -212,6 +219,9 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string) (*benchSe
 	}
 	if syncAlways {
 		args = append(args, "--sync-always")
+	}
+	if memLimit > 0 {
+		args = append(args, "--memory-limit", strconv.FormatInt(int64(memLimit), 10))
 	}
 	cmd, err := serverCommand(args)
 	if err != nil {

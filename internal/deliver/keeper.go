@@ -128,7 +128,8 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 			j.Attempt = w.madeBy(p, t, now)
 			return w.run(workCtx, j, t, runDrain)
 		}
-		if pl := w.plan(p, t); !now.Before(pl.deadline) {
+		pl := w.plan(p, t)
+		if !now.Before(pl.deadline) {
 			j := p.Job
 			if !h.LastFailed.After(p.ParkedAt) {
 				// Nothing has tried the destination since the job was
@@ -159,7 +160,7 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 		// Wait for its deadline, the next probe or a change of the
 		// circuit; at most a second, so that a clock moved by a test is
 		// noticed too.
-		wait := min(w.plan(p, t).deadline.Sub(now), time.Second)
+		wait := min(pl.deadline.Sub(now), time.Second)
 		if d := h.NextProbe.Sub(now); d > 0 {
 			wait = min(wait, d)
 		}

@@ -46,7 +46,7 @@ func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r ev
 		next = "in " + h.NextProbe.Sub(now).Round(time.Second).String()
 	}
 	d.add(Finding{Check: "backlog", Target: id, Status: StatusProblem,
-		Message: fmt.Sprintf("%s; destination %s keeps failing (%s: %s) since %s: its events are parked, and one is tried as a probe %s (%d probe(s) failed)",
+		Message: fmt.Sprintf("%s; destination %s keeps failing (%s: %s) since %s: its events are parked, and one is tried as a probe %s (%d probe(s) so far)",
 			msg, rt.Destination.Arn, h.Code, h.Message, h.Since.UTC().Format(time.RFC3339), next, h.Probes),
 		Fix: "make the endpoint answer (bridgeport diagnose --probe tries it now); once a probe succeeds, the parked events are delivered oldest first at the destination's rate limit, and those whose retry policy ran out go to the dead-letter queue"})
 }

@@ -144,6 +144,13 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, Event)
 			_ = m.Term()
 			return
 		}
+		if md, err := m.Metadata(); err == nil && time.Since(md.Timestamp) > time.Second {
+			// The router is behind (a burst, a restart): the event may have
+			// waited in the pull buffer; restart its ack wait, so that it
+			// is not offered to another worker while this one routes it
+			// (its parked jobs carry no message id).
+			_ = m.InProgress()
+		}
 		if err := fn(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				_ = m.Nak() // stopping: another node, or the next start, routes it

@@ -19,15 +19,7 @@ import (
 // reached over TCP, as with --nats-url.
 func TestExternalServer(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	ns := externalServer(t, 2<<20)
 	ctx := context.Background()
 	s, err := Open(ctx, Config{URL: ns.ClientURL()})
 	if err != nil {
@@ -56,6 +48,53 @@ func TestExternalServer(t *testing.T) {
 	e, err := s2.Get(ctx, "bus.x")
 	if err != nil || string(e.Value) != "x" {
 		t.Fatalf("second node: %v %v", e, err)
+	}
+}
+
+// externalServer starts a NATS server with JetStream on a loopback port.
+func externalServer(t *testing.T, maxPayload int32) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: maxPayload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return ns
+}
+
+// TestSmallMaxPayload: a NATS server whose max_payload is under 2 MiB
+// (nats-server's default is 1 MiB) would refuse queue messages and large
+// jobs after they were accepted; the node refuses to start, naming the
+// setting, and creates nothing there.
+func TestSmallMaxPayload(t *testing.T) {
+	t.Parallel()
+	ns := externalServer(t, 0) // the default, 1 MiB
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Config{URL: ns.ClientURL()})
+	if err == nil {
+		s.Close()
+		t.Fatal("started on a server with max_payload 1 MiB")
+	}
+	if !strings.Contains(err.Error(), "max_payload 1048576 bytes") || !strings.Contains(err.Error(), "max_payload: 2MB") {
+		t.Errorf("error: %v", err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := js.StreamNames(ctx)
+	for name := range names.Name() {
+		t.Errorf("stream %s created", name)
 	}
 }
 

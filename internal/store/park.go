@@ -152,6 +152,29 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, inHand)
+	// One goroutine tells JetStream, every 10 s, that the jobs in hand are
+	// still at work, rather than one for each of them.
+	var hmu sync.Mutex
+	held := map[jetstream.Msg]struct{}{}
+	holdCtx, stopHold := context.WithCancel(context.WithoutCancel(ctx))
+	holding := make(chan struct{})
+	go func() {
+		defer close(holding)
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-holdCtx.Done():
+				return
+			case <-tick.C:
+			}
+			hmu.Lock()
+			for m := range held {
+				_ = m.InProgress()
+			}
+			hmu.Unlock()
+		}
+	}()
 	s.consume(ctx, "park-"+targetKey, cons, inHand, func(m jetstream.Msg) {
 		p, err := parkedFromMsg(m.Headers(), m.Data())
 		if err != nil {
@@ -165,37 +188,33 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn
 			_ = m.Nak()
 			return
 		}
+		hmu.Lock()
+		held[m] = struct{}{}
+		hmu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			hold := time.NewTicker(10 * time.Second)
-			defer hold.Stop()
-			done := make(chan error, 1)
-			go func() { done <- fn(ctx, p) }()
-			for {
-				select {
-				case <-hold.C:
-					_ = m.InProgress()
-					continue
-				case err := <-done:
-					switch {
-					case err == nil:
-						if aerr := m.Ack(); aerr != nil && ctx.Err() == nil {
-							s.log.Warn("ack parked job", "event_id", p.EventID, "error", aerr)
-						}
-					case ctx.Err() != nil:
-						_ = m.Nak()
-					default:
-						s.log.Warn("parked job", "event_id", p.EventID, "error", err)
-						_ = m.NakWithDelay(time.Second)
-					}
+			err := fn(ctx, p)
+			hmu.Lock()
+			delete(held, m)
+			hmu.Unlock()
+			switch {
+			case err == nil:
+				if aerr := m.Ack(); aerr != nil && ctx.Err() == nil {
+					s.log.Warn("ack parked job", "event_id", p.EventID, "error", aerr)
 				}
-				return
+			case ctx.Err() != nil:
+				_ = m.Nak()
+			default:
+				s.log.Warn("parked job", "event_id", p.EventID, "error", err)
+				_ = m.NakWithDelay(time.Second)
 			}
 		}()
 	})
-	wg.Wait()
+	wg.Wait() // work begun outlives ctx by the shutdown grace
+	stopHold()
+	<-holding
 	return nil
 }
 

@@ -175,6 +175,9 @@ const publishAckWait = 5 * time.Second
 // external NATS, or to create its streams there, while it starts.
 const startupRetry = 2 * time.Second
 
+// minPayload is the smallest max_payload bridgeport works with.
+const minPayload = 2 << 20
+
 // connect dials the external NATS, trying again until ctx ends: a node may
 // start before the servers it points at, or while they are restarting.
 func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, error) {
@@ -188,6 +191,14 @@ func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, er
 				url := RedactURLs(nc.ConnectedUrl())
 				nc.Close()
 				return nil, fmt.Errorf("nats-server %s at %s is too old: bridgeport needs 2.11 or later; Debian 12's package is 2.9, use an upstream release", v, url)
+			}
+			// A queue message holds up to 1 MiB of body plus its
+			// attributes; a smaller max_payload would refuse some writes
+			// after they were accepted.
+			if mp := nc.MaxPayload(); mp < minPayload {
+				url := RedactURLs(nc.ConnectedUrl())
+				nc.Close()
+				return nil, fmt.Errorf("nats-server at %s has max_payload %d bytes: bridgeport needs at least %d (2 MiB); set max_payload: 2MB or more in its configuration", url, mp, minPayload)
 			}
 			return nc, nil
 		}
@@ -380,7 +391,7 @@ func (s *Store) startEmbedded() error {
 		NoLog:           true,
 		NoSystemAccount: true,
 		// Queue messages reach 1 MiB plus their attributes.
-		MaxPayload: 2 << 20,
+		MaxPayload: minPayload,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
