@@ -177,9 +177,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 				fmt.Fprintf(stdout, "the server kept up with ingest (%d left when it stopped), so this is ingest's rate, not delivery's limit\n", res.DrainedDeliveries)
 			}
 		case "backlog":
-			fmt.Fprintf(stdout, "backlog:  %d events waiting on %d dead destinations; healthy target at %d events/s over %.0f s from when the backlog was in: p99 %.2f ms, max %.1f ms, against p99 %.2f ms without the backlog (x%.2f); server RSS %.0f MB (peak %.0f MB)\n",
-				res.BacklogEvents, res.DeadDestinations, res.OfferedRate, res.Seconds, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline,
-				float64(res.ServerRSSBytes)/(1<<20), float64(res.ServerPeakBytes)/(1<<20))
+			mem := "server memory not read (not a server bench started)"
+			if res.ServerRSSBytes > 0 {
+				mem = fmt.Sprintf("server RSS %.0f MB (peak %.0f MB)", float64(res.ServerRSSBytes)/(1<<20), float64(res.ServerPeakBytes)/(1<<20))
+			}
+			fmt.Fprintf(stdout, "backlog:  %d events waiting on %d dead destinations; healthy target at %d events/s over %.0f s from when the backlog was in: p99 %.2f ms, max %.1f ms, against p99 %.2f ms without the backlog (x%.2f); %s\n",
+				res.BacklogEvents, res.DeadDestinations, res.OfferedRate, res.Seconds, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline, mem)
 		}
 		for _, c := range res.Checks {
 			verdict := "PASS"

@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"bridgeport/internal/store"
@@ -151,6 +152,20 @@ func (w *Worker) park(ctx context.Context, j store.Job, t Target, due time.Time,
 	if !attempted {
 		w.logAttempt(j, t, Result{Message: "not sent: the destination is failing (" + res.Code + "); parked until it answers again"}, store.OutcomeParked, nil)
 	}
+	return nil
+}
+
+// parkBusy parks a job whose destination has all the calls in flight it
+// may, none of them ended lately: its target's keepers send it when a call
+// is free. Its next attempt is due after the backoff step it is at, so
+// that, sent before then, it is counted as the attempt it is.
+func (w *Worker) parkBusy(ctx context.Context, j store.Job, t Target, calls int) error {
+	now := w.cfg.Now()
+	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: now.Add(w.meanBackoff(j.Attempt)), ParkedAt: now}}); err != nil {
+		return err
+	}
+	w.cfg.Metrics.Parked(j.RuleArn)
+	w.logAttempt(j, t, Result{Message: fmt.Sprintf("not sent yet: the destination has %d calls in flight and none ended lately; parked until one does", calls)}, store.OutcomeParked, nil)
 	return nil
 }
 

@@ -182,7 +182,15 @@ type Worker struct {
 	slots   map[string]chan struct{}
 	probes  map[string]chan struct{} // the slots of failing destinations
 	failing map[string]Result        // the last call, of destinations whose calls time out or fail to connect
-	limits  map[string]*limit
+	ended   map[string]time.Time     // when a call to each destination last ended, however
+	waiters map[string]int           // workers waiting for each destination's slot
+	// answered: when each destination last answered a call (any HTTP
+	// status). suspect: the calls in flight, by the shared workers, to
+	// destinations that have not answered lately; at most half the
+	// workers, so that destinations that hang cannot hold them all.
+	answered map[string]time.Time
+	suspect  chan struct{}
+	limits   map[string]*limit
 	// The circuits (circuit.go): open ones as the store has them, a channel
 	// per destination closed at the next change, and the failures in a row
 	// of each destination on this node.
@@ -210,7 +218,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{},
-		failing: map[string]Result{}, limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
+		failing: map[string]Result{}, ended: map[string]time.Time{}, waiters: map[string]int{}, answered: map[string]time.Time{},
+		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -405,6 +414,14 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 				h := w.openCircuit(ctx, d.Arn, last)
 				return w.parkOnArrival(ctx, j, t, &h)
 			}
+			if !w.moving(d.Arn) {
+				// None of its calls in flight has ended lately (they hang,
+				// or it is slow): rather than come back through the delay
+				// tiers again and again until they end, the job waits
+				// parked, and its target's keepers send it when a call is
+				// free, in order.
+				return w.parkBusy(ctx, j, t, cap(slot))
+			}
 			// The worker moves on, and the job comes back shortly.
 			return w.postpone(ctx, j, busyWait+time.Duration(rand.Int64N(int64(busyWait))))
 		}
@@ -416,6 +433,17 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 	}
 	defer func() { <-slot }()
+	if mode == runNormal && !w.proven(d.Arn) {
+		select {
+		case w.suspect <- struct{}{}:
+			defer func() { <-w.suspect }()
+		default:
+			// Half the workers are in calls to destinations that have
+			// not answered lately (new ones, or ones that hang): this job
+			// waits parked for its keepers rather than take another.
+			return w.parkBusy(ctx, j, t, cap(slot))
+		}
+	}
 	body, err := transform.Render(j.Event, t.Input, transform.Context{RuleArn: j.RuleArn, RuleName: t.RuleName, Ingestion: j.Ingested})
 	if err != nil {
 		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: "cannot build the input: " + err.Error()})
@@ -465,20 +493,27 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 	return w.retry(ctx, j, t, res)
 }
 
-// takeSlot takes one of a destination's in-flight slots. A healthy
-// destination's slot is waited for, up to slotWait (a burst above its cap
-// finds one in milliseconds; a job sent back instead would wait a quarter
-// of a second); a destination whose calls time out or fail to connect
-// gets no wait, so that it never holds a worker.
+// takeSlot takes one of a destination's in-flight slots. A worker waits
+// for one, up to slotWait, only while the destination's calls are ending
+// (one ended within slotMoving: a burst above its cap finds a slot in
+// milliseconds, where a job sent back would wait a quarter of a second),
+// and only a few workers at a time for one destination. A destination
+// whose calls hang, time out or fail to connect gets no wait, so that it
+// never holds the shared workers beyond its calls in flight.
 func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) bool {
 	select {
 	case slot <- struct{}{}:
 		return true
 	default:
 	}
-	if _, failing := w.lastFailure(dest); failing {
+	if !w.mayWait(dest) {
 		return false
 	}
+	defer func() {
+		w.mu.Lock()
+		w.waiters[dest]--
+		w.mu.Unlock()
+	}()
 	t := time.NewTimer(slotWait)
 	defer t.Stop()
 	select {
@@ -490,6 +525,50 @@ func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) 
 		return false
 	}
 }
+
+// mayWait reports whether a worker may wait for dest's slot, and counts
+// it as waiting if so.
+func (w *Worker) mayWait(dest string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, failing := w.failing[dest]; failing || !w.movingLocked(dest) || w.waiters[dest] >= maxSlotWaiters {
+		return false
+	}
+	w.waiters[dest]++
+	return true
+}
+
+// proven reports whether dest answered a call (any HTTP status) within
+// provenFor.
+func (w *Worker) proven(dest string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.answered[dest]
+	return ok && time.Since(at) <= provenFor
+}
+
+// provenFor is how long an answer vouches for a destination: calls to it
+// then need no share of the workers kept for destinations that may hang.
+const provenFor = 10 * time.Second
+
+// moving reports whether a call to dest ended within slotMoving.
+func (w *Worker) moving(dest string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.movingLocked(dest)
+}
+
+func (w *Worker) movingLocked(dest string) bool {
+	ended, ok := w.ended[dest]
+	return ok && time.Since(ended) <= slotMoving
+}
+
+// slotMoving: a destination none of whose calls has ended for this long
+// is not waited for (its calls hang, or it is slow).
+const slotMoving = 100 * time.Millisecond
+
+// maxSlotWaiters bounds the workers waiting for one destination's slot.
+const maxSlotWaiters = 8
 
 // slotWait bounds the wait for a healthy destination's in-flight slot.
 const slotWait = time.Second
@@ -709,6 +788,11 @@ func (w *Worker) lastFailure(dest string) (Result, bool) {
 func (w *Worker) record(dest string, res Result) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := time.Now() // real time: how calls go, whatever the clock of the retries
+	w.ended[dest] = now
+	if res.Status != 0 {
+		w.answered[dest] = now
+	}
 	switch {
 	case res.Code == CodeTimeout || res.Code == CodeConnectionFailure:
 		w.failing[dest] = res

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -280,6 +281,21 @@ func TestRateLimit(t *testing.T) {
 // blocked the healthy target, its events would never arrive.
 func TestDeadTargetDoesNotBlock(t *testing.T) {
 	t.Parallel()
+	deadTargetsDoNotBlock(t, 1, 100)
+}
+
+// TestManyDeadTargetsDoNotBlock: the same with 40 destinations that never
+// answer, each sent more events than its 16 calls in flight: together they
+// could take 640 calls, more than the 512 delivery workers. Calls to
+// destinations that have not answered lately get at most half the
+// workers; the rest of their events wait parked, and the healthy target
+// is served.
+func TestManyDeadTargetsDoNotBlock(t *testing.T) {
+	t.Parallel()
+	deadTargetsDoNotBlock(t, 40, 30)
+}
+
+func deadTargetsDoNotBlock(t *testing.T, targets, events int) {
 	d := setupDelivery(t, func(int) int { return 200 }, nil)
 	var mu sync.Mutex
 	hanging, ended := 0, 0
@@ -311,16 +327,19 @@ func TestDeadTargetDoesNotBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.srv, d.eb = srv, newClient(srv)
-	dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("dead"), ConnectionArn: aws.String(d.conn),
-		InvocationEndpoint: aws.String(dead.URL), HttpMethod: types.ApiDestinationHttpMethodPost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("dead"), EventPattern: aws.String(`{"source":["dead"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("dead"), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
-		t.Fatal(err)
+	for i := range targets {
+		name := fmt.Sprintf("dead-%d", i)
+		dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String(name), ConnectionArn: aws.String(d.conn),
+			InvocationEndpoint: aws.String(dead.URL + "/" + name), HttpMethod: types.ApiDestinationHttpMethodPost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(`{"source":["` + name + `"]}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name), Targets: []types.Target{{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	put := func(source string, n int) {
 		for range n / 10 {
@@ -333,22 +352,24 @@ func TestDeadTargetDoesNotBlock(t *testing.T) {
 			}
 		}
 	}
-	put("dead", 100)
-	// The dead target is being called before the healthy one's events go
-	// in, and none of its calls ends while they are delivered.
+	for i := range targets {
+		put(fmt.Sprintf("dead-%d", i), events)
+	}
+	// The dead targets are being called before the healthy one's events
+	// go in, and none of their calls ends while they are delivered.
 	waitFor(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return hanging > 0
+		return hanging >= min(targets*min(events, 16), 256)/2 // 16 calls in flight a destination
 	})
 	put("t", 30)
 	d.sink.wait(t, 30)
 	mu.Lock()
 	defer mu.Unlock()
 	if ended > 0 {
-		t.Errorf("%d calls to the dead target ended before the test let them", ended)
+		t.Errorf("%d calls to the dead targets ended before the test let them", ended)
 	}
-	t.Logf("the healthy target's 30 events delivered while %d calls to the dead one hung", hanging)
+	t.Logf("the healthy target's 30 events delivered while %d calls to %d dead targets hung", hanging, targets)
 }
 
 // TestDeliveryEventTooOld ages the event past MaximumEventAgeInSeconds while
