@@ -9,17 +9,23 @@ import (
 )
 
 // Circuit breaking. A destination whose attempts keep failing in a way that
-// is retried (no connection, no answer within the timeout, 5xx, 429) has
-// its circuit opened for the whole cluster (a record in the store): from
-// then on its jobs are parked (store.Park) instead of tried, so a dead
-// destination costs a write per event rather than an attempt, a delay and
-// a worker's time for every retry of every event; one node at a time probes
-// it with one of its jobs, at growing intervals; the first attempt through
-// it that succeeds closes the circuit, and its parked jobs drain (keeper.go).
+// is retried (no connection, no answer within the timeout, 5xx, 429), with
+// none ending well for a second, has its circuit opened for the whole
+// cluster (a record in the store): from then on its jobs are parked
+// (store.Park) instead of tried, so a dead destination costs a write per
+// event rather than an attempt, a delay and a worker's time for every
+// retry of every event; one node at a time probes it with one of its jobs,
+// at growing intervals; the first attempt through it that succeeds closes
+// the circuit, and its parked jobs drain (keeper.go).
 
 // circuitThreshold is how many attempts in a row, on one node, must fail
-// for a destination's circuit to open.
+// for a destination's circuit to open, with none ending well for
+// circuitQuiet.
 const circuitThreshold = 5
+
+// circuitQuiet: a destination with a call that ended well this recently
+// keeps its circuit closed.
+const circuitQuiet = time.Second
 
 // maxProbeEvery bounds the wait between two probes of a failing
 // destination.
@@ -60,12 +66,16 @@ func (w *Worker) watchHealth(ctx context.Context) error {
 	for dest := range w.open {
 		close(w.changedLocked(dest))
 		delete(w.changed, dest)
+		// Closed as far as this node knows, until the watch hands its
+		// record over again (the same opening, taken up again).
+		w.noteSpanLocked(dest, nil, w.cfg.Now())
 	}
 	clear(w.open)
 	w.mu.Unlock()
 	return w.cfg.Store.WatchHealth(ctx, func(dest string, h *store.Health) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		w.noteSpanLocked(dest, h, w.cfg.Now())
 		if h == nil {
 			delete(w.open, dest)
 		} else {
@@ -94,6 +104,9 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 	open := w.open[dest] != nil
 	if !res.Retry {
 		delete(w.fails, dest) // it answers: delivered, or refused for good
+		if res.OK() || res.Status != 0 {
+			w.settled[dest] = time.Now()
+		}
 		w.mu.Unlock()
 		// Any answer that is not retried (2xx, or a 4xx that ends the
 		// invocation) shows the endpoint is there: its parked jobs run, and
@@ -109,6 +122,11 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 	}
 	w.fails[dest]++
 	n := w.fails[dest]
+	// A destination that fails now and then, at many calls a second, has
+	// runs of failures too: it keeps its circuit closed while any call
+	// ends well, and its failed events are retried as EventBridge retries
+	// them.
+	quiet := time.Since(w.settled[dest]) >= circuitQuiet
 	w.mu.Unlock()
 	if open {
 		// A failed probe: the parked jobs' attempts meanwhile fail too.
@@ -117,7 +135,7 @@ func (w *Worker) noteAttempt(ctx context.Context, dest string, res Result) {
 		}
 		return
 	}
-	if n >= circuitThreshold {
+	if n >= circuitThreshold && quiet {
 		w.openCircuit(ctx, dest, res)
 	}
 }

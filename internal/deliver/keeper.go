@@ -121,14 +121,16 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 		dest := t.Destination.Arn
 		now := w.cfg.Now()
 		h, changed := w.circuit(dest)
+		// The job's schedule, on the time its destination was failing.
+		sp := w.shifted(p, dest, now)
 		if h == nil {
 			// It answers again: run the job now, its missed attempts
 			// counted (run ends it if it is too old).
 			j := p.Job
-			j.Attempt = w.madeBy(p, t, now)
+			j.Attempt = w.madeBy(sp, t, now)
 			return w.run(workCtx, j, t, runDrain)
 		}
-		pl := w.plan(p, t)
+		pl := w.plan(sp, t)
 		if !now.Before(pl.deadline) {
 			j := p.Job
 			if !h.LastFailed.After(p.ParkedAt) {
@@ -152,7 +154,7 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 			}
 			if won {
 				j := p.Job
-				j.Attempt = w.madeBy(p, t, now)
+				j.Attempt = w.madeBy(sp, t, now)
 				w.log.Info("probing a failing destination", "destination", dest, "event_id", j.EventID)
 				return w.run(workCtx, j, t, runProbe)
 			}

@@ -182,13 +182,15 @@ type Worker struct {
 	slots   map[string]chan struct{}
 	probes  map[string]chan struct{} // the slots of failing destinations
 	failing map[string]Result        // the last call, of destinations whose calls time out or fail to connect
-	ended   map[string]time.Time     // when a call to each destination last ended, however
 	waiters map[string]int           // workers waiting for each destination's slot
-	// answered: when each destination last answered a call (any HTTP
-	// status). suspect: the calls in flight, by the shared workers, to
-	// destinations that have not answered lately; at most half the
-	// workers, so that destinations that hang cannot hold them all.
-	answered map[string]time.Time
+	waiting int                      // workers waiting for a slot, all destinations together
+	// answered: whether the last call to end, of each destination called
+	// so far, was answered (any HTTP status). suspect: the calls in
+	// flight, by the shared workers, to destinations that are not
+	// (new ones, or ones whose calls time out or fail to connect); at most
+	// half the workers, so that destinations that hang cannot hold them
+	// all.
+	answered map[string]bool
 	suspect  chan struct{}
 	limits   map[string]*limit
 	// The circuits (circuit.go): open ones as the store has them, a channel
@@ -197,6 +199,11 @@ type Worker struct {
 	open    map[string]*store.Health
 	changed map[string]chan struct{}
 	fails   map[string]int
+	// spans: when each destination's circuit was open (schedule.go).
+	spans map[string][]span
+	// settled: when an attempt to each destination last ended with an
+	// answer that is not retried (delivered, or refused for good).
+	settled map[string]time.Time
 }
 
 // NewWorker returns a Worker.
@@ -218,8 +225,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{},
-		failing: map[string]Result{}, ended: map[string]time.Time{}, waiters: map[string]int{}, answered: map[string]time.Time{},
-		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{}}
+		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
+		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
+		spans: map[string][]span{}, settled: map[string]time.Time{}}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -414,12 +422,12 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 				h := w.openCircuit(ctx, d.Arn, last)
 				return w.parkOnArrival(ctx, j, t, &h)
 			}
-			if !w.moving(d.Arn) {
-				// None of its calls in flight has ended lately (they hang,
-				// or it is slow): rather than come back through the delay
-				// tiers again and again until they end, the job waits
-				// parked, and its target's keepers send it when a call is
-				// free, in order.
+			if !w.proven(d.Arn) {
+				// Its calls in flight may hang (its last call was not
+				// answered, or it has had none yet): rather than come back
+				// through the delay tiers again and again until they end,
+				// the job waits parked, and its target's keepers send it
+				// when a call is free, in order.
 				return w.parkBusy(ctx, j, t, cap(slot))
 			}
 			// The worker moves on, and the job comes back shortly.
@@ -494,12 +502,13 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 }
 
 // takeSlot takes one of a destination's in-flight slots. A worker waits
-// for one, up to slotWait, only while the destination's calls are ending
-// (one ended within slotMoving: a burst above its cap finds a slot in
+// for one, up to slotWait, only for a destination that answers (its last
+// call to end was answered: a burst above its cap finds a slot in
 // milliseconds, where a job sent back would wait a quarter of a second),
-// and only a few workers at a time for one destination. A destination
-// whose calls hang, time out or fail to connect gets no wait, so that it
-// never holds the shared workers beyond its calls in flight.
+// and only so many workers at a time, for one destination and for all. A
+// destination whose calls time out or fail to connect, or that has not
+// answered yet, gets no wait, so that it never holds the shared workers
+// beyond its calls in flight.
 func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) bool {
 	select {
 	case slot <- struct{}{}:
@@ -512,6 +521,10 @@ func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) 
 	defer func() {
 		w.mu.Lock()
 		w.waiters[dest]--
+		if w.waiters[dest] == 0 {
+			delete(w.waiters, dest)
+		}
+		w.waiting--
 		w.mu.Unlock()
 	}()
 	t := time.NewTimer(slotWait)
@@ -531,44 +544,29 @@ func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) 
 func (w *Worker) mayWait(dest string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, failing := w.failing[dest]; failing || !w.movingLocked(dest) || w.waiters[dest] >= maxSlotWaiters {
+	if _, failing := w.failing[dest]; failing || !w.answered[dest] ||
+		w.waiters[dest] >= maxSlotWaiters || w.waiting >= w.cfg.Workers/4 {
 		return false
 	}
 	w.waiters[dest]++
+	w.waiting++
 	return true
 }
 
-// proven reports whether dest answered a call (any HTTP status) within
-// provenFor.
+// proven reports whether dest's last call to end was answered (any HTTP
+// status): calls to it need no share of the workers kept for destinations
+// that may hang.
 func (w *Worker) proven(dest string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	at, ok := w.answered[dest]
-	return ok && time.Since(at) <= provenFor
+	return w.answered[dest]
 }
 
-// provenFor is how long an answer vouches for a destination: calls to it
-// then need no share of the workers kept for destinations that may hang.
-const provenFor = 10 * time.Second
-
-// moving reports whether a call to dest ended within slotMoving.
-func (w *Worker) moving(dest string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.movingLocked(dest)
-}
-
-func (w *Worker) movingLocked(dest string) bool {
-	ended, ok := w.ended[dest]
-	return ok && time.Since(ended) <= slotMoving
-}
-
-// slotMoving: a destination none of whose calls has ended for this long
-// is not waited for (its calls hang, or it is slow).
-const slotMoving = 100 * time.Millisecond
-
-// maxSlotWaiters bounds the workers waiting for one destination's slot.
-const maxSlotWaiters = 8
+// maxSlotWaiters bounds the workers waiting for one destination's slot:
+// enough for a healthy destination at thousands of events a second whose
+// calls slow down for a moment (a job sent back waits 250-500 ms), an
+// eighth of the workers; all destinations together get a quarter of them.
+const maxSlotWaiters = 64
 
 // slotWait bounds the wait for a healthy destination's in-flight slot.
 const slotWait = time.Second
@@ -788,11 +786,7 @@ func (w *Worker) lastFailure(dest string) (Result, bool) {
 func (w *Worker) record(dest string, res Result) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now() // real time: how calls go, whatever the clock of the retries
-	w.ended[dest] = now
-	if res.Status != 0 {
-		w.answered[dest] = now
-	}
+	w.answered[dest] = res.Status != 0
 	switch {
 	case res.Code == CodeTimeout || res.Code == CodeConnectionFailure:
 		w.failing[dest] = res

@@ -221,7 +221,16 @@ func TestDrainIsFair(t *testing.T) {
 	if _, err := d.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("h"), Targets: []types.Target{{Id: aws.String("y"), Arn: dest.ApiDestinationArn, RoleArn: d.invokeRole()}}}); err != nil {
 		t.Fatal(err)
 	}
-	// 100 events, put one call at a time so that their order is known.
+	// Ten events open the circuit; the 100 put after that are parked as
+	// they are routed, in the order they were put. (Put before the circuit
+	// opens, how many are tried, retried and parked when their retries
+	// come due, after later ones, would depend on the machine's speed.)
+	d.putMany(10)
+	waitFor(t, func() bool {
+		open, err := d.srv.store.OpenCircuits(ctx)
+		return err == nil && len(open) > 0
+	})
+	time.Sleep(100 * time.Millisecond) // the node's view of the circuit follows the store's
 	var order []string
 	for range 10 {
 		ids := d.putMany(10)
@@ -229,7 +238,7 @@ func TestDrainIsFair(t *testing.T) {
 			order = append(order, id) // within a call the order is the entries'; close enough
 		}
 	}
-	waitFor(t, func() bool { return d.parked() >= 90 })
+	waitFor(t, func() bool { return d.parked() >= 100 })
 	before := len(d.sink.received())
 	dead.Store(false)
 	// The drain takes about 5 s at 20/s; meanwhile the other destination
@@ -245,15 +254,14 @@ func TestDrainIsFair(t *testing.T) {
 	var drained []received
 	waitFor(t, func() bool {
 		drained = d.sink.received()[before:]
-		return len(eventIDs(drained)) >= 100
+		return len(eventIDs(drained)) >= 110
 	})
 	if last := healthyGot[19].at; !last.Before(drained[len(drained)-1].at) {
 		t.Errorf("the healthy destination's 20 events arrived at %v, after the drain ended at %v", last, drained[len(drained)-1].at)
 	}
 	// Oldest first: the events drained first were, on average, put
-	// earlier than those drained last. (Of those put once the circuit was
-	// open, parked as they were routed; the first few were tried and
-	// retried, and were parked after them, when their retries came due.)
+	// earlier than those drained last. (A probe while the destination was
+	// dead took one and parked it again, last: a few are out of place.)
 	rank := map[string]int{}
 	for i, id := range order {
 		rank[id] = i
@@ -262,7 +270,7 @@ func TestDrainIsFair(t *testing.T) {
 	for _, r := range drained {
 		var ev struct{ ID string }
 		if json.Unmarshal([]byte(r.body), &ev) == nil {
-			if i, ok := rank[ev.ID]; ok && i >= 40 {
+			if i, ok := rank[ev.ID]; ok {
 				ranks = append(ranks, i)
 			}
 		}
@@ -275,9 +283,11 @@ func TestDrainIsFair(t *testing.T) {
 		return float64(sum) / float64(len(s))
 	}
 	q := len(ranks) / 4
-	if first, lastq := mean(ranks[:q]), mean(ranks[len(ranks)-q:]); first >= lastq {
+	first, lastq := mean(ranks[:q]), mean(ranks[len(ranks)-q:])
+	if first >= lastq {
 		t.Errorf("drained first: events put at %.0f on average; drained last: at %.0f", first, lastq)
 	}
+	t.Logf("drained first: events put at %.0f on average; drained last: at %.0f", first, lastq)
 }
 
 // TestParkedJobGetsAnAttempt: a job parked while its destination's circuit
