@@ -15,10 +15,14 @@ import (
 // The delivery attempt log: one record per attempt to invoke a target (and
 // per invocation that ended without one), in a stream with a retention
 // limit by age and size, on a subject per target and event bucket (one of
-// 256 by a hash of the event id), so that a target's attempts since a time
-// are read without scanning the rest, and an event's among 1/256 of them.
-// A subject per event would cost the server memory for every event in the
-// log.
+// 16 by a hash of the event id), so that a target's attempts since a time
+// are read without scanning the rest, and an event's among 1/16 of them.
+// Subjects cost the server memory: for each block of the stream written or
+// read in the last two minutes, JetStream keeps a count for every subject
+// in it (about 60 bytes each). A subject per event would cost that for
+// every event; 256 buckets a target, as before 2026-12-05, made a million
+// events parked on 100 targets hold 45 MB of such counts for two minutes,
+// scanned by every garbage collection.
 const (
 	attemptsStream  = "BP_ATTEMPTS"
 	attemptsSubject = "bp.att"
@@ -102,11 +106,23 @@ func attemptSubject(targetKey, eventID string) string {
 	return attemptsSubject + "." + targetKey + "." + eventBucket(eventID)
 }
 
-// eventBucket is one of 256 buckets, by a hash of the event id.
+// eventBucket is one of 16 buckets, by a hash of the event id: "e0" to
+// "ef".
 func eventBucket(eventID string) string {
+	return fmt.Sprintf("e%x", eventHash(eventID)&0xf)
+}
+
+// oldEventBucket is the bucket of the records written before 2026-12-05,
+// one of 256: "00" to "ff". They are read until the log's age limit drops
+// them.
+func oldEventBucket(eventID string) string {
+	return fmt.Sprintf("%02x", eventHash(eventID)&0xff)
+}
+
+func eventHash(eventID string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(eventID))
-	return fmt.Sprintf("%02x", h.Sum32()&0xff)
+	return h.Sum32()
 }
 
 // LogAttempt adds a record to the attempt log without waiting for it to be
@@ -150,16 +166,19 @@ const noResponderWait = 5 * time.Second
 // Attempts reads records of the attempt log and returns the newest
 // matching ones, oldest first.
 func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
-	ev := "*"
+	buckets := []string{"*"}
 	if f.EventID != "" {
-		ev = eventBucket(f.EventID)
+		buckets = []string{eventBucket(f.EventID), oldEventBucket(f.EventID)}
+	}
+	keys := f.TargetKeys
+	if len(keys) == 0 {
+		keys = []string{"*"}
 	}
 	var subjects []string
-	if len(f.TargetKeys) == 0 {
-		subjects = []string{attemptsSubject + ".*." + ev}
-	}
-	for _, k := range f.TargetKeys {
-		subjects = append(subjects, attemptsSubject+"."+k+"."+ev)
+	for _, k := range keys {
+		for _, b := range buckets {
+			subjects = append(subjects, attemptsSubject+"."+k+"."+b)
+		}
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !f.Since.IsZero() {
