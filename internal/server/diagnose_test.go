@@ -28,7 +28,7 @@ func (d *deliveryEnv) finalAttempt(id string) AttemptRecord {
 	for {
 		var out AttemptsOutput
 		if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out); err != nil {
-			d.t.Fatal(err)
+			d.t.Fatalf("%v; log: %s", err, d.logs.String())
 		}
 		if n := len(out.Attempts); n > 0 && out.Attempts[n-1].Outcome != "RETRYING" {
 			return out.Attempts[n-1]

@@ -106,10 +106,10 @@ func attemptSubject(targetKey, eventID string) string {
 	return attemptsSubject + "." + targetKey + "." + eventBucket(eventID)
 }
 
-// eventBucket is one of 16 buckets, by a hash of the event id: "e0" to
-// "ef".
+// eventBucket is one of 16 buckets, by a hash of the event id: "x0" to
+// "xf", names that are not among the old buckets' (two hex digits).
 func eventBucket(eventID string) string {
-	return fmt.Sprintf("e%x", eventHash(eventID)&0xf)
+	return fmt.Sprintf("x%x", eventHash(eventID)&0xf)
 }
 
 // oldEventBucket is the bucket of the records written before 2026-12-05,
