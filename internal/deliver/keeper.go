@@ -3,14 +3,15 @@ package deliver
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bridgeport/internal/store"
 )
 
 // Keepers: every node keeps the parked jobs of every target that has some
-// (store.KeepParked; the nodes share each target's jobs). A keeper holds up
-// to keeperInHand of them, oldest first, and for each:
+// (store.KeepParked; the nodes share each target's jobs). A keeper takes
+// them oldest first, and for each:
 //
 //   - when its retry policy has run out (see plan), sends it to its
 //     dead-letter queue as worker.retry would have;
@@ -23,7 +24,50 @@ import (
 // So a backlog drains oldest first at the destination's rate, through the
 // keepers' own goroutines: the shared workers, and other destinations'
 // jobs, are not held by it.
+//
+// A keeper holds up to keeperInHand jobs while they are being worked on
+// (drained or dead-lettered), and one while they wait: a job about to wait
+// while another already does is handed back. A hundred dead destinations
+// then cost a hundred waiting jobs, not sixteen hundred goroutines and
+// timers each waking every second, which measurably slowed the healthy
+// traffic (docs/BENCHMARKS.md, "Failing targets at scale").
 const keeperInHand = 16
+
+// A hand is one node's hold on one target's parked jobs.
+type hand struct {
+	waiting atomic.Int32  // jobs in hand waiting for their destination
+	more    chan struct{} // no job waits any more: take more
+}
+
+func newHand() *hand { return &hand{more: make(chan struct{}, 1)} }
+
+// size is how many jobs the hand may hold.
+func (h *hand) size() int {
+	if h.waiting.Load() > 0 {
+		return 1
+	}
+	return keeperInHand
+}
+
+// wait reports whether a job may wait in hand: false when another already
+// does, and the job should be handed back.
+func (h *hand) wait() bool {
+	if h.waiting.Add(1) > 1 {
+		h.waiting.Add(-1)
+		return false
+	}
+	return true
+}
+
+// done ends a wait that wait allowed.
+func (h *hand) done() {
+	if h.waiting.Add(-1) == 0 {
+		select {
+		case h.more <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // keepers starts a keeper for each target with parked jobs and stops those
 // whose targets have had none for a while, until ctx ends.
@@ -64,9 +108,10 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				h := newHand()
+				keep := func(ctx context.Context, p store.Parked) error { return w.keepParked(ctx, workCtx, h, p) }
 				for kctx.Err() == nil {
-					keep := func(ctx context.Context, p store.Parked) error { return w.keepParked(ctx, workCtx, p) }
-					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, keep); err != nil && kctx.Err() == nil {
+					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, h.size, h.more, keep); err != nil && kctx.Err() == nil {
 						w.log.Warn("keeper stopped; restarting", "target_key", key, "error", err)
 						sleepFor(kctx, time.Second)
 					}
@@ -94,11 +139,18 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 
 // keepParked holds a parked job until it is done: delivered (or otherwise
 // run to an outcome by the normal path), or dead-lettered when its retry
-// policy runs out. It returns nil once the job's outcome is durable.
+// policy runs out. It returns nil once the job's outcome is durable, and
+// store.ErrHandBack when it would wait while another job in hand does.
 //
 // Waiting ends with ctx (shutdown: the job is handed back); work, once
 // begun, runs with workCtx, which outlives ctx by the shutdown grace.
-func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error {
+func (w *Worker) keepParked(ctx, workCtx context.Context, hd *hand, p store.Parked) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			hd.done()
+		}
+	}()
 	for {
 		t, ok := w.cfg.Config.Target(p.RuleArn, p.TargetID)
 		if !ok {
@@ -125,7 +177,12 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 		sp := w.shifted(p, dest, now)
 		if h == nil {
 			// It answers again: run the job now, its missed attempts
-			// counted (run ends it if it is too old).
+			// counted (run ends it if it is too old), and let the keeper
+			// take more.
+			if waiting {
+				waiting = false
+				hd.done()
+			}
 			j := p.Job
 			j.Attempt = w.madeBy(sp, t, now)
 			return w.run(workCtx, j, t, runDrain)
@@ -146,6 +203,13 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, p store.Parked) error 
 				code, msg = p.LastCode, p.LastMessage
 			}
 			return w.deadLetter(workCtx, j, t, Result{Code: code, Message: msg}, pl.exhausted)
+		}
+		// One job in hand waits, and makes the probes when they are due.
+		if !waiting {
+			if !hd.wait() {
+				return store.ErrHandBack
+			}
+			waiting = true
 		}
 		if !now.Before(h.NextProbe) {
 			won, err := w.cfg.Store.ClaimProbe(ctx, dest, now, now.Add(w.probeEvery(h.Probes+1)))

@@ -129,33 +129,44 @@ func (s *Store) OldestParked(ctx context.Context, targetKey string) (Parked, boo
 	return p, err == nil, err
 }
 
-// KeepParked hands the jobs parked for one target to fn, inHand at a time,
-// in the order they were parked, until ctx ends. Every node may run it for
-// the same target: they share one durable consumer, so each job is in one
-// node's hands at a time. While fn holds a job, the node tells JetStream
-// it is still at work on it; if the node dies, the job is offered again
-// within the ack wait. When fn returns nil the job is done (removed); an
-// error hands it back, to be offered again after a pause. The consumer
-// goes away by itself a minute after no node asks for its jobs.
-func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn func(context.Context, Parked) error) error {
+// ErrHandBack, returned by a KeepParked fn, gives its job back at once: it
+// is offered again, before the jobs parked after it, when there is room
+// in hand.
+var ErrHandBack = errors.New("parked job handed back")
+
+// KeepParked hands the jobs parked for one target to fn, in the order they
+// were parked, until ctx ends. It holds at most inHand() of them at a time
+// (never more than maxInHand), and asks again whenever a job is let go or
+// more says the number may have grown: so a keeper whose jobs only wait
+// holds one, and one that drains holds maxInHand.
+//
+// Every node may run it for the same target: they share one durable
+// consumer, so each job is in one node's hands at a time. While fn holds a
+// job, the node tells JetStream it is still at work on it; if the node
+// dies, the job is offered again within the ack wait. When fn returns nil
+// the job is done (removed); ErrHandBack gives it back at once; another
+// error gives it back to be offered again after a pause. The consumer goes
+// away by itself a minute after no node asks for its jobs.
+func (s *Store) KeepParked(ctx context.Context, targetKey string, maxInHand int, inHand func() int, more <-chan struct{}, fn func(context.Context, Parked) error) error {
+	name := "park-" + targetKey
 	cons, err := s.durable(ctx, parkStream, jetstream.ConsumerConfig{
-		Durable:           "park-" + targetKey,
+		Durable:           name,
 		Description:       "jobs parked for one target",
 		FilterSubject:     parkSubject + "." + targetKey,
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           30 * time.Second,
-		MaxAckPending:     inHand,
+		MaxAckPending:     maxInHand,
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
 		return fmt.Errorf("park consumer: %w", err)
 	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, inHand)
 	// One goroutine tells JetStream, every 10 s, that the jobs in hand are
 	// still at work, rather than one for each of them.
 	var hmu sync.Mutex
 	held := map[jetstream.Msg]struct{}{}
+	let := make(chan struct{}, 1) // a job was let go
 	holdCtx, stopHold := context.WithCancel(context.WithoutCancel(ctx))
 	holding := make(chan struct{})
 	go func() {
@@ -175,48 +186,89 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, inHand int, fn
 			hmu.Unlock()
 		}
 	}()
-	s.consume(ctx, "park-"+targetKey, cons, inHand, func(m jetstream.Msg) {
+	take := func(m jetstream.Msg) {
 		p, err := parkedFromMsg(m.Headers(), m.Data())
 		if err != nil {
 			s.log.Error("unreadable parked job", "error", err)
 			_ = m.Term()
 			return
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			_ = m.Nak()
 			return
 		}
 		hmu.Lock()
 		held[m] = struct{}{}
 		hmu.Unlock()
+		s.inHand.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
 			err := fn(ctx, p)
-			hmu.Lock()
-			delete(held, m)
-			hmu.Unlock()
 			switch {
 			case err == nil:
 				if aerr := m.Ack(); aerr != nil && ctx.Err() == nil {
 					s.log.Warn("ack parked job", "event_id", p.EventID, "error", aerr)
 				}
-			case ctx.Err() != nil:
+			case errors.Is(err, ErrHandBack), ctx.Err() != nil:
 				_ = m.Nak()
 			default:
 				s.log.Warn("parked job", "event_id", p.EventID, "error", err)
 				_ = m.NakWithDelay(time.Second)
 			}
+			hmu.Lock()
+			delete(held, m)
+			hmu.Unlock()
+			s.inHand.Add(-1)
+			select {
+			case let <- struct{}{}:
+			default:
+			}
 		}()
-	})
+	}
+	for ctx.Err() == nil {
+		hmu.Lock()
+		room := min(inHand(), maxInHand) - len(held)
+		hmu.Unlock()
+		if room <= 0 {
+			select {
+			case <-ctx.Done():
+			case <-let:
+			case <-more:
+			}
+			continue
+		}
+		// A fetch of what there is room for, rather than a standing
+		// subscription: the server must not push jobs this node has no
+		// room for. It expires after pullExpiry (see consume).
+		fctx, cancel := context.WithTimeout(ctx, pullExpiry)
+		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				s.log.Warn("fetch parked jobs", "consumer", name, "error", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			take(m)
+		}
+		cancel()
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("fetch parked jobs", "consumer", name, "error", err)
+			sleep(ctx, time.Second)
+		}
+	}
 	wg.Wait() // work begun outlives ctx by the shutdown grace
 	stopHold()
 	<-holding
 	return nil
 }
+
+// ParkedInHand returns how many parked jobs this node holds, all targets
+// together.
+func (s *Store) ParkedInHand() int { return int(s.inHand.Load()) }
 
 // Backlog is what waits for one target: deliveries in the retry tiers
 // (retries and deferrals) and parked ones, and when the oldest of them was

@@ -97,6 +97,7 @@ type Store struct {
 	healthKV jetstream.KeyValue
 	redrives jetstream.KeyValue
 	nodes    atomic.Int64 // live nodes, from the heartbeats
+	inHand   atomic.Int64 // parked jobs this node holds (KeepParked)
 	lock     *os.File     // the embedded engine's data directory lock
 	// autoReplicas: the replicas were left to the store to choose.
 	autoReplicas bool
