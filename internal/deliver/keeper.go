@@ -25,33 +25,40 @@ import (
 // keepers' own goroutines: the shared workers, and other destinations'
 // jobs, are not held by it.
 //
-// A keeper holds up to keeperInHand jobs while they are being worked on
-// (drained or dead-lettered), and one while they wait: a job about to wait
-// while another already does is handed back. A hundred dead destinations
-// then cost a hundred waiting jobs, not sixteen hundred goroutines and
-// timers each waking every second, which measurably slowed the healthy
-// traffic (docs/BENCHMARKS.md, "Failing targets at scale").
+// A keeper holds one job while its jobs only wait (it starts that way, and
+// returns to it when a job waits or makes a probe), and up to keeperInHand
+// once one has been worked on otherwise (drained or dead-lettered): a job
+// about to wait while another already does is handed back. A hundred dead
+// destinations then cost a hundred waiting jobs, not sixteen hundred
+// goroutines and timers each waking every second, which measurably slowed
+// the healthy traffic (docs/BENCHMARKS.md, "Failing targets at scale").
 const keeperInHand = 16
 
 // A hand is one node's hold on one target's parked jobs.
 type hand struct {
+	calm    atomic.Bool   // its jobs only wait: hold one
 	waiting atomic.Int32  // jobs in hand waiting for their destination
-	more    chan struct{} // no job waits any more: take more
+	more    chan struct{} // no longer calm: take more
 }
 
-func newHand() *hand { return &hand{more: make(chan struct{}, 1)} }
+func newHand() *hand {
+	h := &hand{more: make(chan struct{}, 1)}
+	h.calm.Store(true)
+	return h
+}
 
 // size is how many jobs the hand may hold.
 func (h *hand) size() int {
-	if h.waiting.Load() > 0 {
+	if h.calm.Load() {
 		return 1
 	}
 	return keeperInHand
 }
 
 // wait reports whether a job may wait in hand: false when another already
-// does, and the job should be handed back.
+// does, and the job should be handed back. Either way its jobs only wait.
 func (h *hand) wait() bool {
+	h.calm.Store(true)
 	if h.waiting.Add(1) > 1 {
 		h.waiting.Add(-1)
 		return false
@@ -60,8 +67,11 @@ func (h *hand) wait() bool {
 }
 
 // done ends a wait that wait allowed.
-func (h *hand) done() {
-	if h.waiting.Add(-1) == 0 {
+func (h *hand) done() { h.waiting.Add(-1) }
+
+// busy says a job was worked on rather than kept waiting: take more.
+func (h *hand) busy() {
+	if h.calm.CompareAndSwap(true, false) {
 		select {
 		case h.more <- struct{}{}:
 		default:
@@ -144,11 +154,16 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 //
 // Waiting ends with ctx (shutdown: the job is handed back); work, once
 // begun, runs with workCtx, which outlives ctx by the shutdown grace.
-func (w *Worker) keepParked(ctx, workCtx context.Context, hd *hand, p store.Parked) error {
-	waiting := false
+func (w *Worker) keepParked(ctx, workCtx context.Context, hd *hand, p store.Parked) (err error) {
+	waiting, probed := false, false
 	defer func() {
 		if waiting {
 			hd.done()
+		}
+		// Run to an outcome other than by a probe: the jobs behind it may
+		// be ready too (a drain, a sweep of expired ones).
+		if err == nil && !probed {
+			hd.busy()
 		}
 	}()
 	for {
@@ -178,11 +193,12 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, hd *hand, p store.Park
 		if h == nil {
 			// It answers again: run the job now, its missed attempts
 			// counted (run ends it if it is too old), and let the keeper
-			// take more.
+			// take more at once.
 			if waiting {
 				waiting = false
 				hd.done()
 			}
+			hd.busy()
 			j := p.Job
 			j.Attempt = w.madeBy(sp, t, now)
 			return w.run(workCtx, j, t, runDrain)
@@ -217,6 +233,7 @@ func (w *Worker) keepParked(ctx, workCtx context.Context, hd *hand, p store.Park
 				return err
 			}
 			if won {
+				probed = true
 				j := p.Job
 				j.Attempt = w.madeBy(sp, t, now)
 				w.log.Info("probing a failing destination", "destination", dest, "event_id", j.EventID)

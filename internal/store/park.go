@@ -243,19 +243,14 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, maxInHand int,
 		// room for. It expires after pullExpiry (see consume).
 		fctx, cancel := context.WithTimeout(ctx, pullExpiry)
 		batch, err := cons.Fetch(room, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() == nil {
-				s.log.Warn("fetch parked jobs", "consumer", name, "error", err)
-				sleep(ctx, time.Second)
+		if err == nil {
+			for m := range batch.Messages() {
+				take(m)
 			}
-			continue
-		}
-		for m := range batch.Messages() {
-			take(m)
+			err = batch.Error()
 		}
 		cancel()
-		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("fetch parked jobs", "consumer", name, "error", err)
 			sleep(ctx, time.Second)
 		}
