@@ -47,6 +47,8 @@ const (
 	CodeAccessDenied     = "AccessDeniedException"
 	CodeInvalidPattern   = "InvalidEventPatternException"
 	CodeConcurrentMod    = "ConcurrentModificationException"
+	CodeManagedRule      = "ManagedRuleException"
+	CodeIllegalStatus    = "IllegalStatusException"
 )
 
 // unknownOperation is the answer to a JSON protocol request bridgeport has

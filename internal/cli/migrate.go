@@ -55,7 +55,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintln(stderr, "bridgeport migrate:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "copied into %s: %d configuration records, %d events not yet routed, %d deliveries due, %d deliveries delayed, %d queue messages, %d attempt records, %d events set aside, %d deliveries parked\n",
-		store.RedactURLs(*natsURL), st.Records, st.Events, st.Jobs, st.Delayed, st.QueueMessages, st.Attempts, st.Aside, st.Parked)
+	fmt.Fprintf(stdout, "copied into %s: %d configuration records, %d events not yet routed, %d deliveries due, %d deliveries delayed, %d queue messages, %d attempt records, %d events set aside, %d deliveries parked, %d deliveries of replayed events, %d archived events\n",
+		store.RedactURLs(*natsURL), st.Records, st.Events, st.Jobs, st.Delayed, st.QueueMessages, st.Attempts, st.Aside, st.Parked, st.Replayed, st.Archived)
 	return 0
 }

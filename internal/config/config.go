@@ -83,6 +83,11 @@ type Config struct {
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool
 
+	// ReplayBacklog, when set, bounds the jobs of replayed events waiting
+	// to be delivered (default 1,000,000; tests make replays wait with a
+	// small one).
+	ReplayBacklog int
+
 	// InvokeTimeout, when set, replaces EventBridge's 5-second limit on an
 	// invocation (tests lengthen it to hold calls for as long as they
 	// need, whatever the machine's speed).
@@ -117,6 +122,7 @@ type Quotas struct {
 	EventSize         int // bytes of the entries of one PutEvents request
 	Connections       int
 	ApiDestinations   int
+	Archives          int
 	ShutdownGraceTime time.Duration
 }
 
@@ -149,6 +155,7 @@ func Default() Config {
 			EventSize:         1 << 20,
 			Connections:       3000,
 			ApiDestinations:   3000,
+			Archives:          100,
 			ShutdownGraceTime: 30 * time.Second,
 		},
 	}
@@ -195,6 +202,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.IntVar(&c.Quotas.WildcardRules, "max-wildcard-rules", c.Quotas.WildcardRules, "quota: rules with wildcard patterns per bus")
 	fs.IntVar(&c.Quotas.Connections, "max-connections", c.Quotas.Connections, "quota: connections")
 	fs.IntVar(&c.Quotas.ApiDestinations, "max-api-destinations", c.Quotas.ApiDestinations, "quota: API destinations")
+	fs.IntVar(&c.Quotas.Archives, "max-archives", c.Quotas.Archives, "quota: archives (EventBridge documents none)")
 	fs.IntVar(&c.Quotas.EventSize, "max-event-size", c.Quotas.EventSize, "quota: bytes of all the entries of one PutEvents request together, counted as AWS counts them")
 	fs.DurationVar(&c.Quotas.ShutdownGraceTime, "shutdown-grace", c.Quotas.ShutdownGraceTime, "how long shutdown waits for requests in flight")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiles at /debug/pprof/ on the listener (for measuring; off in production)")
@@ -280,7 +288,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--max-client-connections must be 0 (automatic) or more, --max-body-bytes-in-flight positive"))
 	}
 	q := c.Quotas
-	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 || q.Connections < 1 || q.ApiDestinations < 1 {
+	if q.EventBuses < 1 || q.RulesPerBus < 1 || q.TargetsPerRule < 1 || q.WildcardRules < 0 || q.Connections < 1 || q.ApiDestinations < 1 || q.Archives < 1 {
 		errs = append(errs, errors.New("quotas must be positive"))
 	}
 	if q.PatternSize < 1 || q.PatternSize > 4096 {

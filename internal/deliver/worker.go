@@ -152,6 +152,10 @@ type WorkerConfig struct {
 	// Workers is the number of jobs in hand at once; 0 means 512. Workers
 	// mostly wait on the network, so they are cheap.
 	Workers int
+	// ReplayWorkers is the number of jobs of replayed events in hand at
+	// once (the replay lane); 0 means 32. Fewer than Workers, so that a
+	// replay's deliveries leave the live ones most of the machine.
+	ReplayWorkers int
 	// PerTarget caps the invocations in flight to one destination, so that
 	// a slow target cannot take every worker; 0 means 16. A destination
 	// whose last call timed out or failed to connect gets 2 until a call
@@ -211,6 +215,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 512
 	}
+	if cfg.ReplayWorkers <= 0 {
+		cfg.ReplayWorkers = 32
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -247,6 +254,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for name, part := range map[string]func(context.Context) error{
 		"delays":    w.cfg.Store.RunDelays,
 		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
+		"replayed": func(ctx context.Context) error {
+			return w.cfg.Store.ConsumeReplayJobs(ctx, workCtx, w.cfg.ReplayWorkers, w.handle)
+		},
 		"authorize": w.authorizeLoop,
 		"health":    w.watchHealth,
 		"keepers":   func(ctx context.Context) error { return w.keepers(ctx, workCtx) },

@@ -212,7 +212,9 @@ func (s *Service) deleteEventBus(ctx context.Context, body []byte) (any, error) 
 	}
 	for _, r := range s.reg.listRules(name) {
 		_, rrev, ok := s.reg.getRule(name, r.Name)
-		if !ok {
+		if !ok || r.ManagedBy != "" {
+			// An archive's rule goes with its archive, which keeps its
+			// events (and receives again if the bus is created again).
 			continue
 		}
 		if err := s.remove(ctx, ruleKey(name, r.Name), rrev); err != nil {

@@ -33,6 +33,9 @@ type Rule struct {
 	Targets      []Target  `json:"targets,omitempty"`
 	Tags         []Tag     `json:"tags,omitempty"`
 	Created      time.Time `json:"created"`
+	// ManagedBy names the service that manages the rule: set only on the
+	// rules of archives, which are never stored as rule records.
+	ManagedBy string `json:"managedBy,omitempty"`
 }
 
 // Tag is a resource tag.

@@ -31,6 +31,10 @@ type registry struct {
 	// objs holds the records of other kinds (connections, API
 	// destinations) by key, decoded when read.
 	objs map[string]objState
+	// archives holds the archives by name; each adds its managed rule to
+	// its bus.
+	archives map[string]archiveState
+	arns     arns
 	// loaded is set once the initial records are in; until then matchers
 	// are not maintained rule by rule but built once, in loaded.
 	loaded bool
@@ -41,6 +45,11 @@ type busState struct {
 	rev     uint64
 	rules   map[string]*ruleState
 	matcher *pattern.Matcher // the enabled rules with a pattern
+}
+
+type archiveState struct {
+	archive Archive
+	rev     uint64
 }
 
 type objState struct {
@@ -54,8 +63,9 @@ type ruleState struct {
 	wildcard bool // the pattern uses the wildcard operator
 }
 
-func newRegistry(log *slog.Logger) *registry {
-	return &registry{log: log, buses: make(map[string]*busState), objs: make(map[string]objState)}
+func newRegistry(log *slog.Logger, arns arns) *registry {
+	return &registry{log: log, arns: arns, buses: make(map[string]*busState), objs: make(map[string]objState),
+		archives: make(map[string]archiveState)}
 }
 
 // bus returns the state of a bus, creating a placeholder for rules that
@@ -80,6 +90,8 @@ func (g *registry) apply(e store.Entry) {
 		g.applyBus(e)
 	case "rule":
 		g.applyRule(e)
+	case "archive":
+		g.applyArchive(e)
 	default:
 		if e.Deleted {
 			delete(g.objs, e.Key)
@@ -169,6 +181,78 @@ func (g *registry) applyRule(e store.Entry) {
 	} else {
 		b.matcher.Delete(rule.Name)
 	}
+}
+
+// applyArchive records an archive and puts its managed rule on its bus,
+// or takes both away.
+func (g *registry) applyArchive(e store.Entry) {
+	for name, a := range g.archives {
+		if archiveKey(name) == e.Key {
+			delete(g.archives, name)
+			g.setManagedRule(a.archive.Bus, archiveRulePrefix+name, nil, 0)
+		}
+	}
+	if e.Deleted {
+		return
+	}
+	var a Archive
+	if err := json.Unmarshal(e.Value, &a); err != nil {
+		g.log.Error("unreadable archive record", "key", e.Key, "error", err)
+		return
+	}
+	g.archives[a.Name] = archiveState{archive: a, rev: e.Revision}
+	if r, ok := a.managedRule(g.arns); ok {
+		g.setManagedRule(a.Bus, r.Name, &r, e.Revision)
+	}
+}
+
+// setManagedRule puts a managed rule on a bus, or removes it (r nil). A
+// rule of the user's with the same name is left alone: CreateArchive and
+// PutRule keep the two apart.
+func (g *registry) setManagedRule(bus, name string, r *Rule, rev uint64) {
+	b := g.busLocked(bus)
+	if old := b.rules[name]; old != nil && old.rule.ManagedBy == "" {
+		return
+	}
+	if r == nil {
+		delete(b.rules, name)
+		if g.loaded {
+			b.matcher.Delete(name)
+		}
+		if b.rev == 0 && len(b.rules) == 0 {
+			delete(g.buses, bus)
+		}
+		return
+	}
+	b.rules[name] = &ruleState{rule: *r, rev: rev}
+	if !g.loaded {
+		return
+	}
+	if p := g.compile(*r); p != nil {
+		b.matcher.Add(name, p)
+	} else {
+		b.matcher.Delete(name)
+	}
+}
+
+// getArchive returns an archive.
+func (g *registry) getArchive(name string) (Archive, uint64, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	a, ok := g.archives[name]
+	return a.archive, a.rev, ok
+}
+
+// listArchives returns the archives, sorted by name.
+func (g *registry) listArchives() []Archive {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	out := make([]Archive, 0, len(g.archives))
+	for _, a := range g.archives {
+		out = append(out, a.archive)
+	}
+	slices.SortFunc(out, func(a, b Archive) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // compile returns the pattern an enabled rule matches with, or nil.
@@ -269,8 +353,11 @@ func (g *registry) counts(bus string) (buses, rules, wildcards int) {
 		}
 	}
 	if b := g.buses[bus]; b != nil {
-		rules = len(b.rules)
 		for _, r := range b.rules {
+			if r.rule.ManagedBy != "" {
+				continue // managed rules do not count against the quotas
+			}
+			rules++
 			if r.wildcard {
 				wildcards++
 			}

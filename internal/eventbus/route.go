@@ -54,7 +54,30 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 		}
 		return err
 	}
+	jobs, archived, labels, counts := s.jobsFor(ev, rules, "")
+	if len(jobs) > 0 && s.parkFailing != nil {
+		var err error
+		if jobs, err = s.parkFailing(ctx, jobs); err != nil {
+			return err
+		}
+	}
+	if len(jobs) > 0 || len(archived) > 0 {
+		if err := s.st.AppendRouted(ctx, jobs, archived); err != nil {
+			return err
+		}
+	}
+	// Counted once the jobs are stored; an event routed again after a
+	// crash may be counted twice.
+	s.metrics.Matched(ev.Bus, labels, counts)
+	return nil
+}
+
+// jobsFor returns the jobs of an event that matched rules, the archive
+// writes of the archives' rules among them, and the matches to count.
+// replay names the replay that sends the event again, if any.
+func (s *Service) jobsFor(ev store.Event, rules []Rule, replay string) ([]store.Job, []store.Archived, []metrics.Rule, []int) {
 	var jobs []store.Job
+	var archived []store.Archived
 	labels := make([]metrics.Rule, len(rules))
 	counts := make([]int, len(rules))
 	now := time.Now()
@@ -67,24 +90,35 @@ func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
 				continue
 			}
 			counts[i]++
-			jobs = append(jobs, store.Job{EventID: ev.ID, Bus: ev.Bus, RuleArn: r.Arn, TargetID: t.Id, Ingested: ev.Ingested, Event: ev.Data})
+			if r.ManagedBy != "" {
+				if a, ok := s.archiveTarget(t.Arn); ok {
+					archived = append(archived, a.write(ev))
+				}
+				continue
+			}
+			jobs = append(jobs, store.Job{EventID: ev.ID, Bus: ev.Bus, RuleArn: r.Arn, TargetID: t.Id, Ingested: ev.Ingested,
+				Replay: replay, Event: ev.Data})
 		}
 	}
-	if len(jobs) > 0 && s.parkFailing != nil {
-		var err error
-		if jobs, err = s.parkFailing(ctx, jobs); err != nil {
-			return err
-		}
+	return jobs, archived, labels, counts
+}
+
+// archiveTarget returns the archive a managed rule's target names.
+func (s *Service) archiveTarget(arn string) (Archive, bool) {
+	name, ok := s.arns.archiveName(arn)
+	if !ok {
+		return Archive{}, false
 	}
-	if len(jobs) > 0 {
-		if err := s.st.AppendJobs(ctx, jobs); err != nil {
-			return err
-		}
-	}
-	// Counted once the jobs are stored; an event routed again after a
-	// crash may be counted twice.
-	s.metrics.Matched(ev.Bus, labels, counts)
-	return nil
+	a, _, ok := s.reg.getArchive(name)
+	return a, ok && a.Detached == ""
+}
+
+// write is the archive write of an event. An event whose time does not
+// parse (not one PutEvents made) is filed under hour 0 and still replays
+// with a window that starts at the epoch.
+func (a *Archive) write(ev store.Event) store.Archived {
+	t, _ := eventTime(ev.Data)
+	return store.Archived{Archive: a.ID, EventID: ev.ID, Time: t, Data: ev.Data}
 }
 
 // busTarget returns the bus a target ARN names, if it is an event bus of

@@ -37,11 +37,12 @@ type ruleOutput struct {
 	RoleArn            *string `json:"RoleArn,omitempty"`
 	EventBusName       string  `json:"EventBusName"`
 	CreatedBy          string  `json:"CreatedBy,omitempty"`
+	ManagedBy          string  `json:"ManagedBy,omitempty"`
 }
 
 func (s *Service) describe(r Rule) ruleOutput {
 	return ruleOutput{Name: r.Name, Arn: r.Arn, EventPattern: r.EventPattern, State: r.State, Description: r.Description,
-		RoleArn: r.RoleArn, EventBusName: r.Bus, CreatedBy: s.arns.account}
+		RoleArn: r.RoleArn, EventBusName: r.Bus, CreatedBy: s.arns.account, ManagedBy: r.ManagedBy}
 }
 
 func validateRuleName(v *awsapi.Violations, name *string, path string) {
@@ -132,6 +133,16 @@ func (s *Service) putRule(ctx context.Context, body []byte) (any, error) {
 		state = *in.State
 	}
 	old, rev, exists := s.reg.getRule(bus, name)
+	if exists && old.ManagedBy != "" {
+		return nil, managedRuleError(old, "PutRule")
+	}
+	if !exists && strings.HasPrefix(name, archiveRulePrefix) {
+		if _, _, ok := s.reg.getArchive(strings.TrimPrefix(name, archiveRulePrefix)); ok {
+			// The archive's rule was deleted with Force: its name stays
+			// the archive's.
+			return nil, managedRuleError(Rule{Name: name}, "PutRule")
+		}
+	}
 	_, rules, wildcards := s.reg.counts(bus)
 	if !exists && rules >= s.quotas.RulesPerBus {
 		return nil, limitExceeded()
@@ -185,8 +196,17 @@ func (s *Service) deleteRule(ctx context.Context, body []byte) (any, error) {
 	if !ok {
 		return struct{}{}, nil
 	}
-	// Force only matters for rules managed by AWS services, of which there
-	// are none here; as in AWS it does not delete a rule with targets.
+	if r.ManagedBy != "" {
+		if !in.Force {
+			return nil, managedRuleError(r, "DeleteRule")
+		}
+		if err := s.detachArchive(ctx, r, "rule"); err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	}
+	// Force only matters for managed rules; as in AWS it does not delete
+	// a rule with targets.
 	if len(r.Targets) > 0 {
 		return nil, awsapi.Errorf(awsapi.CodeValidation, "Rule can't be deleted since it has targets.")
 	}
@@ -208,6 +228,13 @@ func (s *Service) setState(ctx context.Context, body []byte, state string) (any,
 	r, rev, ok := s.reg.getRule(bus, name)
 	if !ok {
 		return nil, notFoundRule(bus, name)
+	}
+	if r.ManagedBy != "" {
+		op := "DisableRule"
+		if state == StateEnabled {
+			op = "EnableRule"
+		}
+		return nil, managedRuleError(r, op)
 	}
 	if r.State == state || (state == StateEnabled && r.State == StateEnabledCloudTrail) {
 		return struct{}{}, nil

@@ -31,6 +31,7 @@ type Quotas struct {
 	EventSize       int // bytes of the entries of one PutEvents request
 	Connections     int
 	ApiDestinations int
+	Archives        int
 }
 
 // Config builds a Service.
@@ -57,8 +58,14 @@ type Config struct {
 	// ParkFailing, when set, takes the jobs routed for destinations that
 	// are failing (parking them) and returns the others to queue.
 	ParkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
-	Logger      *slog.Logger
-	Now         func() time.Time // nil means time.Now
+	// NodeID names this node among those that share the store: the
+	// owner of the replays it runs.
+	NodeID string
+	// ReplayBacklog bounds the jobs of replayed events waiting to be
+	// delivered; a replay waits while more are (0: 1,000,000).
+	ReplayBacklog int
+	Logger        *slog.Logger
+	Now           func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
@@ -84,6 +91,10 @@ type Service struct {
 	// targets caches resolved targets (cachedTarget) by rule and target.
 	targets sync.Map
 
+	node          string
+	replayWake    chan struct{}
+	replayBacklog int
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -99,19 +110,22 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{
-		st:           cfg.Store,
-		arns:         arns{region: cfg.Region, account: cfg.AccountID},
-		quotas:       cfg.Quotas,
-		log:          log,
-		now:          now,
-		reg:          newRegistry(log),
-		box:          cfg.Secrets,
-		allowHTTP:    cfg.AllowHTTPEndpoints,
-		allowPrivate: cfg.AllowPrivateEndpoints,
-		queues:       cfg.Queues,
-		metrics:      cfg.Metrics,
-		matchTime:    cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
-		parkFailing:  cfg.ParkFailing,
+		st:            cfg.Store,
+		arns:          arns{region: cfg.Region, account: cfg.AccountID},
+		quotas:        cfg.Quotas,
+		log:           log,
+		now:           now,
+		reg:           newRegistry(log, arns{region: cfg.Region, account: cfg.AccountID}),
+		box:           cfg.Secrets,
+		allowHTTP:     cfg.AllowHTTPEndpoints,
+		allowPrivate:  cfg.AllowPrivateEndpoints,
+		queues:        cfg.Queues,
+		metrics:       cfg.Metrics,
+		matchTime:     cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
+		parkFailing:   cfg.ParkFailing,
+		node:          cmp.Or(cfg.NodeID, awsapi.NewRequestID()),
+		replayWake:    make(chan struct{}, 1),
+		replayBacklog: cmp.Or(cfg.ReplayBacklog, defaultReplayBacklog),
 	}
 }
 
@@ -171,10 +185,14 @@ func (s *Service) Start(ctx context.Context) error {
 		wg.Wait()
 		return ctx.Err()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.route(wctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.runReplays(wctx)
 	}()
 	go func() {
 		wg.Wait()
@@ -245,5 +263,14 @@ func (s *Service) Operations() map[string]awsapi.JSONOperation {
 		"UpdateApiDestination":   s.updateApiDestination,
 		"DeleteApiDestination":   s.deleteApiDestination,
 		"ListApiDestinations":    s.listApiDestinations,
+		"CreateArchive":          s.createArchive,
+		"DescribeArchive":        s.describeArchive,
+		"ListArchives":           s.listArchives,
+		"UpdateArchive":          s.updateArchive,
+		"DeleteArchive":          s.deleteArchive,
+		"StartReplay":            s.startReplay,
+		"DescribeReplay":         s.describeReplay,
+		"ListReplays":            s.listReplays,
+		"CancelReplay":           s.cancelReplay,
 	}
 }

@@ -78,6 +78,9 @@ func (s *Service) updateTags(ctx context.Context, arn string, fn func([]Tag) ([]
 	if !ok {
 		return notFoundRule(bus, rule)
 	}
+	if r.ManagedBy != "" {
+		return managedRuleError(r, "TagResource or UntagResource")
+	}
 	tags, err := fn(r.Tags)
 	if err != nil {
 		return err

@@ -81,6 +81,9 @@ func (s *Service) putTargets(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.ManagedBy != "" {
+		return nil, managedRuleError(r, "PutTargets")
+	}
 	out := targetsOutput{FailedEntries: []failedEntry{}}
 	targets := slices.Clone(r.Targets)
 	for _, t := range in.Targets {
@@ -179,6 +182,19 @@ func (s *Service) removeTargets(ctx context.Context, body []byte) (any, error) {
 	r, rev, err := s.ruleOf(&in)
 	if err != nil {
 		return nil, err
+	}
+	if r.ManagedBy != "" {
+		// The whole call fails without Force, as in AWS (not a failed
+		// entry).
+		if !in.Force {
+			return nil, managedRuleError(r, "RemoveTargets")
+		}
+		if slices.ContainsFunc(r.Targets, func(t Target) bool { return slices.Contains(in.Ids, t.Id) }) {
+			if err := s.detachArchive(ctx, r, "targets"); err != nil {
+				return nil, err
+			}
+		}
+		return targetsOutput{FailedEntries: []failedEntry{}}, nil
 	}
 	kept := slices.DeleteFunc(slices.Clone(r.Targets), func(t Target) bool { return slices.Contains(in.Ids, t.Id) })
 	if len(kept) != len(r.Targets) {

@@ -76,6 +76,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Jobs), "jobs")
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Delayed), "delayed")
 		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Parked), "parked")
+		ch <- prometheus.MustNewConstMetric(c.pipeline, prometheus.GaugeValue, float64(d.Replayed), "replayed")
 	} else {
 		s.log.Warn("metrics: pipeline depths", "error", err)
 	}

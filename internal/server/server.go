@@ -129,11 +129,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, fmt.Errorf("start iam: %w", err)
 	}
 	q := cfg.Quotas
+	nodeID := NewNodeID()
 	s.events = eventbus.New(eventbus.Config{
+		NodeID: nodeID, ReplayBacklog: cfg.ReplayBacklog,
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
-			Connections: q.Connections, ApiDestinations: q.ApiDestinations},
+			Connections: q.Connections, ApiDestinations: q.ApiDestinations, Archives: q.Archives},
 		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints, Queues: s.queues, Metrics: s.metrics,
 		MatchTimeout: cfg.MatchTimeout,
 		// The router parks the jobs of failing destinations at once.
@@ -166,7 +168,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	s.heartbeatDone = make(chan struct{})
 	go func() {
 		defer close(s.heartbeatDone)
-		st.RunHeartbeat(wctx, NewNodeID())
+		st.RunHeartbeat(wctx, nodeID)
 	}()
 	go func() {
 		defer close(s.workerDone)

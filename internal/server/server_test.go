@@ -604,8 +604,8 @@ func TestUnknownOperation(t *testing.T) {
 			}
 		}
 	}
-	_, err := e.eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("a"), EventSourceArn: aws.String("arn:aws:events:us-east-1:000000000000:event-bus/default")})
-	says(err, "UnknownOperationException", "does not support the operation CreateArchive", "AWSEvents.CreateArchive")
+	_, err := e.eb.ListEndpoints(ctx, &eventbridge.ListEndpointsInput{})
+	says(err, "UnknownOperationException", "does not support the operation ListEndpoints", "AWSEvents.ListEndpoints")
 	_, err = e.sqsClient().ListDeadLetterSourceQueues(ctx, &awssqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String("http://" + e.srv.Addr() + "/000000000000/q")})
 	says(err, "UnknownOperationException", "does not support the operation ListDeadLetterSourceQueues", "AmazonSQS.ListDeadLetterSourceQueues")
 	_, err = e.iamClient().CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("u")})

@@ -49,6 +49,7 @@ func clusterSettings(cfg config.Config, box, previous *secretbox.Box) []store.Se
 		{Name: "max-wildcard-rules", Value: strconv.Itoa(q.WildcardRules)},
 		{Name: "max-connections", Value: strconv.Itoa(q.Connections)},
 		{Name: "max-api-destinations", Value: strconv.Itoa(q.ApiDestinations)},
+		{Name: "max-archives", Value: strconv.Itoa(q.Archives)},
 		{Name: "max-event-size", Value: strconv.Itoa(q.EventSize)},
 	}
 }

@@ -194,9 +194,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // jobs in hand finish (or fail when workCtx ends, and are handed back),
 // and ConsumeJobs returns once they have.
 func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
-	cons, err := s.durable(ctx, jobsStream, jetstream.ConsumerConfig{
-		Durable:     "deliver",
-		Description: "invokes targets",
+	return s.consumeJobs(ctx, workCtx, jobsStream, "deliver", "invokes targets", workers, fn)
+}
+
+// ConsumeReplayJobs is ConsumeJobs for the replay lane, with its own
+// workers: replayed events are delivered at the pace those allow, and
+// never queue ahead of live ones.
+func (s *Store) ConsumeReplayJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
+	return s.consumeJobs(ctx, workCtx, replayStream, "deliver-replayed", "invokes targets with replayed events", workers, fn)
+}
+
+func (s *Store) consumeJobs(ctx, workCtx context.Context, stream, durable, desc string, workers int, fn func(context.Context, Job) error) error {
+	cons, err := s.durable(ctx, stream, jetstream.ConsumerConfig{
+		Durable:     durable,
+		Description: desc,
 		AckPolicy:   jetstream.AckExplicitPolicy,
 		// An attempt takes at most the 5-second invocation timeout plus
 		// writing its outcome; after a crash the jobs in flight are
@@ -205,7 +216,7 @@ func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(c
 		MaxAckPending: workers * 4,
 	})
 	if err != nil {
-		return fmt.Errorf("deliver consumer: %w", err)
+		return fmt.Errorf("%s consumer: %w", durable, err)
 	}
 	work := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -235,7 +246,7 @@ func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(c
 			}
 		}()
 	}
-	s.consume(ctx, "deliver", cons, workers*2, func(m jetstream.Msg) {
+	s.consume(ctx, durable, cons, workers*2, func(m jetstream.Msg) {
 		select {
 		case work <- m:
 		case <-ctx.Done():

@@ -31,7 +31,10 @@ type Job struct {
 	// RedriveRun names the redrive run that queued the job; its final
 	// outcome is recorded for that run (RecordRedrive).
 	RedriveRun string
-	Event      []byte // the event envelope
+	// Replay names the replay that sent the event again, so that its ids
+	// differ from those of the event's first delivery.
+	Replay string
+	Event  []byte // the event envelope
 }
 
 // ID is the job's message id: one per event, rule, target, attempt and
@@ -42,6 +45,9 @@ func (j *Job) ID() string {
 	id := j.EventID + "/" + j.RuleArn + "/" + j.TargetID + "/" + strconv.Itoa(j.Attempt) + "." + strconv.Itoa(j.Deferrals)
 	if j.Redrive != "" {
 		id += "/redrive/" + j.Redrive
+	}
+	if j.Replay != "" {
+		id += "/replay/" + j.Replay
 	}
 	return id
 }
@@ -63,18 +69,45 @@ const (
 	hdrDefer   = "Bp-Deferrals"
 	hdrRedrive = "Bp-Redrive"
 	hdrRun     = "Bp-Redrive-Run"
+	hdrReplay  = "Bp-Replay"
 )
 
 // AppendJobs queues jobs and returns once every one is stored. A job already
 // queued (same ID) inside the stream's duplicate window is not queued again.
 func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
+	return s.AppendRouted(ctx, jobs, nil)
+}
+
+// AppendRouted queues jobs and writes events to archives, and returns
+// once every write is stored. Writes repeated inside the duplicate window
+// (same job ID, same event in the same archive) are not stored twice.
+func (s *Store) AppendRouted(ctx context.Context, jobs []Job, archived []Archived) error {
+	return s.appendRouted(ctx, jobsSubject, jobs, archived)
+}
+
+// AppendReplayJobs queues the jobs of replayed events on the replay lane
+// (the replayJobs stream), which delivery serves with fewer workers than
+// the live jobs, so that a replay does not queue ahead of live traffic.
+func (s *Store) AppendReplayJobs(ctx context.Context, jobs []Job) error {
+	return s.appendRouted(ctx, replaySubject, jobs, nil)
+}
+
+func (s *Store) appendRouted(ctx context.Context, subject string, jobs []Job, archived []Archived) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs)+len(archived))
 	for i := range jobs {
 		j := &jobs[i]
-		msg := jobMsg(jobsSubject+"."+strconv.Itoa(j.Shard()), j)
+		msg := jobMsg(subject+"."+strconv.Itoa(j.Shard()), j)
 		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(j.ID())))
 		if err != nil {
 			return fmt.Errorf("queue job: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	for i := range archived {
+		msg, opt := archived[i].msg()
+		f, err := s.js.PublishMsgAsync(msg, opt)
+		if err != nil {
+			return fmt.Errorf("archive event: %w", err)
 		}
 		futures = append(futures, f)
 	}
@@ -96,6 +129,9 @@ func jobMsg(subject string, j *Job) *nats.Msg {
 	if j.RedriveRun != "" {
 		msg.Header.Set(hdrRun, j.RedriveRun)
 	}
+	if j.Replay != "" {
+		msg.Header.Set(hdrReplay, j.Replay)
+	}
 	msg.Data = j.Event
 	return msg
 }
@@ -114,6 +150,7 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 		Deferrals:  deferrals,
 		Redrive:    h.Get(hdrRedrive),
 		RedriveRun: h.Get(hdrRun),
+		Replay:     h.Get(hdrReplay),
 		EventID:    h.Get(hdrEventID),
 		Bus:        h.Get(hdrBus),
 		RuleArn:    h.Get(hdrRule),

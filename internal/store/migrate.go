@@ -37,6 +37,8 @@ type MigrateStats struct {
 	Attempts      int // records of the delivery attempt log
 	Aside         int // events set aside by the router
 	Parked        int // deliveries parked while their destination failed
+	Replayed      int // deliveries of replayed events queued
+	Archived      int // events in archives
 }
 
 // Migrate copies the durable state of from (a store nothing else uses: a
@@ -115,6 +117,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		{"attempt log", attemptsStream, 1, &st.Attempts, nil},
 		{"events set aside", asideStream, 1, &st.Aside, nil},
 		{"deliveries parked", parkStream, 1, &st.Parked, nil},
+		{"deliveries of replayed events", replayStream, 1, &st.Replayed, nil},
 	}
 	// Each queue's consumer is made when the queue is created; the
 	// queues come over as records, so their consumers are made here.
@@ -141,6 +144,31 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", p.what, err)
 		}
+	}
+	// Each archive is a stream of its own, made with the target's
+	// replicas and the archive's retention.
+	names := from.js.StreamNames(ctx, jetstream.WithStreamListSubject(archiveSubject+".>"))
+	for name := range names.Name() {
+		id, ok := strings.CutPrefix(name, archiveStreamPrefix)
+		if !ok {
+			continue
+		}
+		src, err := from.js.Stream(ctx, name)
+		if err != nil {
+			return st, fmt.Errorf("archive %s: %w", id, err)
+		}
+		progress("copying archive " + id)
+		if err := to.CreateArchive(ctx, id, src.CachedInfo().Config.MaxAge); err != nil {
+			return st, err
+		}
+		n, err := copyStream(ctx, from, to, name, 1, nil)
+		st.Archived += n
+		if err != nil {
+			return st, fmt.Errorf("archive %s: %w", id, err)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return st, fmt.Errorf("list archives: %w", err)
 	}
 	return st, nil
 }
@@ -264,6 +292,19 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 // removeAll deletes every stream and bucket bridgeport keeps, then creates
 // them again, empty.
 func (s *Store) removeAll(ctx context.Context) error {
+	names := s.js.StreamNames(ctx, jetstream.WithStreamListSubject(archiveSubject+".>"))
+	var archives []string
+	for name := range names.Name() {
+		archives = append(archives, name)
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("list archives: %w", err)
+	}
+	for _, name := range append(archives, replayStream) {
+		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+	}
 	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream, parkStream,
 		"KV_" + configBucket, "KV_" + healthBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket, "KV_" + redrivesBucket} {
 		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -42,10 +42,14 @@ func (s *Store) ReadPending(ctx context.Context) (Pending, error) {
 	if err != nil {
 		return p, fmt.Errorf("park stream: %w", err)
 	}
+	replayed, err := s.js.Stream(ctx, replayStream)
+	if err != nil {
+		return p, fmt.Errorf("replay jobs stream: %w", err)
+	}
 	for _, st := range []struct {
 		stream  jetstream.Stream
 		subject string
-	}{{s.jobs, jobsSubject + ".>"}, {delay, delaySubject + ".>"}, {park, parkSubject + ".>"}} {
+	}{{s.jobs, jobsSubject + ".>"}, {replayed, replaySubject + ".>"}, {delay, delaySubject + ".>"}, {park, parkSubject + ".>"}} {
 		if err := scan(ctx, st.stream, st.subject, 1, func(m *jetstream.RawStreamMsg) bool {
 			id := m.Header.Get(hdrEventID)
 			p.Jobs[id] = append(p.Jobs[id], m.Header.Get(hdrTarget))

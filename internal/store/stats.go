@@ -55,6 +55,7 @@ type Depths struct {
 	Jobs     int // deliveries queued, due now
 	Delayed  int // deliveries waiting for a retry or a deferral
 	Parked   int // deliveries parked while their destination fails
+	Replayed int // deliveries of replayed events queued on the replay lane
 }
 
 // PipelineDepths reads the backlogs from the streams and the router.
@@ -63,7 +64,7 @@ func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
 	for _, part := range []struct {
 		stream string
 		n      *int
-	}{{jobsStream, &d.Jobs}, {delayStream, &d.Delayed}, {parkStream, &d.Parked}} {
+	}{{jobsStream, &d.Jobs}, {delayStream, &d.Delayed}, {parkStream, &d.Parked}, {replayStream, &d.Replayed}} {
 		st, err := s.js.Stream(ctx, part.stream)
 		if err != nil {
 			return d, err

@@ -70,6 +70,11 @@ const (
 	eventsSubject = "bp.events"
 	jobsSubject   = "bp.jobs"
 
+	// The replay lane: the jobs of replayed events, served apart from the
+	// live ones (AppendReplayJobs).
+	replayStream  = "BP_REPLAYED"
+	replaySubject = "bp.replayed"
+
 	// JobShards is the number of subjects delivery jobs are spread over, by
 	// a hash of their target, so that a later delivery engine can give each
 	// shard to one worker without a consumer per target.
@@ -438,6 +443,17 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
+	}
+	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        replayStream,
+		Description: "delivery jobs of replayed events",
+		Subjects:    []string{replaySubject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		Duplicates:  dedupeWindow,
+	}); err != nil {
+		return fmt.Errorf("replay jobs stream: %w", err)
 	}
 	if err := s.ensureQueues(ctx); err != nil {
 		return err
