@@ -252,8 +252,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	for name, part := range map[string]func(context.Context) error{
-		"delays":    w.cfg.Store.RunDelays,
-		"jobs":      func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
+		"delays": w.cfg.Store.RunDelays,
+		"jobs":   func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
 		"replayed": func(ctx context.Context) error {
 			return w.cfg.Store.ConsumeReplayJobs(ctx, workCtx, w.cfg.ReplayWorkers, w.handle)
 		},

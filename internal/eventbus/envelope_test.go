@@ -25,8 +25,8 @@ func TestEnvelopeMembers(t *testing.T) {
 	}
 	// Without resources, the member comes last; spaces are kept.
 	for in, want := range map[string]string{
-		`{"a":1}`:    `{"a":1,"replay-name":"r"}`,
-		`{}`:         `{"replay-name":"r"}`,
+		`{"a":1}`:       `{"a":1,"replay-name":"r"}`,
+		`{}`:            `{"replay-name":"r"}`,
 		` { "a" : 1 } `: ` { "a" : 1 ,"replay-name":"r"} `,
 	} {
 		if got := string(withReplayName([]byte(in), "r")); got != want {
