@@ -83,9 +83,8 @@ type Config struct {
 	// API destinations (tests use it to trust their own servers).
 	RootCAs *x509.CertPool
 
-	// ReplayBacklog, when set, bounds the jobs of replayed events waiting
-	// to be delivered (default 1,000,000; tests make replays wait with a
-	// small one).
+	// ReplayBacklog bounds the jobs of replayed events waiting to be
+	// delivered: a replay waits while more are queued.
 	ReplayBacklog int
 
 	// InvokeTimeout, when set, replaces EventBridge's 5-second limit on an
@@ -136,6 +135,7 @@ func Default() Config {
 		RetryBaseDelay:     time.Second,
 		RetryMaxDelay:      15 * time.Minute,
 		MatchTimeout:       2 * time.Second,
+		ReplayBacklog:      1_000_000,
 		AttemptLogMaxAge:   7 * 24 * time.Hour,
 		AttemptLogMaxBytes: 1 << 30,
 		SyncInterval:       time.Second,
@@ -184,6 +184,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory, e.g. 256MiB (the Go runtime's GOMEMLIMIT; default: none)")
+	fs.IntVar(&c.ReplayBacklog, "replay-backlog", c.ReplayBacklog, "most deliveries of replayed events queued at once; a replay waits while more are")
 	fs.DurationVar(&c.MatchTimeout, "match-timeout", c.MatchTimeout, "longest the router matches one event against its bus's rules; an event that needs longer 3 times is set aside")
 	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
 	fs.Int64Var(&c.AttemptLogMaxBytes, "attempt-log-max-bytes", c.AttemptLogMaxBytes, "the most the delivery attempt log holds, in bytes (the oldest records go first)")
@@ -277,6 +278,9 @@ func (c *Config) Validate() error {
 		// The router's acknowledgement wait is 5 s: a longer match would
 		// have the event routed twice at once.
 		errs = append(errs, errors.New("--match-timeout must be positive and at most 4s"))
+	}
+	if c.ReplayBacklog < 1 {
+		errs = append(errs, errors.New("--replay-backlog must be positive"))
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))

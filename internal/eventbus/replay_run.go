@@ -16,10 +16,12 @@ import (
 // cancelled here); one whose owner's lease has run out (a new replay, or
 // its node died) is claimed with a compare-and-set of its record, so one
 // node wins, and run from the progress its record holds. The runner
-// renews its lease with every progress write, once a second: a replay
-// whose node dies goes on elsewhere within replayLease, and sends again
-// at most the second of events after its last progress write, whose jobs
-// JetStream drops as duplicates (same ids) within its duplicate window.
+// writes its progress after each batch of jobs it stores (replayBatch
+// events), which renews its lease; while it waits for room on the lane,
+// it renews the lease every replayCheckpoint. A replay whose node dies
+// goes on elsewhere within replayLease and sends again at most the batch
+// after its last progress write; those jobs have the same ids as before,
+// so JetStream drops the ones still queued as duplicates.
 const (
 	replayLease      = 15 * time.Second
 	replayCheckpoint = time.Second
@@ -109,6 +111,7 @@ type replayRun struct {
 	// batch holds the jobs of events read since the last flush; cur is
 	// the position of the last event read.
 	batch   []store.Job
+	skipped int // events read since the last flush that are not in the window
 	events  int64
 	last    time.Time
 	curHour int64
@@ -175,7 +178,7 @@ func (run *replayRun) run(ctx context.Context) error {
 		err := s.st.ReadArchiveHour(ctx, r.ArchiveID, h, after, r.Mark, func(seq uint64, data []byte) error {
 			run.add(ctx, data)
 			run.curHour, run.curSeq = h, seq
-			if len(run.batch) >= replayBatch || time.Since(run.saved) >= replayCheckpoint {
+			if len(run.batch) >= replayBatch || run.skipped >= replayBatch {
 				return run.flush(ctx)
 			}
 			return nil
@@ -198,6 +201,7 @@ func (run *replayRun) add(ctx context.Context, data []byte) {
 	s, r := run.s, &run.r
 	t, err := eventTime(data)
 	if err == nil && (t.Before(r.Start) || t.After(r.End)) {
+		run.skipped++
 		return
 	}
 	ev := store.Event{ID: eventID(data), Bus: r.Bus, Ingested: time.Now(), Data: withReplayName(data, r.Name)}
@@ -246,14 +250,11 @@ func (run *replayRun) flush(ctx context.Context) error {
 	r := &run.r
 	r.Hour, r.Seq = run.curHour, run.curSeq
 	r.Replayed += run.events
-	run.events = 0
+	run.events, run.skipped = 0, 0
 	if run.last.After(r.LastReplayed) {
 		r.LastReplayed = run.last.UTC()
 	}
-	if time.Since(run.saved) >= replayCheckpoint {
-		return run.checkpoint(ctx)
-	}
-	return nil
+	return run.checkpoint(ctx)
 }
 
 // waitForLane waits while the replay lane holds more jobs than the

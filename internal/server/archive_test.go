@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"bridgeport/internal/config"
+	"bridgeport/internal/natstest"
 )
 
 const (
@@ -445,4 +446,74 @@ func TestReplayCancelAndLimit(t *testing.T) {
 		EventStartTime: aws.Time(from), EventEndTime: aws.Time(to), Destination: &types.ReplayDestination{Arn: aws.String(busArn)}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestClusterReplayMovesOn: archives live in the cluster's store; a
+// replay that node A runs goes on from where A left it on node B when A
+// stops, and finishes there: every event in its window replayed, none
+// stuck in RUNNING.
+func TestClusterReplayMovesOn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	const events = 2000
+	urls, sink := natstest.Cluster(t, 3), newSink(t)
+	// A small lane and slow answers keep the replay running for a while.
+	slow := func(e *env) { e.cfg.ReplayBacklog = 50 }
+	sink.delay = 2 * time.Millisecond
+	a := clusterNode(t, urls[0], sink, slow)
+	a.route(sink, "/hook", 100000)
+	if _, err := a.eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("all"), EventSourceArn: aws.String(busArn)}); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now().Add(-time.Minute)
+	for i := 0; i < events; i += 10 {
+		var entries []types.PutEventsRequestEntry
+		for j := range 10 {
+			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(fmt.Sprintf(`{"i":%d}`, i+j))})
+		}
+		if out, err := a.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries}); err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v, %v", out, err)
+		}
+	}
+	waitFor(t, func() bool {
+		out, err := a.eb.DescribeArchive(ctx, &eventbridge.DescribeArchiveInput{ArchiveName: aws.String("all")})
+		return err == nil && out.EventCount == events
+	})
+	replayedIDs := func() (n, dup int) {
+		seen := map[string]int{}
+		for _, r := range sink.received() {
+			if strings.Contains(r.body, `"replay-name":"again"`) {
+				seen[r.body[strings.Index(r.body, `"id":"`)+6:][:36]]++
+			}
+		}
+		for _, c := range seen {
+			dup += c - 1
+		}
+		return len(seen), dup
+	}
+	if _, err := a.eb.StartReplay(ctx, &eventbridge.StartReplayInput{ReplayName: aws.String("again"), EventSourceArn: aws.String(archivePref + "all"),
+		EventStartTime: aws.Time(from), EventEndTime: aws.Time(time.Now().Add(time.Minute)), Destination: &types.ReplayDestination{Arn: aws.String(busArn)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { n, _ := replayedIDs(); return n >= events/10 })
+	b := clusterNode(t, urls[1], sink, slow)
+	a.stop()
+	atStop, _ := replayedIDs()
+	if atStop >= events {
+		t.Fatalf("the replay was over (%d events) when node A stopped; the test proves nothing", atStop)
+	}
+	var r *eventbridge.DescribeReplayOutput
+	waitFor(t, func() bool {
+		var err error
+		r, err = b.eb.DescribeReplay(ctx, &eventbridge.DescribeReplayInput{ReplayName: aws.String("again")})
+		return err == nil && r.State == types.ReplayStateCompleted
+	})
+	waitFor(t, func() bool { n, _ := replayedIDs(); return n == events })
+	n, dup := replayedIDs()
+	if dup > 256+32 {
+		t.Errorf("%d events replayed twice", dup)
+	}
+	t.Logf("node A stopped with %d of %d events replayed; node B finished: %d replayed, %d twice", atStop, events, n, dup)
 }
