@@ -59,6 +59,9 @@ type Config struct {
 	// half never answering; default 2).
 	Backlog          int
 	DeadDestinations int
+	// Archive is the number of events the replay scenario archives and
+	// replays.
+	Archive int
 	// ServerPID, when known, lets the backlog measurement read the server's
 	// memory.
 	ServerPID int
@@ -99,6 +102,14 @@ type Result struct {
 	ServerPeakBytes    int64         `json:"serverPeakRssBytes,omitempty"`
 	P99RatioToBaseline float64       `json:"p99RatioToBaseline,omitempty"`
 	DeadDestinations   int           `json:"deadDestinations,omitempty"`
+	// replay: the archive's events, the replay's time from start to end
+	// (as DescribeReplay reports it) and its rate, then how long the
+	// replayed deliveries took to arrive.
+	ArchivedEvents   int     `json:"archivedEvents,omitempty"`
+	ReplaySeconds    float64 `json:"replaySeconds,omitempty"`
+	ReplayedPerSec   float64 `json:"replayedPerSecond,omitempty"`
+	ReplayDeliveries int     `json:"replayDeliveries,omitempty"`
+	ReplayDrainSecs  float64 `json:"replayDeliveredSeconds,omitempty"`
 	// Checks are pass/fail lines against the project's targets.
 	Checks []Check `json:"checks,omitempty"`
 }
@@ -633,6 +644,127 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 		res.Checks = append(res.Checks, Check{Name: "server memory: RSS <= 300 MB, peak <= 400 MB",
 			Pass:   res.ServerRSSBytes <= 300<<20 && res.ServerPeakBytes <= 400<<20,
 			Detail: fmt.Sprintf("RSS %d MB, peak %d MB", res.ServerRSSBytes>>20, res.ServerPeakBytes>>20)})
+	}
+	return res, nil
+}
+
+// Replay archives Archive events, then replays them to a rule of their
+// own (FilterArns) while a live rule's target takes events at the offered
+// rate (at most 1,000/s), and measures the replay's rate (events passed
+// through the rules per second, from DescribeReplay's start and end
+// times), the live target's latency while the replay runs and its
+// deliveries arrive, against its baseline before, and the time until
+// every replayed delivery arrived. Its Checks are issue 18's lines: at
+// least 20,000 events/s, live p99 within twice its baseline.
+func (r *Runner) Replay(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	liveSource, archSource := "bench.live", "bench.archived"
+	bus, err := r.rule(ctx, "live", liveSource, []string{r.sink.url("/live")})
+	if err != nil {
+		return Result{}, err
+	}
+	busArn := fmt.Sprintf("arn:aws:events:%s:%s:event-bus/%s", r.cfg.Region, r.cfg.AccountID, bus)
+	archive := "bench-" + r.id
+	if err := r.call(ctx, "CreateArchive", map[string]any{"ArchiveName": archive, "EventSourceArn": busArn,
+		"EventPattern": `{"source":["` + archSource + `"]}`}, nil); err != nil {
+		return Result{}, fmt.Errorf("create archive: %w", err)
+	}
+	from := time.Now().Add(-time.Minute)
+	n := max(r.cfg.Archive, r.cfg.Batch)
+	filled := 0
+	var fmu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				fmu.Lock()
+				if filled >= n {
+					fmu.Unlock()
+					return
+				}
+				filled += r.cfg.Batch
+				sofar := filled
+				fmu.Unlock()
+				if err := r.put(ctx, w, r.entries(bus, archSource, time.Now()), nil); err != nil {
+					return
+				}
+				if w == 0 {
+					r.progress("replay: %d of %d events put", sofar, n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.endProgress()
+	archived := func() int {
+		var out struct{ EventCount int }
+		if err := r.call(ctx, "DescribeArchive", map[string]any{"ArchiveName": archive}, &out); err != nil {
+			return 0
+		}
+		return out.EventCount
+	}
+	got := r.await(ctx, "replay: events archived", n, 200*time.Millisecond, archived)
+	// The replayed events' own rule, made now so that the fill delivers
+	// nothing.
+	if _, err := r.rule(ctx, "replayed", archSource, []string{r.sink.url("/replayed")}); err != nil {
+		return Result{}, err
+	}
+	rate := min(r.cfg.Rate, 1000)
+	base, _, _, _, err := r.measureLatency(ctx, "replay baseline", bus, liveSource, "/live", rate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	r.sink.reset("/replayed")
+	name := "bench-" + r.id
+	ruleArn := fmt.Sprintf("arn:aws:events:%s:%s:rule/%s/replayed", r.cfg.Region, r.cfg.AccountID, bus)
+	if err := r.call(ctx, "StartReplay", map[string]any{"ReplayName": name, "EventSourceArn": fmt.Sprintf("arn:aws:events:%s:%s:archive/%s", r.cfg.Region, r.cfg.AccountID, archive),
+		"EventStartTime": from.Unix(), "EventEndTime": time.Now().Add(time.Minute).Unix(),
+		"Destination": map[string]any{"Arn": busArn, "FilterArns": []string{ruleArn}}}, nil); err != nil {
+		return Result{}, fmt.Errorf("start replay: %w", err)
+	}
+	replayStart := time.Now()
+	with, sent, missing, elapsed, err := r.measureLatency(ctx, "replay measured", bus, liveSource, "/live", rate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	var rep struct {
+		State                          string
+		ReplayStartTime, ReplayEndTime float64
+	}
+	for ctx.Err() == nil {
+		if err := r.call(ctx, "DescribeReplay", map[string]any{"ReplayName": name}, &rep); err != nil {
+			return Result{}, err
+		}
+		if rep.State != "STARTING" && rep.State != "RUNNING" {
+			break
+		}
+		r.progress("replay: %s", rep.State)
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.endProgress()
+	delivered := r.await(ctx, "replay: replayed events delivered", got, 100*time.Millisecond, func() int { return r.sink.arrived("/replayed") })
+	res := Result{Scenario: "replay", Seconds: elapsed.Seconds(), ArchivedEvents: got, OfferedRate: rate, Entries: sent, Missing: missing,
+		BaselineLatency: base, Latency: with, ReplayDeliveries: delivered, ReplayDrainSecs: time.Since(replayStart).Seconds()}
+	if rep.State == "COMPLETED" && rep.ReplayEndTime > rep.ReplayStartTime {
+		res.ReplaySeconds = rep.ReplayEndTime - rep.ReplayStartTime
+		res.ReplayedPerSec = float64(got) / res.ReplaySeconds
+	}
+	if base.P99 > 0 {
+		res.P99RatioToBaseline = with.P99 / base.P99
+	}
+	res.Checks = append(res.Checks,
+		Check{Name: "replay at 20,000 events/s or more", Pass: res.ReplayedPerSec >= 20000,
+			Detail: fmt.Sprintf("%s: %d events in %.1f s, %.0f/s", rep.State, got, res.ReplaySeconds, res.ReplayedPerSec)},
+		Check{Name: "live p99 within 2x its baseline", Pass: base.P99 > 0 && with.P99 <= 2*base.P99,
+			Detail: fmt.Sprintf("%.2f ms against %.2f ms (x%.2f)", with.P99, base.P99, res.P99RatioToBaseline)},
+		Check{Name: "every replayed event delivered", Pass: delivered >= got,
+			Detail: fmt.Sprintf("%d of %d", delivered, got)})
+	if r.cfg.ServerPID > 0 {
+		res.ServerRSSBytes, res.ServerPeakBytes = rss(r.cfg.ServerPID)
 	}
 	return res, nil
 }

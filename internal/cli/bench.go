@@ -56,10 +56,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	targets := fs.Int("targets", 5, "targets of the delivery rule (1 to 5)")
 	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
 	rateLimit := fs.Int("rate-limit", 0, "InvocationRateLimitPerSecond of the destinations bench creates (default: 1,000,000)")
+	archive := fs.Int("archive", 100000, "events archived and replayed in the replay scenario")
 	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog]   (default: ingest latency delivery)")
+		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay]   (default: ingest latency delivery)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -74,7 +75,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	for _, s := range scenarios {
 		switch s {
-		case "ingest", "latency", "delivery", "backlog":
+		case "ingest", "latency", "delivery", "backlog", "replay":
 		default:
 			fmt.Fprintf(stderr, "bridgeport bench: unknown scenario %q\n", s)
 			return 2
@@ -85,7 +86,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
-		Targets: *targets, Backlog: *backlog, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+		Targets: *targets, Backlog: *backlog, Archive: *archive, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
 		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit)
@@ -134,7 +135,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Settings   map[string]any `json:"settings"`
 		Results    []bench.Result `json:"results"`
 	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
-		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit}}
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit, "archive": *archive}}
 	for _, s := range scenarios {
 		var res bench.Result
 		switch s {
@@ -146,6 +147,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			res, err = r.Delivery(ctx)
 		case "backlog":
 			res, err = r.Backlog(ctx)
+		case "replay":
+			res, err = r.Replay(ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "bridgeport bench: %s: %v\n", s, err)
@@ -183,6 +186,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			}
 			fmt.Fprintf(stdout, "backlog:  %d events waiting on %d dead destinations; healthy target at %d events/s over %.0f s from when the backlog was in: p99 %.2f ms, max %.1f ms, against p99 %.2f ms without the backlog (x%.2f); %s\n",
 				res.BacklogEvents, res.DeadDestinations, res.OfferedRate, res.Seconds, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline, mem)
+		}
+		if res.Scenario == "replay" {
+			mem := ""
+			if res.ServerRSSBytes > 0 {
+				mem = fmt.Sprintf("; server RSS %.0f MB (peak %.0f MB)", float64(res.ServerRSSBytes)/(1<<20), float64(res.ServerPeakBytes)/(1<<20))
+			}
+			fmt.Fprintf(stdout, "replay:   %d archived events replayed in %.1f s (%.0f events/s through the rules); all %d replayed deliveries arrived %.1f s after the start; live target at %d events/s over %.0f s from the start: p99 %.2f ms, max %.1f ms, against p99 %.2f ms before (x%.2f)%s\n",
+				res.ArchivedEvents, res.ReplaySeconds, res.ReplayedPerSec, res.ReplayDeliveries, res.ReplayDrainSecs, res.OfferedRate, res.Seconds,
+				res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline, mem)
 		}
 		for _, c := range res.Checks {
 			verdict := "PASS"

@@ -117,8 +117,8 @@ func TestReplayKilledFinishes(t *testing.T) {
 	// after its last progress write, of which only those already
 	// delivered (the others are dropped as duplicates), and the
 	// deliveries in flight, whose jobs were not acknowledged: at most
-	// the replay lane's 32 workers.
-	if dup > 256+32 {
+	// the replay lane's 8 workers.
+	if dup > 256+8 {
 		t.Errorf("%d duplicate replayed deliveries, more than the deliveries a kill can cut short", dup)
 	}
 	if _, ldup := count(live); ldup > 0 {

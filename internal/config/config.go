@@ -135,7 +135,7 @@ func Default() Config {
 		RetryBaseDelay:     time.Second,
 		RetryMaxDelay:      15 * time.Minute,
 		MatchTimeout:       2 * time.Second,
-		ReplayBacklog:      1_000_000,
+		ReplayBacklog:      5000,
 		AttemptLogMaxAge:   7 * 24 * time.Hour,
 		AttemptLogMaxBytes: 1 << 30,
 		SyncInterval:       time.Second,

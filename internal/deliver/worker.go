@@ -153,8 +153,8 @@ type WorkerConfig struct {
 	// mostly wait on the network, so they are cheap.
 	Workers int
 	// ReplayWorkers is the number of jobs of replayed events in hand at
-	// once (the replay lane); 0 means 32. Fewer than Workers, so that a
-	// replay's deliveries leave the live ones most of the machine.
+	// once (the replay lane); 0 means 8. Far fewer than Workers, so that
+	// a replay's deliveries leave the live ones most of the machine.
 	ReplayWorkers int
 	// PerTarget caps the invocations in flight to one destination, so that
 	// a slow target cannot take every worker; 0 means 16. A destination
@@ -216,7 +216,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		cfg.Workers = 512
 	}
 	if cfg.ReplayWorkers <= 0 {
-		cfg.ReplayWorkers = 32
+		cfg.ReplayWorkers = 8
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

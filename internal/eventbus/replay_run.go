@@ -27,9 +27,10 @@ const (
 	replayCheckpoint = time.Second
 	replayBatch      = 256
 	// defaultReplayBacklog bounds the jobs of replayed events waiting on
-	// the replay lane: a replay waits while more are queued, so that a
-	// replay to slow targets does not copy its archive to disk.
-	defaultReplayBacklog = 1_000_000
+	// the replay lane: a replay waits while more are queued, so that it
+	// goes at the pace its deliveries go, rather than copy its archive
+	// to disk and take the machine from live traffic (docs/BENCHMARKS.md).
+	defaultReplayBacklog = 5000
 )
 
 // errReplayOver stops a run whose record says it should stop: cancelled,

@@ -62,7 +62,7 @@ type Config struct {
 	// owner of the replays it runs.
 	NodeID string
 	// ReplayBacklog bounds the jobs of replayed events waiting to be
-	// delivered; a replay waits while more are (0: 1,000,000).
+	// delivered; a replay waits while more are (0: 5,000).
 	ReplayBacklog int
 	Logger        *slog.Logger
 	Now           func() time.Time // nil means time.Now

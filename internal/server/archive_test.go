@@ -512,7 +512,7 @@ func TestClusterReplayMovesOn(t *testing.T) {
 	})
 	waitFor(t, func() bool { n, _ := replayedIDs(); return n == events })
 	n, dup := replayedIDs()
-	if dup > 256+32 {
+	if dup > 256+8 {
 		t.Errorf("%d events replayed twice", dup)
 	}
 	t.Logf("node A stopped with %d of %d events replayed; node B finished: %d replayed, %d twice", atStop, events, n, dup)

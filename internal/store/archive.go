@@ -47,6 +47,10 @@ func archiveHourSubject(id string, hour int64) string {
 // routing repeated after a crash (the router's ack wait and a restart),
 // as for jobs.
 func (s *Store) archiveConfig(id string, retention time.Duration) jetstream.StreamConfig {
+	dup := dedupeWindow
+	if retention > 0 {
+		dup = min(dup, retention) // JetStream's rule
+	}
 	return jetstream.StreamConfig{
 		Name:        archiveStream(id),
 		Description: "an archive's events, by the hour of their time",
@@ -55,7 +59,7 @@ func (s *Store) archiveConfig(id string, retention time.Duration) jetstream.Stre
 		MaxAge:      retention,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
-		Duplicates:  dedupeWindow,
+		Duplicates:  dup,
 	}
 }
 
