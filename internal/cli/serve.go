@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/server"
@@ -32,20 +33,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintln(stderr, "bridgeport serve:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "bridgeport %s listening on http://%s (region %s, account %s)\n", Version, srv.Addr(), cfg.Region, cfg.AccountID)
+	// One write, so that whoever waits for the "listening" line has the
+	// rest of the message too.
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "bridgeport %s listening on http://%s (region %s, account %s)\n", Version, srv.Addr(), cfg.Region, cfg.AccountID)
 	if cfg.NATSURL == "" {
-		fmt.Fprintf(stdout, "store: embedded NATS JetStream in %s\n", cfg.DataDir)
+		fmt.Fprintf(&msg, "store: embedded NATS JetStream in %s\n", cfg.DataDir)
 	} else {
-		fmt.Fprintln(stdout, "store: external NATS")
+		fmt.Fprintln(&msg, "store: external NATS")
 	}
 	if srv.NewCredentials {
 		c := srv.Credentials()
 		// Printed once, on the start that generated them; they are kept in
 		// the data directory (mode 0600) and never printed or logged again.
-		fmt.Fprintf(stdout, "generated root credentials (shown once; kept in %s/credentials.json):\n", cfg.DataDir)
-		fmt.Fprintf(stdout, "  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_DEFAULT_REGION=%s\n",
+		fmt.Fprintf(&msg, "generated root credentials (shown once; kept in %s/credentials.json):\n", cfg.DataDir)
+		fmt.Fprintf(&msg, "  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n  export AWS_DEFAULT_REGION=%s\n",
 			c.AccessKeyID, c.SecretAccessKey, cfg.Region)
 	}
+	_, _ = io.WriteString(stdout, msg.String())
 	log.Info("started", "listen", srv.Addr())
 	<-ctx.Done()
 	log.Info("shutting down")
