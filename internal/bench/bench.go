@@ -587,34 +587,8 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	}
 	// Fill the backlog as fast as the server takes it, spread over the dead
 	// destinations.
-	filled := 0
-	var fmu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range r.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				fmu.Lock()
-				if filled >= r.cfg.Backlog {
-					fmu.Unlock()
-					return
-				}
-				src := deadSources[(filled/r.cfg.Batch)%len(deadSources)]
-				filled += r.cfg.Batch
-				sofar := filled
-				fmu.Unlock()
-				if err := r.put(ctx, w, r.entries(bus, src, time.Now()), nil); err != nil {
-					return
-				}
-				if w == 0 {
-					r.progress("backlog: %d of %d events put on %d dead destinations", sofar, r.cfg.Backlog, dead)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	r.endProgress()
+	r.fill(ctx, fmt.Sprintf("backlog: %%d of %%d events put on %d dead destinations", dead), bus, r.cfg.Backlog,
+		func(filled int) string { return deadSources[(filled/r.cfg.Batch)%len(deadSources)] })
 	// The router may still be behind PutEvents: the events are waiting
 	// once it has routed them all.
 	r.await(ctx, "backlog: events routed", r.cfg.Backlog, 200*time.Millisecond, func() int {
@@ -648,6 +622,41 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// fill puts n events on bus as fast as the server takes them, from
+// Concurrency callers, each batch from the source source returns for the
+// events put before it; progress is a format for the events put so far
+// and n.
+func (r *Runner) fill(ctx context.Context, progress, bus string, n int, source func(filled int) string) {
+	filled := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if filled >= n {
+					mu.Unlock()
+					return
+				}
+				src := source(filled)
+				filled += r.cfg.Batch
+				sofar := filled
+				mu.Unlock()
+				if err := r.put(ctx, w, r.entries(bus, src, time.Now()), nil); err != nil {
+					return
+				}
+				if w == 0 {
+					r.progress(progress, sofar, n)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.endProgress()
+}
+
 // settle is how long the replay scenario leaves the server alone between
 // the fill and the baseline.
 const settle = 15 * time.Second
@@ -677,33 +686,7 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	}
 	from := time.Now().Add(-time.Minute)
 	n := max(r.cfg.Archive, r.cfg.Batch)
-	filled := 0
-	var fmu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range r.cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				fmu.Lock()
-				if filled >= n {
-					fmu.Unlock()
-					return
-				}
-				filled += r.cfg.Batch
-				sofar := filled
-				fmu.Unlock()
-				if err := r.put(ctx, w, r.entries(bus, archSource, time.Now()), nil); err != nil {
-					return
-				}
-				if w == 0 {
-					r.progress("replay: %d of %d events put", sofar, n)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	r.endProgress()
+	r.fill(ctx, "replay: %d of %d events put", bus, n, func(int) string { return archSource })
 	archived := func() int {
 		var out struct{ EventCount int }
 		if err := r.call(ctx, "DescribeArchive", map[string]any{"ArchiveName": archive}, &out); err != nil {

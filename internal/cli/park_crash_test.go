@@ -73,25 +73,9 @@ func TestKillNineDuringDrain(t *testing.T) {
 	c := startChildWith(t, dir, flags)
 	ctx := context.Background()
 	eb := c.client()
-	conn, err := eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
-		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 300 a second: the drain of 3,000 takes about 10 s, long enough to be
 	// cut short twice.
-	dest, err := eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(sink.URL), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(300)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventPattern: aws.String(`{"source":["park"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("r"), Targets: []types.Target{
-		{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: invokeRole(t, c.addr, crashKey, crashSecret)}}}); err != nil || out.FailedEntryCount != 0 {
-		t.Fatalf("PutTargets: %+v, %v", out, err)
-	}
+	routeToSink(t, c, "r", "park", sink.URL, 300)
 	acked := map[string]bool{}
 	for i := 0; len(acked) < events; i++ {
 		var entries []types.PutEventsRequestEntry

@@ -66,7 +66,7 @@ func TestReplayKilledFinishes(t *testing.T) {
 	c := startChildWith(t, dir, "--replay-backlog 100")
 	ctx := context.Background()
 	eb := c.client()
-	setupReplayRule(t, c, sink.URL)
+	routeToSink(t, c, "all", "replay", sink.URL, 100000)
 	if _, err := eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("all"),
 		EventSourceArn: aws.String("arn:aws:events:us-east-1:000000000000:event-bus/default")}); err != nil {
 		t.Fatal(err)
@@ -144,8 +144,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// setupReplayRule sends every "replay" event, untransformed, to the sink.
-func setupReplayRule(t *testing.T, c *child, sinkURL string) {
+// routeToSink creates rule, which sends every event of source,
+// untransformed, to url: an API destination with a BASIC connection and
+// the rate limit given.
+func routeToSink(t *testing.T, c *child, rule, source, url string, rate int32) {
 	t.Helper()
 	ctx := context.Background()
 	eb := c.client()
@@ -154,17 +156,16 @@ func setupReplayRule(t *testing.T, c *child, sinkURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dest, err := eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("sink"), ConnectionArn: conn.ConnectionArn,
-		InvocationEndpoint: aws.String(sinkURL), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(100000)})
+	dest, err := eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(url), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(rate)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("all"), EventPattern: aws.String(`{"source":["replay"]}`)}); err != nil {
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventPattern: aws.String(`{"source":["` + source + `"]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	role := invokeRole(t, c.addr, crashKey, crashSecret)
-	if out, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("all"),
-		Targets: []types.Target{{Id: aws.String("sink"), Arn: dest.ApiDestinationArn, RoleArn: role}}}); err != nil || out.FailedEntryCount != 0 {
+	if out, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), Targets: []types.Target{
+		{Id: aws.String("x"), Arn: dest.ApiDestinationArn, RoleArn: invokeRole(t, c.addr, crashKey, crashSecret)}}}); err != nil || out.FailedEntryCount != 0 {
 		t.Fatalf("PutTargets: %+v, %v", out, err)
 	}
 }

@@ -123,7 +123,10 @@ type archiveInput struct {
 	Limit            *int    `json:"Limit"`
 }
 
-func validateArchiveName(v *awsapi.Violations, name *string, path string, required bool) {
+// validateName checks a resource name against its model's constraints:
+// present when required, 1 to max characters, matching re (whose text is
+// pattern).
+func validateName(v *awsapi.Violations, name *string, path string, required bool, max int, re *regexp.Regexp, pattern string) {
 	switch {
 	case name == nil:
 		if required {
@@ -131,11 +134,15 @@ func validateArchiveName(v *awsapi.Violations, name *string, path string, requir
 		}
 	case len(*name) < 1:
 		v.Add(*name, path, awsapi.MinLen(1))
-	case len(*name) > 48:
-		v.Add(*name, path, awsapi.MaxLen(48))
-	case !archiveNameMatch.MatchString(*name):
-		v.Add(*name, path, awsapi.MatchPattern(archiveNameRE))
+	case len(*name) > max:
+		v.Add(*name, path, awsapi.MaxLen(max))
+	case !re.MatchString(*name):
+		v.Add(*name, path, awsapi.MatchPattern(pattern))
 	}
+}
+
+func validateArchiveName(v *awsapi.Violations, name *string, path string, required bool) {
+	validateName(v, name, path, required, 48, archiveNameMatch, archiveNameRE)
 }
 
 func validateEventSourceArn(v *awsapi.Violations, arn *string, required bool) {

@@ -101,18 +101,7 @@ type replayInput struct {
 }
 
 func validateReplayName(v *awsapi.Violations, name *string, path string, required bool) {
-	switch {
-	case name == nil:
-		if required {
-			v.Add(nil, path, awsapi.MustNotBeNull)
-		}
-	case len(*name) < 1:
-		v.Add(*name, path, awsapi.MinLen(1))
-	case len(*name) > 64:
-		v.Add(*name, path, awsapi.MaxLen(64))
-	case !replayNameMatch.MatchString(*name):
-		v.Add(*name, path, awsapi.MatchPattern(replayNameRE))
-	}
+	validateName(v, name, path, required, 64, replayNameMatch, replayNameRE)
 }
 
 func invalidParam(name, reason string) *awsapi.Error {
@@ -199,10 +188,11 @@ func (s *Service) startReplay(ctx context.Context, body []byte) (any, error) {
 		ArchiveID: a.ID, Bus: bus, BusArn: s.arns.bus(bus), FilterArns: in.Destination.FilterArns, Start: start, End: end,
 		State: ReplayStarting, Started: s.now().UTC(), Hour: store.ArchiveHour(start)}
 	rev, err := s.put(ctx, replayKey(name), 0, r)
+	if lostRace(err) {
+		// Started at the same moment through another node.
+		return nil, awsapi.Errorf(awsapi.CodeAlreadyExists, "Replay %s already exists.", name)
+	}
 	if err != nil {
-		if w := writeError(err); w != err {
-			return nil, awsapi.Errorf(awsapi.CodeAlreadyExists, "Replay %s already exists.", name)
-		}
 		return nil, err
 	}
 	s.seen(ctx, rev)

@@ -293,24 +293,34 @@ func (run *replayRun) checkpoint(ctx context.Context) error {
 		run.rev, run.saved = rev, time.Now()
 		return nil
 	}
-	if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrExists) {
+	if !lostRace(err) {
 		return err
 	}
-	e, gerr := s.st.Get(ctx, replayKey(run.r.Name))
-	if errors.Is(gerr, store.ErrNotFound) {
+	now, err := run.reload(ctx)
+	if errors.Is(err, store.ErrNotFound) {
 		run.r.Owner = ""
 		return errReplayOver // deleted
 	}
-	if gerr != nil {
-		return gerr
-	}
-	var now Replay
-	if err := json.Unmarshal(e.Value, &now); err != nil {
+	if err != nil {
 		return err
 	}
 	run.r.State, run.r.Owner = now.State, now.Owner
-	run.rev = e.Revision
 	return errReplayOver
+}
+
+// reload reads the replay's record as it is now, after a write of this
+// run's lost to another, and makes its revision the one to write at.
+func (run *replayRun) reload(ctx context.Context) (Replay, error) {
+	e, err := run.s.st.Get(ctx, replayKey(run.r.Name))
+	if err != nil {
+		return Replay{}, err
+	}
+	var now Replay
+	if err := json.Unmarshal(e.Value, &now); err != nil {
+		return Replay{}, err
+	}
+	run.rev = e.Revision
+	return now, nil
 }
 
 // finish records the replay's end. A cancel that comes after every event
@@ -321,21 +331,17 @@ func (run *replayRun) finish(ctx context.Context, state string, reason *string) 
 		r := run.r
 		r.State, r.StateReason, r.Ended, r.Owner, r.Lease = state, reason, s.now().UTC(), "", time.Time{}
 		_, err := s.put(ctx, replayKey(r.Name), run.rev, r)
-		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrExists) {
+		if !lostRace(err) {
 			return err
 		}
-		e, err := s.st.Get(ctx, replayKey(r.Name))
+		now, err := run.reload(ctx)
 		if err != nil {
-			return err
-		}
-		var now Replay
-		if err := json.Unmarshal(e.Value, &now); err != nil {
 			return err
 		}
 		if now.Owner != s.node || now.finished() {
 			return nil
 		}
-		run.r.State, run.rev = now.State, e.Revision
+		run.r.State = now.State
 	}
 }
 

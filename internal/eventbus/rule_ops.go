@@ -46,16 +46,7 @@ func (s *Service) describe(r Rule) ruleOutput {
 }
 
 func validateRuleName(v *awsapi.Violations, name *string, path string) {
-	switch {
-	case name == nil:
-		v.Add(nil, path, awsapi.MustNotBeNull)
-	case len(*name) < 1:
-		v.Add(*name, path, awsapi.MinLen(1))
-	case len(*name) > 64:
-		v.Add(*name, path, awsapi.MaxLen(64))
-	case !ruleNameRE.MatchString(*name):
-		v.Add(*name, path, awsapi.MatchPattern(ruleNamePattern))
-	}
+	validateName(v, name, path, true, 64, ruleNameRE, ruleNamePattern)
 }
 
 func notFoundRule(bus, name string) *awsapi.Error {

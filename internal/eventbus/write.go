@@ -59,8 +59,14 @@ func (s *Service) remove(ctx context.Context, key string, rev uint64) error {
 	return nil
 }
 
+// lostRace reports whether a write failed because the record changed (or
+// came to exist) since it was read.
+func lostRace(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists)
+}
+
 func writeError(err error) error {
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) {
+	if lostRace(err) {
 		return &awsapi.Error{Code: awsapi.CodeConcurrentMod, Message: "Another request changed the resource at the same time; try again."}
 	}
 	return err

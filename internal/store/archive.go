@@ -103,14 +103,24 @@ func archiveMsgOverhead(id string) int64 {
 	return int64(22 + len(archiveHourSubject(id, 0)) + 4 + len(hdr) + 8)
 }
 
-// ArchiveStats returns an archive's counts as the stream holds them now.
-func (s *Store) ArchiveStats(ctx context.Context, id string) (ArchiveStats, error) {
+// archiveStreamOf returns an archive's stream; ErrNoArchive when it does
+// not exist.
+func (s *Store) archiveStreamOf(ctx context.Context, id string) (jetstream.Stream, error) {
 	st, err := s.js.Stream(ctx, archiveStream(id))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return ArchiveStats{}, ErrNoArchive
+		return nil, ErrNoArchive
 	}
 	if err != nil {
-		return ArchiveStats{}, fmt.Errorf("archive stream: %w", err)
+		return nil, fmt.Errorf("archive stream: %w", err)
+	}
+	return st, nil
+}
+
+// ArchiveStats returns an archive's counts as the stream holds them now.
+func (s *Store) ArchiveStats(ctx context.Context, id string) (ArchiveStats, error) {
+	st, err := s.archiveStreamOf(ctx, id)
+	if err != nil {
+		return ArchiveStats{}, err
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
@@ -140,12 +150,9 @@ func (a *Archived) msg() (*nats.Msg, jetstream.PublishOpt) {
 // events stored up to it, so that events archived while it runs (which
 // AWS advises not to rely on either) do not make it run for ever.
 func (s *Store) ArchiveMark(ctx context.Context, id string) (uint64, error) {
-	st, err := s.js.Stream(ctx, archiveStream(id))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, ErrNoArchive
-	}
+	st, err := s.archiveStreamOf(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("archive stream: %w", err)
+		return 0, err
 	}
 	return st.CachedInfo().State.LastSeq, nil
 }
@@ -153,12 +160,9 @@ func (s *Store) ArchiveMark(ctx context.Context, id string) (uint64, error) {
 // ArchiveHours returns the hours in [from, to] that hold events of the
 // archive, in order. It costs one entry per hour the archive holds.
 func (s *Store) ArchiveHours(ctx context.Context, id string, from, to int64) ([]int64, error) {
-	st, err := s.js.Stream(ctx, archiveStream(id))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, ErrNoArchive
-	}
+	st, err := s.archiveStreamOf(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("archive stream: %w", err)
+		return nil, err
 	}
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(archiveSubject+"."+id+".*"))
 	if err != nil {
