@@ -78,6 +78,9 @@ type Config struct {
 	// Now, when set, is the clock delivery measures event ages with (tests
 	// use it to age events without waiting).
 	Now func() time.Time
+	// ScheduleNow, when set, is the clock scheduled rules fire by (tests
+	// move it so that a due time comes in seconds).
+	ScheduleNow func() time.Time
 
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).
@@ -86,6 +89,10 @@ type Config struct {
 	// ReplayBacklog bounds the jobs of replayed events waiting to be
 	// delivered: a replay waits while more are queued.
 	ReplayBacklog int
+
+	// ScheduleCatchUp is how old a scheduled rule's due time that passed
+	// while no node was running may be and still fire, once, late.
+	ScheduleCatchUp time.Duration
 
 	// InvokeTimeout, when set, replaces EventBridge's 5-second limit on an
 	// invocation (tests lengthen it to hold calls for as long as they
@@ -136,6 +143,7 @@ func Default() Config {
 		RetryMaxDelay:      15 * time.Minute,
 		MatchTimeout:       2 * time.Second,
 		ReplayBacklog:      5000,
+		ScheduleCatchUp:    time.Hour,
 		AttemptLogMaxAge:   7 * 24 * time.Hour,
 		AttemptLogMaxBytes: 1 << 30,
 		SyncInterval:       time.Second,
@@ -185,6 +193,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory, e.g. 256MiB (the Go runtime's GOMEMLIMIT; default: none)")
 	fs.IntVar(&c.ReplayBacklog, "replay-backlog", c.ReplayBacklog, "most deliveries of replayed events queued at once; a replay waits while more are")
+	fs.DurationVar(&c.ScheduleCatchUp, "schedule-catch-up", c.ScheduleCatchUp, "after a time with no node running, each scheduled rule fires its latest missed due time once if it is no older than this (0: missed due times are skipped)")
 	fs.DurationVar(&c.MatchTimeout, "match-timeout", c.MatchTimeout, "longest the router matches one event against its bus's rules; an event that needs longer 3 times is set aside")
 	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
 	fs.Int64Var(&c.AttemptLogMaxBytes, "attempt-log-max-bytes", c.AttemptLogMaxBytes, "the most the delivery attempt log holds, in bytes (the oldest records go first)")
@@ -278,6 +287,9 @@ func (c *Config) Validate() error {
 		// The router's acknowledgement wait is 5 s: a longer match would
 		// have the event routed twice at once.
 		errs = append(errs, errors.New("--match-timeout must be positive and at most 4s"))
+	}
+	if c.ScheduleCatchUp < 0 {
+		errs = append(errs, errors.New("--schedule-catch-up must not be negative"))
 	}
 	if c.ReplayBacklog < 1 {
 		errs = append(errs, errors.New("--replay-backlog must be positive"))

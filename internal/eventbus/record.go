@@ -23,16 +23,20 @@ type Bus struct {
 
 // Rule is a rule with its targets, as stored in the configuration bucket.
 type Rule struct {
-	Name         string    `json:"name"`
-	Bus          string    `json:"bus"`
-	Arn          string    `json:"arn"`
-	EventPattern *string   `json:"eventPattern,omitempty"`
-	State        string    `json:"state"`
-	Description  *string   `json:"description,omitempty"`
-	RoleArn      *string   `json:"roleArn,omitempty"`
-	Targets      []Target  `json:"targets,omitempty"`
-	Tags         []Tag     `json:"tags,omitempty"`
-	Created      time.Time `json:"created"`
+	Name         string  `json:"name"`
+	Bus          string  `json:"bus"`
+	Arn          string  `json:"arn"`
+	EventPattern *string `json:"eventPattern,omitempty"`
+	// ScheduleExpression is rate(...) or cron(...); ScheduleSince is when
+	// it was set, the start of a rate's countdown.
+	ScheduleExpression *string   `json:"scheduleExpression,omitempty"`
+	ScheduleSince      time.Time `json:"scheduleSince,omitzero"`
+	State              string    `json:"state"`
+	Description        *string   `json:"description,omitempty"`
+	RoleArn            *string   `json:"roleArn,omitempty"`
+	Targets            []Target  `json:"targets,omitempty"`
+	Tags               []Tag     `json:"tags,omitempty"`
+	Created            time.Time `json:"created"`
 	// ManagedBy names the service that manages the rule: set only on the
 	// rules of archives, which are never stored as rule records.
 	ManagedBy string `json:"managedBy,omitempty"`

@@ -38,6 +38,11 @@ type registry struct {
 	// loaded is set once the initial records are in; until then matchers
 	// are not maintained rule by rule but built once, in loaded.
 	loaded bool
+
+	// schedChanged holds the scheduled rules changed since the scheduler
+	// last looked (takeScheduleChanges); schedWake tells it.
+	schedChanged map[schedRef]struct{}
+	schedWake    chan struct{}
 }
 
 type busState struct {
@@ -65,7 +70,7 @@ type ruleState struct {
 
 func newRegistry(log *slog.Logger, arns arns) *registry {
 	return &registry{log: log, arns: arns, buses: make(map[string]*busState), objs: make(map[string]objState),
-		archives: make(map[string]archiveState)}
+		archives: make(map[string]archiveState), schedChanged: make(map[schedRef]struct{}), schedWake: make(chan struct{}, 1)}
 }
 
 // bus returns the state of a bus, creating a placeholder for rules that
@@ -157,6 +162,7 @@ func (g *registry) applyRule(e store.Entry) {
 		for _, b := range g.buses {
 			for name, r := range b.rules {
 				if ruleKey(r.rule.Bus, name) == e.Key {
+					g.scheduleChanged(r.rule)
 					delete(b.rules, name)
 					if g.loaded {
 						b.matcher.Delete(name)
@@ -172,6 +178,10 @@ func (g *registry) applyRule(e store.Entry) {
 		return
 	}
 	b := g.busLocked(rule.Bus)
+	if old := b.rules[rule.Name]; old != nil {
+		g.scheduleChanged(old.rule)
+	}
+	g.scheduleChanged(rule)
 	b.rules[rule.Name] = &ruleState{rule: rule, rev: e.Revision, wildcard: rule.EventPattern != nil && hasWildcard(*rule.EventPattern)}
 	if !g.loaded {
 		return
@@ -181,6 +191,60 @@ func (g *registry) applyRule(e store.Entry) {
 	} else {
 		b.matcher.Delete(rule.Name)
 	}
+}
+
+// scheduleChanged tells the scheduler about a change to a rule, if the
+// rule has a schedule. Called with the lock held.
+func (g *registry) scheduleChanged(r Rule) {
+	if r.ScheduleExpression == nil {
+		return
+	}
+	g.schedChanged[schedRef{r.Bus, r.Name}] = struct{}{}
+	select {
+	case g.schedWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeScheduleChanges returns the scheduled rules changed since the last
+// call.
+func (g *registry) takeScheduleChanges() []schedRef {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.schedChanged) == 0 {
+		return nil
+	}
+	out := make([]schedRef, 0, len(g.schedChanged))
+	for ref := range g.schedChanged {
+		out = append(out, ref)
+	}
+	clear(g.schedChanged)
+	return out
+}
+
+// scheduledRules returns the rules that have a schedule.
+func (g *registry) scheduledRules() []Rule {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var out []Rule
+	for _, b := range g.buses {
+		for _, r := range b.rules {
+			if r.rule.ScheduleExpression != nil {
+				out = append(out, r.rule)
+			}
+		}
+	}
+	return out
+}
+
+// ruleByArn returns a rule by its ARN.
+func (g *registry) ruleByArn(arns arns, arn string) (Rule, bool) {
+	bus, name, ok := arns.resource(arn)
+	if !ok || name == "" {
+		return Rule{}, false
+	}
+	r, _, ok := g.getRule(bus, name)
+	return r, ok && r.Arn == arn
 }
 
 // applyArchive records an archive and puts its managed rule on its bus,

@@ -39,9 +39,19 @@ func (s *Service) route(ctx context.Context) {
 const defaultMatchTimeout = 2 * time.Second
 
 func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
-	mctx, cancel := context.WithTimeout(ctx, s.matchTime)
-	rules, err := s.reg.match(mctx, ev.Bus, ev.Data)
-	cancel()
+	var rules []Rule
+	var err error
+	if ev.Rule != "" {
+		// A scheduled rule's event goes to that rule's targets only, if it
+		// is still there and enabled.
+		if r, ok := s.reg.ruleByArn(s.arns, ev.Rule); ok && r.enabled() {
+			rules = []Rule{r}
+		}
+	} else {
+		mctx, cancel := context.WithTimeout(ctx, s.matchTime)
+		rules, err = s.reg.match(mctx, ev.Bus, ev.Data)
+		cancel()
+	}
 	if err != nil {
 		var evErr *pattern.EventError
 		switch {

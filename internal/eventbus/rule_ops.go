@@ -9,6 +9,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/pattern"
+	"bridgeport/internal/schedule"
 )
 
 const ruleNamePattern = `[\.\-_A-Za-z0-9]+`
@@ -41,7 +42,8 @@ type ruleOutput struct {
 }
 
 func (s *Service) describe(r Rule) ruleOutput {
-	return ruleOutput{Name: r.Name, Arn: r.Arn, EventPattern: r.EventPattern, State: r.State, Description: r.Description,
+	return ruleOutput{Name: r.Name, Arn: r.Arn, EventPattern: r.EventPattern, ScheduleExpression: r.ScheduleExpression,
+		State: r.State, Description: r.Description,
 		RoleArn: r.RoleArn, EventBusName: r.Bus, CreatedBy: s.arns.account, ManagedBy: r.ManagedBy}
 }
 
@@ -103,18 +105,29 @@ func (s *Service) putRule(ctx context.Context, body []byte) (any, error) {
 	switch {
 	case !hasPattern && !hasSchedule:
 		return nil, awsapi.Errorf(awsapi.CodeValidation, "Parameter(s) EventPattern or ScheduleExpression must be specified.")
+	case hasSchedule && bus != defaultBus:
+		return nil, awsapi.Errorf(awsapi.CodeValidation, "ScheduleExpression is supported only on the default event bus.")
 	case hasSchedule:
-		// Scheduled rules are not implemented: refuse them rather than
-		// store a rule that would never fire.
-		return nil, awsapi.Errorf(awsapi.CodeValidation, "ScheduleExpression is not supported by bridgeport yet; use an EventPattern.")
-	}
-	p, err := pattern.CompileWithLimits(*in.EventPattern, pattern.Limits{MaxLength: s.quotas.PatternSize})
-	if err != nil {
-		var perr *pattern.Error
-		if errors.As(err, &perr) {
-			return nil, &awsapi.Error{Code: awsapi.CodeInvalidPattern, Message: perr.Error()}
+		if _, err := schedule.Parse(*in.ScheduleExpression); err != nil {
+			return nil, awsapi.Errorf(awsapi.CodeValidation, "Parameter ScheduleExpression is not valid.")
 		}
-		return nil, err
+	}
+	if !hasPattern {
+		in.EventPattern = nil
+	}
+	if !hasSchedule {
+		in.ScheduleExpression = nil
+	}
+	var p *pattern.Pattern
+	if hasPattern {
+		var err error
+		if p, err = pattern.CompileWithLimits(*in.EventPattern, pattern.Limits{MaxLength: s.quotas.PatternSize}); err != nil {
+			var perr *pattern.Error
+			if errors.As(err, &perr) {
+				return nil, &awsapi.Error{Code: awsapi.CodeInvalidPattern, Message: perr.Error()}
+			}
+			return nil, err
+		}
 	}
 	if _, _, ok := s.reg.getBus(bus); !ok {
 		return nil, notFoundBus(bus)
@@ -138,15 +151,23 @@ func (s *Service) putRule(ctx context.Context, body []byte) (any, error) {
 	if !exists && rules >= s.quotas.RulesPerBus {
 		return nil, limitExceeded()
 	}
-	if p.HasWildcard() && !(exists && old.EventPattern != nil && hasWildcard(*old.EventPattern)) && wildcards >= s.quotas.WildcardRules {
+	if p != nil && p.HasWildcard() && !(exists && old.EventPattern != nil && hasWildcard(*old.EventPattern)) && wildcards >= s.quotas.WildcardRules {
 		return nil, limitExceeded()
 	}
+	now := s.now().UTC()
 	rule := Rule{Name: name, Bus: bus, Arn: s.arns.rule(bus, name), EventPattern: in.EventPattern, State: state,
-		Description: in.Description, RoleArn: in.RoleArn, Tags: in.Tags, Created: s.now().UTC()}
+		ScheduleExpression: in.ScheduleExpression, Description: in.Description, RoleArn: in.RoleArn, Tags: in.Tags, Created: now}
+	if hasSchedule {
+		rule.ScheduleSince = s.schedNow().UTC()
+	}
 	if exists {
 		// An update replaces the rule's settings; its targets, tags and
-		// creation time stay.
+		// creation time stay, and so does a schedule's countdown when the
+		// expression is the same.
 		rule.Targets, rule.Tags, rule.Created = old.Targets, old.Tags, old.Created
+		if hasSchedule && old.ScheduleExpression != nil && *old.ScheduleExpression == *in.ScheduleExpression {
+			rule.ScheduleSince = old.ScheduleSince
+		}
 	}
 	if err := s.save(ctx, ruleKey(bus, name), rev, rule); err != nil {
 		return nil, err

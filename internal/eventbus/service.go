@@ -64,8 +64,15 @@ type Config struct {
 	// ReplayBacklog bounds the jobs of replayed events waiting to be
 	// delivered; a replay waits while more are (0: 5,000).
 	ReplayBacklog int
-	Logger        *slog.Logger
-	Now           func() time.Time // nil means time.Now
+	// ScheduleCatchUp is how old a due time that passed while no node was
+	// firing schedules may be and still fire, once, when one starts (see
+	// firstDue).
+	ScheduleCatchUp time.Duration
+	// ScheduleNow is the clock schedules run by (nil: Now); tests move it
+	// so that a due time comes in seconds.
+	ScheduleNow func() time.Time
+	Logger          *slog.Logger
+	Now             func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
@@ -94,6 +101,8 @@ type Service struct {
 	node          string
 	replayWake    chan struct{}
 	replayBacklog int
+	catchUp       time.Duration
+	schedNow      func() time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -108,6 +117,9 @@ func New(cfg Config) *Service {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
+	}
+	if cfg.ScheduleNow == nil {
+		cfg.ScheduleNow = now
 	}
 	return &Service{
 		st:            cfg.Store,
@@ -126,6 +138,8 @@ func New(cfg Config) *Service {
 		node:          cmp.Or(cfg.NodeID, awsapi.NewRequestID()),
 		replayWake:    make(chan struct{}, 1),
 		replayBacklog: cmp.Or(cfg.ReplayBacklog, defaultReplayBacklog),
+		catchUp:       cfg.ScheduleCatchUp,
+		schedNow:      cfg.ScheduleNow,
 	}
 }
 
@@ -185,10 +199,14 @@ func (s *Service) Start(ctx context.Context) error {
 		wg.Wait()
 		return ctx.Err()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.route(wctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.runSchedules(wctx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -25,6 +25,10 @@ type Metrics struct {
 	TriggeredRules     *prometheus.CounterVec // bus, rule
 	InvocationsCreated *prometheus.CounterVec // bus, rule
 
+	// Schedules.
+	ScheduledEvents  prometheus.Counter
+	ScheduleCatchUps prometheus.Counter
+
 	// Delivery.
 	Invocations                  *prometheus.CounterVec // bus, rule
 	FailedInvocations            *prometheus.CounterVec // bus, rule
@@ -111,6 +115,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		PutEventsRequestSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "bridgeport", Name: "put_events_request_size_bytes",
 			Help: "PutEvents request sizes, counted as AWS counts entries (EventBridge PutEventsRequestSize).", Buckets: prometheus.ExponentialBuckets(256, 4, 8)}),
 	}
+	m.ScheduledEvents = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "bridgeport", Name: "scheduled_events_total",
+		Help: "Due times of scheduled rules fired: events stored for their rules' targets (a due time fired again by a node taking over is counted again, and stored once)."})
+	m.ScheduleCatchUps = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "bridgeport", Name: "schedule_catch_ups_total",
+		Help: "Scheduled rules that missed due times while no node was firing and fired their latest one late (--schedule-catch-up)."})
+	reg.MustRegister(m.ScheduledEvents, m.ScheduleCatchUps)
 	reg.MustRegister(m.PutEventsEntries, m.PutEventsFailedEntries, m.PutEventsLatency, m.PutEventsRequestSize)
 	return m
 }
@@ -129,6 +138,20 @@ func (m *Metrics) Matched(bus string, rules []Rule, invocations []int) {
 		if n := invocations[i]; n > 0 {
 			m.InvocationsCreated.WithLabelValues(r.Bus, r.Name).Add(float64(n))
 		}
+	}
+}
+
+// ScheduleFired records due times fired.
+func (m *Metrics) ScheduleFired(n int) {
+	if m != nil {
+		m.ScheduledEvents.Add(float64(n))
+	}
+}
+
+// ScheduleCaughtUp records a schedule that fires a missed due time late.
+func (m *Metrics) ScheduleCaughtUp() {
+	if m != nil {
+		m.ScheduleCatchUps.Inc()
 	}
 }
 

@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	q := cfg.Quotas
 	nodeID := NewNodeID()
 	s.events = eventbus.New(eventbus.Config{
-		NodeID: nodeID, ReplayBacklog: cfg.ReplayBacklog,
+		NodeID: nodeID, ReplayBacklog: cfg.ReplayBacklog, ScheduleCatchUp: cfg.ScheduleCatchUp, ScheduleNow: cfg.ScheduleNow,
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,

@@ -24,6 +24,10 @@ type Event struct {
 	// sending the same event to the same bus are two events, as in AWS.
 	Forwarded bool
 	DedupeID  string
+	// Rule, when set, is the ARN of the one rule the event is for: a
+	// scheduled rule's event, which no pattern is matched against. Its
+	// DedupeID names the rule's due time.
+	Rule string
 }
 
 const (
@@ -56,15 +60,21 @@ func (s *Store) AppendEventsEach(ctx context.Context, events []Event) []error {
 		msg.Header.Set(hdrBus, ev.Bus)
 		msg.Header.Set(hdrEventID, ev.ID)
 		msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
-		// Only a forwarded event carries a message id: a rule's send to a
-		// bus target is repeated when a crash cuts it short. An event from
-		// PutEvents has a new id at each call, so an id would only cost
-		// memory (JetStream keeps every id of its duplicate window: a
+		// Only forwarded and scheduled events carry a message id: a rule's
+		// send to a bus target is repeated when a crash cuts it short, and
+		// a due time is fired again by the node that takes over. An event
+		// from PutEvents has a new id at each call, so an id would only
+		// cost memory (JetStream keeps every id of its duplicate window: a
 		// million of them for a million events put in two minutes).
 		var opts []jetstream.PublishOpt
 		if ev.Forwarded {
-			// The same event may reach several buses.
 			msg.Header.Set(hdrForwarded, "1")
+		}
+		if ev.Rule != "" {
+			msg.Header.Set(hdrRule, ev.Rule)
+		}
+		if ev.DedupeID != "" {
+			// The same event may reach several buses.
 			opts = append(opts, jetstream.WithMsgID(msgID(ev.DedupeID+"@"+ev.Bus)))
 		}
 		msg.Data = ev.Data
@@ -109,6 +119,7 @@ func eventFromMsg(m jetstream.Msg) (Event, error) {
 		Ingested:  time.Unix(0, ns),
 		Data:      m.Data(),
 		Forwarded: h.Get(hdrForwarded) != "",
+		Rule:      h.Get(hdrRule),
 	}, nil
 }
 
