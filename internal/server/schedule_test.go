@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -370,4 +372,90 @@ func TestClusterSchedules(t *testing.T) {
 	next := minute.Add(time.Minute)
 	clk.set(next.Add(-3 * time.Second))
 	check(next)
+}
+
+// TestTenThousandSchedules puts 10,000 rules on one minute: each fires
+// once, on time, from one goroutine (the node's goroutines do not grow
+// with the schedules).
+func TestTenThousandSchedules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 10,000 rules")
+	}
+	t.Parallel()
+	const rules = 10000
+	clk := &testClock{}
+	minute := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
+	clk.set(minute.Add(-time.Hour))
+	s := newSink(t)
+	e := scheduleNode(t, "", s, clk, func(c *config.Config) { c.Quotas.RulesPerBus = rules })
+	conn, err := e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
+		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest, err := e.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String("d"), ConnectionArn: conn.ConnectionArn,
+		InvocationEndpoint: aws.String(s.URL), HttpMethod: types.ApiDestinationHttpMethodPost, InvocationRateLimitPerSecond: aws.Int32(100000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := e.invokeRole()
+	goroutines := runtime.NumGoroutine()
+	created := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < rules; i += 8 {
+				name := aws.String(fmt.Sprint("s", i))
+				if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: name, ScheduleExpression: aws.String("cron(0 10 * * ? *)")}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := e.eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: name, Targets: []types.Target{{Id: aws.String("x"),
+					Arn: dest.ApiDestinationArn, RoleArn: role}}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("10,000 scheduled rules created in %s", time.Since(created).Round(time.Millisecond))
+	if n := runtime.NumGoroutine(); n > goroutines+100 {
+		t.Errorf("goroutines: %d with 10,000 schedules, %d before", n, goroutines)
+	}
+	clk.set(minute.Add(-2 * time.Second))
+	// A rule change wakes the scheduler, which sleeps until the minute.
+	if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("s0"), ScheduleExpression: aws.String("cron(0 10 * * ? *)")}); err != nil {
+		t.Fatal(err)
+	}
+	for scrape(t, e.srv.Addr())["bridgeport_scheduled_events_total"] < rules {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stored := time.Since(clk.real(minute))
+	got := s.waitUntil(t, func(got []received) (bool, string) {
+		return len(got) >= rules, fmt.Sprintf("%d of %d scheduled rules delivered", len(got), rules)
+	})
+	time.Sleep(time.Second)
+	got = s.received()
+	ids := map[string]bool{}
+	for _, r := range got {
+		var ev scheduled
+		if err := json.Unmarshal([]byte(r.body), &ev); err != nil || ev.Time != "2030-01-07T10:00:00Z" || ids[ev.Resources[0]] {
+			t.Fatalf("%s: %v (or fired twice)", r.body, err)
+		}
+		ids[ev.Resources[0]] = true
+	}
+	if len(ids) != rules {
+		t.Fatalf("%d rules fired, want %d", len(ids), rules)
+	}
+	due := clk.real(minute)
+	t.Logf("10,000 due times at one minute: all stored %s after it; the first delivered %s after it, the last %s after it (a TLS handshake each: EventBridge closes every connection)",
+		stored.Round(time.Millisecond), got[0].at.Sub(due).Round(time.Millisecond), got[len(got)-1].at.Sub(due).Round(time.Millisecond))
 }
