@@ -362,3 +362,25 @@ func (s *Service) scheduledEvent(ruleArn string, due time.Time) store.Event {
 	data := s.encodeEvent(id, "aws.events", "Scheduled Event", []string{ruleArn}, due.UTC(), []byte("{}"))
 	return store.Event{ID: id, Bus: defaultBus, Ingested: s.now(), Data: data, Rule: ruleArn, DedupeID: "schedule/" + key}
 }
+
+// NextDue returns a scheduled rule's next due time (zero if none).
+func (s *Service) NextDue(r Rule) (time.Time, error) {
+	if r.ScheduleExpression == nil {
+		return time.Time{}, errors.New("the rule has no schedule")
+	}
+	expr, err := schedule.Parse(*r.ScheduleExpression)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return expr.Next(s.schedNow(), r.ScheduleSince), nil
+}
+
+// ScheduleHolder returns the node that holds the schedule lease and its
+// fired mark; held is false when nobody holds it.
+func (s *Service) ScheduleHolder() (owner string, fired time.Time, held bool) {
+	var l schedLeaseRecord
+	if _, ok := s.reg.getObj(schedLeaseKey, &l); !ok {
+		return "", time.Time{}, false
+	}
+	return l.Owner, l.Fired, l.Owner != "" && s.schedNow().Before(l.Until)
+}

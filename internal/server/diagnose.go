@@ -121,12 +121,51 @@ func (s *Server) checkRule(d *diagnosis, r eventbus.Rule) {
 		d.add(Finding{Check: "targets", Status: StatusProblem, Message: "the rule has no targets",
 			Fix: "aws events put-targets --rule " + r.Name + cmdBus + " --targets ..."})
 	}
-	if t, ok := s.events.LastMatched(r.Arn); ok {
-		d.add(Finding{Check: "pattern", Status: StatusOK, Message: "the pattern last matched an event at " + t.UTC().Format(time.RFC3339)})
-	} else {
+	if r.ScheduleExpression != nil {
+		s.checkSchedule(d, r)
+	}
+	last, matched := s.events.LastMatched(r.Arn)
+	switch {
+	case r.EventPattern == nil:
+		// A schedule only: checkSchedule said when it last fired.
+	case matched:
+		d.add(Finding{Check: "pattern", Status: StatusOK, Message: "the pattern last matched an event at " + last.UTC().Format(time.RFC3339)})
+	default:
 		d.add(Finding{Check: "pattern", Status: StatusWarning,
 			Message: fmt.Sprintf("the pattern has matched no event since this node started (%s)", s.started.UTC().Format(time.RFC3339)),
 			Fix:     "compare the pattern with an event you expect: aws events test-event-pattern --event-pattern ... --event ..."})
+	}
+}
+
+// checkSchedule says when a scheduled rule fires next, whether a node is
+// firing schedules, and when this node last routed one of its events.
+func (s *Server) checkSchedule(d *diagnosis, r eventbus.Rule) {
+	expr := *r.ScheduleExpression
+	next, err := s.events.NextDue(r)
+	switch {
+	case err != nil:
+		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: fmt.Sprintf("the schedule %s does not parse: %v", expr, err),
+			Fix: "aws events put-rule --name " + r.Name + " --schedule-expression 'rate(5 minutes)' (or a valid cron(...))"})
+		return
+	case next.IsZero():
+		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: fmt.Sprintf("the schedule %s names no time from now on: it never fires again", expr),
+			Fix: "aws events put-rule --name " + r.Name + " --schedule-expression 'cron(...)' with a year to come"})
+		return
+	case r.State == "DISABLED":
+		d.add(Finding{Check: "schedule", Status: StatusWarning, Message: fmt.Sprintf("the schedule %s does not fire while the rule is disabled", expr)})
+	default:
+		d.add(Finding{Check: "schedule", Status: StatusOK, Message: fmt.Sprintf("the schedule %s fires next at %s (UTC)", expr, next.UTC().Format(time.RFC3339))})
+	}
+	owner, fired, held := s.events.ScheduleHolder()
+	if !held {
+		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: "no node holds the schedule lease: no schedule fires",
+			Fix: "check the nodes' logs for store errors; a running node takes the lease within a second of it running out"})
+	} else {
+		d.add(Finding{Check: "schedule", Status: StatusOK, Message: fmt.Sprintf("node %s fires the schedules; every due time up to %s has fired",
+			owner, fired.UTC().Format(time.RFC3339))})
+	}
+	if last, ok := s.events.LastMatched(r.Arn); ok {
+		d.add(Finding{Check: "schedule", Status: StatusOK, Message: "this node last routed one of the schedule's events at " + last.UTC().Format(time.RFC3339)})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -231,6 +232,30 @@ func TestScheduledRulesFire(t *testing.T) {
 	}
 	if matched != 1 {
 		t.Errorf("rule both got %d pattern-matched events, want 1", matched)
+	}
+
+	// diagnose knows the schedule: when it fires next, who fires it, and
+	// when it last fired.
+	var diag DiagnoseOutput
+	rule := "every"
+	if err := e.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".Diagnose", DiagnoseInput{Rule: &rule}, &diag); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, f := range diag.Findings {
+		if f.Check == "schedule" || f.Check == "pattern" {
+			notes = append(notes, f.Status+": "+f.Message)
+		}
+	}
+	wantNotes := []string{"OK: the schedule cron(* * * * ? *) fires next at " + minute.Add(time.Minute).Format(time.RFC3339) + " (UTC)",
+		"OK: node ", "OK: this node last routed one of the schedule's events at "}
+	if len(notes) != len(wantNotes) || diag.Problems != 0 {
+		t.Fatalf("diagnose: %+v", diag)
+	}
+	for i, n := range notes {
+		if !strings.HasPrefix(n, wantNotes[i]) {
+			t.Errorf("diagnose finding %q, want %q...", n, wantNotes[i])
+		}
 	}
 
 	// Disabled, "every" is silent; the clock skips ahead to just before
