@@ -60,7 +60,7 @@ type Auth struct {
 type Invocation struct {
 	Method   string
 	Endpoint string   // may contain "*" path wildcards
-	Path     []string // values for the wildcards, in order (PathParameterValues)
+	Path     []string // values for the wildcards, in order (PathParameterValues; JSONPaths as Header)
 	Body     []byte   // the rendered input
 	Event    []byte   // the event, for JSONPath parameter values
 	// Target's HttpParameters; values starting with "$." are JSONPaths
@@ -150,8 +150,12 @@ var dropped = func() map[string]bool {
 	return m
 }()
 
-// paramValue resolves a target parameter: a JSONPath into the event, or a
-// literal.
+// paramValue resolves a target's path, header or query-string parameter
+// value: a JSONPath into the event (the whole value, as AWS requires: one
+// that starts with "$."), or else a literal. A string is sent as is; a
+// number, boolean or object as its JSON text; a path the event does not
+// have as an empty string (as AWS does for headers and query strings; for
+// path values UNVERIFIED, and done the same way).
 func paramValue(v string, event []byte) string {
 	if !strings.HasPrefix(v, "$.") && v != "$" {
 		return v
@@ -175,7 +179,7 @@ func (inv *Invocation) request(ctx context.Context) (*http.Request, error) {
 		if i < 0 {
 			break
 		}
-		endpoint = endpoint[:i] + url.PathEscape(p) + endpoint[i+1:]
+		endpoint = endpoint[:i] + url.PathEscape(paramValue(p, inv.Event)) + endpoint[i+1:]
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {

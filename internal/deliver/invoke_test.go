@@ -85,10 +85,11 @@ func TestInvokeRequest(t *testing.T) {
 	} {
 		before := s.count()
 		res := iv.Invoke(context.Background(), &Invocation{
-			Method: "PUT", Endpoint: s.URL + "/orders/*/items/*", Path: []string{"o-42", "a b"},
+			Method: "PUT", Endpoint: s.URL + "/orders/*/items/*/n/*/none/*/obj/*", Path: []string{"$.detail.id", "a b", "$.detail.n", "$.detail.nope", "$.detail"},
 			Body: []byte(`{"x":1}`), Event: []byte(event),
-			Header:     map[string]string{"X-Order": "$.detail.id", "X-Both": "target", "User-Agent": "evil", "Host": "evil.example"},
-			Query:      map[string]string{"n": "$.detail.n", "q": "lit", "both": "target"},
+			Header: map[string]string{"X-Order": "$.detail.id", "X-Both": "target", "User-Agent": "evil", "Host": "evil.example",
+				"X-Missing": "$.detail.nope", "X-Literal": "$notapath", "X-Source": "$.source"},
+			Query:      map[string]string{"n": "$.detail.n", "q": "lit", "both": "target", "gone": "$.nope"},
 			ConnHeader: []Param{{Key: "X-Both", Value: "connection"}}, ConnQuery: []Param{{Key: "both", Value: "connection"}},
 			ConnBody: []Param{{Key: "secret", Value: "s3"}},
 			Auth:     tc.auth,
@@ -106,10 +107,13 @@ func TestInvokeRequest(t *testing.T) {
 				t.Errorf("%s: header %s = %q, want %q", tc.name, k, got, want)
 			}
 		}
-		if r.Method != "PUT" || r.URL.EscapedPath() != "/orders/o-42/items/a%20b" || r.Host == "evil.example" {
+		if v := r.Header.Values("X-Missing"); len(v) != 1 || v[0] != "" || r.Header.Get("X-Literal") != "$notapath" || r.Header.Get("X-Source") != "shop" {
+			t.Errorf("%s: headers %v", tc.name, r.Header)
+		}
+		if r.Method != "PUT" || r.URL.EscapedPath() != `/orders/o-42/items/a%20b/n/7/none//obj/%7B%22id%22:%22o-42%22%2C%22n%22:7%7D` || r.Host == "evil.example" {
 			t.Errorf("%s: %s %s host %s", tc.name, r.Method, r.URL, r.Host)
 		}
-		if q := r.URL.Query(); q.Get("n") != "7" || q.Get("q") != "lit" || q.Get("both") != "connection" {
+		if q := r.URL.Query(); q.Get("n") != "7" || q.Get("q") != "lit" || q.Get("both") != "connection" || !q.Has("gone") || q.Get("gone") != "" {
 			t.Errorf("%s: query %s", tc.name, r.URL.RawQuery)
 		}
 		if body != `{"secret":"s3","x":1}` || !r.Close {

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 // received is one request a sink got.
 type received struct {
 	path   string
+	query  url.Values
 	header http.Header
 	body   string
 	at     time.Time // when it arrived
@@ -39,7 +41,7 @@ func newSink(t *testing.T) *sink {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		n := len(s.got)
-		s.got = append(s.got, received{path: r.URL.Path, header: r.Header.Clone(), body: string(body), at: time.Now()})
+		s.got = append(s.got, received{path: r.URL.EscapedPath(), query: r.URL.Query(), header: r.Header.Clone(), body: string(body), at: time.Now()})
 		status, delay := s.status(n), s.delay
 		s.mu.Unlock()
 		select {
