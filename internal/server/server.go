@@ -121,15 +121,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.store = st
+	nodeID := NewNodeID()
 	s.queues = sqs.New(sqs.Config{Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Listen: cfg.Listen,
-		Logger: log.With("part", "sqs")})
+		NodeID: nodeID, Logger: log.With("part", "sqs")})
 	s.iam = iam.New(iam.Config{Store: st, AccountID: cfg.AccountID, Logger: log.With("part", "iam")})
 	if err := s.iam.Start(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start iam: %w", err)
 	}
 	q := cfg.Quotas
-	nodeID := NewNodeID()
 	s.events = eventbus.New(eventbus.Config{
 		NodeID: nodeID, ReplayBacklog: cfg.ReplayBacklog, ScheduleCatchUp: cfg.ScheduleCatchUp, ScheduleNow: cfg.ScheduleNow,
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
@@ -162,6 +162,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
 	}
+	s.queues.Start()
 	wctx, stopWorker := context.WithCancel(context.Background())
 	s.stopWorker, s.workerDone = stopWorker, make(chan struct{})
 	s.working.Store(true)
@@ -202,6 +203,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		s.stopWorker()
 		<-s.workerDone
 		<-s.heartbeatDone
+		s.queues.Stop()
 		s.events.Stop()
 		s.iam.Stop()
 		st.Close()
@@ -318,6 +320,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	<-s.workerDone
 	<-s.heartbeatDone
+	s.queues.Stop()
 	s.events.Stop()
 	s.iam.Stop()
 	return errors.Join(err, s.store.Close())

@@ -36,6 +36,12 @@ func (s *Service) Operations() map[string]awsapi.JSONOperation {
 		"DeleteMessageBatch":           s.deleteMessageBatch,
 		"ChangeMessageVisibility":      s.changeMessageVisibility,
 		"ChangeMessageVisibilityBatch": s.changeMessageVisibilityBatch,
+		"StartMessageMoveTask":         s.startMessageMoveTask,
+		"ListMessageMoveTasks":         s.listMessageMoveTasks,
+		"CancelMessageMoveTask":        s.cancelMessageMoveTask,
+		"ListDeadLetterSourceQueues":   s.listDeadLetterSourceQueues,
+		"AddPermission":                s.addPermission,
+		"RemovePermission":             s.removePermission,
 	}
 }
 
@@ -822,7 +828,7 @@ func (s *Service) moveToDeadLetter(ctx context.Context, q *Queue, dlqArn string,
 		s.log.WarnContext(ctx, "redrive policy names a queue that does not exist", "queue", q.Name, "dead_letter_queue", dlqArn)
 		return false
 	}
-	meta := map[string]string{}
+	meta := map[string]string{metaSource: s.Arn(q.Name)}
 	for k, v := range r.Meta {
 		if strings.HasPrefix(k, "Bp-Dl-") {
 			meta[k] = v // what redrive needs of an EventBridge dead letter
@@ -850,6 +856,7 @@ func systemAttrs(names []string, q *Queue, m *stored, r store.Received) map[stri
 	add("SenderId", m.Sender)
 	add("SentTimestamp", strconv.FormatInt(r.Sent.UnixMilli(), 10))
 	add("ApproximateReceiveCount", strconv.Itoa(r.ReceiveCount))
+	add("DeadLetterQueueSourceArn", r.Meta[metaSource])
 	if q.FIFO() {
 		add("MessageGroupId", m.Group)
 		add("MessageDeduplicationId", m.Dedupe)

@@ -30,14 +30,22 @@ type Config struct {
 	AccountID string
 	// Listen is the address queue URLs name when a request has no Host.
 	Listen string
+	// NodeID names this node among those that share the store: the
+	// owner of the message move tasks it runs.
+	NodeID string
 	Logger *slog.Logger
 }
 
 // Service answers the SQS API and sends messages for EventBridge.
 type Service struct {
-	cfg Config
-	st  *store.Store
-	log *slog.Logger
+	cfg  Config
+	st   *store.Store
+	log  *slog.Logger
+	node string
+
+	moveWake chan struct{}
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // New returns a Service.
@@ -46,7 +54,11 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, st: cfg.Store, log: log}
+	node := cfg.NodeID
+	if node == "" {
+		node = newID()
+	}
+	return &Service{cfg: cfg, st: cfg.Store, log: log, node: node, moveWake: make(chan struct{}, 1)}
 }
 
 // Queue is a queue's record.
