@@ -71,8 +71,8 @@ type Config struct {
 	// ScheduleNow is the clock schedules run by (nil: Now); tests move it
 	// so that a due time comes in seconds.
 	ScheduleNow func() time.Time
-	Logger          *slog.Logger
-	Now             func() time.Time // nil means time.Now
+	Logger      *slog.Logger
+	Now         func() time.Time // nil means time.Now
 }
 
 // Service holds the EventBridge operations. Start it before serving
