@@ -30,6 +30,12 @@ func (e *Error) HTTPStatus() int {
 	return e.Status
 }
 
+// ConcurrentModification is the error of a write that lost a race with
+// another: the resource changed since it was read.
+func ConcurrentModification() *Error {
+	return &Error{Code: CodeConcurrentMod, Message: "Another request changed the resource at the same time; try again."}
+}
+
 // Errorf returns an *Error with the given code and formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -328,12 +328,12 @@ func (s *Service) listArchives(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 48, archiveNameRE)
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 48, archiveNameRE)
 	validateEventSourceArn(&v, in.EventSourceArn, false)
 	if in.State != nil && !slices.Contains(archiveStates, *in.State) {
 		v.Add(*in.State, "state", awsapi.InEnum(archiveStates...))
 	}
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -360,7 +360,7 @@ func (s *Service) listArchives(ctx context.Context, body []byte) (any, error) {
 			archives[a.Name] = a
 		}
 	}
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

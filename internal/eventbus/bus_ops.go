@@ -242,8 +242,8 @@ func (s *Service) listEventBuses(ctx context.Context, body []byte) (any, error) 
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 256, busNamePattern)
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 256, busNamePattern)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (s *Service) listEventBuses(ctx context.Context, body []byte) (any, error) 
 			buses[b.Name] = b
 		}
 	}
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

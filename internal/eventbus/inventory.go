@@ -33,18 +33,6 @@ func (s *Service) TargetKeys() map[string]TargetRef {
 	return out
 }
 
-// ConnectionStates counts connections by state.
-func (s *Service) ConnectionStates() map[string]int {
-	out := map[string]int{}
-	for _, key := range s.reg.listObjs("conn.") {
-		var c Connection
-		if _, ok := s.reg.getObj(key, &c); ok {
-			out[c.State]++
-		}
-	}
-	return out
-}
-
 // LastMatched returns when this node last routed an event that matched the
 // rule, if it has since it started.
 func (s *Service) LastMatched(ruleArn string) (time.Time, bool) {

@@ -28,8 +28,8 @@ type registry struct {
 
 	mu    sync.RWMutex
 	buses map[string]*busState
-	// objs holds the records of other kinds (connections, API
-	// destinations) by key, decoded when read.
+	// objs holds the records of other kinds (replays, the schedule
+	// lease) by key, decoded when read.
 	objs map[string]objState
 	// archives holds the archives by name; each adds its managed rule to
 	// its bus.
@@ -97,6 +97,9 @@ func (g *registry) apply(e store.Entry) {
 		g.applyRule(e)
 	case "archive":
 		g.applyArchive(e)
+	case "conn", "dest":
+		// Connections and API destinations: the connection service
+		// keeps them.
 	default:
 		if e.Deleted {
 			delete(g.objs, e.Key)

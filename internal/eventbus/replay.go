@@ -334,12 +334,12 @@ func (s *Service) listReplays(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 64, replayNameRE)
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 64, replayNameRE)
 	if in.State != nil && !slices.Contains(replayStates, *in.State) {
 		v.Add(*in.State, "state", awsapi.InEnum(replayStates...))
 	}
 	validateEventSourceArn(&v, in.EventSourceArn, false)
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -357,7 +357,7 @@ func (s *Service) listReplays(ctx context.Context, body []byte) (any, error) {
 		}
 	}
 	slices.Sort(names)
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -272,8 +272,8 @@ func (s *Service) listRules(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 64, ruleNamePattern)
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 64, ruleNamePattern)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (s *Service) listRules(ctx context.Context, body []byte) (any, error) {
 			rules[r.Name] = r
 		}
 	}
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +322,7 @@ func (s *Service) listRuleNamesByTarget(ctx context.Context, body []byte) (any, 
 	case len(*in.TargetArn) > 1600:
 		v.Add(*in.TargetArn, "targetArn", awsapi.MaxLen(1600))
 	}
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func (s *Service) listRuleNamesByTarget(ctx context.Context, body []byte) (any, 
 			names = append(names, r.Name)
 		}
 	}
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/connection"
 	"bridgeport/internal/metrics"
-	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
 
@@ -23,15 +23,13 @@ const defaultBus = "default"
 // Quotas are the limits the service enforces, with AWS's defaults set by the
 // caller.
 type Quotas struct {
-	EventBuses      int
-	RulesPerBus     int
-	TargetsPerRule  int
-	PatternSize     int
-	WildcardRules   int
-	EventSize       int // bytes of the entries of one PutEvents request
-	Connections     int
-	ApiDestinations int
-	Archives        int
+	EventBuses     int
+	RulesPerBus    int
+	TargetsPerRule int
+	PatternSize    int
+	WildcardRules  int
+	EventSize      int // bytes of the entries of one PutEvents request
+	Archives       int
 }
 
 // Config builds a Service.
@@ -40,14 +38,9 @@ type Config struct {
 	Region    string
 	AccountID string
 	Quotas    Quotas
-	// Secrets seals connection secrets at rest.
-	Secrets *secretbox.Box
-	// AllowHTTPEndpoints lets API destinations and OAuth token endpoints
-	// use plain http.
-	AllowHTTPEndpoints bool
-	// AllowPrivateEndpoints says that private addresses may be reached
-	// (the invoker enforces it; the service only mentions it in messages).
-	AllowPrivateEndpoints bool
+	// Connections holds the connections and API destinations that API
+	// destination targets name.
+	Connections *connection.Service
 	// Queues answers whether queues exist, for DeadLetterConfig.
 	Queues Queues
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
@@ -78,20 +71,17 @@ type Config struct {
 // Service holds the EventBridge operations. Start it before serving
 // requests; it is safe for concurrent use.
 type Service struct {
-	st        *store.Store
-	arns      arns
-	quotas    Quotas
-	log       *slog.Logger
-	now       func() time.Time
-	reg       *registry
-	box       *secretbox.Box
-	allowHTTP bool
-	// allowPrivate is for messages only.
-	allowPrivate bool
-	queues       Queues
-	metrics      *metrics.Metrics
-	matchTime    time.Duration
-	parkFailing  func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
+	st          *store.Store
+	arns        arns
+	quotas      Quotas
+	log         *slog.Logger
+	now         func() time.Time
+	reg         *registry
+	conns       *connection.Service
+	queues      Queues
+	metrics     *metrics.Metrics
+	matchTime   time.Duration
+	parkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -128,9 +118,7 @@ func New(cfg Config) *Service {
 		log:           log,
 		now:           now,
 		reg:           newRegistry(log, arns{region: cfg.Region, account: cfg.AccountID}),
-		box:           cfg.Secrets,
-		allowHTTP:     cfg.AllowHTTPEndpoints,
-		allowPrivate:  cfg.AllowPrivateEndpoints,
+		conns:         cfg.Connections,
 		queues:        cfg.Queues,
 		metrics:       cfg.Metrics,
 		matchTime:     cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
@@ -250,45 +238,34 @@ func (s *Service) ensureDefaultBus(ctx context.Context) error {
 // Operations returns the EventBridge operations by name.
 func (s *Service) Operations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
-		"CreateEventBus":         s.createEventBus,
-		"DescribeEventBus":       s.describeEventBus,
-		"UpdateEventBus":         s.updateEventBus,
-		"DeleteEventBus":         s.deleteEventBus,
-		"ListEventBuses":         s.listEventBuses,
-		"PutRule":                s.putRule,
-		"DescribeRule":           s.describeRule,
-		"DeleteRule":             s.deleteRule,
-		"ListRules":              s.listRules,
-		"EnableRule":             s.enableRule,
-		"DisableRule":            s.disableRule,
-		"ListRuleNamesByTarget":  s.listRuleNamesByTarget,
-		"PutTargets":             s.putTargets,
-		"RemoveTargets":          s.removeTargets,
-		"ListTargetsByRule":      s.listTargetsByRule,
-		"TagResource":            s.tagResource,
-		"UntagResource":          s.untagResource,
-		"ListTagsForResource":    s.listTagsForResource,
-		"PutEvents":              s.putEvents,
-		"TestEventPattern":       s.testEventPattern,
-		"CreateConnection":       s.createConnection,
-		"DescribeConnection":     s.describeConnection,
-		"UpdateConnection":       s.updateConnection,
-		"DeleteConnection":       s.deleteConnection,
-		"ListConnections":        s.listConnections,
-		"DeauthorizeConnection":  s.deauthorizeConnection,
-		"CreateApiDestination":   s.createApiDestination,
-		"DescribeApiDestination": s.describeApiDestination,
-		"UpdateApiDestination":   s.updateApiDestination,
-		"DeleteApiDestination":   s.deleteApiDestination,
-		"ListApiDestinations":    s.listApiDestinations,
-		"CreateArchive":          s.createArchive,
-		"DescribeArchive":        s.describeArchive,
-		"ListArchives":           s.listArchives,
-		"UpdateArchive":          s.updateArchive,
-		"DeleteArchive":          s.deleteArchive,
-		"StartReplay":            s.startReplay,
-		"DescribeReplay":         s.describeReplay,
-		"ListReplays":            s.listReplays,
-		"CancelReplay":           s.cancelReplay,
+		"CreateEventBus":        s.createEventBus,
+		"DescribeEventBus":      s.describeEventBus,
+		"UpdateEventBus":        s.updateEventBus,
+		"DeleteEventBus":        s.deleteEventBus,
+		"ListEventBuses":        s.listEventBuses,
+		"PutRule":               s.putRule,
+		"DescribeRule":          s.describeRule,
+		"DeleteRule":            s.deleteRule,
+		"ListRules":             s.listRules,
+		"EnableRule":            s.enableRule,
+		"DisableRule":           s.disableRule,
+		"ListRuleNamesByTarget": s.listRuleNamesByTarget,
+		"PutTargets":            s.putTargets,
+		"RemoveTargets":         s.removeTargets,
+		"ListTargetsByRule":     s.listTargetsByRule,
+		"TagResource":           s.tagResource,
+		"UntagResource":         s.untagResource,
+		"ListTagsForResource":   s.listTagsForResource,
+		"PutEvents":             s.putEvents,
+		"TestEventPattern":      s.testEventPattern,
+		"CreateArchive":         s.createArchive,
+		"DescribeArchive":       s.describeArchive,
+		"ListArchives":          s.listArchives,
+		"UpdateArchive":         s.updateArchive,
+		"DeleteArchive":         s.deleteArchive,
+		"StartReplay":           s.startReplay,
+		"DescribeReplay":        s.describeReplay,
+		"ListReplays":           s.listReplays,
+		"CancelReplay":          s.cancelReplay,
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/connection"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
@@ -25,14 +26,19 @@ func newTestService(t testing.TB) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Store: st, Region: "us-east-1", AccountID: "123456789012", Secrets: box,
-		Quotas: Quotas{EventBuses: 100, RulesPerBus: 300, TargetsPerRule: 5, PatternSize: 2048, WildcardRules: 30, EventSize: 1 << 20,
-			Connections: 100, ApiDestinations: 100}})
+	conns := connection.New(connection.Config{Store: st, Region: "us-east-1", AccountID: "123456789012", Secrets: box,
+		Quotas: connection.Quotas{Connections: 100, ApiDestinations: 100}})
+	if err := conns.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Store: st, Region: "us-east-1", AccountID: "123456789012", Connections: conns,
+		Quotas: Quotas{EventBuses: 100, RulesPerBus: 300, TargetsPerRule: 5, PatternSize: 2048, WildcardRules: 30, EventSize: 1 << 20}})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Stop()
+		conns.Stop()
 		st.Close()
 	})
 	return s

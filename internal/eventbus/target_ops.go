@@ -213,7 +213,7 @@ func (s *Service) listTargetsByRule(ctx context.Context, body []byte) (any, erro
 	}
 	var v awsapi.Violations
 	validateRuleName(&v, in.Rule, "rule")
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func (s *Service) listTargetsByRule(ctx context.Context, body []byte) (any, erro
 		ids[i] = t.Id
 	}
 	sorted := slices.Sorted(slices.Values(ids))
-	page, next, err := paginate(sorted, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(sorted, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

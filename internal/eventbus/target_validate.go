@@ -165,16 +165,6 @@ func validateTargetShapes(targets []Target, v *awsapi.Violations) {
 	}
 }
 
-// lenConstraint returns the length constraint that a value of length n
-// breaks, for a shape of lo to hi characters; n is assumed out of range.
-// Other operations' validation (connections, API destinations) uses it.
-func lenConstraint(n, lo, hi int) string {
-	if n < lo {
-		return awsapi.MinLen(lo)
-	}
-	return awsapi.MaxLen(hi)
-}
-
 func requiredString(v *awsapi.Violations, s, path string, sh stringShape) {
 	if s == "" {
 		v.Add(nil, path, awsapi.MustNotBeNull)

@@ -67,7 +67,7 @@ func lostRace(err error) bool {
 
 func writeError(err error) error {
 	if lostRace(err) {
-		return &awsapi.Error{Code: awsapi.CodeConcurrentMod, Message: "Another request changed the resource at the same time; try again."}
+		return awsapi.ConcurrentModification()
 	}
 	return err
 }

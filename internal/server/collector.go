@@ -124,7 +124,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.ln.Evicted()))
 	ch <- prometheus.MustNewConstMetric(c.bodyBytes, prometheus.GaugeValue, float64(s.bodies.InUse()))
 	ch <- prometheus.MustNewConstMetric(c.refusedBusy, prometheus.CounterValue, float64(s.bodies.Refused()))
-	states := s.events.ConnectionStates()
+	states := s.conns.States()
 	for _, st := range []string{"AUTHORIZED", "AUTHORIZING", "DEAUTHORIZED"} {
 		ch <- prometheus.MustNewConstMetric(c.connections, prometheus.GaugeValue, float64(states[st]), st)
 	}

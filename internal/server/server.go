@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -21,6 +22,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/config"
+	"bridgeport/internal/connection"
 	"bridgeport/internal/connlimit"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
@@ -47,6 +49,7 @@ type Server struct {
 	store      *store.Store
 	events     *eventbus.Service
 	queues     *sqs.Service
+	conns      *connection.Service
 	iam        *iam.Service
 	invoker    *deliver.Invoker
 	started    time.Time
@@ -130,13 +133,22 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		return nil, fmt.Errorf("start iam: %w", err)
 	}
 	q := cfg.Quotas
+	s.conns = connection.New(connection.Config{Store: st, Region: cfg.Region, AccountID: cfg.AccountID,
+		Quotas:  connection.Quotas{Connections: q.Connections, ApiDestinations: q.ApiDestinations},
+		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints,
+		Logger: log.With("part", "connections")})
+	if err := s.conns.Start(ctx); err != nil {
+		s.iam.Stop()
+		st.Close()
+		return nil, fmt.Errorf("start connections: %w", err)
+	}
 	s.events = eventbus.New(eventbus.Config{
 		NodeID: nodeID, ReplayBacklog: cfg.ReplayBacklog, ScheduleCatchUp: cfg.ScheduleCatchUp, ScheduleNow: cfg.ScheduleNow,
 		Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Logger: log.With("part", "events"),
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
-			Connections: q.Connections, ApiDestinations: q.ApiDestinations, Archives: q.Archives},
-		Secrets: box, AllowHTTPEndpoints: cfg.AllowHTTPEndpoints, AllowPrivateEndpoints: cfg.AllowPrivateEndpoints, Queues: s.queues, Metrics: s.metrics,
+			Archives: q.Archives},
+		Connections: s.conns, Queues: s.queues, Metrics: s.metrics,
 		MatchTimeout: cfg.MatchTimeout,
 		// The router parks the jobs of failing destinations at once.
 		ParkFailing: func(ctx context.Context, jobs []store.Job) ([]store.Job, error) {
@@ -158,6 +170,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Now:    cfg.Now,
 	})
 	if err := s.events.Start(ctx); err != nil {
+		s.conns.Stop()
 		s.iam.Stop()
 		st.Close()
 		return nil, fmt.Errorf("start events service: %w", err)
@@ -181,7 +194,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	api := &awsapi.Server{
 		Verifier: &awsapi.Verifier{Region: cfg.Region, Lookup: s.lookupKey},
 		Services: []*awsapi.JSONService{
-			{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: s.events.Operations()},
+			{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: eventsOperations(s.events, s.conns)},
 			// A 1 MiB message, each of its characters possibly escaped
 			// as \uXXXX by the client's JSON encoder.
 			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20},
@@ -205,6 +218,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		<-s.heartbeatDone
 		s.queues.Stop()
 		s.events.Stop()
+		s.conns.Stop()
 		s.iam.Stop()
 		st.Close()
 		return nil, fmt.Errorf("listen: %w", err)
@@ -322,6 +336,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	<-s.heartbeatDone
 	s.queues.Stop()
 	s.events.Stop()
+	s.conns.Stop()
 	s.iam.Stop()
 	return errors.Join(err, s.store.Close())
 }
@@ -428,3 +443,11 @@ func (s *Server) DeadLetterCounts() (dropped, sent, failed int64) {
 
 // Dropped returns the number of events dropped as undeliverable.
 func (s *Server) Dropped() int64 { return s.dropped.Load() }
+
+// eventsOperations returns the EventBridge API: the event bus's
+// operations and those of connections and API destinations.
+func eventsOperations(events *eventbus.Service, conns *connection.Service) map[string]awsapi.JSONOperation {
+	ops := events.Operations()
+	maps.Copy(ops, conns.Operations())
+	return ops
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
-	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
 	"bridgeport/internal/config"
@@ -606,8 +605,13 @@ func TestUnknownOperation(t *testing.T) {
 	}
 	_, err := e.eb.ListEndpoints(ctx, &eventbridge.ListEndpointsInput{})
 	says(err, "UnknownOperationException", "does not support the operation ListEndpoints", "AWSEvents.ListEndpoints")
-	_, err = e.sqsClient().ListDeadLetterSourceQueues(ctx, &awssqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String("http://" + e.srv.Addr() + "/000000000000/q")})
-	says(err, "UnknownOperationException", "does not support the operation ListDeadLetterSourceQueues", "AmazonSQS.ListDeadLetterSourceQueues")
+	// Every SQS operation is served: an invented one.
+	resp := e.signedSQS(t, "FlyToTheMoon", `{}`)
+	sqsBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(sqsBody), "UnknownOperationException") || !strings.Contains(string(sqsBody), "AmazonSQS.FlyToTheMoon") {
+		t.Errorf("unknown SQS operation: %d %s", resp.StatusCode, sqsBody)
+	}
 	_, err = e.iamClient().CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("u")})
 	says(err, "InvalidAction", "Could not find operation CreateUser for version 2010-05-08", "does not implement")
 
@@ -619,7 +623,7 @@ func TestUnknownOperation(t *testing.T) {
 	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, req, hex.EncodeToString(sum[:]), "events", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

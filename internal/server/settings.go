@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"bridgeport/internal/config"
-	"bridgeport/internal/eventbus"
+	"bridgeport/internal/connection"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
@@ -102,7 +102,7 @@ func changeKey(ctx context.Context, st *store.Store, box, previous *secretbox.Bo
 		}
 		return nil
 	}
-	changed, unreadable, err := eventbus.Reseal(ctx, st, previous, box)
+	changed, unreadable, err := connection.Reseal(ctx, st, previous, box)
 	if err != nil {
 		return fmt.Errorf("seal connection secrets with the new key: %w", err)
 	}

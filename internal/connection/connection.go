@@ -1,4 +1,4 @@
-package eventbus
+package connection
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 
 // Connection states and authorization types, as AWS spells them.
 const (
-	ConnAuthorized   = "AUTHORIZED"
-	ConnAuthorizing  = "AUTHORIZING"
-	ConnDeauthorized = "DEAUTHORIZED"
-	ConnDeleting     = "DELETING"
+	StateAuthorized   = "AUTHORIZED"
+	StateAuthorizing  = "AUTHORIZING"
+	StateDeauthorized = "DEAUTHORIZED"
+	StateDeleting     = "DELETING"
 
 	AuthBasic  = "BASIC"
 	AuthOAuth  = "OAUTH_CLIENT_CREDENTIALS"
@@ -82,7 +82,17 @@ type Param struct {
 	Secret bool   `json:"secret,omitempty"`
 }
 
-func connKey(name string) string { return "conn." + store.Token(name) }
+const (
+	connPrefix = "conn."
+	destPrefix = "dest."
+)
+
+// namePattern is the pattern of connection and API destination names.
+const namePattern = `[\.\-_A-Za-z0-9]+`
+
+var nameRE = regexp.MustCompile(`^` + namePattern + `$`)
+
+func connKey(name string) string { return connPrefix + store.Token(name) }
 
 func (a arns) connection(name, id string) string { return a.prefix() + "connection/" + name + "/" + id }
 
@@ -194,7 +204,7 @@ func checkAuthValue(v *awsapi.Violations, s *string, path string) {
 	case s == nil:
 		v.Add(nil, path, awsapi.MustNotBeNull)
 	case len(*s) < 1 || len(*s) > 512:
-		v.Add(redacted(path, *s), path, lenConstraint(len(*s), 1, 512))
+		v.Add(redacted(path, *s), path, awsapi.LenConstraint(len(*s), 1, 512))
 	case !authValueRE.MatchString(*s):
 		v.Add(redacted(path, *s), path, awsapi.MatchPattern(authValuePattern))
 	}
@@ -245,8 +255,8 @@ func validateConnName(v *awsapi.Violations, name *string) {
 		v.Add(*name, "name", awsapi.MinLen(1))
 	case len(*name) > 64:
 		v.Add(*name, "name", awsapi.MaxLen(64))
-	case !ruleNameRE.MatchString(*name):
-		v.Add(*name, "name", awsapi.MatchPattern(ruleNamePattern))
+	case !nameRE.MatchString(*name):
+		v.Add(*name, "name", awsapi.MatchPattern(namePattern))
 	}
 }
 
@@ -289,7 +299,7 @@ func validateAuth(v *awsapi.Violations, a *authIn, create bool) {
 		case e == nil && create:
 			v.Add(nil, p+"authorizationEndpoint", awsapi.MustNotBeNull)
 		case e != nil && (len(*e) < 1 || len(*e) > 2048):
-			v.Add(*e, p+"authorizationEndpoint", lenConstraint(len(*e), 1, 2048))
+			v.Add(*e, p+"authorizationEndpoint", awsapi.LenConstraint(len(*e), 1, 2048))
 		case e != nil && !endpointRE.MatchString(*e):
 			v.Add(*e, p+"authorizationEndpoint", awsapi.MatchPattern(endpointPattern))
 		}
@@ -443,16 +453,16 @@ func (s *Service) createConnection(ctx context.Context, body []byte) (any, error
 		// UNVERIFIED wording, in the style of the bus message.
 		return nil, awsapi.Errorf(awsapi.CodeAlreadyExists, "Connection %s already exists.", c.Name)
 	}
-	if len(s.reg.listObjs("conn.")) >= s.quotas.Connections {
+	if len(s.reg.listObjs(connPrefix)) >= s.quotas.Connections {
 		return nil, limitExceeded()
 	}
 	now := s.now().UTC()
 	c.Arn = s.arns.connection(c.Name, newID())
 	c.Created, c.Modified = now, now
-	c.State = ConnAuthorized
+	c.State = StateAuthorized
 	if c.AuthorizationType == AuthOAuth {
 		// OAuth connections are authorized by their first token.
-		c.State = ConnAuthorizing
+		c.State = StateAuthorizing
 	} else {
 		c.LastAuthorized = now
 	}
@@ -611,9 +621,9 @@ func (s *Service) updateConnection(ctx context.Context, body []byte) (any, error
 		// New credentials authorize the connection again.
 		c.StateReason = ""
 		if c.AuthorizationType == AuthOAuth {
-			c.State = ConnAuthorizing
+			c.State = StateAuthorizing
 		} else {
-			c.State, c.LastAuthorized = ConnAuthorized, now
+			c.State, c.LastAuthorized = StateAuthorized, now
 		}
 	}
 	if err := s.save(ctx, connKey(c.Name), rev, c); err != nil {
@@ -642,7 +652,7 @@ func (s *Service) deauthorizeConnection(ctx context.Context, body []byte) (any, 
 	if c.OAuth != nil {
 		c.OAuth.SealedClientSecret = ""
 	}
-	c.State, c.StateReason, c.Modified = ConnDeauthorized, "Deauthorized by DeauthorizeConnection.", s.now().UTC()
+	c.State, c.StateReason, c.Modified = StateDeauthorized, "Deauthorized by DeauthorizeConnection.", s.now().UTC()
 	if err := s.save(ctx, connKey(c.Name), rev, c); err != nil {
 		return nil, err
 	}
@@ -661,7 +671,7 @@ func (s *Service) deleteConnection(ctx context.Context, body []byte) (any, error
 	if err := s.remove(ctx, connKey(c.Name), rev); err != nil {
 		return nil, err
 	}
-	c.State = ConnDeleting
+	c.State = StateDeleting
 	return s.connView(&c, false), nil
 }
 
@@ -671,9 +681,9 @@ func (s *Service) listConnections(ctx context.Context, body []byte) (any, error)
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 64, ruleNamePattern)
-	validateList(&v, in.NextToken, in.Limit)
-	states := []string{"CREATING", "UPDATING", "DELETING", ConnAuthorized, ConnDeauthorized, ConnAuthorizing, "DEAUTHORIZING", "ACTIVE", "FAILED_CONNECTIVITY"}
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 64, namePattern)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
+	states := []string{"CREATING", "UPDATING", "DELETING", StateAuthorized, StateDeauthorized, StateAuthorizing, "DEAUTHORIZING", "ACTIVE", "FAILED_CONNECTIVITY"}
 	if in.ConnectionState != nil && !slices.Contains(states, *in.ConnectionState) {
 		v.Add(*in.ConnectionState, "connectionState", awsapi.InEnum(states...))
 	}
@@ -682,7 +692,7 @@ func (s *Service) listConnections(ctx context.Context, body []byte) (any, error)
 	}
 	conns := map[string]Connection{}
 	var names []string
-	for _, k := range s.reg.listObjs("conn.") {
+	for _, k := range s.reg.listObjs(connPrefix) {
 		var c Connection
 		if _, ok := s.reg.getObj(k, &c); !ok {
 			continue
@@ -693,7 +703,7 @@ func (s *Service) listConnections(ctx context.Context, body []byte) (any, error)
 		}
 	}
 	slices.Sort(names)
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package eventbus
+package connection
 
 import (
 	"context"
@@ -36,7 +36,7 @@ type Destination struct {
 	Modified      time.Time `json:"modified"`
 }
 
-func destKey(name string) string { return "dest." + store.Token(name) }
+func destKey(name string) string { return destPrefix + store.Token(name) }
 
 func (a arns) destination(name, id string) string {
 	return a.prefix() + "api-destination/" + name + "/" + id
@@ -77,7 +77,7 @@ type destOut struct {
 // destState is ACTIVE while the destination's connection exists and is
 // AUTHORIZED.
 func (s *Service) destState(d *Destination) string {
-	if c, ok := s.connByArn(d.ConnectionArn); ok && c.State == ConnAuthorized {
+	if c, ok := s.connByArn(d.ConnectionArn); ok && c.State == StateAuthorized {
 		return DestActive
 	}
 	return DestInactive
@@ -122,7 +122,7 @@ func (s *Service) validateDest(in *destIn, create bool) error {
 	case a == nil && create:
 		v.Add(nil, "connectionArn", awsapi.MustNotBeNull)
 	case a != nil && (len(*a) < 1 || len(*a) > 1600):
-		v.Add(*a, "connectionArn", lenConstraint(len(*a), 1, 1600))
+		v.Add(*a, "connectionArn", awsapi.LenConstraint(len(*a), 1, 1600))
 	case a != nil && !connArnRE.MatchString(*a):
 		v.Add(*a, "connectionArn", awsapi.MatchPattern(connArnPattern))
 	}
@@ -130,7 +130,7 @@ func (s *Service) validateDest(in *destIn, create bool) error {
 	case e == nil && create:
 		v.Add(nil, "invocationEndpoint", awsapi.MustNotBeNull)
 	case e != nil && (len(*e) < 1 || len(*e) > 2048):
-		v.Add(*e, "invocationEndpoint", lenConstraint(len(*e), 1, 2048))
+		v.Add(*e, "invocationEndpoint", awsapi.LenConstraint(len(*e), 1, 2048))
 	case e != nil && !endpointRE.MatchString(*e):
 		v.Add(*e, "invocationEndpoint", awsapi.MatchPattern(endpointPattern))
 	}
@@ -198,7 +198,7 @@ func (s *Service) createApiDestination(ctx context.Context, body []byte) (any, e
 		// UNVERIFIED wording.
 		return nil, awsapi.Errorf(awsapi.CodeAlreadyExists, "An api-destination %s already exists.", *in.Name)
 	}
-	if len(s.reg.listObjs("dest.")) >= s.quotas.ApiDestinations {
+	if len(s.reg.listObjs(destPrefix)) >= s.quotas.ApiDestinations {
 		return nil, limitExceeded()
 	}
 	now := s.now().UTC()
@@ -298,8 +298,8 @@ func (s *Service) listApiDestinations(ctx context.Context, body []byte) (any, er
 		return nil, err
 	}
 	var v awsapi.Violations
-	validateNamePrefix(&v, in.NamePrefix, 64, ruleNamePattern)
-	validateList(&v, in.NextToken, in.Limit)
+	awsapi.ValidateNamePrefix(&v, in.NamePrefix, 64, namePattern)
+	awsapi.ValidateList(&v, in.NextToken, in.Limit)
 	if a := in.ConnectionArn; a != nil && !connArnRE.MatchString(*a) {
 		v.Add(*a, "connectionArn", awsapi.MatchPattern(connArnPattern))
 	}
@@ -308,7 +308,7 @@ func (s *Service) listApiDestinations(ctx context.Context, body []byte) (any, er
 	}
 	dests := map[string]Destination{}
 	var names []string
-	for _, k := range s.reg.listObjs("dest.") {
+	for _, k := range s.reg.listObjs(destPrefix) {
 		var d Destination
 		if _, ok := s.reg.getObj(k, &d); !ok {
 			continue
@@ -319,7 +319,7 @@ func (s *Service) listApiDestinations(ctx context.Context, body []byte) (any, er
 		}
 	}
 	slices.Sort(names)
-	page, next, err := paginate(names, in.NextToken, in.Limit)
+	page, next, err := awsapi.Paginate(names, in.NextToken, in.Limit)
 	if err != nil {
 		return nil, err
 	}
