@@ -38,6 +38,9 @@ func FuzzOperations(f *testing.F) {
 		`{"QueueUrl":` + url + `,"Entries":[{"Id":"a","MessageBody":"b","DelaySeconds":-1}]}`,
 		`{"QueueName":"z.fifo","Attributes":{"FifoQueue":"true","Policy":"{}"}}`,
 		`{"QueueUrl":` + url + `,"Attributes":{"VisibilityTimeout":"x"}}`,
+		`{"SourceArn":"arn:aws:sqs:us-east-1:000000000000:q","DestinationArn":"arn:aws:sqs:us-east-1:000000000000:q","MaxNumberOfMessagesPerSecond":3}`,
+		`{"TaskHandle":"eyJ0YXNrSWQiOiJ4Iiwic291cmNlQXJuIjoiYXJuOmF3czpzcXM6dXMtZWFzdC0xOjAwMDAwMDAwMDAwMDpxIn0=","SourceArn":"x","MaxResults":10}`,
+		`{"QueueUrl":` + url + `,"Label":"l","AWSAccountIds":["111122223333"],"Actions":["SendMessage","*"]}`,
 	} {
 		f.Add(uint8(i), []byte(seed))
 	}
