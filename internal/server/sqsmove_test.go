@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,6 +246,44 @@ func TestMessageMoveTasks(t *testing.T) {
 	// What was not moved is still in the DLQ.
 	if left := e.drain(c, dlq); len(left)+int(failed.ApproximateNumberOfMessagesMoved) != 10 || len(left) == 0 {
 		t.Errorf("left in the DLQ: %v, after %d moved", left, failed.ApproximateNumberOfMessagesMoved)
+	}
+}
+
+// TestMessageMoveTaskRace starts eight tasks on one queue at once: one
+// runs, seven are told a task is running.
+func TestMessageMoveTaskRace(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.sqsClient()
+	dlq := e.createQueue(c, "dlq", nil)
+	a := e.createQueue(c, "a", map[string]string{"VisibilityTimeout": "0", "RedrivePolicy": `{"deadLetterTargetArn":"` + sqsArn + `dlq","maxReceiveCount":"1"}`})
+	e.deadLetter(c, a, dlq, bodies("a", 10))
+	var wg sync.WaitGroup
+	results := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.StartMessageMoveTask(ctx, &awssqs.StartMessageMoveTaskInput{SourceArn: aws.String(sqsArn + "dlq"), MaxNumberOfMessagesPerSecond: aws.Int32(1)})
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	started := 0
+	for err := range results {
+		if err == nil {
+			started++
+			continue
+		}
+		apiError(t, err, "InvalidParameterValue", "There is already a task running. Only one active task is allowed for a source queue arn at a given time.")
+	}
+	if started != 1 {
+		t.Fatalf("%d tasks started, want 1", started)
+	}
+	out, err := c.ListMessageMoveTasks(ctx, &awssqs.ListMessageMoveTasksInput{SourceArn: aws.String(sqsArn + "dlq"), MaxResults: aws.Int32(10)})
+	if err != nil || len(out.Results) != 1 {
+		t.Fatalf("tasks: %+v, %v", out, err)
 	}
 }
 

@@ -156,7 +156,8 @@ var errTaskRunning = errInvalidParameter("There is already a task running. Only 
 // active task holds the lock.
 func (s *Service) lockMove(ctx context.Context, t *moveTask) error {
 	key := moveLockKey(t.Source)
-	_, err := s.st.Create(ctx, key, []byte(t.ID))
+	lock, _ := json.Marshal(moveLock{ID: t.ID, At: t.Started})
+	_, err := s.st.Create(ctx, key, lock)
 	if !errors.Is(err, store.ErrExists) {
 		return err
 	}
@@ -164,12 +165,20 @@ func (s *Service) lockMove(ctx context.Context, t *moveTask) error {
 	if err != nil {
 		return err
 	}
-	// A lock left by a task that ended without removing it (its node
-	// died between the two writes) is taken over.
-	if old, _, err := s.getMove(ctx, t.Source, string(e.Value)); err == nil && old.active() {
+	var held moveLock
+	_ = json.Unmarshal(e.Value, &held)
+	old, _, err := s.getMove(ctx, t.Source, held.ID)
+	switch {
+	case err == nil && old.active():
+		return errTaskRunning
+	case errors.Is(err, store.ErrNotFound) && time.Since(held.At) < time.Minute:
+		// A start that has locked and not yet written its task.
 		return errTaskRunning
 	}
-	if _, err := s.st.Update(ctx, key, []byte(t.ID), e.Revision); err != nil {
+	// The lock of a task that ended without removing it (its node died
+	// between the two writes), or of a start that never wrote its task,
+	// is taken over.
+	if _, err := s.st.Update(ctx, key, lock, e.Revision); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errTaskRunning
 		}
@@ -178,9 +187,19 @@ func (s *Service) lockMove(ctx context.Context, t *moveTask) error {
 	return nil
 }
 
+// moveLock is the value of a source queue's lock.
+type moveLock struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
 func (s *Service) unlockMove(ctx context.Context, source, id string) error {
 	e, err := s.st.Get(ctx, moveLockKey(source))
-	if err != nil || string(e.Value) != id {
+	if err != nil {
+		return nil
+	}
+	var held moveLock
+	if json.Unmarshal(e.Value, &held) != nil || held.ID != id {
 		return nil
 	}
 	_, err = s.st.Delete(ctx, moveLockKey(source), e.Revision)
