@@ -30,6 +30,10 @@ type QueryService struct {
 	Version       string // the API version requests must name, e.g. "2010-05-08"
 	Namespace     string // the XML namespace of answers
 	Operations    map[string]QueryOperation
+	// Authorize, when set, is asked whether an IAM user's request may run
+	// (requests signed with the root key are not asked); an error is sent
+	// instead of the answer.
+	Authorize func(ctx context.Context, action string, p Params) error
 }
 
 // Params are the form parameters of a Query request.
@@ -190,6 +194,12 @@ func (s *Server) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
 	ctx = context.WithValue(ctx, keyHost, r.Host)
+	if id.Principal != "" && svc.Authorize != nil {
+		if err := svc.Authorize(ctx, action, Params{form}); err != nil {
+			fail(asError(err))
+			return
+		}
+	}
 	out, err := op(ctx, Params{form})
 	if err != nil {
 		var aerr *Error

@@ -36,6 +36,10 @@ type JSONService struct {
 	Operations   map[string]JSONOperation
 	// MaxBody, when set, replaces the server's MaxBody for this service.
 	MaxBody int64
+	// Authorize, when set, is asked whether an IAM user's request for the
+	// operation may run (requests signed with the root key are not asked);
+	// an error is sent instead of the answer.
+	Authorize func(ctx context.Context, op string, body []byte) error
 }
 
 // Server dispatches AWS API requests to services. Safe for concurrent use
@@ -149,6 +153,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx = context.WithValue(ctx, keyIdentity, id)
 	ctx = context.WithValue(ctx, keyHost, r.Host)
+	if id.Principal != "" && svc.Authorize != nil {
+		if err := svc.Authorize(ctx, target[len(svc.TargetPrefix)+1:], body); err != nil {
+			fail(asError(err))
+			return
+		}
+	}
 	out, err := op(ctx, body)
 	if err != nil {
 		var aerr *Error
@@ -225,4 +235,22 @@ func writeJSONError(w http.ResponseWriter, version string, err *Error) {
 	}
 	w.WriteHeader(err.HTTPStatus())
 	_, _ = w.Write(body)
+}
+
+// Access is one permission a request needs: an IAM action on a resource,
+// with the condition keys the request sets.
+type Access struct {
+	Action   string
+	Resource string
+	Context  map[string]string
+}
+
+// asError returns err as the *Error a client sees: itself, or an
+// internal error.
+func asError(err error) *Error {
+	var aerr *Error
+	if errors.As(err, &aerr) {
+		return aerr
+	}
+	return &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
 }

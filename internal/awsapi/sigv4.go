@@ -14,8 +14,15 @@ import (
 	"time"
 )
 
-// KeyLookup resolves an access key id to its secret access key.
-type KeyLookup func(accessKeyID string) (secret string, ok bool)
+// KeyLookup resolves an access key id to its secret access key and owner.
+type KeyLookup func(accessKeyID string) (Key, bool)
+
+// Key is an access key's secret and the principal it belongs to (empty:
+// the root key).
+type Key struct {
+	Secret    string
+	Principal string
+}
 
 // Verifier checks AWS Signature Version 4 on incoming requests. Safe for
 // concurrent use.
@@ -29,6 +36,9 @@ type Verifier struct {
 // Identity is who signed a request.
 type Identity struct {
 	AccessKeyID string
+	// Principal is the ARN of the IAM user the key belongs to; empty for
+	// the root key, which may do everything.
+	Principal string
 }
 
 // AuthFailure says why a request's signature was refused.
@@ -241,10 +251,11 @@ func errUnknownKey() *AuthError {
 func (p *Pending) Verify(body []byte) (Identity, error) {
 	// Looked up again rather than kept, so that nothing holds the secret
 	// between the two steps (and a key removed meanwhile is refused).
-	secret, ok := p.v.Lookup(p.a.accessKey)
+	key, ok := p.v.Lookup(p.a.accessKey)
 	if !ok {
 		return Identity{}, errUnknownKey()
 	}
+	secret := key.Secret
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
 	if ph := p.r.Header.Get("X-Amz-Content-Sha256"); ph != "" && ph != payloadHash {
@@ -255,7 +266,7 @@ func (p *Pending) Verify(body []byte) (Identity, error) {
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: msgMismatch}
 	}
-	return Identity{AccessKeyID: a.accessKey}, nil
+	return Identity{AccessKeyID: a.accessKey, Principal: key.Principal}, nil
 }
 
 // signature computes a request's SigV4 signature.

@@ -25,11 +25,11 @@ var sigNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 func testVerifier() *Verifier {
 	return &Verifier{
 		Region: "us-east-1",
-		Lookup: func(id string) (string, bool) {
+		Lookup: func(id string) (Key, bool) {
 			if id == sigKey {
-				return sigSecret, true
+				return Key{Secret: sigSecret}, true
 			}
-			return "", false
+			return Key{}, false
 		},
 		Now: func() time.Time { return sigNow },
 	}
@@ -230,7 +230,7 @@ func TestSign(t *testing.T) {
 		t.Errorf("Authorization\n got %s\nwant %s", got, want)
 	}
 	v := &Verifier{Region: "us-east-1", Now: func() time.Time { return now },
-		Lookup: func(id string) (string, bool) { return "secret", id == "AKIDEXAMPLE" }}
+		Lookup: func(id string) (Key, bool) { return Key{Secret: "secret"}, id == "AKIDEXAMPLE" }}
 	if _, err := v.Verify(ours, body, "sqs"); err != nil {
 		t.Errorf("verify: %v", err)
 	}

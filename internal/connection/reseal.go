@@ -3,7 +3,6 @@ package connection
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"bridgeport/internal/secretbox"
@@ -18,69 +17,27 @@ import (
 // it again. The records are changed in the store directly, by
 // compare-and-set; it runs before the service starts.
 func Reseal(ctx context.Context, st *store.Store, from, to *secretbox.Box) (changed, unreadable int, err error) {
-	entries, err := st.List(ctx, "conn.")
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, e := range entries {
-		n, lost, err := resealRecord(ctx, st, e, from, to)
-		if err != nil {
-			return changed, unreadable, err
+	changed, err = st.Rewrite(ctx, connPrefix, func(key string, value []byte) ([]byte, error) {
+		var c Connection
+		if err := json.Unmarshal(value, &c); err != nil {
+			return nil, fmt.Errorf("connection record %s: %w", key, err)
 		}
-		if n > 0 {
-			changed++
-		}
+		n, lost := c.reseal(from, to)
 		if lost {
 			unreadable++
 		}
-	}
-	return changed, unreadable, nil
-}
-
-// resealRecord reseals one connection record, reading it again when it
-// changed meanwhile.
-func resealRecord(ctx context.Context, st *store.Store, e store.Entry, from, to *secretbox.Box) (n int, lost bool, err error) {
-	for {
-		var c Connection
-		if err := json.Unmarshal(e.Value, &c); err != nil {
-			return 0, false, fmt.Errorf("connection record %s: %w", e.Key, err)
+		if n == 0 {
+			return nil, nil
 		}
-		if n, lost = c.reseal(from, to); n == 0 {
-			return 0, lost, nil
-		}
-		data, err := json.Marshal(&c)
-		if err != nil {
-			return 0, false, err
-		}
-		_, err = st.Update(ctx, e.Key, data, e.Revision)
-		if !errors.Is(err, store.ErrConflict) {
-			return n, lost, err
-		}
-		if e, err = st.Get(ctx, e.Key); err != nil {
-			return 0, false, err
-		}
-	}
+		return json.Marshal(&c)
+	})
+	return changed, unreadable, err
 }
 
 // reseal seals the connection's secrets that open with from again with
 // to, and returns how many; lost reports a secret that opens with neither.
 func (c *Connection) reseal(from, to *secretbox.Box) (n int, lost bool) {
-	for _, p := range c.sealed() {
-		if *p == "" {
-			continue
-		}
-		if _, err := to.Open(*p); err == nil {
-			continue
-		}
-		plain, err := from.Open(*p)
-		if err != nil {
-			lost = true
-			continue
-		}
-		*p = to.Seal(plain)
-		n++
-	}
-	return n, lost
+	return secretbox.Reseal(c.sealed(), from, to)
 }
 
 // sealed points at every sealed value of the connection.

@@ -43,12 +43,7 @@ func (s *Service) CheckEventBridge(roleArn, sourceArn, action, resource string) 
 		return &Denial{Code: "FAILED_TO_ASSUME_ROLE", Message: fmt.Sprintf(
 			"the trust policy of role %s does not let %s call sts:AssumeRole", roleArn, EventsPrincipal)}
 	}
-	policies := append([]*policy.Policy(nil), st.inline...)
-	for _, arn := range st.role.Attached {
-		if ps := s.policies[policyKey(arn[strings.LastIndexByte(arn, '/')+1:])]; ps != nil && ps.doc != nil && s.policyArn(&ps.policy) == arn {
-			policies = append(policies, ps.doc)
-		}
-	}
+	policies := s.attachedDocs(append([]*policy.Policy(nil), st.inline...), st.role.Attached)
 	req := policy.Request{
 		Principal: policy.Principal{Arn: roleArn, Account: s.account},
 		Action:    action,

@@ -37,13 +37,24 @@ func (s *Service) policyByArn(arn *string) (Policy, uint64, error) {
 	return pol, rev, nil
 }
 
-// attachments counts the roles a managed policy is attached to.
+// attachments counts the roles, users and groups a managed policy is
+// attached to.
 func (s *Service) attachments(arn string) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := 0
 	for _, st := range s.roles {
 		if slices.Contains(st.role.Attached, arn) {
+			n++
+		}
+	}
+	for _, st := range s.users {
+		if slices.Contains(st.user.Attached, arn) {
+			n++
+		}
+	}
+	for _, st := range s.groups {
+		if slices.Contains(st.group.Attached, arn) {
 			n++
 		}
 	}
@@ -261,78 +272,4 @@ func (s *Service) deletePolicy(ctx context.Context, p awsapi.Params) (any, error
 		return nil, errConflict("This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.")
 	}
 	return nil, s.remove(ctx, policyKey(pol.Name), rev)
-}
-
-func (s *Service) attachRolePolicy(ctx context.Context, p awsapi.Params) (any, error) {
-	pol, _, err := s.policyByArn(p.Str("PolicyArn"))
-	if err != nil {
-		return nil, err
-	}
-	arn := s.policyArn(&pol)
-	return nil, s.changeRole(ctx, p.Str("RoleName"), func(r *Role) error {
-		if !slices.Contains(r.Attached, arn) {
-			if len(r.Attached) >= 10 {
-				return errLimit("Cannot exceed quota for PoliciesPerRole: 10")
-			}
-			r.Attached = append(r.Attached, arn)
-		}
-		return nil
-	})
-}
-
-func (s *Service) detachRolePolicy(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	arn := p.Str("PolicyArn")
-	c.roleName(p.Str("RoleName"))
-	c.arn(arn, "policyArn")
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	return nil, s.changeRole(ctx, p.Str("RoleName"), func(r *Role) error {
-		if !slices.Contains(r.Attached, *arn) {
-			return errNoSuchEntity("Policy %s was not found.", *arn)
-		}
-		r.Attached = slices.DeleteFunc(r.Attached, func(a string) bool { return a == *arn })
-		return nil
-	})
-}
-
-func (s *Service) listAttachedRolePolicies(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	c.roleName(p.Str("RoleName"))
-	max, err := c.maxItems(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	r, _, err := s.role(*p.Str("RoleName"))
-	if err != nil {
-		return nil, err
-	}
-	prefix := p.Str("PathPrefix")
-	type attached struct {
-		PolicyName string `xml:"PolicyName"`
-		PolicyArn  string `xml:"PolicyArn"`
-	}
-	var arns []string
-	for _, a := range r.Attached {
-		if prefix == nil || strings.Contains(a, ":policy"+*prefix) {
-			arns = append(arns, a)
-		}
-	}
-	slices.Sort(arns)
-	items, truncated, next := page(arns, p.Str("Marker"), max)
-	out := struct {
-		AttachedPolicies struct {
-			Members []attached `xml:"member"`
-		} `xml:"AttachedPolicies"`
-		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.AttachedPolicies.Members = []attached{}
-	for _, a := range items {
-		out.AttachedPolicies.Members = append(out.AttachedPolicies.Members, attached{PolicyName: a[strings.LastIndexByte(a, '/')+1:], PolicyArn: a})
-	}
-	return out, nil
 }

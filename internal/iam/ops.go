@@ -14,32 +14,66 @@ import (
 
 // Operations returns the IAM operations by action name.
 func (s *Service) Operations() map[string]awsapi.QueryOperation {
+	role, user, group := s.kinds()
 	return map[string]awsapi.QueryOperation{
-		"CreateRole":               s.createRole,
-		"GetRole":                  s.getRoleOp,
-		"ListRoles":                s.listRoles,
-		"DeleteRole":               s.deleteRole,
-		"UpdateRole":               s.updateRole,
-		"UpdateAssumeRolePolicy":   s.updateAssumeRolePolicy,
-		"TagRole":                  s.tagRole,
-		"UntagRole":                s.untagRole,
-		"ListRoleTags":             s.listRoleTags,
-		"PutRolePolicy":            s.putRolePolicy,
-		"GetRolePolicy":            s.getRolePolicy,
-		"ListRolePolicies":         s.listRolePolicies,
-		"DeleteRolePolicy":         s.deleteRolePolicy,
-		"CreatePolicy":             s.createPolicy,
-		"GetPolicy":                s.getPolicyOp,
-		"GetPolicyVersion":         s.getPolicyVersion,
-		"CreatePolicyVersion":      s.createPolicyVersion,
-		"ListPolicyVersions":       s.listPolicyVersions,
-		"DeletePolicyVersion":      s.deletePolicyVersion,
-		"SetDefaultPolicyVersion":  s.setDefaultPolicyVersion,
-		"ListPolicies":             s.listPolicies,
-		"DeletePolicy":             s.deletePolicy,
-		"AttachRolePolicy":         s.attachRolePolicy,
-		"DetachRolePolicy":         s.detachRolePolicy,
-		"ListAttachedRolePolicies": s.listAttachedRolePolicies,
+		"CreateRole":                s.createRole,
+		"GetRole":                   s.getRoleOp,
+		"ListRoles":                 s.listRoles,
+		"DeleteRole":                s.deleteRole,
+		"UpdateRole":                s.updateRole,
+		"UpdateAssumeRolePolicy":    s.updateAssumeRolePolicy,
+		"TagRole":                   s.tagRole,
+		"UntagRole":                 s.untagRole,
+		"ListRoleTags":              s.listRoleTags,
+		"PutRolePolicy":             role.putPolicy,
+		"GetRolePolicy":             role.getPolicy,
+		"ListRolePolicies":          role.listPolicies,
+		"DeleteRolePolicy":          role.deletePolicy,
+		"PutUserPolicy":             user.putPolicy,
+		"GetUserPolicy":             user.getPolicy,
+		"ListUserPolicies":          user.listPolicies,
+		"DeleteUserPolicy":          user.deletePolicy,
+		"PutGroupPolicy":            group.putPolicy,
+		"GetGroupPolicy":            group.getPolicy,
+		"ListGroupPolicies":         group.listPolicies,
+		"DeleteGroupPolicy":         group.deletePolicy,
+		"CreatePolicy":              s.createPolicy,
+		"GetPolicy":                 s.getPolicyOp,
+		"GetPolicyVersion":          s.getPolicyVersion,
+		"CreatePolicyVersion":       s.createPolicyVersion,
+		"ListPolicyVersions":        s.listPolicyVersions,
+		"DeletePolicyVersion":       s.deletePolicyVersion,
+		"SetDefaultPolicyVersion":   s.setDefaultPolicyVersion,
+		"ListPolicies":              s.listPolicies,
+		"DeletePolicy":              s.deletePolicy,
+		"AttachRolePolicy":          s.attach(role),
+		"DetachRolePolicy":          role.detach,
+		"ListAttachedRolePolicies":  role.listAttached,
+		"AttachUserPolicy":          s.attach(user),
+		"DetachUserPolicy":          user.detach,
+		"ListAttachedUserPolicies":  user.listAttached,
+		"AttachGroupPolicy":         s.attach(group),
+		"DetachGroupPolicy":         group.detach,
+		"ListAttachedGroupPolicies": group.listAttached,
+		"CreateUser":                s.createUser,
+		"GetUser":                   s.getUser,
+		"ListUsers":                 s.listUsers,
+		"DeleteUser":                s.deleteUser,
+		"TagUser":                   s.tagUser,
+		"UntagUser":                 s.untagUser,
+		"ListUserTags":              s.listUserTags,
+		"CreateGroup":               s.createGroup,
+		"GetGroup":                  s.getGroup,
+		"ListGroups":                s.listGroups,
+		"DeleteGroup":               s.deleteGroup,
+		"AddUserToGroup":            s.addUserToGroup,
+		"RemoveUserFromGroup":       s.removeUserFromGroup,
+		"ListGroupsForUser":         s.listGroupsForUser,
+		"CreateAccessKey":           s.createAccessKey,
+		"ListAccessKeys":            s.listAccessKeys,
+		"UpdateAccessKey":           s.updateAccessKey,
+		"DeleteAccessKey":           s.deleteAccessKey,
+		"GetAccessKeyLastUsed":      s.getAccessKeyLastUsed,
 	}
 }
 
@@ -495,98 +529,3 @@ func (s *Service) listRoleTags(ctx context.Context, p awsapi.Params) (any, error
 }
 
 // Inline policies.
-
-func (s *Service) putRolePolicy(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	name, doc := p.Str("PolicyName"), p.Str("PolicyDocument")
-	c.roleName(p.Str("RoleName"))
-	c.policyName(name)
-	c.document(doc, "policyDocument")
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	if _, err := malformed(*doc, policy.IdentityPolicy); err != nil {
-		return nil, err
-	}
-	return nil, s.changeRole(ctx, p.Str("RoleName"), func(r *Role) error {
-		if r.Inline == nil {
-			r.Inline = map[string]string{}
-		}
-		r.Inline[*name] = *doc
-		return nil
-	})
-}
-
-func (s *Service) inline(p awsapi.Params) (Role, string, error) {
-	var c checker
-	name := p.Str("PolicyName")
-	c.roleName(p.Str("RoleName"))
-	c.policyName(name)
-	if err := c.err(); err != nil {
-		return Role{}, "", err
-	}
-	r, _, err := s.role(*p.Str("RoleName"))
-	if err != nil {
-		return Role{}, "", err
-	}
-	if _, ok := r.Inline[*name]; !ok {
-		return Role{}, "", errNoSuchEntity("The role policy with name %s cannot be found.", *name)
-	}
-	return r, *name, nil
-}
-
-func (s *Service) getRolePolicy(ctx context.Context, p awsapi.Params) (any, error) {
-	r, name, err := s.inline(p)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		RoleName       string `xml:"RoleName"`
-		PolicyName     string `xml:"PolicyName"`
-		PolicyDocument string `xml:"PolicyDocument"`
-	}{r.Name, name, encodeDocument(r.Inline[name])}, nil
-}
-
-func (s *Service) listRolePolicies(ctx context.Context, p awsapi.Params) (any, error) {
-	var c checker
-	c.roleName(p.Str("RoleName"))
-	max, err := c.maxItems(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	r, _, err := s.role(*p.Str("RoleName"))
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(r.Inline))
-	for n := range r.Inline {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		PolicyNames struct {
-			Members []string `xml:"member"`
-		} `xml:"PolicyNames"`
-		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.PolicyNames.Members = items
-	return out, nil
-}
-
-func (s *Service) deleteRolePolicy(ctx context.Context, p awsapi.Params) (any, error) {
-	r, name, err := s.inline(p)
-	if err != nil {
-		return nil, err
-	}
-	return nil, s.changeRole(ctx, &r.Name, func(r *Role) error {
-		if _, ok := r.Inline[name]; !ok {
-			return errNoSuchEntity("The role policy with name %s cannot be found.", name)
-		}
-		delete(r.Inline, name)
-		return nil
-	})
-}

@@ -19,6 +19,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/policy"
+	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
 
@@ -26,20 +27,26 @@ import (
 type Config struct {
 	Store     *store.Store
 	AccountID string
-	Logger    *slog.Logger
+	// Secrets seals access keys' secrets at rest.
+	Secrets *secretbox.Box
+	Logger  *slog.Logger
 }
 
 // Service answers the IAM API and evaluates roles for EventBridge.
 type Service struct {
 	st      *store.Store
 	account string
+	box     *secretbox.Box
 	log     *slog.Logger
 
 	applied store.Applied // newest revision applied, advanced after the change is in
 
 	mu       sync.RWMutex
-	roles    map[string]*roleState   // by lower-case name
-	policies map[string]*policyState // by lower-case name
+	roles    map[string]*roleState   // by key
+	policies map[string]*policyState // by key
+	users    map[string]*userState   // by key
+	groups   map[string]*groupState  // by key
+	keys     map[string]*keyState    // by access key id
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -51,8 +58,9 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: cfg.Store, account: cfg.AccountID, log: log,
-		roles: map[string]*roleState{}, policies: map[string]*policyState{}}
+	return &Service{st: cfg.Store, account: cfg.AccountID, box: cfg.Secrets, log: log,
+		roles: map[string]*roleState{}, policies: map[string]*policyState{}, users: map[string]*userState{},
+		groups: map[string]*groupState{}, keys: map[string]*keyState{}}
 }
 
 // Role is a role's record.
@@ -113,6 +121,41 @@ type roleState struct {
 	rev    uint64
 	trust  *policy.Policy
 	inline []*policy.Policy
+}
+
+type userState struct {
+	user   User
+	rev    uint64
+	inline []*policy.Policy
+}
+
+type groupState struct {
+	group  Group
+	rev    uint64
+	inline []*policy.Policy
+}
+
+type keyState struct {
+	key     AccessKey
+	rev     uint64
+	secret  string // opened; empty when it does not open with this server's key
+	use     keyUse
+	written time.Time // when this node last wrote the key's last use
+}
+
+// parseInline parses an entity's inline policies; one that no longer
+// parses denies everything (fail closed: it might have denied something).
+func (s *Service) parseInline(kind, name string, inline map[string]string) []*policy.Policy {
+	var out []*policy.Policy
+	for pname, doc := range inline {
+		p, err := policy.ParseKind(doc, policy.IdentityPolicy)
+		if err != nil {
+			s.log.Error("stored inline policy does not parse; it denies everything", kind, name, "policy", pname, "error", err)
+			p = denyAll
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 type policyState struct {
@@ -177,20 +220,56 @@ func (s *Service) apply(e store.Entry) {
 			s.log.Error("unreadable role record", "key", e.Key, "error", err)
 			return
 		}
-		st := &roleState{role: r, rev: e.Revision}
+		st := &roleState{role: r, rev: e.Revision, inline: s.parseInline("role", r.Name, r.Inline)}
 		// Stored documents were validated when written.
 		st.trust, _ = policy.ParseKind(r.AssumeRolePolicy, policy.TrustPolicy)
-		for name, doc := range r.Inline {
-			p, err := policy.ParseKind(doc, policy.IdentityPolicy)
-			if err != nil {
-				// Fail closed: a policy that no longer parses might have
-				// denied something.
-				s.log.Error("stored inline policy does not parse; the role is denied everything", "role", r.Name, "policy", name, "error", err)
-				p = denyAll
-			}
-			st.inline = append(st.inline, p)
-		}
 		s.roles[e.Key] = st
+	case strings.HasPrefix(e.Key, "iam.user."):
+		if e.Deleted {
+			delete(s.users, e.Key)
+			return
+		}
+		var u User
+		if err := json.Unmarshal(e.Value, &u); err != nil {
+			s.log.Error("unreadable user record", "key", e.Key, "error", err)
+			return
+		}
+		s.users[e.Key] = &userState{user: u, rev: e.Revision, inline: s.parseInline("user", u.Name, u.Inline)}
+	case strings.HasPrefix(e.Key, "iam.group."):
+		if e.Deleted {
+			delete(s.groups, e.Key)
+			return
+		}
+		var g Group
+		if err := json.Unmarshal(e.Value, &g); err != nil {
+			s.log.Error("unreadable group record", "key", e.Key, "error", err)
+			return
+		}
+		s.groups[e.Key] = &groupState{group: g, rev: e.Revision, inline: s.parseInline("group", g.Name, g.Inline)}
+	case strings.HasPrefix(e.Key, "iam.key."):
+		id := strings.TrimPrefix(e.Key, "iam.key.")
+		if e.Deleted {
+			delete(s.keys, id)
+			return
+		}
+		var k AccessKey
+		if err := json.Unmarshal(e.Value, &k); err != nil {
+			s.log.Error("unreadable access key record", "key", e.Key, "error", err)
+			return
+		}
+		st := &keyState{key: k, rev: e.Revision}
+		if old := s.keys[id]; old != nil {
+			st.use, st.written = old.use, old.written
+		}
+		if s.box != nil {
+			secret, err := s.box.Open(k.SealedSecret)
+			if err != nil {
+				// The key cannot sign: it is refused like an unknown one.
+				s.log.Error("access key secret does not open with this server's key", "access_key_id", k.ID)
+			}
+			st.secret = secret
+		}
+		s.keys[id] = st
 	case strings.HasPrefix(e.Key, "iam.policy."):
 		if e.Deleted {
 			delete(s.policies, e.Key)

@@ -116,3 +116,26 @@ func (b *Box) Open(sealed string) (string, error) {
 	}
 	return string(plain), nil
 }
+
+// Reseal seals again with to each sealed value that opens with from (a
+// key rotation) and returns how many; values that already open with to,
+// and empty ones, are left alone; lost reports a value that opens with
+// neither.
+func Reseal(values []*string, from, to *Box) (n int, lost bool) {
+	for _, p := range values {
+		if *p == "" {
+			continue
+		}
+		if _, err := to.Open(*p); err == nil {
+			continue
+		}
+		plain, err := from.Open(*p)
+		if err != nil {
+			lost = true
+			continue
+		}
+		*p = to.Seal(plain)
+		n++
+	}
+	return n, lost
+}

@@ -127,7 +127,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	nodeID := NewNodeID()
 	s.queues = sqs.New(sqs.Config{Store: st, Region: cfg.Region, AccountID: cfg.AccountID, Listen: cfg.Listen,
 		NodeID: nodeID, Logger: log.With("part", "sqs")})
-	s.iam = iam.New(iam.Config{Store: st, AccountID: cfg.AccountID, Logger: log.With("part", "iam")})
+	s.iam = iam.New(iam.Config{Store: st, AccountID: cfg.AccountID, Secrets: box, Logger: log.With("part", "iam")})
 	if err := s.iam.Start(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start iam: %w", err)
@@ -194,16 +194,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	api := &awsapi.Server{
 		Verifier: &awsapi.Verifier{Region: cfg.Region, Lookup: s.lookupKey},
 		Services: []*awsapi.JSONService{
-			{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: eventsOperations(s.events, s.conns)},
+			{SigningName: "events", TargetPrefix: "AWSEvents", Version: "1.1", Operations: eventsOperations(s.events, s.conns),
+				Authorize: s.authorizeEvents},
 			// A 1 MiB message, each of its characters possibly escaped
 			// as \uXXXX by the client's JSON encoder.
-			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20},
-			{SigningName: AdminSigningName, TargetPrefix: AdminTargetPrefix, Version: "1.1", Operations: s.adminOperations()},
+			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20,
+				Authorize: s.authorizeSQS},
+			{SigningName: AdminSigningName, TargetPrefix: AdminTargetPrefix, Version: "1.1", Operations: s.adminOperations(),
+				Authorize: s.authorizeAdmin},
 		},
 		// IAM is global: requests are signed for us-east-1 whatever the
 		// server's region, as for AWS.
 		Query: []*awsapi.QueryService{{SigningName: "iam", SigningRegion: "us-east-1", Version: "2010-05-08",
-			Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Operations: s.iam.Operations()}},
+			Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Operations: s.iam.Operations(), Authorize: s.authorizeIAM}},
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.
 		MaxBody: int64(q.EventSize)*2 + 1<<20,
@@ -247,11 +250,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	return s, nil
 }
 
-func (s *Server) lookupKey(id string) (string, bool) {
+// lookupKey resolves an access key: the root key, or an IAM user's active
+// key.
+func (s *Server) lookupKey(id string) (awsapi.Key, bool) {
 	if subtle.ConstantTimeCompare([]byte(id), []byte(s.creds.AccessKeyID)) == 1 {
-		return s.creds.SecretAccessKey, true
+		return awsapi.Key{Secret: s.creds.SecretAccessKey}, true
 	}
-	return "", false
+	c, ok := s.iam.LookupKey(id)
+	return awsapi.Key{Secret: c.Secret, Principal: c.Principal}, ok
 }
 
 func (s *Server) routes(api *awsapi.Server) http.Handler {

@@ -11,6 +11,7 @@ import (
 
 	"bridgeport/internal/config"
 	"bridgeport/internal/connection"
+	"bridgeport/internal/iam"
 	"bridgeport/internal/secretbox"
 	"bridgeport/internal/store"
 )
@@ -106,6 +107,11 @@ func changeKey(ctx context.Context, st *store.Store, box, previous *secretbox.Bo
 	if err != nil {
 		return fmt.Errorf("seal connection secrets with the new key: %w", err)
 	}
-	log.Info("connection secrets sealed with the new secret key", "replaced", replaced, "connections", changed, "unreadable", unreadable)
+	keys, lostKeys, err := iam.Reseal(ctx, st, previous, box)
+	if err != nil {
+		return fmt.Errorf("seal access key secrets with the new key: %w", err)
+	}
+	log.Info("connection and access key secrets sealed with the new secret key", "replaced", replaced, "connections", changed,
+		"unreadable", unreadable, "access_keys", keys, "unreadable_access_keys", lostKeys)
 	return nil
 }

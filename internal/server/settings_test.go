@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/nats-io/nats.go"
@@ -182,6 +183,9 @@ func TestSecretKeyRotation(t *testing.T) {
 		}
 	}
 	deliver("u:p")
+	// An IAM user's access key is sealed with the same key.
+	user := e.newCaller("producer", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"events:PutEvents","Resource":"*"}]}`)
+	userKey, _ := user.eb.Options().Credentials.Retrieve(ctx)
 	e.stop()
 	generated, err := os.ReadFile(filepath.Join(e.dir, secretbox.KeyFile))
 	if err != nil {
@@ -192,6 +196,12 @@ func TestSecretKeyRotation(t *testing.T) {
 	e.cfg.SecretKey, e.cfg.PreviousSecretKey = newKey, oldKey
 	e.start()
 	deliver("u:p")
+	userEB := eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String("http://" + e.srv.Addr()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(userKey.AccessKeyID, userKey.SecretAccessKey, ""), RetryMaxAttempts: 1})
+	if _, err := userEB.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{Source: aws.String("u"),
+		DetailType: aws.String("x"), Detail: aws.String(`{}`)}}}); err != nil {
+		t.Fatalf("the user's access key after the rotation: %v", err)
+	}
 	e.stop()
 	old := e.cfg
 	old.SecretKey, old.PreviousSecretKey = oldKey, ""

@@ -179,6 +179,41 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 	return out, nil
 }
 
+// Rewrite passes each record whose key starts with prefix to change and
+// stores what it returns in its place (nil: unchanged), by compare-and-set,
+// reading a record again when it changed meanwhile. It returns how many
+// records it changed.
+func (s *Store) Rewrite(ctx context.Context, prefix string, change func(key string, value []byte) ([]byte, error)) (int, error) {
+	entries, err := s.List(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, e := range entries {
+		for {
+			v, err := change(e.Key, e.Value)
+			if err != nil || v == nil {
+				if err != nil {
+					return changed, err
+				}
+				break
+			}
+			_, err = s.Update(ctx, e.Key, v, e.Revision)
+			if err == nil {
+				changed++
+				break
+			}
+			if !errors.Is(err, ErrConflict) {
+				return changed, err
+			}
+			if e, err = s.Get(ctx, e.Key); err != nil {
+				return changed, err
+			}
+		}
+	}
+	return changed, nil
+}
+
 // leaderGet reads the value and revision of key in bucket kv from the
 // bucket's stream leader (ErrKeyNotFound when it is absent or deleted).
 // The KV API's reads are direct gets, which on a cluster any replica within

@@ -1,0 +1,108 @@
+package eventbus
+
+import (
+	"encoding/json"
+
+	"bridgeport/internal/awsapi"
+)
+
+// accessRequest holds the members of any EventBridge request that name
+// the resources it touches.
+type accessRequest struct {
+	Name         *string `json:"Name"`
+	EventBusName *string `json:"EventBusName"`
+	Rule         *string `json:"Rule"`
+	ArchiveName  *string `json:"ArchiveName"`
+	ReplayName   *string `json:"ReplayName"`
+	ResourceARN  *string `json:"ResourceARN"`
+	RoleArn      *string `json:"RoleArn"`
+	Targets      []struct {
+		RoleArn *string `json:"RoleArn"`
+	} `json:"Targets"`
+	Entries []struct {
+		EventBusName *string `json:"EventBusName"`
+		Source       *string `json:"Source"`
+		DetailType   *string `json:"DetailType"`
+	} `json:"Entries"`
+}
+
+// Access returns the permissions an EventBridge request needs, with the
+// resource ARNs AWS's service authorization reference gives: the bus, the
+// rule, the connection, API destination, archive or replay it names, or
+// "*" for the operations on none (the List operations, TestEventPattern).
+// PutEvents needs events:PutEvents on each entry's bus, with its source
+// and detail type as events:source and events:detail-type; PutRule and
+// PutTargets with a RoleArn need iam:PassRole on the role. A request
+// that does not decode needs its action on "*" (it then fails as it
+// would have).
+func (s *Service) Access(op string, body []byte) []awsapi.Access {
+	action := "events:" + op
+	var in accessRequest
+	if json.Unmarshal(body, &in) != nil {
+		return []awsapi.Access{{Action: action, Resource: "*"}}
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	bus := func(p *string) string {
+		name, ok := s.arns.busName(p)
+		if !ok {
+			return str(p) // an ARN of elsewhere: refused by the operation
+		}
+		return s.arns.bus(name)
+	}
+	rule := func(name *string) string {
+		b, _ := s.arns.busName(in.EventBusName)
+		return s.arns.rule(b, str(name))
+	}
+	one := func(resource string) []awsapi.Access { return []awsapi.Access{{Action: action, Resource: resource}} }
+	passRole := func(out []awsapi.Access, role *string) []awsapi.Access {
+		if role == nil || *role == "" {
+			return out
+		}
+		return append(out, awsapi.Access{Action: "iam:PassRole", Resource: *role,
+			Context: map[string]string{"iam:PassedToService": "events.amazonaws.com"}})
+	}
+	switch op {
+	case "CreateEventBus", "DescribeEventBus", "UpdateEventBus", "DeleteEventBus":
+		return one(bus(in.Name))
+	case "PutRule":
+		return passRole(one(rule(in.Name)), in.RoleArn)
+	case "DescribeRule", "DeleteRule", "EnableRule", "DisableRule":
+		return one(rule(in.Name))
+	case "PutTargets":
+		out := one(rule(in.Rule))
+		for _, t := range in.Targets {
+			out = passRole(out, t.RoleArn)
+		}
+		return out
+	case "RemoveTargets", "ListTargetsByRule":
+		return one(rule(in.Rule))
+	case "ListRules":
+		return one(bus(in.EventBusName))
+	case "TagResource", "UntagResource", "ListTagsForResource":
+		return one(str(in.ResourceARN))
+	case "PutEvents":
+		var out []awsapi.Access
+		for _, e := range in.Entries {
+			out = append(out, awsapi.Access{Action: action, Resource: bus(e.EventBusName),
+				Context: map[string]string{"events:source": str(e.Source), "events:detail-type": str(e.DetailType)}})
+		}
+		if len(out) == 0 {
+			out = one(s.arns.bus(defaultBus))
+		}
+		return out
+	case "CreateConnection", "DescribeConnection", "UpdateConnection", "DeleteConnection", "DeauthorizeConnection":
+		return one(s.arns.prefix() + "connection/" + str(in.Name))
+	case "CreateApiDestination", "DescribeApiDestination", "UpdateApiDestination", "DeleteApiDestination":
+		return one(s.arns.prefix() + "api-destination/" + str(in.Name))
+	case "CreateArchive", "DescribeArchive", "UpdateArchive", "DeleteArchive":
+		return one(s.arns.prefix() + "archive/" + str(in.ArchiveName))
+	case "StartReplay", "DescribeReplay", "CancelReplay":
+		return one(s.arns.prefix() + "replay/" + str(in.ReplayName))
+	}
+	return one("*")
+}

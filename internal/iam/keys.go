@@ -1,0 +1,299 @@
+package iam
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"bridgeport/internal/awsapi"
+	"bridgeport/internal/secretbox"
+	"bridgeport/internal/store"
+)
+
+// AccessKey is a user's access key. Its secret is sealed with the
+// server's secret box: CreateAccessKey shows it once, and nothing shows
+// it again.
+type AccessKey struct {
+	ID           string    `json:"id"`
+	User         string    `json:"user"`
+	SealedSecret string    `json:"secret"`
+	Status       string    `json:"status"` // Active or Inactive
+	Created      time.Time `json:"created"`
+	// The last use recorded in the store (see lastUse).
+	LastUsed    time.Time `json:"lastUsed,omitzero"`
+	LastService string    `json:"lastService,omitempty"`
+	LastRegion  string    `json:"lastRegion,omitempty"`
+}
+
+func keyKey(id string) string { return "iam.key." + id }
+
+// Key statuses.
+const (
+	KeyActive   = "Active"
+	KeyInactive = "Inactive"
+)
+
+// lastUseEvery bounds how often a key's last use is written to the store:
+// at most once a minute a node, not at every request.
+const lastUseEvery = time.Minute
+
+func noKey(id string) *awsapi.Error {
+	return errNoSuchEntity("The Access Key with id %s cannot be found.", id)
+}
+
+// keysOf returns a user's keys, oldest first.
+func (s *Service) keysOf(user string) []AccessKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []AccessKey
+	for _, st := range s.keys {
+		if strings.EqualFold(st.key.User, user) {
+			out = append(out, st.key)
+		}
+	}
+	slices.SortFunc(out, func(a, b AccessKey) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+func randomFrom(n int, alphabet string) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+func (s *Service) createAccessKey(ctx context.Context, p awsapi.Params) (any, error) {
+	u, _, err := s.callerUser(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.keysOf(u.Name)) >= 2 {
+		return nil, errLimit("Cannot exceed quota for AccessKeysPerUser: 2")
+	}
+	secret := randomFrom(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+	k := AccessKey{ID: "AKIA" + randomFrom(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), User: u.Name, SealedSecret: s.box.Seal(secret),
+		Status: KeyActive, Created: time.Now().UTC()}
+	if err := s.save(ctx, keyKey(k.ID), 0, &k); err != nil {
+		return nil, err
+	}
+	return struct {
+		AccessKey struct {
+			UserName        string `xml:"UserName"`
+			AccessKeyId     string `xml:"AccessKeyId"`
+			Status          string `xml:"Status"`
+			SecretAccessKey string `xml:"SecretAccessKey"`
+			CreateDate      string `xml:"CreateDate"`
+		} `xml:"AccessKey"`
+	}{AccessKey: struct {
+		UserName        string `xml:"UserName"`
+		AccessKeyId     string `xml:"AccessKeyId"`
+		Status          string `xml:"Status"`
+		SecretAccessKey string `xml:"SecretAccessKey"`
+		CreateDate      string `xml:"CreateDate"`
+	}{u.Name, k.ID, k.Status, secret, isoTime(k.Created)}}, nil
+}
+
+func (s *Service) listAccessKeys(ctx context.Context, p awsapi.Params) (any, error) {
+	var c checker
+	max, err := c.maxItems(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	u, _, err := s.callerUser(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	type meta struct {
+		UserName    string `xml:"UserName"`
+		AccessKeyId string `xml:"AccessKeyId"`
+		Status      string `xml:"Status"`
+		CreateDate  string `xml:"CreateDate"`
+	}
+	byID := map[string]AccessKey{}
+	var ids []string
+	for _, k := range s.keysOf(u.Name) {
+		byID[k.ID] = k
+		ids = append(ids, k.ID)
+	}
+	slices.Sort(ids)
+	items, truncated, next := page(ids, p.Str("Marker"), max)
+	out := struct {
+		AccessKeyMetadata struct {
+			Members []meta `xml:"member"`
+		} `xml:"AccessKeyMetadata"`
+		listInfo
+	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
+	out.AccessKeyMetadata.Members = []meta{}
+	for _, id := range items {
+		k := byID[id]
+		out.AccessKeyMetadata.Members = append(out.AccessKeyMetadata.Members, meta{u.Name, k.ID, k.Status, isoTime(k.Created)})
+	}
+	return out, nil
+}
+
+// keyParam returns the access key a request names, of the request's user
+// (or the caller's).
+func (s *Service) keyParam(ctx context.Context, p awsapi.Params) (AccessKey, uint64, error) {
+	var c checker
+	id := p.Str("AccessKeyId")
+	c.str(id, "accessKeyId", true, 16, 128, nil, "")
+	if err := c.err(); err != nil {
+		return AccessKey{}, 0, err
+	}
+	u, _, err := s.callerUser(ctx, p)
+	if err != nil {
+		return AccessKey{}, 0, err
+	}
+	s.mu.RLock()
+	st := s.keys[*id]
+	s.mu.RUnlock()
+	if st == nil || !strings.EqualFold(st.key.User, u.Name) {
+		return AccessKey{}, 0, noKey(*id)
+	}
+	return st.key, st.rev, nil
+}
+
+func (s *Service) updateAccessKey(ctx context.Context, p awsapi.Params) (any, error) {
+	status := p.Str("Status")
+	if status == nil || (*status != KeyActive && *status != KeyInactive) {
+		var c checker
+		if status == nil {
+			c.v.Add(nil, "status", awsapi.MustNotBeNull)
+		} else {
+			c.v.Add(*status, "status", awsapi.InEnum(KeyActive, KeyInactive))
+		}
+		return nil, c.err()
+	}
+	k, rev, err := s.keyParam(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	k.Status = *status
+	return nil, s.save(ctx, keyKey(k.ID), rev, &k)
+}
+
+func (s *Service) deleteAccessKey(ctx context.Context, p awsapi.Params) (any, error) {
+	k, rev, err := s.keyParam(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.remove(ctx, keyKey(k.ID), rev)
+}
+
+func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (any, error) {
+	var c checker
+	id := p.Str("AccessKeyId")
+	c.str(id, "accessKeyId", true, 16, 128, nil, "")
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	st := s.keys[*id]
+	var use keyUse
+	if st != nil {
+		use = st.use
+	}
+	s.mu.RUnlock()
+	if st == nil {
+		return nil, noKey(*id)
+	}
+	last := struct {
+		LastUsedDate string `xml:"LastUsedDate,omitempty"`
+		ServiceName  string `xml:"ServiceName"`
+		Region       string `xml:"Region"`
+	}{ServiceName: "N/A", Region: "N/A"}
+	if st.key.LastUsed.After(use.at) {
+		use = keyUse{at: st.key.LastUsed, service: st.key.LastService, region: st.key.LastRegion}
+	}
+	if !use.at.IsZero() {
+		last.LastUsedDate, last.ServiceName, last.Region = isoTime(use.at), use.service, use.region
+	}
+	return struct {
+		UserName          string `xml:"UserName"`
+		AccessKeyLastUsed any    `xml:"AccessKeyLastUsed"`
+	}{st.key.User, last}, nil
+}
+
+// keyUse is a key's last use as this node saw it.
+type keyUse struct {
+	at              time.Time
+	service, region string
+}
+
+// Caller is who an access key belongs to.
+type Caller struct {
+	Secret    string
+	Principal string // the user's ARN
+}
+
+// LookupKey returns the secret and user of an active access key. It reads
+// memory only, so it is cheap enough for every request.
+func (s *Service) LookupKey(id string) (Caller, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.keys[id]
+	if st == nil || st.key.Status != KeyActive || st.secret == "" {
+		return Caller{}, false
+	}
+	us := s.users[userKey(st.key.User)]
+	if us == nil {
+		return Caller{}, false
+	}
+	return Caller{Secret: st.secret, Principal: s.userArn(&us.user)}, true
+}
+
+// KeyUsed records that an access key signed a request for service in
+// region; the store learns of it at most once a minute.
+func (s *Service) KeyUsed(ctx context.Context, id, service, region string) {
+	now := time.Now().UTC()
+	s.mu.Lock()
+	st := s.keys[id]
+	if st == nil {
+		s.mu.Unlock()
+		return
+	}
+	st.use = keyUse{at: now, service: service, region: region}
+	due := now.Sub(st.key.LastUsed) >= lastUseEvery && now.Sub(st.written) >= lastUseEvery
+	if due {
+		st.written = now
+	}
+	k, rev := st.key, st.rev
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	k.LastUsed, k.LastService, k.LastRegion = now, service, region
+	// A lost race (another node wrote it, or the key changed) is fine:
+	// the next use writes it again.
+	go func() { _ = s.save(context.WithoutCancel(ctx), keyKey(k.ID), rev, &k) }()
+}
+
+// Reseal seals every access key's secret that opens with from (the
+// previous key) again with to, as connection.Reseal does for connections,
+// and returns how many keys it changed and how many open with neither.
+func Reseal(ctx context.Context, st *store.Store, from, to *secretbox.Box) (changed, unreadable int, err error) {
+	changed, err = st.Rewrite(ctx, "iam.key.", func(key string, value []byte) ([]byte, error) {
+		var k AccessKey
+		if err := json.Unmarshal(value, &k); err != nil {
+			return nil, fmt.Errorf("access key record %s: %w", key, err)
+		}
+		n, lost := secretbox.Reseal([]*string{&k.SealedSecret}, from, to)
+		if lost {
+			unreadable++
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		return json.Marshal(&k)
+	})
+	return changed, unreadable, err
+}
