@@ -3,6 +3,7 @@ package awsapi
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -18,10 +19,14 @@ import (
 type KeyLookup func(accessKeyID string) (Key, bool)
 
 // Key is an access key's secret and the principal it belongs to (empty:
-// the root key).
+// the root key). A temporary key (STS) also has a session token, known by
+// its SHA-256 (hex), which requests must carry in X-Amz-Security-Token,
+// and an expiry.
 type Key struct {
-	Secret    string
-	Principal string
+	Secret      string
+	Principal   string
+	TokenSHA256 string
+	Expires     time.Time
 }
 
 // Verifier checks AWS Signature Version 4 on incoming requests. Safe for
@@ -33,12 +38,21 @@ type Verifier struct {
 	MaxSkew time.Duration    // 0 means 15 minutes
 }
 
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
 // Identity is who signed a request.
 type Identity struct {
 	AccessKeyID string
-	// Principal is the ARN of the IAM user the key belongs to; empty for
-	// the root key, which may do everything.
+	// Principal is the ARN of the IAM user the key belongs to, or of the
+	// assumed role; empty for the root key, which may do everything.
 	Principal string
+	// Session is set for temporary credentials (STS).
+	Session bool
 }
 
 // AuthFailure says why a request's signature was refused.
@@ -46,12 +60,13 @@ type AuthFailure int
 
 // The ways a signature check fails.
 const (
-	AuthMissing    AuthFailure = iota + 1 // no Authorization header
-	AuthIncomplete                        // a malformed Authorization header or date
-	AuthUnknownKey                        // the access key id is not known
-	AuthMismatch                          // the signature (or payload hash) does not match
-	AuthExpired                           // the request date is outside the allowed skew
-	AuthScope                             // the credential scope names another region, service or date
+	AuthMissing      AuthFailure = iota + 1 // no Authorization header
+	AuthIncomplete                          // a malformed Authorization header or date
+	AuthUnknownKey                          // the access key id is not known
+	AuthMismatch                            // the signature (or payload hash) does not match
+	AuthExpired                             // the request date is outside the allowed skew
+	AuthScope                               // the credential scope names another region, service or date
+	AuthTokenExpired                        // a temporary key whose session has expired
 )
 
 // AuthError is a refused signature. Its message never contains the secret
@@ -74,6 +89,8 @@ func (e *AuthError) JSONError() *Error {
 		code = "IncompleteSignatureException"
 	case AuthUnknownKey:
 		code = "UnrecognizedClientException"
+	case AuthTokenExpired:
+		code = "ExpiredTokenException"
 	}
 	return &Error{Code: code, Message: e.Message, Status: http.StatusBadRequest}
 }
@@ -89,6 +106,8 @@ func (e *AuthError) QueryError() *Error {
 		code = "IncompleteSignature"
 	case AuthUnknownKey:
 		code = "InvalidClientTokenId"
+	case AuthTokenExpired:
+		code = "ExpiredToken"
 	}
 	return &Error{Code: code, Message: e.Message, Status: http.StatusForbidden}
 }
@@ -210,10 +229,7 @@ func (v *Verifier) CheckHeaders(r *http.Request, service string, regions ...stri
 	if a.date != t.Format("20060102") {
 		return nil, &AuthError{Failure: AuthScope, Message: fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", a.date, t.Format("20060102"), dateHeader)}
 	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
+	now := v.now
 	skew := v.MaxSkew
 	if skew == 0 {
 		skew = 15 * time.Minute
@@ -255,6 +271,18 @@ func (p *Pending) Verify(body []byte) (Identity, error) {
 	if !ok {
 		return Identity{}, errUnknownKey()
 	}
+	token := p.r.Header.Get("X-Amz-Security-Token")
+	if key.TokenSHA256 != "" || token != "" {
+		// A temporary key only with its own session token; a long-term
+		// key never with one.
+		sum := sha256.Sum256([]byte(token))
+		if key.TokenSHA256 == "" || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(key.TokenSHA256)) != 1 {
+			return Identity{}, errUnknownKey()
+		}
+		if !key.Expires.After(p.v.now()) {
+			return Identity{}, &AuthError{Failure: AuthTokenExpired, Message: "The security token included in the request is expired"}
+		}
+	}
 	secret := key.Secret
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
@@ -266,7 +294,7 @@ func (p *Pending) Verify(body []byte) (Identity, error) {
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
 		return Identity{}, &AuthError{Failure: AuthMismatch, Message: msgMismatch}
 	}
-	return Identity{AccessKeyID: a.accessKey, Principal: key.Principal}, nil
+	return Identity{AccessKeyID: a.accessKey, Principal: key.Principal, Session: key.TokenSHA256 != ""}, nil
 }
 
 // signature computes a request's SigV4 signature.

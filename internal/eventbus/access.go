@@ -29,7 +29,8 @@ type accessRequest struct {
 // Access returns the permissions an EventBridge request needs, with the
 // resource ARNs AWS's service authorization reference gives: the bus, the
 // rule, the connection, API destination, archive or replay it names, or
-// "*" for the operations on none (the List operations, TestEventPattern).
+// "*" for the operations on none (the List operations, TestEventPattern,
+// PutPermission).
 // PutEvents needs events:PutEvents on each entry's bus, with its source
 // and detail type as events:source and events:detail-type; PutRule and
 // PutTargets with a RoleArn need iam:PassRole on the role. A request
@@ -81,8 +82,6 @@ func (s *Service) Access(op string, body []byte) []awsapi.Access {
 		return out
 	case "RemoveTargets", "ListTargetsByRule":
 		return one(rule(in.Rule))
-	case "ListRules":
-		return one(bus(in.EventBusName))
 	case "TagResource", "UntagResource", "ListTagsForResource":
 		return one(str(in.ResourceARN))
 	case "PutEvents":

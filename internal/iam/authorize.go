@@ -31,8 +31,12 @@ const (
 // if any, are evaluated together, an explicit deny first; an allow in
 // either is enough within the account. It reads memory only.
 func (s *Service) Authorize(principal, action, resource string, context map[string]string, resourcePolicy *policy.Policy) Verdict {
+	ptype := "User"
+	if strings.Contains(principal, ":assumed-role/") {
+		ptype = "AssumedRole"
+	}
 	ctx := map[string]string{"aws:PrincipalArn": principal, "aws:PrincipalAccount": s.account,
-		"aws:PrincipalType": "User", "aws:CurrentTime": time.Now().UTC().Format(time.RFC3339)}
+		"aws:PrincipalType": ptype, "aws:CurrentTime": time.Now().UTC().Format(time.RFC3339)}
 	for k, v := range context {
 		ctx[k] = v
 	}
@@ -53,15 +57,25 @@ func (s *Service) Authorize(principal, action, resource string, context map[stri
 	return NoIdentityAllow
 }
 
-// identityPolicies returns the parsed policies that apply to a user: none
-// for a principal that is not a user of this account (it may do nothing).
+// identityPolicies returns the parsed policies that apply to a user (its
+// own and its groups') or to a role's session (the role's): none for any
+// other principal (it may do nothing).
 func (s *Service) identityPolicies(principal string) []*policy.Policy {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if rest, ok := strings.CutPrefix(principal, "arn:aws:sts::"+s.account+":assumed-role/"); ok {
+		// A role's session: the role's policies.
+		role, _, _ := strings.Cut(rest, "/")
+		st := s.roles[roleKey(role)]
+		if st == nil {
+			return nil
+		}
+		return s.attachedDocs(append([]*policy.Policy(nil), st.inline...), st.role.Attached)
+	}
 	rest, ok := strings.CutPrefix(principal, "arn:aws:iam::"+s.account+":user/")
 	if !ok {
 		return nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	us := s.users[userKey(rest[strings.LastIndexByte(rest, '/')+1:])]
 	if us == nil || s.userArn(&us.user) != principal {
 		return nil

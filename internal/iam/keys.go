@@ -229,26 +229,24 @@ type keyUse struct {
 	service, region string
 }
 
-// Caller is who an access key belongs to.
-type Caller struct {
-	Secret    string
-	Principal string // the user's ARN
-}
-
-// LookupKey returns the secret and user of an active access key. It reads
-// memory only, so it is cheap enough for every request.
-func (s *Service) LookupKey(id string) (Caller, bool) {
+// LookupKey returns the secret and principal of an active access key, or
+// of a session's temporary key. It reads memory only, so it is cheap
+// enough for every request.
+func (s *Service) LookupKey(id string) (awsapi.Key, bool) {
+	if strings.HasPrefix(id, "ASIA") {
+		return s.lookupSession(id)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := s.keys[id]
 	if st == nil || st.key.Status != KeyActive || st.secret == "" {
-		return Caller{}, false
+		return awsapi.Key{}, false
 	}
 	us := s.users[userKey(st.key.User)]
 	if us == nil {
-		return Caller{}, false
+		return awsapi.Key{}, false
 	}
-	return Caller{Secret: st.secret, Principal: s.userArn(&us.user)}, true
+	return awsapi.Key{Secret: st.secret, Principal: s.userArn(&us.user)}, true
 }
 
 // KeyUsed records that an access key signed a request for service in
@@ -277,23 +275,32 @@ func (s *Service) KeyUsed(ctx context.Context, id, service, region string) {
 	go func() { _ = s.save(context.WithoutCancel(ctx), keyKey(k.ID), rev, &k) }()
 }
 
-// Reseal seals every access key's secret that opens with from (the
-// previous key) again with to, as connection.Reseal does for connections,
-// and returns how many keys it changed and how many open with neither.
+// Reseal seals every access key's and session's secret that opens with
+// from (the previous key) again with to, as connection.Reseal does for
+// connections, and returns how many records it changed and how many open
+// with neither.
 func Reseal(ctx context.Context, st *store.Store, from, to *secretbox.Box) (changed, unreadable int, err error) {
-	changed, err = st.Rewrite(ctx, "iam.key.", func(key string, value []byte) ([]byte, error) {
-		var k AccessKey
-		if err := json.Unmarshal(value, &k); err != nil {
-			return nil, fmt.Errorf("access key record %s: %w", key, err)
+	for _, prefix := range []string{"iam.key.", "iam.session."} {
+		n, err := st.Rewrite(ctx, prefix, func(key string, value []byte) ([]byte, error) {
+			var rec map[string]json.RawMessage
+			var sealed string
+			if err := json.Unmarshal(value, &rec); err != nil || json.Unmarshal(rec["secret"], &sealed) != nil {
+				return nil, fmt.Errorf("record %s is unreadable", key)
+			}
+			n, lost := secretbox.Reseal([]*string{&sealed}, from, to)
+			if lost {
+				unreadable++
+			}
+			if n == 0 {
+				return nil, nil
+			}
+			rec["secret"], _ = json.Marshal(sealed)
+			return json.Marshal(rec)
+		})
+		changed += n
+		if err != nil {
+			return changed, unreadable, err
 		}
-		n, lost := secretbox.Reseal([]*string{&k.SealedSecret}, from, to)
-		if lost {
-			unreadable++
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		return json.Marshal(&k)
-	})
-	return changed, unreadable, err
+	}
+	return changed, unreadable, nil
 }

@@ -42,11 +42,12 @@ type Service struct {
 	applied store.Applied // newest revision applied, advanced after the change is in
 
 	mu       sync.RWMutex
-	roles    map[string]*roleState   // by key
-	policies map[string]*policyState // by key
-	users    map[string]*userState   // by key
-	groups   map[string]*groupState  // by key
-	keys     map[string]*keyState    // by access key id
+	roles    map[string]*roleState    // by key
+	policies map[string]*policyState  // by key
+	users    map[string]*userState    // by key
+	groups   map[string]*groupState   // by key
+	keys     map[string]*keyState     // by access key id
+	sessions map[string]*sessionState // by key
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -60,7 +61,7 @@ func New(cfg Config) *Service {
 	}
 	return &Service{st: cfg.Store, account: cfg.AccountID, box: cfg.Secrets, log: log,
 		roles: map[string]*roleState{}, policies: map[string]*policyState{}, users: map[string]*userState{},
-		groups: map[string]*groupState{}, keys: map[string]*keyState{}}
+		groups: map[string]*groupState{}, keys: map[string]*keyState{}, sessions: map[string]*sessionState{}}
 }
 
 // Role is a role's record.
@@ -169,8 +170,25 @@ func (s *Service) Start(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel, s.done = cancel, make(chan struct{})
 	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Expired sessions leave the store.
+		tick := time.NewTicker(10 * time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				s.sweepSessions(wctx)
+			}
+		}
+	}()
 	go func() {
 		defer close(s.done)
+		defer wg.Wait()
 		for wctx.Err() == nil {
 			// Only IAM's records: a write waits for its own revision,
 			// which this watch delivers.
@@ -246,6 +264,8 @@ func (s *Service) apply(e store.Entry) {
 			return
 		}
 		s.groups[e.Key] = &groupState{group: g, rev: e.Revision, inline: s.parseInline("group", g.Name, g.Inline)}
+	case strings.HasPrefix(e.Key, "iam.session."):
+		s.applySession(e.Key, e.Value, e.Revision, e.Deleted)
 	case strings.HasPrefix(e.Key, "iam.key."):
 		id := strings.TrimPrefix(e.Key, "iam.key.")
 		if e.Deleted {

@@ -226,7 +226,9 @@ func (s *Service) deleteUser(ctx context.Context, p awsapi.Params) (any, error) 
 	case len(u.Attached) > 0:
 		return nil, errConflict("Cannot delete entity, must detach all policies first.")
 	case len(u.Groups) > 0:
-		return nil, errConflict("Cannot delete entity, must remove user from all groups first.")
+		// AWS's only recorded answer for a user in a group is the
+		// group's wording.
+		return nil, errConflict("Cannot delete entity, must remove users from group first.")
 	}
 	return nil, s.remove(ctx, userKey(u.Name), rev)
 }

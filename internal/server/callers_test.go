@@ -1,8 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -11,6 +13,7 @@ import (
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // caller is an IAM user's clients.
@@ -130,7 +133,7 @@ func TestCallerPermissions(t *testing.T) {
 		t.Fatalf("SendMessage by queue policy: %v", err)
 	}
 	_, err = producer.sqs.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(queue)})
-	denied(t, err, "AccessDenied", producer.arn, "sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:000000000000:inbox", noAllow+"sqs:ReceiveMessage action")
+	denied(t, err, "AccessDenied", producer.arn, "sqs:receivemessage", "arn:aws:sqs:us-east-1:000000000000:inbox", noAllow+"sqs:receivemessage action")
 
 	// A target's RoleArn needs iam:PassRole.
 	builder := e.newCaller("builder", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["events:PutRule","events:PutTargets"],"Resource":"*"}]}`)
@@ -170,4 +173,116 @@ func TestCallerPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiError(t, put(producer, "orders"), "UnrecognizedClientException", "The security token included in the request is invalid.")
+}
+
+// TestAssumeRole: a CI job's user assumes a deploy role (the trust policy
+// names it) and acts with the role's permissions through temporary
+// credentials; GetCallerIdentity and GetSessionToken answer as AWS does;
+// a trust policy that does not name the caller refuses it; a session
+// token is required with its key, and an expired session is refused.
+func TestAssumeRole(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	root := e.iamClient()
+	ci := e.newCaller("ci", "")
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + ci.arn + `"},"Action":"sts:AssumeRole"}]}`
+	role, err := root.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("deploy"), AssumeRolePolicyDocument: aws.String(trust)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("deploy"), PolicyName: aws.String("rules"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["events:PutRule","events:DescribeRule"],"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	stsFor := func(creds aws.CredentialsProvider) *sts.Client {
+		return sts.New(sts.Options{BaseEndpoint: aws.String("http://" + e.srv.Addr()), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
+	}
+	ciCreds := ci.eb.Options().Credentials
+	who, err := stsFor(ciCreds).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(who.Arn) != ci.arn || aws.ToString(who.Account) != "000000000000" || !strings.HasPrefix(aws.ToString(who.UserId), "AIDA") {
+		t.Fatalf("GetCallerIdentity as ci: %+v, %v", who, err)
+	}
+	_, err = stsFor(ciCreds).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("build-7"), DurationSeconds: aws.Int32(7200)})
+	apiError(t, err, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+	out, err := stsFor(ciCreds).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("build-7")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessionArn := "arn:aws:sts::000000000000:assumed-role/deploy/build-7"
+	if aws.ToString(out.AssumedRoleUser.Arn) != sessionArn || aws.ToString(out.AssumedRoleUser.AssumedRoleId) != aws.ToString(role.Role.RoleId)+":build-7" ||
+		!strings.HasPrefix(aws.ToString(out.Credentials.AccessKeyId), "ASIA") || time.Until(aws.ToTime(out.Credentials.Expiration)) < 59*time.Minute {
+		t.Fatalf("AssumeRole: %+v %+v", out.AssumedRoleUser, out.Credentials)
+	}
+	c := out.Credentials
+	session := credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
+	eb := eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String("http://" + e.srv.Addr()), Region: "us-east-1", Credentials: session, RetryMaxAttempts: 1})
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("deployed"), EventPattern: aws.String(`{"source":["x"]}`)}); err != nil {
+		t.Fatalf("PutRule as the role: %v", err)
+	}
+	_, err = eb.DeleteRule(ctx, &eventbridge.DeleteRuleInput{Name: aws.String("deployed")})
+	denied(t, err, "AccessDeniedException", sessionArn, "events:DeleteRule", "arn:aws:events:us-east-1:000000000000:rule/deployed", noAllow+"events:DeleteRule action")
+	if who, err := stsFor(session).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil || aws.ToString(who.Arn) != sessionArn {
+		t.Fatalf("GetCallerIdentity as the role: %+v, %v", who, err)
+	}
+	_, err = stsFor(session).GetSessionToken(ctx, &sts.GetSessionTokenInput{})
+	apiError(t, err, "AccessDenied", "Cannot call GetSessionToken with session credentials")
+	// The key without its token, or with another, is refused.
+	noToken := credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), "")
+	_, err = stsFor(noToken).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	apiError(t, err, "InvalidClientTokenId", "The security token included in the request is invalid.")
+
+	// Another user is not in the trust policy.
+	other := e.newCaller("other", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}`)
+	_, err = stsFor(other.eb.Options().Credentials).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("xx")})
+	apiError(t, err, "AccessDenied", "User: "+other.arn+" is not authorized to perform: sts:AssumeRole on resource: "+aws.ToString(role.Role.Arn))
+	// The root user may not assume roles.
+	_, err = stsFor(credentials.NewStaticCredentialsProvider(testKey, testSecret, "")).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: role.Role.Arn, RoleSessionName: aws.String("xx")})
+	apiError(t, err, "AccessDenied", "Roles may not be assumed by root accounts.")
+
+	// A user's session token carries the user's permissions, and expires.
+	tok, err := stsFor(ciCreds).GetSessionToken(ctx, &sts.GetSessionTokenInput{DurationSeconds: aws.Int32(900)})
+	if err != nil || time.Until(aws.ToTime(tok.Credentials.Expiration)) > 15*time.Minute {
+		t.Fatalf("GetSessionToken: %+v, %v", tok, err)
+	}
+	tc := tok.Credentials
+	userSession := credentials.NewStaticCredentialsProvider(aws.ToString(tc.AccessKeyId), aws.ToString(tc.SecretAccessKey), aws.ToString(tc.SessionToken))
+	if who, err := stsFor(userSession).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err != nil || aws.ToString(who.Arn) != ci.arn {
+		t.Fatalf("GetCallerIdentity with the session token: %+v, %v", who, err)
+	}
+	// The session is made to expire by changing its record as a clock
+	// would: its expiry moved into the past.
+	e.expireSession(aws.ToString(tc.AccessKeyId))
+	_, err = stsFor(userSession).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	apiError(t, err, "ExpiredToken", "The security token included in the request is expired")
+}
+
+// expireSession moves a session's expiry into the past, in the store, as
+// the passing of its time would.
+func (e *env) expireSession(id string) {
+	e.t.Helper()
+	st := e.srv.store
+	entry, err := st.Get(ctx, "iam.session."+id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(entry.Value, &rec); err != nil {
+		e.t.Fatal(err)
+	}
+	rec["expires"] = time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	data, _ := json.Marshal(rec)
+	if _, err := st.Update(ctx, "iam.session."+id, data, entry.Revision); err != nil {
+		e.t.Fatal(err)
+	}
+	// The change reaches the node's memory through its watch.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if k, ok := e.srv.iam.LookupKey(id); ok && k.Expires.Before(time.Now()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatal("the expired session did not reach the node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -206,7 +206,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		// IAM is global: requests are signed for us-east-1 whatever the
 		// server's region, as for AWS.
 		Query: []*awsapi.QueryService{{SigningName: "iam", SigningRegion: "us-east-1", Version: "2010-05-08",
-			Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Operations: s.iam.Operations(), Authorize: s.authorizeIAM}},
+			Namespace: "https://iam.amazonaws.com/doc/2010-05-08/", Operations: s.iam.Operations(), Authorize: s.authorizeIAM},
+			// STS: AssumeRole checks the role's trust policy itself; the
+			// other two need no permission.
+			{SigningName: "sts", SigningRegion: "us-east-1", Version: "2011-06-15",
+				Namespace: "https://sts.amazonaws.com/doc/2011-06-15/", Operations: s.iam.STSOperations()}},
 		// Ten entries of the largest event, with room for the JSON around
 		// them and its escapes.
 		MaxBody: int64(q.EventSize)*2 + 1<<20,
@@ -250,14 +254,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	return s, nil
 }
 
-// lookupKey resolves an access key: the root key, or an IAM user's active
-// key.
+// lookupKey resolves an access key: the root key, an IAM user's active
+// key, or a session's temporary key.
 func (s *Server) lookupKey(id string) (awsapi.Key, bool) {
 	if subtle.ConstantTimeCompare([]byte(id), []byte(s.creds.AccessKeyID)) == 1 {
 		return awsapi.Key{Secret: s.creds.SecretAccessKey}, true
 	}
-	c, ok := s.iam.LookupKey(id)
-	return awsapi.Key{Secret: c.Secret, Principal: c.Principal}, ok
+	return s.iam.LookupKey(id)
 }
 
 func (s *Server) routes(api *awsapi.Server) http.Handler {

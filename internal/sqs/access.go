@@ -16,7 +16,9 @@ import (
 // request that names no queue this account has needs its action on "*"
 // (it then fails as it would have).
 func (s *Service) Access(ctx context.Context, op string, body []byte) (awsapi.Access, *policy.Policy) {
-	action := "sqs:" + strings.TrimSuffix(op, "Batch")
+	// Lower case, as SQS names the action in its AccessDenied messages
+	// (actions match whatever their case).
+	action := "sqs:" + strings.ToLower(strings.TrimSuffix(op, "Batch"))
 	var in struct {
 		QueueUrl   *string `json:"QueueUrl"`
 		QueueName  *string `json:"QueueName"`
