@@ -19,11 +19,6 @@ type accessRequest struct {
 	Targets      []struct {
 		RoleArn *string `json:"RoleArn"`
 	} `json:"Targets"`
-	Entries []struct {
-		EventBusName *string `json:"EventBusName"`
-		Source       *string `json:"Source"`
-		DetailType   *string `json:"DetailType"`
-	} `json:"Entries"`
 }
 
 // Access returns the permissions an EventBridge request needs, with the
@@ -32,7 +27,8 @@ type accessRequest struct {
 // "*" for the operations on none (the List operations, TestEventPattern,
 // PutPermission).
 // PutEvents needs events:PutEvents on each entry's bus, with its source
-// and detail type as events:source and events:detail-type; PutRule and
+// and detail type as events:source and events:detail-type, decided entry
+// by entry (entryAccess); PutRule and
 // PutTargets with a RoleArn need iam:PassRole on the role. A request
 // that does not decode needs its action on "*" (it then fails as it
 // would have).
@@ -42,12 +38,7 @@ func (s *Service) Access(op string, body []byte) []awsapi.Access {
 	if json.Unmarshal(body, &in) != nil {
 		return []awsapi.Access{{Action: action, Resource: "*"}}
 	}
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
+	str := deref
 	bus := func(p *string) string {
 		name, ok := s.arns.busName(p)
 		if !ok {
@@ -85,15 +76,9 @@ func (s *Service) Access(op string, body []byte) []awsapi.Access {
 	case "TagResource", "UntagResource", "ListTagsForResource":
 		return one(str(in.ResourceARN))
 	case "PutEvents":
-		var out []awsapi.Access
-		for _, e := range in.Entries {
-			out = append(out, awsapi.Access{Action: action, Resource: bus(e.EventBusName),
-				Context: map[string]string{"events:source": str(e.Source), "events:detail-type": str(e.DetailType)}})
-		}
-		if len(out) == 0 {
-			out = one(s.arns.bus(defaultBus))
-		}
-		return out
+		// Each entry is authorized on its own, as it is accepted
+		// (putEventsCall): a refused entry fails, the others go on.
+		return nil
 	case "CreateConnection", "DescribeConnection", "UpdateConnection", "DeleteConnection", "DeauthorizeConnection":
 		return one(s.arns.prefix() + "connection/" + str(in.Name))
 	case "CreateApiDestination", "DescribeApiDestination", "UpdateApiDestination", "DeleteApiDestination":
@@ -104,4 +89,18 @@ func (s *Service) Access(op string, body []byte) []awsapi.Access {
 		return one(s.arns.prefix() + "replay/" + str(in.ReplayName))
 	}
 	return one("*")
+}
+
+// entryAccess is the permission one PutEvents entry needs.
+func (s *Service) entryAccess(bus string, e *putEventsEntry) awsapi.Access {
+	return awsapi.Access{Action: "events:PutEvents", Resource: s.arns.bus(bus),
+		Context: map[string]string{"events:source": deref(e.Source), "events:detail-type": deref(e.DetailType),
+			"events:eventBusInvocation": "false"}}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -31,6 +31,7 @@ type busOutput struct {
 	KmsKeyIdentifier *string           `json:"KmsKeyIdentifier,omitempty"`
 	DeadLetterConfig *DeadLetterConfig `json:"DeadLetterConfig,omitempty"`
 	LogConfig        json.RawMessage   `json:"LogConfig,omitempty"`
+	Policy           string            `json:"Policy,omitempty"`
 	CreationTime     *awsapi.Time      `json:"CreationTime,omitempty"`
 	LastModifiedTime *awsapi.Time      `json:"LastModifiedTime,omitempty"`
 }
@@ -38,7 +39,7 @@ type busOutput struct {
 func describeBus(b Bus) busOutput {
 	return busOutput{
 		Name: b.Name, Arn: b.Arn, Description: b.Description, KmsKeyIdentifier: b.KmsKeyIdentifier,
-		DeadLetterConfig: b.DeadLetterConfig, LogConfig: b.LogConfig,
+		DeadLetterConfig: b.DeadLetterConfig, LogConfig: b.LogConfig, Policy: b.Policy,
 		CreationTime: &awsapi.Time{Time: b.Created}, LastModifiedTime: &awsapi.Time{Time: b.Modified},
 	}
 }

@@ -16,9 +16,11 @@ type Bus struct {
 	KmsKeyIdentifier *string           `json:"kmsKeyIdentifier,omitempty"`
 	DeadLetterConfig *DeadLetterConfig `json:"deadLetterConfig,omitempty"`
 	LogConfig        json.RawMessage   `json:"logConfig,omitempty"`
-	Created          time.Time         `json:"created"`
-	Modified         time.Time         `json:"modified"`
-	Tags             []Tag             `json:"tags,omitempty"`
+	// Policy is the bus's resource-based policy (PutPermission).
+	Policy   string    `json:"policy,omitempty"`
+	Created  time.Time `json:"created"`
+	Modified time.Time `json:"modified"`
+	Tags     []Tag     `json:"tags,omitempty"`
 }
 
 // Rule is a rule with its targets, as stored in the configuration bucket.

@@ -61,6 +61,9 @@ type Config struct {
 	// firing schedules may be and still fire, once, when one starts (see
 	// firstDue).
 	ScheduleCatchUp time.Duration
+	// Authorize, when set, decides whether the IAM caller of a request
+	// (not the root) has a permission; PutEvents asks it for each entry.
+	Authorize func(ctx context.Context, a awsapi.Access) *awsapi.Error
 	// ScheduleNow is the clock schedules run by (nil: Now); tests move it
 	// so that a due time comes in seconds.
 	ScheduleNow func() time.Time
@@ -93,6 +96,7 @@ type Service struct {
 	replayBacklog int
 	catchUp       time.Duration
 	schedNow      func() time.Time
+	authorize     func(ctx context.Context, a awsapi.Access) *awsapi.Error
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -128,6 +132,7 @@ func New(cfg Config) *Service {
 		replayBacklog: cmp.Or(cfg.ReplayBacklog, defaultReplayBacklog),
 		catchUp:       cfg.ScheduleCatchUp,
 		schedNow:      cfg.ScheduleNow,
+		authorize:     cfg.Authorize,
 	}
 }
 
@@ -257,6 +262,8 @@ func (s *Service) Operations() map[string]awsapi.JSONOperation {
 		"UntagResource":         s.untagResource,
 		"ListTagsForResource":   s.listTagsForResource,
 		"PutEvents":             s.putEvents,
+		"PutPermission":         s.putPermission,
+		"RemovePermission":      s.removePermission,
 		"TestEventPattern":      s.testEventPattern,
 		"CreateArchive":         s.createArchive,
 		"DescribeArchive":       s.describeArchive,

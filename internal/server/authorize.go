@@ -15,42 +15,61 @@ import (
 // the first one refused is answered with the service's AccessDenied error.
 // The root key is never asked.
 
-// authorize decides the permissions one request needs.
-func (s *Server) authorize(ctx context.Context, service string, accesses []awsapi.Access, resourcePolicy *policy.Policy,
-	denied func(msg string) *awsapi.Error) error {
+// authorize decides the permissions one request needs; resourcePolicy
+// returns the policy of a resource, if it has one.
+func (s *Server) authorize(ctx context.Context, service string, accesses []awsapi.Access, resourcePolicy func(resource string) *policy.Policy,
+	denied func(msg string) *awsapi.Error) *awsapi.Error {
 	id, _ := awsapi.IdentityFrom(ctx)
 	s.iam.KeyUsed(ctx, id.AccessKeyID, service, s.cfg.Region)
 	for _, a := range accesses {
-		if v := s.iam.Authorize(id.Principal, a.Action, a.Resource, a.Context, resourcePolicy); v != iam.Allowed {
+		var rp *policy.Policy
+		if resourcePolicy != nil {
+			rp = resourcePolicy(a.Resource)
+		}
+		if v := s.iam.Authorize(id.Principal, a.Action, a.Resource, a.Context, rp); v != iam.Allowed {
 			return denied(iam.DeniedMessage(v, id.Principal, a.Action, a.Resource))
 		}
 	}
 	return nil
 }
 
+func eventsDenied(msg string) *awsapi.Error {
+	return &awsapi.Error{Code: "AccessDeniedException", Message: msg}
+}
+
 func (s *Server) authorizeEvents(ctx context.Context, op string, body []byte) error {
-	return s.authorize(ctx, "events", s.events.Access(op, body), nil, func(msg string) *awsapi.Error {
-		return &awsapi.Error{Code: "AccessDeniedException", Message: msg}
-	})
+	return nilIfNone(s.authorize(ctx, "events", s.events.Access(op, body), s.events.BusPolicy, eventsDenied))
+}
+
+// authorizeEntry decides one PutEvents entry.
+func (s *Server) authorizeEntry(ctx context.Context, a awsapi.Access) *awsapi.Error {
+	return s.authorize(ctx, "events", []awsapi.Access{a}, s.events.BusPolicy, eventsDenied)
 }
 
 func (s *Server) authorizeSQS(ctx context.Context, op string, body []byte) error {
 	a, p := s.queues.Access(ctx, op, body)
-	return s.authorize(ctx, "sqs", []awsapi.Access{a}, p, func(msg string) *awsapi.Error {
+	return nilIfNone(s.authorize(ctx, "sqs", []awsapi.Access{a}, func(string) *policy.Policy { return p }, func(msg string) *awsapi.Error {
 		return &awsapi.Error{Code: "AccessDenied", QueryCode: "AccessDenied", Status: http.StatusForbidden, Message: msg}
-	})
+	}))
 }
 
 func (s *Server) authorizeIAM(ctx context.Context, action string, p awsapi.Params) error {
-	return s.authorize(ctx, "iam", []awsapi.Access{s.iam.Access(ctx, action, p)}, nil, func(msg string) *awsapi.Error {
+	return nilIfNone(s.authorize(ctx, "iam", []awsapi.Access{s.iam.Access(ctx, action, p)}, nil, func(msg string) *awsapi.Error {
 		return &awsapi.Error{Code: "AccessDenied", Status: http.StatusForbidden, Message: msg}
-	})
+	}))
 }
 
 // authorizeAdmin: bridgeport's own operations (diagnose, redrive, events
 // trace) are the actions bridgeport:<Operation> on "*".
 func (s *Server) authorizeAdmin(ctx context.Context, op string, body []byte) error {
-	return s.authorize(ctx, AdminSigningName, []awsapi.Access{{Action: "bridgeport:" + op, Resource: "*"}}, nil, func(msg string) *awsapi.Error {
-		return &awsapi.Error{Code: "AccessDeniedException", Message: msg}
-	})
+	return nilIfNone(s.authorize(ctx, AdminSigningName, []awsapi.Access{{Action: "bridgeport:" + op, Resource: "*"}}, nil, eventsDenied))
+}
+
+// nilIfNone returns a nil error interface for a nil *awsapi.Error (a typed
+// nil would read as a failure).
+func nilIfNone(err *awsapi.Error) error {
+	if err == nil {
+		return nil
+	}
+	return err
 }

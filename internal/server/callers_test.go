@@ -69,19 +69,48 @@ func TestCallerPermissions(t *testing.T) {
 	}
 	const bus = "arn:aws:events:us-east-1:000000000000:event-bus/"
 	producer := e.newCaller("producer", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"events:PutEvents","Resource":"`+bus+`orders"}]}`)
-	put := func(c caller, busName string) error {
-		out, err := c.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{EventBusName: aws.String(busName),
-			Source: aws.String("shop"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}})
-		if err == nil && out.FailedEntryCount != 0 {
-			t.Fatalf("PutEvents: %+v", out.Entries)
+	// put sends one event to each bus named; a refused entry is an
+	// AccessDeniedException of its own, the others are stored.
+	put := func(c caller, busNames ...string) (refused []string, err error) {
+		var entries []types.PutEventsRequestEntry
+		for _, b := range busNames {
+			entries = append(entries, types.PutEventsRequestEntry{EventBusName: aws.String(b), Source: aws.String("shop"),
+				DetailType: aws.String("x"), Detail: aws.String(`{}`)})
 		}
-		return err
+		out, err := c.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err != nil {
+			return nil, err
+		}
+		for i, e := range out.Entries {
+			switch {
+			case e.ErrorCode == nil && e.EventId != nil:
+			case aws.ToString(e.ErrorCode) == "AccessDeniedException":
+				refused = append(refused, busNames[i]+": "+aws.ToString(e.ErrorMessage))
+			default:
+				t.Fatalf("entry %d: %s %s", i, aws.ToString(e.ErrorCode), aws.ToString(e.ErrorMessage))
+			}
+		}
+		return refused, nil
 	}
-	if err := put(producer, "orders"); err != nil {
-		t.Fatalf("producer on its bus: %v", err)
+	refused, err := put(producer, "orders", "default", "orders")
+	want := "default: User: " + producer.arn + " is not authorized to perform: events:PutEvents on resource: " + bus + "default " + noAllow + "events:PutEvents action"
+	if err != nil || len(refused) != 1 || refused[0] != want {
+		t.Fatalf("producer on its bus and the default bus: %v, %q", err, refused)
 	}
-	denied(t, put(producer, "default"), "AccessDeniedException", producer.arn, "events:PutEvents", bus+"default", noAllow+"events:PutEvents action")
-	_, err := producer.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventBusName: aws.String("orders"), EventPattern: aws.String(`{"source":["x"]}`)})
+	// A condition on events:source refuses the entries of other sources.
+	if _, err := e.iamClient().PutUserPolicy(ctx, &awsiam.PutUserPolicyInput{UserName: aws.String("producer"), PolicyName: aws.String("source"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"events:PutEvents","Resource":"*",` +
+			`"Condition":{"StringNotEquals":{"events:source":"shop"}}}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := producer.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{
+		{EventBusName: aws.String("orders"), Source: aws.String("shop"), DetailType: aws.String("x"), Detail: aws.String(`{}`)},
+		{EventBusName: aws.String("orders"), Source: aws.String("billing"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}})
+	if err != nil || out.FailedEntryCount != 1 || out.Entries[0].EventId == nil || aws.ToString(out.Entries[1].ErrorCode) != "AccessDeniedException" ||
+		!strings.HasSuffix(aws.ToString(out.Entries[1].ErrorMessage), "with an explicit deny in an identity-based policy") {
+		t.Fatalf("a source the policy denies: %+v, %v", out, err)
+	}
+	_, err = producer.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("r"), EventBusName: aws.String("orders"), EventPattern: aws.String(`{"source":["x"]}`)})
 	denied(t, err, "AccessDeniedException", producer.arn, "events:PutRule", "arn:aws:events:us-east-1:000000000000:rule/orders/r", noAllow+"events:PutRule action")
 	_, err = producer.iam.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("evil")})
 	denied(t, err, "AccessDenied", producer.arn, "iam:CreateUser", "arn:aws:iam::000000000000:user/evil", noAllow+"iam:CreateUser action")
@@ -159,20 +188,22 @@ func TestCallerPermissions(t *testing.T) {
 		Status: iamtypes.StatusTypeInactive}); err != nil {
 		t.Fatal(err)
 	}
-	apiError(t, put(producer, "orders"), "UnrecognizedClientException", "The security token included in the request is invalid.")
+	_, err = put(producer, "orders")
+	apiError(t, err, "UnrecognizedClientException", "The security token included in the request is invalid.")
 	if _, err := root.UpdateAccessKey(ctx, &awsiam.UpdateAccessKeyInput{UserName: aws.String("producer"), AccessKeyId: aws.String(producer.key),
 		Status: iamtypes.StatusTypeActive}); err != nil {
 		t.Fatal(err)
 	}
-	if err := put(producer, "orders"); err != nil {
-		t.Fatalf("active again: %v", err)
+	if refused, err := put(producer, "orders"); err != nil || len(refused) != 0 {
+		t.Fatalf("active again: %v %q", err, refused)
 	}
 	_, err = root.DeleteUser(ctx, &awsiam.DeleteUserInput{UserName: aws.String("producer")})
 	apiError(t, err, "DeleteConflict", "Cannot delete entity, must delete access keys first.")
 	if _, err := root.DeleteAccessKey(ctx, &awsiam.DeleteAccessKeyInput{UserName: aws.String("producer"), AccessKeyId: aws.String(producer.key)}); err != nil {
 		t.Fatal(err)
 	}
-	apiError(t, put(producer, "orders"), "UnrecognizedClientException", "The security token included in the request is invalid.")
+	_, err = put(producer, "orders")
+	apiError(t, err, "UnrecognizedClientException", "The security token included in the request is invalid.")
 }
 
 // TestAssumeRole: a CI job's user assumes a deploy role (the trust policy
@@ -285,4 +316,68 @@ func (e *env) expireSession(id string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestBusPermissions: PutPermission and RemovePermission write the bus's
+// policy as AWS does, and the policy grants PutEvents to a caller with no
+// policy of its own.
+func TestBusPermissions(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	if _, err := e.eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("shared")}); err != nil {
+		t.Fatal(err)
+	}
+	nobody := e.newCaller("nobody", "")
+	send := func() *types.PutEventsResultEntry {
+		out, err := nobody.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{EventBusName: aws.String("shared"),
+			Source: aws.String("s"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &out.Entries[0]
+	}
+	if r := send(); aws.ToString(r.ErrorCode) != "AccessDeniedException" {
+		t.Fatalf("before any permission: %+v", r)
+	}
+	for _, in := range []*eventbridge.PutPermissionInput{
+		{EventBusName: aws.String("shared"), Action: aws.String("events:PutEvents"), Principal: aws.String("*"), StatementId: aws.String("anyone")},
+		{EventBusName: aws.String("shared"), Action: aws.String("events:PutEvents"), Principal: aws.String("111122223333"), StatementId: aws.String("partner")},
+		{EventBusName: aws.String("shared"), Action: aws.String("events:PutEvents"), Principal: aws.String("444455556666"), StatementId: aws.String("partner")},
+	} {
+		if _, err := e.eb.PutPermission(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := e.eb.DescribeEventBus(ctx, &eventbridge.DescribeEventBusInput{Name: aws.String("shared")})
+	const arn = "arn:aws:events:us-east-1:000000000000:event-bus/shared"
+	want := `{"Version":"2012-10-17","Statement":[` +
+		`{"Sid":"anyone","Effect":"Allow","Principal":"*","Action":"events:PutEvents","Resource":"` + arn + `"},` +
+		`{"Sid":"partner","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"events:PutEvents","Resource":"` + arn + `"}]}`
+	if err != nil || aws.ToString(d.Policy) != want {
+		t.Fatalf("DescribeEventBus policy:\n%s\nwant\n%s (%v)", aws.ToString(d.Policy), want, err)
+	}
+	if r := send(); r.EventId == nil {
+		t.Fatalf("with the bus open to anyone: %+v", r)
+	}
+	if _, err := e.eb.RemovePermission(ctx, &eventbridge.RemovePermissionInput{EventBusName: aws.String("shared"), StatementId: aws.String("anyone")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := send(); aws.ToString(r.ErrorCode) != "AccessDeniedException" {
+		t.Fatalf("after removing the statement: %+v", r)
+	}
+	_, err = e.eb.RemovePermission(ctx, &eventbridge.RemovePermissionInput{EventBusName: aws.String("shared"), StatementId: aws.String("anyone")})
+	apiError(t, err, "ResourceNotFoundException", "Statement with the provided id does not exist.")
+	_, err = e.eb.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String("nope"), Action: aws.String("events:PutEvents"),
+		Principal: aws.String("*"), StatementId: aws.String("x")})
+	apiError(t, err, "ResourceNotFoundException", "Event bus nope does not exist.")
+	if _, err := e.eb.RemovePermission(ctx, &eventbridge.RemovePermissionInput{EventBusName: aws.String("shared"), RemoveAllPermissions: true}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.eb.DescribeEventBus(ctx, &eventbridge.DescribeEventBusInput{Name: aws.String("shared")}); d.Policy != nil {
+		t.Fatalf("policy after RemoveAllPermissions: %s", aws.ToString(d.Policy))
+	}
+	// The caller may not change the policy itself.
+	_, err = nobody.eb.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String("shared"), Action: aws.String("events:PutEvents"),
+		Principal: aws.String("*"), StatementId: aws.String("mine")})
+	denied(t, err, "AccessDeniedException", nobody.arn, "events:PutPermission", "*", noAllow+"events:PutPermission action")
 }

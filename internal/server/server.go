@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		Quotas: eventbus.Quotas{EventBuses: q.EventBuses, RulesPerBus: q.RulesPerBus, TargetsPerRule: q.TargetsPerRule,
 			PatternSize: q.PatternSize, WildcardRules: q.WildcardRules, EventSize: q.EventSize,
 			Archives: q.Archives},
-		Connections: s.conns, Queues: s.queues, Metrics: s.metrics,
+		Connections: s.conns, Queues: s.queues, Metrics: s.metrics, Authorize: s.authorizeEntry,
 		MatchTimeout: cfg.MatchTimeout,
 		// The router parks the jobs of failing destinations at once.
 		ParkFailing: func(ctx context.Context, jobs []store.Job) ([]store.Job, error) {

@@ -612,8 +612,8 @@ func TestUnknownOperation(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(string(sqsBody), "UnknownOperationException") || !strings.Contains(string(sqsBody), "AmazonSQS.FlyToTheMoon") {
 		t.Errorf("unknown SQS operation: %d %s", resp.StatusCode, sqsBody)
 	}
-	_, err = e.iamClient().CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("u")})
-	says(err, "InvalidAction", "Could not find operation CreateUser for version 2010-05-08", "does not implement")
+	_, err = e.iamClient().CreateInstanceProfile(ctx, &awsiam.CreateInstanceProfileInput{InstanceProfileName: aws.String("u")})
+	says(err, "InvalidAction", "Could not find operation CreateInstanceProfile for version 2010-05-08", "does not implement")
 
 	body := []byte(`{}`)
 	req, _ := http.NewRequest("POST", "http://"+e.srv.Addr()+"/", bytes.NewReader(body))
