@@ -23,13 +23,18 @@ type AccessKey struct {
 	SealedSecret string    `json:"secret"`
 	Status       string    `json:"status"` // Active or Inactive
 	Created      time.Time `json:"created"`
-	// The last use recorded in the store (see lastUse).
-	LastUsed    time.Time `json:"lastUsed,omitzero"`
-	LastService string    `json:"lastService,omitempty"`
-	LastRegion  string    `json:"lastRegion,omitempty"`
 }
 
-func keyKey(id string) string { return "iam.key." + id }
+// KeyUse is a key's last use, a record of its own (so that recording a
+// use never races a change of the key).
+type KeyUse struct {
+	At      time.Time `json:"at"`
+	Service string    `json:"service"`
+	Region  string    `json:"region"`
+}
+
+func keyKey(id string) string    { return "iam.key." + id }
+func keyUseKey(id string) string { return "iam.keyuse." + id }
 
 // Key statuses.
 const (
@@ -186,7 +191,13 @@ func (s *Service) deleteAccessKey(ctx context.Context, p awsapi.Params) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.remove(ctx, keyKey(k.ID), rev)
+	if err := s.remove(ctx, keyKey(k.ID), rev); err != nil {
+		return nil, err
+	}
+	if e, err := s.st.Get(ctx, keyUseKey(k.ID)); err == nil {
+		_, _ = s.st.Delete(ctx, keyUseKey(k.ID), e.Revision)
+	}
+	return nil, nil
 }
 
 func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (any, error) {
@@ -198,9 +209,9 @@ func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (an
 	}
 	s.mu.RLock()
 	st := s.keys[*id]
-	var use keyUse
+	var use, stored KeyUse
 	if st != nil {
-		use = st.use
+		use, stored = st.use, st.stored
 	}
 	s.mu.RUnlock()
 	if st == nil {
@@ -211,22 +222,16 @@ func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (an
 		ServiceName  string `xml:"ServiceName"`
 		Region       string `xml:"Region"`
 	}{ServiceName: "N/A", Region: "N/A"}
-	if st.key.LastUsed.After(use.at) {
-		use = keyUse{at: st.key.LastUsed, service: st.key.LastService, region: st.key.LastRegion}
+	if stored.At.After(use.At) {
+		use = stored
 	}
-	if !use.at.IsZero() {
-		last.LastUsedDate, last.ServiceName, last.Region = isoTime(use.at), use.service, use.region
+	if !use.At.IsZero() {
+		last.LastUsedDate, last.ServiceName, last.Region = isoTime(use.At), use.Service, use.Region
 	}
 	return struct {
 		UserName          string `xml:"UserName"`
 		AccessKeyLastUsed any    `xml:"AccessKeyLastUsed"`
 	}{st.key.User, last}, nil
-}
-
-// keyUse is a key's last use as this node saw it.
-type keyUse struct {
-	at              time.Time
-	service, region string
 }
 
 // LookupKey returns the secret and principal of an active access key, or
@@ -250,29 +255,37 @@ func (s *Service) LookupKey(id string) (awsapi.Key, bool) {
 }
 
 // KeyUsed records that an access key signed a request for service in
-// region; the store learns of it at most once a minute.
+// region; the store learns of it at most once a minute a node.
 func (s *Service) KeyUsed(ctx context.Context, id, service, region string) {
 	now := time.Now().UTC()
+	use := KeyUse{At: now, Service: service, Region: region}
 	s.mu.Lock()
 	st := s.keys[id]
 	if st == nil {
 		s.mu.Unlock()
 		return
 	}
-	st.use = keyUse{at: now, service: service, region: region}
-	due := now.Sub(st.key.LastUsed) >= lastUseEvery && now.Sub(st.written) >= lastUseEvery
+	st.use = use
+	due := now.Sub(st.stored.At) >= lastUseEvery && now.Sub(st.written) >= lastUseEvery
 	if due {
 		st.written = now
 	}
-	k, rev := st.key, st.rev
+	rev := st.useRev
 	s.mu.Unlock()
 	if !due {
 		return
 	}
-	k.LastUsed, k.LastService, k.LastRegion = now, service, region
-	// A lost race (another node wrote it, or the key changed) is fine:
-	// the next use writes it again.
-	go func() { _ = s.save(context.WithoutCancel(ctx), keyKey(k.ID), rev, &k) }()
+	data, _ := json.Marshal(use)
+	go func() {
+		ctx := context.WithoutCancel(ctx)
+		// A lost race (another node wrote it) is fine: the next use
+		// writes it again.
+		if rev == 0 {
+			_, _ = s.st.Create(ctx, keyUseKey(id), data)
+		} else {
+			_, _ = s.st.Update(ctx, keyUseKey(id), data, rev)
+		}
+	}()
 }
 
 // Reseal seals every access key's and session's secret that opens with

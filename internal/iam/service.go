@@ -139,8 +139,10 @@ type groupState struct {
 type keyState struct {
 	key     AccessKey
 	rev     uint64
-	secret  string // opened; empty when it does not open with this server's key
-	use     keyUse
+	secret  string    // opened; empty when it does not open with this server's key
+	use     KeyUse    // the last use this node saw
+	stored  KeyUse    // the last use in the store
+	useRev  uint64    // the revision of that record
 	written time.Time // when this node last wrote the key's last use
 }
 
@@ -266,6 +268,15 @@ func (s *Service) apply(e store.Entry) {
 		s.groups[e.Key] = &groupState{group: g, rev: e.Revision, inline: s.parseInline("group", g.Name, g.Inline)}
 	case strings.HasPrefix(e.Key, "iam.session."):
 		s.applySession(e.Key, e.Value, e.Revision, e.Deleted)
+	case strings.HasPrefix(e.Key, "iam.keyuse."):
+		st := s.keys[strings.TrimPrefix(e.Key, "iam.keyuse.")]
+		if st == nil || e.Deleted {
+			return
+		}
+		var u KeyUse
+		if json.Unmarshal(e.Value, &u) == nil {
+			st.stored, st.useRev = u, e.Revision
+		}
 	case strings.HasPrefix(e.Key, "iam.key."):
 		id := strings.TrimPrefix(e.Key, "iam.key.")
 		if e.Deleted {
@@ -279,7 +290,7 @@ func (s *Service) apply(e store.Entry) {
 		}
 		st := &keyState{key: k, rev: e.Revision}
 		if old := s.keys[id]; old != nil {
-			st.use, st.written = old.use, old.written
+			st.use, st.stored, st.useRev, st.written = old.use, old.stored, old.useRev, old.written
 		}
 		if s.box != nil {
 			secret, err := s.box.Open(k.SealedSecret)

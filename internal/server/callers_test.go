@@ -14,6 +14,8 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"bridgeport/internal/natstest"
 )
 
 // caller is an IAM user's clients.
@@ -380,4 +382,39 @@ func TestBusPermissions(t *testing.T) {
 	_, err = nobody.eb.PutPermission(ctx, &eventbridge.PutPermissionInput{EventBusName: aws.String("shared"), Action: aws.String("events:PutEvents"),
 		Principal: aws.String("*"), StatementId: aws.String("mine")})
 	denied(t, err, "AccessDeniedException", nobody.arn, "events:PutPermission", "*", noAllow+"events:PutPermission action")
+}
+
+// TestClusterRevocation: a user and key made through one node sign
+// requests on the other at once, and a key made inactive through one node
+// is refused by the other within a moment (measured and logged).
+func TestClusterRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	t.Parallel()
+	urls, s := natstest.Cluster(t, 3), newSink(t)
+	a, b := clusterNode(t, urls[0], s), clusterNode(t, urls[1], s)
+	user := a.newCaller("producer", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"events:ListRules","Resource":"*"}]}`)
+	creds := user.eb.Options().Credentials
+	onB := eventbridge.New(eventbridge.Options{BaseEndpoint: aws.String("http://" + b.srv.Addr()), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})
+	if _, err := onB.ListRules(ctx, &eventbridge.ListRulesInput{}); err != nil {
+		t.Fatalf("the new key on the other node: %v", err)
+	}
+	if _, err := a.iamClient().UpdateAccessKey(ctx, &awsiam.UpdateAccessKeyInput{UserName: aws.String("producer"), AccessKeyId: aws.String(user.key),
+		Status: iamtypes.StatusTypeInactive}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		_, err := onB.ListRules(ctx, &eventbridge.ListRulesInput{})
+		if err != nil {
+			apiError(t, err, "UnrecognizedClientException", "The security token included in the request is invalid.")
+			break
+		}
+		if time.Since(revoked) > 30*time.Second {
+			t.Fatal("the other node still accepts the key 30 s after it was made inactive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("key made inactive through node A; node B refused it %s later", time.Since(revoked).Round(time.Microsecond))
 }
