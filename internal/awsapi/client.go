@@ -74,6 +74,11 @@ func (c *Client) Call(ctx context.Context, service, version, target string, in, 
 // Form sends a Query protocol request (form-encoded, as IAM takes them)
 // and checks its answer; the XML result is not read.
 func (c *Client) Form(ctx context.Context, service, form string) error {
+	return c.FormXML(ctx, service, form, nil)
+}
+
+// FormXML is Form that decodes the answer's XML into out (nil: none).
+func (c *Client) FormXML(ctx context.Context, service, form string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Endpoint, "/")+"/", strings.NewReader(form))
 	if err != nil {
 		return err
@@ -97,6 +102,9 @@ func (c *Client) Form(ctx context.Context, service, form string) error {
 		}
 		_ = xml.Unmarshal(data, &e)
 		return &Error{Code: e.Code, Message: e.Message, Status: resp.StatusCode}
+	}
+	if out != nil {
+		return xml.Unmarshal(data, out)
 	}
 	return nil
 }

@@ -110,6 +110,10 @@ type Result struct {
 	ReplayedPerSec   float64 `json:"replayedPerSecond,omitempty"`
 	ReplayDeliveries int     `json:"replayDeliveries,omitempty"`
 	ReplayDrainSecs  float64 `json:"replayDeliveredSeconds,omitempty"`
+	// iam: ingest signed by the root key against the same signed by an
+	// IAM user's key, whose every entry is authorized.
+	RootEntriesPerSec float64 `json:"rootEntriesPerSecond,omitempty"`
+	UserToRootRatio   float64 `json:"userToRootRatio,omitempty"`
 	// Checks are pass/fail lines against the project's targets.
 	Checks []Check `json:"checks,omitempty"`
 }
@@ -152,6 +156,9 @@ type Runner struct {
 	role string
 	conn string
 	hang net.Listener // the endpoint that never answers, once made
+	// putAs, when set, makes the PutEvents calls instead of the root
+	// client (the iam scenario's IAM user).
+	putAs *awsapi.Client
 }
 
 // New starts the sink and returns a Runner; Close stops the sink.
@@ -187,7 +194,10 @@ func (r *Runner) call(ctx context.Context, op string, in, out any) error {
 // whose turn it is.
 func (r *Runner) put(ctx context.Context, n int, entries []map[string]any, out any) error {
 	c := r.cfg.Client
-	if len(r.cfg.Spread) > 0 {
+	switch {
+	case r.putAs != nil:
+		c = r.putAs
+	case len(r.cfg.Spread) > 0:
 		c = r.cfg.Spread[n%len(r.cfg.Spread)]
 	}
 	return c.Call(ctx, "events", "1.1", "AWSEvents.PutEvents", map[string]any{"Entries": entries}, out)
@@ -395,6 +405,74 @@ func (r *Runner) Ingest(ctx context.Context) (Result, error) {
 	d := distribution(calls)
 	return Result{Scenario: "ingest", Seconds: elapsed.Seconds(), Entries: n, Failed: failed, EntriesPerSec: float64(n) / elapsed.Seconds(),
 		CallP50Ms: d.P50, CallP99Ms: d.P99}, nil
+}
+
+// IngestIAM measures what authorization costs PutEvents: the ingest
+// measurement signed by the root key (never authorized) and by an IAM
+// user's key (each entry authorized against the user's policy, with a
+// condition on events:source), in four alternating quarters of the
+// duration (root, user, user, root), so that the machine's drift falls on
+// both alike.
+func (r *Runner) IngestIAM(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	bus, err := r.rule(ctx, "ingest-iam", "bench.ingest.unmatched", nil)
+	if err != nil {
+		return Result{}, err
+	}
+	user := "bench-" + r.id
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"events:PutEvents","Resource":"arn:aws:events:` + r.cfg.Region + `:` +
+		r.cfg.AccountID + `:event-bus/` + bus + `","Condition":{"StringLike":{"events:source":"bench.*"}}}]}`
+	if err := r.iam(ctx, "CreateUser", "UserName", user); err != nil {
+		return Result{}, fmt.Errorf("create user: %w", err)
+	}
+	if err := r.iam(ctx, "PutUserPolicy", "UserName", user, "PolicyName", "put", "PolicyDocument", doc); err != nil {
+		return Result{}, fmt.Errorf("user policy: %w", err)
+	}
+	var key struct {
+		ID     string `xml:"CreateAccessKeyResult>AccessKey>AccessKeyId"`
+		Secret string `xml:"CreateAccessKeyResult>AccessKey>SecretAccessKey"`
+	}
+	if err := r.cfg.Client.FormXML(ctx, "iam", "Action=CreateAccessKey&Version=2010-05-08&UserName="+user, &key); err != nil {
+		return Result{}, fmt.Errorf("create access key: %w", err)
+	}
+	userClient := *r.cfg.Client
+	userClient.AccessKeyID, userClient.SecretAccessKey = key.ID, key.Secret
+	defer func() { r.putAs = nil }()
+	quarter := r.cfg
+	quarter.Duration = r.cfg.Duration / 4
+	saved := r.cfg
+	r.cfg = quarter
+	defer func() { r.cfg = saved }()
+	var entries [2]int
+	var seconds [2]float64
+	var failed int
+	for i, asUser := range []bool{false, true, true, false} {
+		r.putAs = nil
+		label := fmt.Sprintf("ingest-iam %d/4 as root", i+1)
+		if asUser {
+			r.putAs = &userClient
+			label = fmt.Sprintf("ingest-iam %d/4 as an IAM user", i+1)
+		}
+		n, f, _, elapsed, err := r.closedLoop(ctx, label, bus, "bench.ingest")
+		if err != nil {
+			return Result{}, err
+		}
+		k := 0
+		if asUser {
+			k = 1
+		}
+		entries[k] += n
+		seconds[k] += elapsed.Seconds()
+		failed += f
+	}
+	root, asUser := float64(entries[0])/seconds[0], float64(entries[1])/seconds[1]
+	res := Result{Scenario: "iam", Seconds: seconds[0] + seconds[1], Entries: entries[1], Failed: failed, EntriesPerSec: asUser,
+		RootEntriesPerSec: root, UserToRootRatio: asUser / root}
+	res.Checks = append(res.Checks, Check{Name: "authorization costs PutEvents at most 5%", Pass: res.UserToRootRatio >= 0.95,
+		Detail: fmt.Sprintf("%.0f events/s as an IAM user, %.0f as root: x%.3f", asUser, root, res.UserToRootRatio)})
+	return res, nil
 }
 
 // openLoop offers rate events/s for the duration: calls leave at fixed

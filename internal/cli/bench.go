@@ -60,7 +60,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay]   (default: ingest latency delivery)")
+		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay] [iam]   (default: ingest latency delivery)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,7 +75,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	for _, s := range scenarios {
 		switch s {
-		case "ingest", "latency", "delivery", "backlog", "replay":
+		case "ingest", "latency", "delivery", "backlog", "replay", "iam":
 		default:
 			fmt.Fprintf(stderr, "bridgeport bench: unknown scenario %q\n", s)
 			return 2
@@ -149,6 +149,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			res, err = r.Backlog(ctx)
 		case "replay":
 			res, err = r.Replay(ctx)
+		case "iam":
+			res, err = r.IngestIAM(ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "bridgeport bench: %s: %v\n", s, err)
@@ -186,6 +188,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			}
 			fmt.Fprintf(stdout, "backlog:  %d events waiting on %d dead destinations; healthy target at %d events/s over %.0f s from when the backlog was in: p99 %.2f ms, max %.1f ms, against p99 %.2f ms without the backlog (x%.2f); %s\n",
 				res.BacklogEvents, res.DeadDestinations, res.OfferedRate, res.Seconds, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline, mem)
+		}
+		if res.Scenario == "iam" {
+			fmt.Fprintf(stdout, "iam:      %.0f events/s accepted durably signed by an IAM user's key (each entry authorized), %.0f signed by the root key, in alternating quarters of %s: x%.3f\n",
+				res.EntriesPerSec, res.RootEntriesPerSec, duration.String(), res.UserToRootRatio)
 		}
 		if res.Scenario == "replay" {
 			mem := ""

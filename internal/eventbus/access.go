@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"encoding/json"
+	"strings"
 
 	"bridgeport/internal/awsapi"
 )
@@ -15,8 +16,11 @@ type accessRequest struct {
 	ArchiveName  *string `json:"ArchiveName"`
 	ReplayName   *string `json:"ReplayName"`
 	ResourceARN  *string `json:"ResourceARN"`
-	RoleArn      *string `json:"RoleArn"`
-	Targets      []struct {
+	// The other resources some operations use.
+	EventSourceArn *string `json:"EventSourceArn"`
+	ConnectionArn  *string `json:"ConnectionArn"`
+	RoleArn        *string `json:"RoleArn"`
+	Targets        []struct {
 		RoleArn *string `json:"RoleArn"`
 	} `json:"Targets"`
 }
@@ -82,11 +86,25 @@ func (s *Service) Access(op string, body []byte) []awsapi.Access {
 	case "CreateConnection", "DescribeConnection", "UpdateConnection", "DeleteConnection", "DeauthorizeConnection":
 		return one(s.arns.prefix() + "connection/" + str(in.Name))
 	case "CreateApiDestination", "DescribeApiDestination", "UpdateApiDestination", "DeleteApiDestination":
-		return one(s.arns.prefix() + "api-destination/" + str(in.Name))
+		out := one(s.arns.prefix() + "api-destination/" + str(in.Name))
+		if op == "CreateApiDestination" && in.ConnectionArn != nil {
+			// The connection is used too; its ARN is checked by name.
+			name, _, _ := strings.Cut(strings.TrimPrefix(*in.ConnectionArn, s.arns.prefix()+"connection/"), "/")
+			out = append(out, awsapi.Access{Action: action, Resource: s.arns.prefix() + "connection/" + name})
+		}
+		return out
 	case "CreateArchive", "DescribeArchive", "UpdateArchive", "DeleteArchive":
-		return one(s.arns.prefix() + "archive/" + str(in.ArchiveName))
+		out := one(s.arns.prefix() + "archive/" + str(in.ArchiveName))
+		if op == "CreateArchive" && in.EventSourceArn != nil {
+			out = append(out, awsapi.Access{Action: action, Resource: *in.EventSourceArn})
+		}
+		return out
 	case "StartReplay", "DescribeReplay", "CancelReplay":
-		return one(s.arns.prefix() + "replay/" + str(in.ReplayName))
+		out := one(s.arns.prefix() + "replay/" + str(in.ReplayName))
+		if op == "StartReplay" && in.EventSourceArn != nil {
+			out = append(out, awsapi.Access{Action: action, Resource: *in.EventSourceArn})
+		}
+		return out
 	}
 	return one("*")
 }

@@ -144,6 +144,7 @@ func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int
 	var events []store.Event
 	var accepted []int
 	id, _ := awsapi.IdentityFrom(ctx)
+	var decided map[string]*awsapi.Error
 	for i := range in.Entries {
 		ev, res := s.acceptEntry(&in.Entries[i], now)
 		if res.ErrorCode != "" {
@@ -151,7 +152,18 @@ func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int
 			continue
 		}
 		if id.Principal != "" && s.authorize != nil {
-			if err := s.authorize(ctx, s.entryAccess(ev.Bus, &in.Entries[i])); err != nil {
+			// Entries alike (bus, source, detail type) are decided once.
+			a := s.entryAccess(ev.Bus, &in.Entries[i])
+			key := a.Resource + "\x00" + a.Context["events:source"] + "\x00" + a.Context["events:detail-type"]
+			err, seen := decided[key]
+			if !seen {
+				if decided == nil {
+					decided = map[string]*awsapi.Error{}
+				}
+				err = s.authorize(ctx, a)
+				decided[key] = err
+			}
+			if err != nil {
 				// UNVERIFIED: the code AWS gives an entry its caller may
 				// not put (AccessDeniedException is one it documents).
 				results[i] = putEventsResult{ErrorCode: "AccessDeniedException", ErrorMessage: err.Message}

@@ -211,7 +211,10 @@ func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (an
 	st := s.keys[*id]
 	var use, stored KeyUse
 	if st != nil {
-		use, stored = st.use, st.stored
+		stored = st.stored
+		if u := st.use.Load(); u != nil {
+			use = *u
+		}
 	}
 	s.mu.RUnlock()
 	if st == nil {
@@ -255,27 +258,29 @@ func (s *Service) LookupKey(id string) (awsapi.Key, bool) {
 }
 
 // KeyUsed records that an access key signed a request for service in
-// region; the store learns of it at most once a minute a node.
+// region; the store learns of it at most once a minute a node. It takes
+// no lock but the read lock, so that requests do not queue on it.
 func (s *Service) KeyUsed(ctx context.Context, id, service, region string) {
-	now := time.Now().UTC()
-	use := KeyUse{At: now, Service: service, Region: region}
-	s.mu.Lock()
+	s.mu.RLock()
 	st := s.keys[id]
+	var storedAt time.Time
+	var rev uint64
+	if st != nil {
+		storedAt, rev = st.stored.At, st.useRev
+	}
+	s.mu.RUnlock()
 	if st == nil {
-		s.mu.Unlock()
 		return
 	}
-	st.use = use
-	due := now.Sub(st.stored.At) >= lastUseEvery && now.Sub(st.written) >= lastUseEvery
-	if due {
-		st.written = now
+	now := time.Now().UTC()
+	if last := st.use.Load(); last == nil || last.Service != service || now.Sub(last.At) >= time.Second {
+		st.use.Store(&KeyUse{At: now, Service: service, Region: region})
 	}
-	rev := st.useRev
-	s.mu.Unlock()
-	if !due {
+	written := st.written.Load()
+	if now.Sub(storedAt) < lastUseEvery || now.UnixNano()-written < int64(lastUseEvery) || !st.written.CompareAndSwap(written, now.UnixNano()) {
 		return
 	}
-	data, _ := json.Marshal(use)
+	data, _ := json.Marshal(KeyUse{At: now, Service: service, Region: region})
 	go func() {
 		ctx := context.WithoutCancel(ctx)
 		// A lost race (another node wrote it) is fine: the next use

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bridgeport/internal/awsapi"
@@ -139,11 +140,11 @@ type groupState struct {
 type keyState struct {
 	key     AccessKey
 	rev     uint64
-	secret  string    // opened; empty when it does not open with this server's key
-	use     KeyUse    // the last use this node saw
-	stored  KeyUse    // the last use in the store
-	useRev  uint64    // the revision of that record
-	written time.Time // when this node last wrote the key's last use
+	secret  string                 // opened; empty when it does not open with this server's key
+	use     atomic.Pointer[KeyUse] // the last use this node saw
+	written atomic.Int64           // when this node last wrote the key's last use (Unix ns)
+	stored  KeyUse                 // the last use in the store
+	useRev  uint64                 // the revision of that record
 }
 
 // parseInline parses an entity's inline policies; one that no longer
@@ -290,7 +291,9 @@ func (s *Service) apply(e store.Entry) {
 		}
 		st := &keyState{key: k, rev: e.Revision}
 		if old := s.keys[id]; old != nil {
-			st.use, st.stored, st.useRev, st.written = old.use, old.stored, old.useRev, old.written
+			st.use.Store(old.use.Load())
+			st.written.Store(old.written.Load())
+			st.stored, st.useRev = old.stored, old.useRev
 		}
 		if s.box != nil {
 			secret, err := s.box.Open(k.SealedSecret)

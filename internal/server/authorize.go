@@ -15,19 +15,26 @@ import (
 // the first one refused is answered with the service's AccessDenied error.
 // The root key is never asked.
 
-// authorize decides the permissions one request needs; resourcePolicy
-// returns the policy of a resource, if it has one.
+// authorize decides the permissions one request needs, and records the
+// key's use; resourcePolicy returns the policy of a resource, if it has
+// one.
 func (s *Server) authorize(ctx context.Context, service string, accesses []awsapi.Access, resourcePolicy func(resource string) *policy.Policy,
 	denied func(msg string) *awsapi.Error) *awsapi.Error {
 	id, _ := awsapi.IdentityFrom(ctx)
 	s.iam.KeyUsed(ctx, id.AccessKeyID, service, s.cfg.Region)
+	return s.decide(id.Principal, accesses, resourcePolicy, denied)
+}
+
+// decide decides permissions.
+func (s *Server) decide(principal string, accesses []awsapi.Access, resourcePolicy func(resource string) *policy.Policy,
+	denied func(msg string) *awsapi.Error) *awsapi.Error {
 	for _, a := range accesses {
 		var rp *policy.Policy
 		if resourcePolicy != nil {
 			rp = resourcePolicy(a.Resource)
 		}
-		if v := s.iam.Authorize(id.Principal, a.Action, a.Resource, a.Context, rp); v != iam.Allowed {
-			return denied(iam.DeniedMessage(v, id.Principal, a.Action, a.Resource))
+		if v := s.iam.Authorize(principal, a.Action, a.Resource, a.Context, rp); v != iam.Allowed {
+			return denied(iam.DeniedMessage(v, principal, a.Action, a.Resource))
 		}
 	}
 	return nil
@@ -41,9 +48,11 @@ func (s *Server) authorizeEvents(ctx context.Context, op string, body []byte) er
 	return nilIfNone(s.authorize(ctx, "events", s.events.Access(op, body), s.events.BusPolicy, eventsDenied))
 }
 
-// authorizeEntry decides one PutEvents entry.
+// authorizeEntry decides one PutEvents entry (the request has recorded
+// the key's use).
 func (s *Server) authorizeEntry(ctx context.Context, a awsapi.Access) *awsapi.Error {
-	return s.authorize(ctx, "events", []awsapi.Access{a}, s.events.BusPolicy, eventsDenied)
+	id, _ := awsapi.IdentityFrom(ctx)
+	return s.decide(id.Principal, []awsapi.Access{a}, s.events.BusPolicy, eventsDenied)
 }
 
 func (s *Server) authorizeSQS(ctx context.Context, op string, body []byte) error {
