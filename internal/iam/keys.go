@@ -238,9 +238,28 @@ func (s *Service) getAccessKeyLastUsed(ctx context.Context, p awsapi.Params) (an
 }
 
 // LookupKey returns the secret and principal of an active access key, or
-// of a session's temporary key. It reads memory only, so it is cheap
-// enough for every request.
+// of a session's temporary key. It reads memory, so it is cheap enough for
+// every request; a key this node does not know yet is looked for in the
+// store, and if it is there (made a moment ago through another node), the
+// node catches up to it first, so that a key works on every node at once.
 func (s *Service) LookupKey(id string) (awsapi.Key, bool) {
+	if k, ok := s.lookupKey(id); ok {
+		return k, true
+	}
+	key := keyKey(id)
+	if strings.HasPrefix(id, "ASIA") {
+		key = sessionKey(id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	e, err := s.st.Get(ctx, key)
+	if err != nil || s.applied.WaitFor(ctx, e.Revision) != nil {
+		return awsapi.Key{}, false
+	}
+	return s.lookupKey(id)
+}
+
+func (s *Service) lookupKey(id string) (awsapi.Key, bool) {
 	if strings.HasPrefix(id, "ASIA") {
 		return s.lookupSession(id)
 	}
