@@ -204,7 +204,10 @@ func TestScheduledRulesFire(t *testing.T) {
 	ev := f["/every "+due][0]
 	late := ev.at.Sub(clk.real(minute))
 	t.Logf("the %s due time reached its target %s after it", due, late.Round(time.Millisecond))
-	if late > 5*time.Second || late < 0 {
+	// The fire is on time (milliseconds on a quiet machine); on a busy
+	// one the delivery after it waits its turn, so only a fire missed by
+	// a long way (a scheduler asleep past its due time) fails the test.
+	if late > 20*time.Second || late < 0 {
 		t.Errorf("fired %s after the due time", late)
 	}
 	if ev.Version != "0" || ev.DetailType != "Scheduled Event" || ev.Account != "000000000000" || ev.Region != "us-east-1" ||
@@ -279,15 +282,18 @@ func TestScheduledRulesFire(t *testing.T) {
 				t.Errorf("%s fired %d times", key, len(evs))
 			}
 		default:
-			t.Errorf("unexpected scheduled event %s: %+v", key, evs)
+			// Later minutes may come on a slow machine; none earlier.
+			if key[strings.IndexByte(key, ' ')+1:] <= next.Format(time.RFC3339) {
+				t.Errorf("unexpected scheduled event %s: %+v", key, evs)
+			}
 		}
 	}
 	m := scrape(t, e.srv.Addr())
 	if n := m[`bridgeport_triggered_rules_total{bus="default",rule="every"}`]; n != 1 {
 		t.Errorf("TriggeredRules for every: %v, want 1", n)
 	}
-	if n := m[`bridgeport_scheduled_events_total`]; n != 3 {
-		t.Errorf("scheduled events: %v, want 3", n)
+	if n := m[`bridgeport_scheduled_events_total`]; n < 3 {
+		t.Errorf("scheduled events: %v, want 3 (or more, later minutes on a slow machine)", n)
 	}
 }
 
@@ -308,41 +314,47 @@ func TestScheduleCatchUp(t *testing.T) {
 	// due every minute and fires its latest once.
 	clk.set(time.Date(2030, 1, 7, 2, 30, 20, 0, time.UTC))
 	e.start()
-	got := s.waitUntil(t, func(got []received) (bool, string) {
+	s.waitUntil(t, func(got []received) (bool, string) {
 		f := firings(t, got)
 		return len(f["/nightly 2030-01-07T02:00:00Z"]) > 0 && len(got) >= 2, fmt.Sprintf("%d scheduled events arrived", len(got))
 	})
 	time.Sleep(time.Second)
-	got = s.received()
-	f := firings(t, got)
-	if len(got) != 2 || len(f["/nightly 2030-01-07T02:00:00Z"]) != 1 {
+	// Fires after the restart's time are the schedules going on (on a
+	// slow machine "often" may reach its next minute): only what fired
+	// for the time it was down counts.
+	late := func(got []received, upTo string) map[string]int {
+		out := map[string]int{}
+		for key, evs := range firings(t, got) {
+			if key[strings.IndexByte(key, ' ')+1:] <= upTo {
+				out[key] = len(evs)
+			}
+		}
+		return out
+	}
+	f := late(s.received(), "2030-01-07T02:30:20Z")
+	if len(f) != 2 || f["/nightly 2030-01-07T02:00:00Z"] != 1 {
 		t.Fatalf("after 32 minutes down: %v", f)
 	}
-	for key := range f {
-		if key != "/nightly 2030-01-07T02:00:00Z" && (key < "/often 2030-01-07T02:29:00Z" || key > "/often 2030-01-07T02:30:20Z") {
-			t.Errorf("unexpected %s", key)
+	for key, n := range f {
+		if n != 1 || key != "/nightly 2030-01-07T02:00:00Z" && key < "/often 2030-01-07T02:29:00Z" {
+			t.Errorf("unexpected %s (%d)", key, n)
 		}
 	}
 	if n := scrape(t, e.srv.Addr())["bridgeport_schedule_catch_ups_total"]; n != 1 {
 		t.Errorf("catch-ups: %v, want 1 (nightly; often was less than 90 s late)", n)
 	}
 	e.stop()
+	before := len(s.received())
 
 	// Down until 03:10 the next day: 02:00 is more than an hour late and
 	// is skipped; "often" fires once.
 	clk.set(time.Date(2030, 1, 8, 3, 10, 0, 0, time.UTC))
 	e.start()
-	s.waitUntil(t, func(got []received) (bool, string) { return len(got) >= 3, "no event after the second restart" })
+	s.waitUntil(t, func(got []received) (bool, string) { return len(got) > before, "no event after the second restart" })
 	time.Sleep(time.Second)
-	got = s.received()
-	f = firings(t, got[2:])
-	if len(got) != 3 || len(f) != 1 {
+	f = late(s.received()[before:], "2030-01-08T03:10:00Z")
+	if len(f) != 1 || f["/often 2030-01-08T03:10:00Z"] != 1 {
 		t.Fatalf("after a day down: %v", f)
-	}
-	for key := range f {
-		if key < "/often 2030-01-08T03:09:00Z" {
-			t.Errorf("unexpected %s", key)
-		}
 	}
 	if n := scrape(t, e.srv.Addr())["bridgeport_schedule_catch_ups_total"]; n != 0 {
 		t.Errorf("catch-ups: %v, want 0", n)

@@ -185,7 +185,13 @@ func TestMessageMoveTasks(t *testing.T) {
 		aws.ToInt64(running.ApproximateNumberOfMessagesToMove) != 30 || running.DestinationArn != nil || running.StartedTimestamp < time.Now().Add(-time.Minute).UnixMilli() {
 		t.Errorf("running task: to move %d, rate %d, %+v", aws.ToInt64(running.ApproximateNumberOfMessagesToMove), aws.ToInt32(running.MaxNumberOfMessagesPerSecond), running)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Cancelled once some have moved (progress is written each second).
+	for deadline := time.Now().Add(time.Minute); running.ApproximateNumberOfMessagesMoved < 2; running = waitTask(t, c, "dlq", "RUNNING") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the task moved %d messages in a minute", running.ApproximateNumberOfMessagesMoved)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if _, err := c.CancelMessageMoveTask(ctx, &awssqs.CancelMessageMoveTaskInput{TaskHandle: start.TaskHandle}); err != nil {
 		t.Fatal(err)
 	}
