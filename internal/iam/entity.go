@@ -169,20 +169,11 @@ func (k kind) listPolicies(ctx context.Context, p awsapi.Params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for n := range *e.inlinePolicies() {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		PolicyNames struct {
-			Members []string `xml:"member"`
-		} `xml:"PolicyNames"`
+	list, info := pageOf(*e.inlinePolicies(), p.Str("Marker"), max, func(name string, _ *string) string { return name })
+	return struct {
+		PolicyNames members[string] `xml:"PolicyNames"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.PolicyNames.Members = items
-	return out, nil
+	}{list, info}, nil
 }
 
 func (k kind) deletePolicy(ctx context.Context, p awsapi.Params) (any, error) {
@@ -262,23 +253,17 @@ func (k kind) listAttached(ctx context.Context, p awsapi.Params) (any, error) {
 		PolicyName string `xml:"PolicyName"`
 		PolicyArn  string `xml:"PolicyArn"`
 	}
-	var arns []string
+	arns := map[string]bool{}
 	for _, a := range *e.attachedPolicies() {
 		if prefix == nil || strings.Contains(a, ":policy"+*prefix) {
-			arns = append(arns, a)
+			arns[a] = true
 		}
 	}
-	slices.Sort(arns)
-	items, truncated, next := page(arns, p.Str("Marker"), max)
-	out := struct {
-		AttachedPolicies struct {
-			Members []attached `xml:"member"`
-		} `xml:"AttachedPolicies"`
+	list, info := pageOf(arns, p.Str("Marker"), max, func(a string, _ *bool) attached {
+		return attached{PolicyName: a[strings.LastIndexByte(a, '/')+1:], PolicyArn: a}
+	})
+	return struct {
+		AttachedPolicies members[attached] `xml:"AttachedPolicies"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.AttachedPolicies.Members = []attached{}
-	for _, a := range items {
-		out.AttachedPolicies.Members = append(out.AttachedPolicies.Members, attached{PolicyName: a[strings.LastIndexByte(a, '/')+1:], PolicyArn: a})
-	}
-	return out, nil
+	}{list, info}, nil
 }

@@ -124,25 +124,14 @@ func (s *Service) listAccessKeys(ctx context.Context, p awsapi.Params) (any, err
 		CreateDate  string `xml:"CreateDate"`
 	}
 	byID := map[string]AccessKey{}
-	var ids []string
 	for _, k := range s.keysOf(u.Name) {
 		byID[k.ID] = k
-		ids = append(ids, k.ID)
 	}
-	slices.Sort(ids)
-	items, truncated, next := page(ids, p.Str("Marker"), max)
-	out := struct {
-		AccessKeyMetadata struct {
-			Members []meta `xml:"member"`
-		} `xml:"AccessKeyMetadata"`
+	list, info := pageOf(byID, p.Str("Marker"), max, func(_ string, k *AccessKey) meta { return meta{u.Name, k.ID, k.Status, isoTime(k.Created)} })
+	return struct {
+		AccessKeyMetadata members[meta] `xml:"AccessKeyMetadata"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.AccessKeyMetadata.Members = []meta{}
-	for _, id := range items {
-		k := byID[id]
-		out.AccessKeyMetadata.Members = append(out.AccessKeyMetadata.Members, meta{u.Name, k.ID, k.Status, isoTime(k.Created)})
-	}
-	return out, nil
+	}{list, info}, nil
 }
 
 // keyParam returns the access key a request names, of the request's user

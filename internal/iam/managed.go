@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -229,35 +230,24 @@ func (s *Service) listPolicies(ctx context.Context, p awsapi.Params) (any, error
 	prefix, onlyAttached := p.Str("PathPrefix"), p.Bool("OnlyAttached")
 	s.mu.RLock()
 	byName := map[string]Policy{}
-	var names []string
 	for _, st := range s.policies {
 		if prefix != nil && !strings.HasPrefix(st.policy.Path, *prefix) {
 			continue
 		}
 		byName[st.policy.Name] = st.policy
-		names = append(names, st.policy.Name)
 	}
 	s.mu.RUnlock()
 	if scope != nil && *scope == "AWS" {
-		names = nil // bridgeport has no AWS managed policies
+		clear(byName) // bridgeport has no AWS managed policies
 	}
-	slices.Sort(names)
 	if onlyAttached {
-		names = slices.DeleteFunc(names, func(n string) bool { pol := byName[n]; return s.attachments(s.policyArn(&pol)) == 0 })
+		maps.DeleteFunc(byName, func(_ string, pol Policy) bool { return s.attachments(s.policyArn(&pol)) == 0 })
 	}
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		Policies struct {
-			Members []policyXML `xml:"member"`
-		} `xml:"Policies"`
+	list, info := pageOf(byName, p.Str("Marker"), max, func(_ string, pol *Policy) policyXML { return s.policyXML(pol, false) })
+	return struct {
+		Policies members[policyXML] `xml:"Policies"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.Policies.Members = []policyXML{}
-	for _, n := range items {
-		pol := byName[n]
-		out.Policies.Members = append(out.Policies.Members, s.policyXML(&pol, false))
-	}
-	return out, nil
+	}{list, info}, nil
 }
 
 func (s *Service) deletePolicy(ctx context.Context, p awsapi.Params) (any, error) {

@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -295,6 +296,23 @@ func page(names []string, marker *string, max int) (items []string, truncated bo
 	return names, false, ""
 }
 
+// members is a list as the Query protocol writes it: <member> elements.
+type members[T any] struct {
+	Members []T `xml:"member"`
+}
+
+// pageOf returns the page after marker of the items of byName, in order of
+// their names (or ids), rendered, with the list's truncation.
+func pageOf[T, X any](byName map[string]T, marker *string, max int, render func(name string, v *T) X) (members[X], listInfo) {
+	items, truncated, next := page(slices.Sorted(maps.Keys(byName)), marker, max)
+	out := members[X]{Members: make([]X, 0, len(items))}
+	for _, n := range items {
+		v := byName[n]
+		out.Members = append(out.Members, render(n, &v))
+	}
+	return out, listInfo{IsTruncated: truncated, Marker: next}
+}
+
 type listInfo struct {
 	IsTruncated bool   `xml:"IsTruncated"`
 	Marker      string `xml:"Marker,omitempty"`
@@ -397,28 +415,17 @@ func (s *Service) listRoles(ctx context.Context, p awsapi.Params) (any, error) {
 	}
 	s.mu.RLock()
 	byName := map[string]Role{}
-	var names []string
 	for _, st := range s.roles {
 		if prefix == nil || strings.HasPrefix(st.role.Path, *prefix) {
 			byName[st.role.Name] = st.role
-			names = append(names, st.role.Name)
 		}
 	}
 	s.mu.RUnlock()
-	slices.Sort(names)
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		Roles struct {
-			Members []roleXML `xml:"member"`
-		} `xml:"Roles"`
+	list, info := pageOf(byName, p.Str("Marker"), max, func(_ string, r *Role) roleXML { return s.roleXML(r, false) })
+	return struct {
+		Roles members[roleXML] `xml:"Roles"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.Roles.Members = []roleXML{}
-	for _, n := range items {
-		r := byName[n]
-		out.Roles.Members = append(out.Roles.Members, s.roleXML(&r, false))
-	}
-	return out, nil
+	}{list, info}, nil
 }
 
 func (s *Service) deleteRole(ctx context.Context, p awsapi.Params) (any, error) {

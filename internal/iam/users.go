@@ -189,28 +189,13 @@ func (s *Service) listUsers(ctx context.Context, p awsapi.Params) (any, error) {
 	prefix := p.Str("PathPrefix")
 	s.mu.RLock()
 	byName := map[string]User{}
-	var names []string
 	for _, st := range s.users {
 		if prefix == nil || strings.HasPrefix(st.user.Path, *prefix) {
 			byName[st.user.Name] = st.user
-			names = append(names, st.user.Name)
 		}
 	}
 	s.mu.RUnlock()
-	slices.Sort(names)
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		Users struct {
-			Members []userXML `xml:"member"`
-		} `xml:"Users"`
-		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.Users.Members = []userXML{}
-	for _, n := range items {
-		u := byName[n]
-		out.Users.Members = append(out.Users.Members, s.userXML(&u, false))
-	}
-	return out, nil
+	return s.userList(byName, p.Str("Marker"), max, nil), nil
 }
 
 func (s *Service) deleteUser(ctx context.Context, p awsapi.Params) (any, error) {
@@ -346,25 +331,11 @@ func (s *Service) getGroup(ctx context.Context, p awsapi.Params) (any, error) {
 		return nil, err
 	}
 	byName := map[string]User{}
-	var names []string
 	for _, u := range s.members(g.Name) {
 		byName[u.Name] = u
-		names = append(names, u.Name)
 	}
-	items, truncated, next := page(names, p.Str("Marker"), max)
-	out := struct {
-		Group groupXML `xml:"Group"`
-		Users struct {
-			Members []userXML `xml:"member"`
-		} `xml:"Users"`
-		listInfo
-	}{Group: s.groupXML(&g), listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.Users.Members = []userXML{}
-	for _, n := range items {
-		u := byName[n]
-		out.Users.Members = append(out.Users.Members, s.userXML(&u, false))
-	}
-	return out, nil
+	gx := s.groupXML(&g)
+	return s.userList(byName, p.Str("Marker"), max, &gx), nil
 }
 
 func (s *Service) listGroups(ctx context.Context, p awsapi.Params) (any, error) {
@@ -379,33 +350,32 @@ func (s *Service) listGroups(ctx context.Context, p awsapi.Params) (any, error) 
 	prefix := p.Str("PathPrefix")
 	s.mu.RLock()
 	byName := map[string]Group{}
-	var names []string
 	for _, st := range s.groups {
 		if prefix == nil || strings.HasPrefix(st.group.Path, *prefix) {
 			byName[st.group.Name] = st.group
-			names = append(names, st.group.Name)
 		}
 	}
 	s.mu.RUnlock()
-	slices.Sort(names)
-	return s.groupList(names, byName, p.Str("Marker"), max), nil
+	return s.groupList(byName, p.Str("Marker"), max), nil
+}
+
+// userList is the answer of ListUsers, and of GetGroup with its group.
+func (s *Service) userList(byName map[string]User, marker *string, max int, group *groupXML) any {
+	list, info := pageOf(byName, marker, max, func(_ string, u *User) userXML { return s.userXML(u, false) })
+	return struct {
+		Group *groupXML        `xml:"Group,omitempty"`
+		Users members[userXML] `xml:"Users"`
+		listInfo
+	}{group, list, info}
 }
 
 // groupList is the answer of ListGroups and ListGroupsForUser.
-func (s *Service) groupList(names []string, byName map[string]Group, marker *string, max int) any {
-	items, truncated, next := page(names, marker, max)
-	out := struct {
-		Groups struct {
-			Members []groupXML `xml:"member"`
-		} `xml:"Groups"`
+func (s *Service) groupList(byName map[string]Group, marker *string, max int) any {
+	list, info := pageOf(byName, marker, max, func(_ string, g *Group) groupXML { return s.groupXML(g) })
+	return struct {
+		Groups members[groupXML] `xml:"Groups"`
 		listInfo
-	}{listInfo: listInfo{IsTruncated: truncated, Marker: next}}
-	out.Groups.Members = []groupXML{}
-	for _, n := range items {
-		g := byName[n]
-		out.Groups.Members = append(out.Groups.Members, s.groupXML(&g))
-	}
-	return out
+	}{list, info}
 }
 
 func (s *Service) deleteGroup(ctx context.Context, p awsapi.Params) (any, error) {
@@ -473,13 +443,10 @@ func (s *Service) listGroupsForUser(ctx context.Context, p awsapi.Params) (any, 
 		return nil, err
 	}
 	byName := map[string]Group{}
-	var names []string
 	for _, n := range u.Groups {
 		if g, _, err := s.group(n); err == nil {
 			byName[g.Name] = g
-			names = append(names, g.Name)
 		}
 	}
-	slices.Sort(names)
-	return s.groupList(names, byName, p.Str("Marker"), max), nil
+	return s.groupList(byName, p.Str("Marker"), max), nil
 }

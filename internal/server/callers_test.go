@@ -152,8 +152,30 @@ func TestCallerPermissions(t *testing.T) {
 	_, err = operator.eb.DeleteEventBus(ctx, &eventbridge.DeleteEventBusInput{Name: aws.String("orders")})
 	denied(t, err, "AccessDeniedException", operator.arn, "events:DeleteEventBus", bus+"orders", noAllow+"events:DeleteEventBus action")
 	g, err := root.GetGroup(ctx, &awsiam.GetGroupInput{GroupName: aws.String("operators")})
-	if err != nil || len(g.Users) != 1 || aws.ToString(g.Users[0].UserName) != "operator" {
+	if err != nil || len(g.Users) != 1 || aws.ToString(g.Users[0].UserName) != "operator" || aws.ToString(g.Group.GroupName) != "operators" {
 		t.Fatalf("GetGroup: %+v, %v", g, err)
+	}
+	// The lists, a page at a time.
+	users, err := root.ListUsers(ctx, &awsiam.ListUsersInput{MaxItems: aws.Int32(1)})
+	if err != nil || len(users.Users) != 1 || aws.ToString(users.Users[0].UserName) != "operator" || !users.IsTruncated {
+		t.Fatalf("ListUsers page 1: %+v, %v", users, err)
+	}
+	users, err = root.ListUsers(ctx, &awsiam.ListUsersInput{Marker: users.Marker})
+	if err != nil || len(users.Users) != 1 || aws.ToString(users.Users[0].UserName) != "producer" || users.IsTruncated {
+		t.Fatalf("ListUsers page 2: %+v, %v", users, err)
+	}
+	groups, err := root.ListGroupsForUser(ctx, &awsiam.ListGroupsForUserInput{UserName: aws.String("operator")})
+	if err != nil || len(groups.Groups) != 1 || aws.ToString(groups.Groups[0].GroupName) != "operators" {
+		t.Fatalf("ListGroupsForUser: %+v, %v", groups, err)
+	}
+	attached, err := root.ListAttachedGroupPolicies(ctx, &awsiam.ListAttachedGroupPoliciesInput{GroupName: aws.String("operators")})
+	if err != nil || len(attached.AttachedPolicies) != 1 || aws.ToString(attached.AttachedPolicies[0].PolicyArn) != aws.ToString(pol.Policy.Arn) ||
+		aws.ToString(attached.AttachedPolicies[0].PolicyName) != "read-only" {
+		t.Fatalf("ListAttachedGroupPolicies: %+v, %v", attached, err)
+	}
+	inline, err := root.ListUserPolicies(ctx, &awsiam.ListUserPoliciesInput{UserName: aws.String("producer")})
+	if err != nil || strings.Join(inline.PolicyNames, ",") != "p,source" {
+		t.Fatalf("ListUserPolicies: %+v, %v", inline, err)
 	}
 
 	// A queue whose policy names the producer lets it send, with no
