@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +73,7 @@ func New(cfg Config) *Service {
 	}
 	return &Service{st: cfg.Store, arns: arns{region: cfg.Region, account: cfg.AccountID}, quotas: cfg.Quotas, box: cfg.Secrets,
 		allowHTTP: cfg.AllowHTTPEndpoints, allowPrivate: cfg.AllowPrivateEndpoints, log: log, now: now,
-		reg: &records{log: log, objs: map[string]record{}}}
+		reg: &records{Records: store.Records{Log: log}}}
 }
 
 // arns builds the ARNs of one account and region.
@@ -156,69 +155,23 @@ func (s *Service) Stop() {
 }
 
 // Revision changes whenever a connection or API destination does.
-func (s *Service) Revision() uint64 { return s.reg.revision() }
+func (s *Service) Revision() uint64 { return s.reg.Revision() }
 
 // records is this node's view of the connections and API destinations,
 // kept by watching their keys; writes wait until it has seen them.
 type records struct {
-	log     *slog.Logger
+	store.Records
 	applied [2]store.Applied // per watched prefix
-	mu      sync.RWMutex
-	objs    map[string]record
-	rev     uint64
-}
-
-type record struct {
-	value []byte
-	rev   uint64
 }
 
 func (g *records) apply(watch int, e store.Entry) {
-	g.mu.Lock()
-	if e.Deleted {
-		delete(g.objs, e.Key)
-	} else {
-		g.objs[e.Key] = record{value: e.Value, rev: e.Revision}
-	}
-	g.rev = max(g.rev, e.Revision)
-	g.mu.Unlock()
+	g.Apply(e)
 	g.applied[watch].Advance(e.Revision)
 }
 
-func (g *records) revision() uint64 {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.rev
-}
+func (g *records) getObj(key string, v any) (uint64, bool) { return g.Get(key, v) }
 
-// getObj decodes the record at key into v.
-func (g *records) getObj(key string, v any) (uint64, bool) {
-	g.mu.RLock()
-	o, ok := g.objs[key]
-	g.mu.RUnlock()
-	if !ok {
-		return 0, false
-	}
-	if err := json.Unmarshal(o.value, v); err != nil {
-		g.log.Error("unreadable record", "key", key, "error", err)
-		return 0, false
-	}
-	return o.rev, true
-}
-
-// listObjs returns the keys that start with prefix, sorted.
-func (g *records) listObjs(prefix string) []string {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	var keys []string
-	for k := range g.objs {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys
-}
+func (g *records) listObjs(prefix string) []string { return g.Keys(prefix) }
 
 // seen waits, for a while, until the watch of key's prefix has applied a
 // revision this node wrote. The write is stored either way; if the watch

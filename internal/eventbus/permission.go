@@ -184,8 +184,8 @@ func (s *Service) removePermission(ctx context.Context, body []byte) (any, error
 }
 
 // BusPolicy returns the resource policy that governs a request on
-// resource: the policy of the bus it is, or of the bus its rule is on;
-// nil when there is none.
+// resource: the policy of the bus it is, or of the bus its rule is on
+// (parsed when the registry applied the bus); nil when there is none.
 func (s *Service) BusPolicy(resource string) *policy.Policy {
 	rest, ok := strings.CutPrefix(resource, s.arns.prefix())
 	if !ok {
@@ -203,13 +203,5 @@ func (s *Service) BusPolicy(resource string) *policy.Policy {
 	default:
 		return nil
 	}
-	b, _, ok := s.reg.getBus(bus)
-	if !ok || b.Policy == "" {
-		return nil
-	}
-	p, err := policy.ParseKind(b.Policy, policy.ResourcePolicy)
-	if err != nil {
-		return nil
-	}
-	return p
+	return s.reg.busPolicy(bus)
 }

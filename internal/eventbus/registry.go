@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"bridgeport/internal/pattern"
+	"bridgeport/internal/policy"
 	"bridgeport/internal/store"
 )
 
@@ -30,7 +31,7 @@ type registry struct {
 	buses map[string]*busState
 	// objs holds the records of other kinds (replays, the schedule
 	// lease) by key, decoded when read.
-	objs map[string]objState
+	objs store.Records
 	// archives holds the archives by name; each adds its managed rule to
 	// its bus.
 	archives map[string]archiveState
@@ -48,6 +49,7 @@ type registry struct {
 type busState struct {
 	bus     Bus
 	rev     uint64
+	policy  *policy.Policy // the bus's policy, parsed once; nil for none
 	rules   map[string]*ruleState
 	matcher *pattern.Matcher // the enabled rules with a pattern
 }
@@ -57,11 +59,6 @@ type archiveState struct {
 	rev     uint64
 }
 
-type objState struct {
-	value []byte
-	rev   uint64
-}
-
 type ruleState struct {
 	rule     Rule
 	rev      uint64
@@ -69,7 +66,7 @@ type ruleState struct {
 }
 
 func newRegistry(log *slog.Logger, arns arns) *registry {
-	return &registry{log: log, arns: arns, buses: make(map[string]*busState), objs: make(map[string]objState),
+	return &registry{log: log, arns: arns, buses: make(map[string]*busState), objs: store.Records{Log: log},
 		archives: make(map[string]archiveState), schedChanged: make(map[schedRef]struct{}), schedWake: make(chan struct{}, 1)}
 }
 
@@ -101,43 +98,16 @@ func (g *registry) apply(e store.Entry) {
 		// Connections and API destinations: the connection service
 		// keeps them.
 	default:
-		if e.Deleted {
-			delete(g.objs, e.Key)
-		} else {
-			g.objs[e.Key] = objState{value: e.Value, rev: e.Revision}
-		}
+		g.objs.Apply(e)
 	}
 }
 
 // getObj decodes the record at key into v.
-func (g *registry) getObj(key string, v any) (uint64, bool) {
-	g.mu.RLock()
-	o, ok := g.objs[key]
-	g.mu.RUnlock()
-	if !ok {
-		return 0, false
-	}
-	if err := json.Unmarshal(o.value, v); err != nil {
-		g.log.Error("unreadable record", "key", key, "error", err)
-		return 0, false
-	}
-	return o.rev, true
-}
+func (g *registry) getObj(key string, v any) (uint64, bool) { return g.objs.Get(key, v) }
 
 // listObjs returns the keys of the records whose keys start with prefix,
 // sorted.
-func (g *registry) listObjs(prefix string) []string {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	var keys []string
-	for k := range g.objs {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys
-}
+func (g *registry) listObjs(prefix string) []string { return g.objs.Keys(prefix) }
 
 func (g *registry) applyBus(e store.Entry) {
 	if e.Deleted {
@@ -157,7 +127,16 @@ func (g *registry) applyBus(e store.Entry) {
 		return
 	}
 	b := g.busLocked(bus.Name)
-	b.bus, b.rev = bus, e.Revision
+	b.bus, b.rev, b.policy = bus, e.Revision, nil
+	if bus.Policy != "" {
+		// Validated when written; one that no longer parses is no
+		// policy (the callers' own policies decide), as if unset.
+		p, err := policy.ParseKind(bus.Policy, policy.ResourcePolicy)
+		if err != nil {
+			g.log.Error("stored bus policy does not parse; it is ignored", "bus", bus.Name, "error", err)
+		}
+		b.policy = p
+	}
 }
 
 func (g *registry) applyRule(e store.Entry) {
@@ -351,6 +330,16 @@ func (g *registry) load() {
 		b.matcher.Replace(patterns)
 	}
 	g.loaded = true
+}
+
+// busPolicy returns a bus's parsed policy, nil for none.
+func (g *registry) busPolicy(name string) *policy.Policy {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if b := g.buses[name]; b != nil && b.rev != 0 {
+		return b.policy
+	}
+	return nil
 }
 
 // getBus returns a bus that exists.
