@@ -120,15 +120,25 @@ func (s *Service) describeEventBus(ctx context.Context, body []byte) (any, error
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := s.resolveBus(in.Name, "name")
+	b, _, err := s.existingBus(in.Name, "name")
 	if err != nil {
 		return nil, err
 	}
-	b, _, ok := s.reg.getBus(name)
-	if !ok {
-		return nil, notFoundBus(name)
-	}
 	return describeBus(b), nil
+}
+
+// existingBus resolves an EventBusName-like parameter (resolveBus) to a
+// bus that exists, with its revision.
+func (s *Service) existingBus(nameOrArn *string, path string) (Bus, uint64, error) {
+	name, err := s.resolveBus(nameOrArn, path)
+	if err != nil {
+		return Bus{}, 0, err
+	}
+	b, rev, ok := s.reg.getBus(name)
+	if !ok {
+		return Bus{}, 0, notFoundBus(name)
+	}
+	return b, rev, nil
 }
 
 // resolveBus validates an EventBusName-like parameter (a name or an ARN;
@@ -163,14 +173,11 @@ func (s *Service) updateEventBus(ctx context.Context, body []byte) (any, error) 
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := s.resolveBus(in.Name, "name")
+	b, rev, err := s.existingBus(in.Name, "name")
 	if err != nil {
 		return nil, err
 	}
-	b, rev, ok := s.reg.getBus(name)
-	if !ok {
-		return nil, notFoundBus(name)
-	}
+	name := b.Name
 	if in.Description != nil {
 		b.Description = in.Description
 	}

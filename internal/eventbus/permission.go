@@ -66,14 +66,11 @@ func (s *Service) putPermission(ctx context.Context, body []byte) (any, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	name, err := s.resolveBus(in.EventBusName, "eventBusName")
+	b, rev, err := s.existingBus(in.EventBusName, "eventBusName")
 	if err != nil {
 		return nil, err
 	}
-	b, rev, ok := s.reg.getBus(name)
-	if !ok {
-		return nil, notFoundBus(name)
-	}
+	name := b.Name
 	var doc string
 	if in.Policy != nil {
 		if _, err := policy.ParseKind(*in.Policy, policy.ResourcePolicy); err != nil {
@@ -140,14 +137,11 @@ func (s *Service) removePermission(ctx context.Context, body []byte) (any, error
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := s.resolveBus(in.EventBusName, "eventBusName")
+	b, rev, err := s.existingBus(in.EventBusName, "eventBusName")
 	if err != nil {
 		return nil, err
 	}
-	b, rev, ok := s.reg.getBus(name)
-	if !ok {
-		return nil, notFoundBus(name)
-	}
+	name := b.Name
 	noStatement := awsapi.Errorf(awsapi.CodeNotFound, "Statement with the provided id does not exist.")
 	switch {
 	case in.RemoveAllPermissions:

@@ -367,16 +367,12 @@ func (s *Service) queueByArn(ctx context.Context, arn string) (*Queue, error) {
 // deadLetterSources returns the names of the queues whose RedrivePolicy
 // names the queue arn as their dead-letter queue, sorted.
 func (s *Service) deadLetterSources(ctx context.Context, arn string) ([]string, error) {
-	entries, err := s.st.List(ctx, "queue.")
+	queues, err := s.allQueues(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, e := range entries {
-		var q Queue
-		if json.Unmarshal(e.Value, &q) != nil {
-			continue
-		}
+	for _, q := range queues {
 		if target, _, ok := parseRedrive(q.Attrs["RedrivePolicy"]); ok && target == arn {
 			names = append(names, q.Name)
 		}

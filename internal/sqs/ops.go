@@ -157,16 +157,12 @@ func (s *Service) listQueues(ctx context.Context, body []byte) (any, error) {
 	if in.NextToken != nil && in.MaxResults == nil {
 		return nil, errInvalidParameter("MaxResults is a mandatory parameter when you provide a value for NextToken.")
 	}
-	entries, err := s.st.List(ctx, "queue.")
+	queues, err := s.allQueues(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, e := range entries {
-		var q Queue
-		if json.Unmarshal(e.Value, &q) != nil {
-			continue
-		}
+	for _, q := range queues {
 		if in.QueueNamePrefix == nil || strings.HasPrefix(q.Name, *in.QueueNamePrefix) {
 			names = append(names, q.Name)
 		}

@@ -94,6 +94,21 @@ func readPolicy(v string) queuePolicy {
 	return p
 }
 
+// writeTo sets the queue's Policy attribute to p; with its last statement
+// gone, the queue has no policy.
+func (p *queuePolicy) writeTo(q *Queue) error {
+	if len(p.Statement) == 0 {
+		delete(q.Attrs, "Policy")
+		return nil
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	q.Attrs["Policy"] = string(data)
+	return nil
+}
+
 func statementSid(st json.RawMessage) string {
 	var s struct {
 		Sid string `json:"Sid"`
@@ -179,12 +194,7 @@ func (s *Service) addPermission(ctx context.Context, body []byte) (any, error) {
 			p.ID = arn + "/SQSDefaultPolicy"
 		}
 		p.Statement = append(p.Statement, st)
-		data, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
-		q.Attrs["Policy"] = string(data)
-		return nil
+		return p.writeTo(q)
 	})
 	if err != nil {
 		return nil, err
@@ -214,17 +224,7 @@ func (s *Service) removePermission(ctx context.Context, body []byte) (any, error
 			return errParameterValue(*in.Label, "Label", "can't find label.")
 		}
 		p.Statement = slices.Delete(p.Statement, i, i+1)
-		if len(p.Statement) == 0 {
-			// The last statement gone, the queue has no policy.
-			delete(q.Attrs, "Policy")
-			return nil
-		}
-		data, err := json.Marshal(p)
-		if err != nil {
-			return err
-		}
-		q.Attrs["Policy"] = string(data)
-		return nil
+		return p.writeTo(q)
 	})
 	if err != nil {
 		return nil, err

@@ -266,6 +266,23 @@ func (s *Service) Get(ctx context.Context, name string) (*Queue, uint64, error) 
 	return &q, e.Revision, nil
 }
 
+// allQueues returns every queue's record (those that do not decode are
+// left out).
+func (s *Service) allQueues(ctx context.Context) ([]Queue, error) {
+	entries, err := s.st.List(ctx, "queue.")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Queue, 0, len(entries))
+	for _, e := range entries {
+		var q Queue
+		if json.Unmarshal(e.Value, &q) == nil {
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
 // byURL returns the queue a request's QueueUrl names.
 func (s *Service) byURL(ctx context.Context, u *string) (*Queue, uint64, error) {
 	if u == nil || *u == "" {
