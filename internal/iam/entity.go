@@ -42,32 +42,22 @@ func (g *Group) entityName() string                 { return g.Name }
 func (g *Group) inlinePolicies() *map[string]string { return &g.Inline }
 func (g *Group) attachedPolicies() *[]string        { return &g.Attached }
 
-func (s *Service) kinds() (role, user, group kind) {
-	role = kind{name: "role", param: "RoleName", field: "roleName", quota: "PoliciesPerRole", max: 64,
-		load: func(name string) (entity, uint64, error) {
-			r, rev, err := s.role(name)
-			return &r, rev, err
+// kinds returns the descriptions of roles, users and groups (made once,
+// in New).
+func (s *Service) kinds() (role, user, group kind) { return s.roleKind, s.userKind, s.groupKind }
+
+// newKind describes the entities of one kind: get reads one by name, key
+// is its record's key.
+func newKind[T any, P interface {
+	*T
+	entity
+}](s *Service, name, param, quota string, max int, get func(string) (T, uint64, error), key func(string) string) kind {
+	return kind{name: name, param: param, field: strings.ToLower(param[:1]) + param[1:], quota: quota, max: max,
+		load: func(n string) (entity, uint64, error) {
+			v, rev, err := get(n)
+			return P(&v), rev, err
 		},
-		store: func(ctx context.Context, e entity, rev uint64) error {
-			return s.save(ctx, roleKey(e.entityName()), rev, e)
-		}}
-	user = kind{name: "user", param: "UserName", field: "userName", quota: "PoliciesPerUser", max: 64,
-		load: func(name string) (entity, uint64, error) {
-			u, rev, err := s.user(name)
-			return &u, rev, err
-		},
-		store: func(ctx context.Context, e entity, rev uint64) error {
-			return s.save(ctx, userKey(e.entityName()), rev, e)
-		}}
-	group = kind{name: "group", param: "GroupName", field: "groupName", quota: "PoliciesPerGroup", max: 128,
-		load: func(name string) (entity, uint64, error) {
-			g, rev, err := s.group(name)
-			return &g, rev, err
-		},
-		store: func(ctx context.Context, e entity, rev uint64) error {
-			return s.save(ctx, groupKey(e.entityName()), rev, e)
-		}}
-	return role, user, group
+		store: func(ctx context.Context, e entity, rev uint64) error { return s.save(ctx, key(e.entityName()), rev, e) }}
 }
 
 // named is an XML element whose name is chosen at run time (RoleName,

@@ -50,6 +50,8 @@ type Service struct {
 	keys     map[string]*keyState     // by access key id
 	sessions map[string]*sessionState // by key
 
+	roleKind, userKind, groupKind kind
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -60,9 +62,13 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: cfg.Store, account: cfg.AccountID, box: cfg.Secrets, log: log,
+	s := &Service{st: cfg.Store, account: cfg.AccountID, box: cfg.Secrets, log: log,
 		roles: map[string]*roleState{}, policies: map[string]*policyState{}, users: map[string]*userState{},
 		groups: map[string]*groupState{}, keys: map[string]*keyState{}, sessions: map[string]*sessionState{}}
+	s.roleKind = newKind[Role](s, "role", "RoleName", "PoliciesPerRole", 64, s.role, roleKey)
+	s.userKind = newKind[User](s, "user", "UserName", "PoliciesPerUser", 64, s.user, userKey)
+	s.groupKind = newKind[Group](s, "group", "GroupName", "PoliciesPerGroup", 128, s.group, groupKey)
+	return s
 }
 
 // Role is a role's record.
