@@ -60,6 +60,18 @@ func newKind[T any, P interface {
 		store: func(ctx context.Context, e entity, rev uint64) error { return s.save(ctx, key(e.entityName()), rev, e) }}
 }
 
+// policiesLeft is IAM's refusal to delete an entity that still has
+// policies, inline ones first; nil when it has none.
+func policiesLeft(e entity) error {
+	switch {
+	case len(*e.inlinePolicies()) > 0:
+		return errConflict("Cannot delete entity, must delete policies first.")
+	case len(*e.attachedPolicies()) > 0:
+		return errConflict("Cannot delete entity, must detach all policies first.")
+	}
+	return nil
+}
+
 // named is an XML element whose name is chosen at run time (RoleName,
 // UserName, GroupName).
 type named struct{ elem, value string }

@@ -433,11 +433,8 @@ func (s *Service) deleteRole(ctx context.Context, p awsapi.Params) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(r.Inline) > 0 {
-		return nil, errConflict("Cannot delete entity, must delete policies first.")
-	}
-	if len(r.Attached) > 0 {
-		return nil, errConflict("Cannot delete entity, must detach all policies first.")
+	if err := policiesLeft(&r); err != nil {
+		return nil, err
 	}
 	return nil, s.remove(ctx, roleKey(r.Name), rev)
 }

@@ -203,14 +203,13 @@ func (s *Service) deleteUser(ctx context.Context, p awsapi.Params) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(s.keysOf(u.Name)) > 0:
+	if len(s.keysOf(u.Name)) > 0 {
 		return nil, errConflict("Cannot delete entity, must delete access keys first.")
-	case len(u.Inline) > 0:
-		return nil, errConflict("Cannot delete entity, must delete policies first.")
-	case len(u.Attached) > 0:
-		return nil, errConflict("Cannot delete entity, must detach all policies first.")
-	case len(u.Groups) > 0:
+	}
+	if err := policiesLeft(&u); err != nil {
+		return nil, err
+	}
+	if len(u.Groups) > 0 {
 		// AWS's only recorded answer for a user in a group is the
 		// group's wording.
 		return nil, errConflict("Cannot delete entity, must remove users from group first.")
@@ -383,13 +382,11 @@ func (s *Service) deleteGroup(ctx context.Context, p awsapi.Params) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(s.members(g.Name)) > 0:
+	if len(s.members(g.Name)) > 0 {
 		return nil, errConflict("Cannot delete entity, must remove users from group first.")
-	case len(g.Inline) > 0:
-		return nil, errConflict("Cannot delete entity, must delete policies first.")
-	case len(g.Attached) > 0:
-		return nil, errConflict("Cannot delete entity, must detach all policies first.")
+	}
+	if err := policiesLeft(&g); err != nil {
+		return nil, err
 	}
 	return nil, s.remove(ctx, groupKey(g.Name), rev)
 }
