@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -62,6 +63,9 @@ type Config struct {
 	// Archive is the number of events the replay scenario archives and
 	// replays.
 	Archive int
+	// Rules is the number of rules the rules scenario loads on its bus (the
+	// server's --max-rules-per-bus must allow them).
+	Rules int
 	// ServerPID, when known, lets the backlog measurement read the server's
 	// memory.
 	ServerPID int
@@ -114,6 +118,15 @@ type Result struct {
 	// IAM user's key, whose every entry is authorized.
 	RootEntriesPerSec float64 `json:"rootEntriesPerSecond,omitempty"`
 	UserToRootRatio   float64 `json:"userToRootRatio,omitempty"`
+	// rules: loading Rules rules one PutRule at a time (every call, and
+	// the last tenth), then each kind of change on the full bus, while
+	// events flow to a rule of the same bus (Latency, against
+	// BaselineLatency before the changes).
+	Rules       int                      `json:"rules,omitempty"`
+	LoadSeconds float64                  `json:"loadSeconds,omitempty"`
+	LoadCalls   *Distribution            `json:"loadCalls,omitempty"`
+	LoadLast    *Distribution            `json:"loadLastTenth,omitempty"`
+	Changes     map[string]*Distribution `json:"changes,omitempty"`
 	// Checks are pass/fail lines against the project's targets.
 	Checks []Check `json:"checks,omitempty"`
 }
@@ -281,7 +294,11 @@ func urlEscape(s string) string {
 // rule creates a bus-wide rule for source with a target per path of the
 // sink (or per endpoint given), and returns the bus name.
 func (r *Runner) rule(ctx context.Context, name, source string, endpoints []string) (string, error) {
-	bus := "bench-" + r.id
+	return r.ruleOn(ctx, "bench-"+r.id, name, source, endpoints)
+}
+
+// ruleOn is rule on the given bus.
+func (r *Runner) ruleOn(ctx context.Context, bus, name, source string, endpoints []string) (string, error) {
 	if err := r.call(ctx, "CreateEventBus", map[string]any{"Name": bus}, nil); err != nil {
 		var aerr *awsapi.Error
 		if !errors.As(err, &aerr) || aerr.Code != awsapi.CodeAlreadyExists {
@@ -1017,4 +1034,153 @@ func (s *sink) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
+}
+
+// rulesRate is the events per second that flow while the rules scenario
+// changes rules: a load this machine carries with a p99 of a few
+// milliseconds, so that a pause in matching shows.
+const rulesRate = 1000
+
+// Rules measures rule changes through the API on a bus that has many
+// rules: loading cfg.Rules rules one PutRule call at a time, then, on the
+// full bus, each kind of change in turn (PutRule updating a rule's
+// pattern, DisableRule, EnableRule, DeleteRule, PutRule creating one) for
+// the duration, while events flow at rulesRate to a target whose rule is
+// on the same bus. Their ingestion-to-invocation latency is compared with
+// the same measured just before, without changes: matching must not pause
+// while rules change.
+func (r *Runner) Rules(ctx context.Context) (Result, error) {
+	if err := r.setup(ctx); err != nil {
+		return Result{}, err
+	}
+	n := max(r.cfg.Rules, 10)
+	bus := "bench-rules-" + r.id
+	source := "bench.rules"
+	if _, err := r.ruleOn(ctx, bus, "rules-sink", source, []string{r.sink.url("/rules")}); err != nil {
+		return Result{}, err
+	}
+	put := func(name string, i int) error {
+		return r.call(ctx, "PutRule", map[string]any{"Name": name, "EventBusName": bus, "EventPattern": benchPattern(i)}, nil)
+	}
+	timed := func(fn func() error) (time.Duration, error) {
+		t := time.Now()
+		err := fn()
+		return time.Since(t), err
+	}
+	loads := make([]time.Duration, 0, n)
+	start, report := time.Now(), time.Now()
+	for i := range n {
+		d, err := timed(func() error { return put(fmt.Sprintf("r-%05d", i), i) })
+		if err != nil {
+			return Result{}, fmt.Errorf("rule %d: %w", i, err)
+		}
+		loads = append(loads, d)
+		if time.Since(report) >= time.Second {
+			report = time.Now()
+			r.progress("rules: %d of %d loaded (%s), the last took %.2f ms", i+1, n, time.Since(start).Round(time.Second), float64(d)/float64(time.Millisecond))
+		}
+	}
+	loadTime := time.Since(start)
+	r.endProgress()
+	baseline, _, _, _, err := r.measureLatency(ctx, "rules: baseline", bus, source, "/rules", rulesRate, r.cfg.Duration)
+	if err != nil {
+		return Result{}, err
+	}
+	// The changes, in turn, on rules picked at random, for as long as the
+	// latency measurement runs.
+	type latencyResult struct {
+		dist *Distribution
+		sent int
+		d    time.Duration
+		err  error
+	}
+	done := make(chan latencyResult, 1)
+	go func() {
+		dist, sent, _, d, err := r.measureLatency(ctx, "rules: changing", bus, source, "/rules", rulesRate, r.cfg.Duration)
+		done <- latencyResult{dist, sent, d, err}
+	}()
+	kinds := []string{"PutRule (update)", "DisableRule", "EnableRule", "DeleteRule", "PutRule (create)"}
+	samples := make(map[string][]time.Duration, len(kinds))
+	rng := mrand.New(mrand.NewPCG(uint64(n), 1))
+	var lat latencyResult
+	j := 0
+changes:
+	for i := 0; ; i++ {
+		k := i % len(kinds)
+		if k == 0 {
+			// Whole cycles of the five changes, at least one, each on
+			// one rule.
+			if i > 0 {
+				select {
+				case lat = <-done:
+					break changes
+				default:
+				}
+			}
+			j = rng.IntN(n)
+		}
+		name := fmt.Sprintf("r-%05d", j)
+		d, err := timed(func() error {
+			switch kinds[k] {
+			case "PutRule (update)":
+				return put(name, j+n)
+			case "DisableRule", "EnableRule":
+				return r.call(ctx, kinds[k], map[string]any{"Name": name, "EventBusName": bus}, nil)
+			case "DeleteRule":
+				return r.call(ctx, "DeleteRule", map[string]any{"Name": name, "EventBusName": bus}, nil)
+			default:
+				return put(name, j)
+			}
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("%s %s: %w", kinds[k], name, err)
+		}
+		samples[kinds[k]] = append(samples[kinds[k]], d)
+	}
+	if lat.err != nil {
+		return Result{}, lat.err
+	}
+	res := Result{Scenario: "rules", Seconds: lat.d.Seconds(), Rules: n, LoadSeconds: loadTime.Seconds(), LoadCalls: distribution(loads),
+		LoadLast: distribution(loads[n-n/10:]), Changes: make(map[string]*Distribution), OfferedRate: rulesRate, Entries: lat.sent,
+		Latency: lat.dist, BaselineLatency: baseline}
+	if baseline.P99 > 0 {
+		res.P99RatioToBaseline = lat.dist.P99 / baseline.P99
+	}
+	worst, worstP50 := 0.0, 0.0
+	for _, k := range kinds {
+		d := distribution(samples[k])
+		res.Changes[k] = d
+		worst, worstP50 = max(worst, d.P99), max(worstP50, d.P50)
+	}
+	res.Checks = []Check{
+		{Name: fmt.Sprintf("loading %d rules one call at a time takes under a minute", n), Pass: loadTime < time.Minute,
+			Detail: fmt.Sprintf("%.1f s; the last tenth's calls p50 %.2f ms, p99 %.2f ms", loadTime.Seconds(), res.LoadLast.P50, res.LoadLast.P99)},
+		{Name: fmt.Sprintf("each kind of change at %d rules takes at most 3 ms (median)", n), Pass: worstP50 <= 3,
+			Detail: fmt.Sprintf("the slowest kind's p50 %.2f ms; the worst p99 %.2f ms", worstP50, worst)},
+		{Name: "matching does not pause while rules change (p99 within 2x)", Pass: res.P99RatioToBaseline <= 2,
+			Detail: fmt.Sprintf("p99 %.2f ms against %.2f ms (x%.2f), max %.1f ms", lat.dist.P99, baseline.P99, res.P99RatioToBaseline, lat.dist.Max)},
+	}
+	return res, nil
+}
+
+// benchPattern returns the i-th pattern of the rules scenario: rules of
+// 100 tenants with 10 services each, on the source and detail-type, then
+// one condition of the detail drawn from exact, prefix, numeric, anything-
+// but and exists, as real buses have. None matches the scenario's events.
+func benchPattern(i int) string {
+	src := fmt.Sprintf("com.t%03d.svc%d", i%100, (i/100)%10)
+	var detail string
+	switch i % 5 {
+	case 0:
+		detail = fmt.Sprintf(`"status":["s%d"]`, i%7)
+	case 1:
+		detail = fmt.Sprintf(`"orderId":[{"prefix":"ord-%d"}]`, i%13)
+	case 2:
+		detail = fmt.Sprintf(`"total":[{"numeric":[">=",%d,"<",%d]}]`, i%500, i%500+100)
+	case 3:
+		detail = fmt.Sprintf(`"channel":[{"anything-but":["c%d","c%d"]}]`, i%5, i%3)
+	default:
+		detail = `"coupon":[{"exists":false}],"customer":{"tier":["gold"]}`
+	}
+	return fmt.Sprintf(`{"source":[%q],"detail-type":["T%d","U%d"],"detail":{%s}}`, src, i%10, i%17, detail)
 }

@@ -10,9 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,10 +59,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
 	rateLimit := fs.Int("rate-limit", 0, "InvocationRateLimitPerSecond of the destinations bench creates (default: 1,000,000)")
 	archive := fs.Int("archive", 100000, "events archived and replayed in the replay scenario")
+	rules := fs.Int("rules", 10000, "rules the rules scenario loads on its bus (the started server allows them)")
 	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay] [iam]   (default: ingest latency delivery)")
+		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay] [iam] [rules]   (default: ingest latency delivery)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,7 +78,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	for _, s := range scenarios {
 		switch s {
-		case "ingest", "latency", "delivery", "backlog", "replay", "iam":
+		case "ingest", "latency", "delivery", "backlog", "replay", "iam", "rules":
 		default:
 			fmt.Fprintf(stderr, "bridgeport bench: unknown scenario %q\n", s)
 			return 2
@@ -86,10 +89,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
-		Targets: *targets, Backlog: *backlog, Archive: *archive, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+		Targets: *targets, Backlog: *backlog, Archive: *archive, Rules: *rules, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
-		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit)
+		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit, *rules)
 		if err != nil {
 			fmt.Fprintln(stderr, "bridgeport bench:", err)
 			return 1
@@ -135,7 +138,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Settings   map[string]any `json:"settings"`
 		Results    []bench.Result `json:"results"`
 	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
-		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit, "archive": *archive}}
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit, "archive": *archive, "rules": *rules}}
 	for _, s := range scenarios {
 		var res bench.Result
 		switch s {
@@ -151,6 +154,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			res, err = r.Replay(ctx)
 		case "iam":
 			res, err = r.IngestIAM(ctx)
+		case "rules":
+			res, err = r.Rules(ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "bridgeport bench: %s: %v\n", s, err)
@@ -193,6 +198,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fmt.Fprintf(stdout, "iam:      %.0f events/s accepted durably signed by an IAM user's key (each entry authorized), %.0f signed by the root key, in alternating quarters of %s: x%.3f\n",
 				res.EntriesPerSec, res.RootEntriesPerSec, duration.String(), res.UserToRootRatio)
 		}
+		if res.Scenario == "rules" {
+			fmt.Fprintf(stdout, "rules:    %d rules loaded one PutRule at a time in %.1f s (calls p50 %.2f ms, p99 %.2f ms; the last tenth p50 %.2f ms, p99 %.2f ms); on the full bus:\n",
+				res.Rules, res.LoadSeconds, res.LoadCalls.P50, res.LoadCalls.P99, res.LoadLast.P50, res.LoadLast.P99)
+			for _, k := range slices.Sorted(maps.Keys(res.Changes)) {
+				d := res.Changes[k]
+				fmt.Fprintf(stdout, "          %-17s p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d calls)\n", k, d.P50, d.P99, d.Max, d.Count)
+			}
+			fmt.Fprintf(stdout, "          events at %d/s to a rule of the same bus while rules changed: p99 %.2f ms, max %.1f ms, against p99 %.2f ms before (x%.2f)\n",
+				res.OfferedRate, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline)
+		}
 		if res.Scenario == "replay" {
 			mem := ""
 			if res.ServerRSSBytes > 0 {
@@ -221,7 +236,7 @@ type benchServer struct {
 	client *awsapi.Client
 }
 
-func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit config.Bytes) (*benchServer, error) {
+func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit config.Bytes, rules int) (*benchServer, error) {
 	s := &benchServer{dir: dataDir}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "bridgeport-bench-")
@@ -234,7 +249,7 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit 
 	_, _ = rand.Read(b[:])
 	key, secret := "AKIABENCH"+strings.ToUpper(hex.EncodeToString(b[:4])), hex.EncodeToString(b[:])
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", s.dir, "--access-key-id", key, "--secret-access-key", secret,
-		"--allow-private-endpoints", "--allow-http-endpoints", "--log-level", "error"}
+		"--allow-private-endpoints", "--allow-http-endpoints", "--log-level", "error", "--max-rules-per-bus", strconv.Itoa(max(300, rules+1))}
 	if natsURL != "" {
 		args = append(args, "--nats-url", natsURL)
 	}

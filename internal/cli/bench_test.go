@@ -26,7 +26,7 @@ func TestBench(t *testing.T) {
 	}
 	var out, errOut syncBuffer
 	code := benchCmd(context.Background(), []string{"--duration", "1s", "--rate", "200", "--backlog", "300", "--concurrency", "2",
-		"--output", "json", "ingest", "latency", "delivery", "backlog"}, &out, &errOut, func(string) string { return "" })
+		"--rules", "400", "--output", "json", "ingest", "latency", "delivery", "backlog", "rules"}, &out, &errOut, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errOut.String())
 	}
@@ -37,7 +37,7 @@ func TestBench(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &report); err != nil {
 		t.Fatalf("bench output: %v\n%s", err, out.String())
 	}
-	if len(report.Results) != 4 || !strings.Contains(report.Durability, "embedded") {
+	if len(report.Results) != 5 || !strings.Contains(report.Durability, "embedded") {
 		t.Fatalf("report: %+v", report)
 	}
 	for _, r := range report.Results {
@@ -54,6 +54,12 @@ func TestBench(t *testing.T) {
 			ok = r.Entries > 0 && r.Deliveries >= r.Entries*5 && r.Missing == 0 && r.Seconds > 0 && r.DeliveriesPerSec > 0 && drain
 		case "backlog":
 			ok = r.BacklogEvents >= 285 && r.ServerRSSBytes > 0 && r.Latency != nil && r.BaselineLatency != nil && r.Missing == 0
+		case "rules":
+			ok = r.Rules == 400 && r.LoadCalls != nil && r.LoadCalls.Count == 400 && len(r.Changes) == 5 &&
+				r.Latency != nil && r.Latency.Count > 0 && r.BaselineLatency != nil && r.BaselineLatency.Count > 0
+			for _, d := range r.Changes {
+				ok = ok && d.Count > 0
+			}
 		}
 		if !ok {
 			t.Errorf("%s measured nothing useful: %+v", r.Scenario, r)

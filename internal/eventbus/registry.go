@@ -29,6 +29,8 @@ type registry struct {
 
 	mu    sync.RWMutex
 	buses map[string]*busState
+	// ruleAt finds a rule by its record's key, for deletes.
+	ruleAt map[string]schedRef
 	// objs holds the records of other kinds (replays, the schedule
 	// lease) by key, decoded when read.
 	objs store.Records
@@ -52,6 +54,31 @@ type busState struct {
 	policy  *policy.Policy // the bus's policy, parsed once; nil for none
 	rules   map[string]*ruleState
 	matcher *pattern.Matcher // the enabled rules with a pattern
+	// The user's rules (not managed ones), and those with wildcards: what
+	// the quotas count, kept by put.
+	userRules, wildcards int
+}
+
+// put sets a rule of b, or removes it (r nil).
+func (b *busState) put(name string, r *ruleState) {
+	if old := b.rules[name]; old != nil {
+		b.count(old, -1)
+		delete(b.rules, name)
+	}
+	if r != nil {
+		b.rules[name] = r
+		b.count(r, 1)
+	}
+}
+
+func (b *busState) count(r *ruleState, d int) {
+	if r.rule.ManagedBy != "" {
+		return // managed rules do not count against the quotas
+	}
+	b.userRules += d
+	if r.wildcard {
+		b.wildcards += d
+	}
 }
 
 type archiveState struct {
@@ -62,11 +89,12 @@ type archiveState struct {
 type ruleState struct {
 	rule     Rule
 	rev      uint64
-	wildcard bool // the pattern uses the wildcard operator
+	pat      *pattern.Pattern // the compiled EventPattern; nil for none
+	wildcard bool             // the pattern uses the wildcard operator
 }
 
 func newRegistry(log *slog.Logger, arns arns) *registry {
-	return &registry{log: log, arns: arns, buses: make(map[string]*busState), objs: store.Records{Log: log},
+	return &registry{log: log, arns: arns, buses: make(map[string]*busState), ruleAt: make(map[string]schedRef), objs: store.Records{Log: log},
 		archives: make(map[string]archiveState), schedChanged: make(map[schedRef]struct{}), schedWake: make(chan struct{}, 1)}
 }
 
@@ -141,14 +169,17 @@ func (g *registry) applyBus(e store.Entry) {
 
 func (g *registry) applyRule(e store.Entry) {
 	if e.Deleted {
-		for _, b := range g.buses {
-			for name, r := range b.rules {
-				if ruleKey(r.rule.Bus, name) == e.Key {
-					g.scheduleChanged(r.rule)
-					delete(b.rules, name)
-					if g.loaded {
-						b.matcher.Delete(name)
-					}
+		ref, ok := g.ruleAt[e.Key]
+		if !ok {
+			return
+		}
+		delete(g.ruleAt, e.Key)
+		if b := g.buses[ref.bus]; b != nil {
+			if r := b.rules[ref.name]; r != nil {
+				g.scheduleChanged(r.rule)
+				b.put(ref.name, nil)
+				if g.loaded {
+					b.matcher.Delete(ref.name)
 				}
 			}
 		}
@@ -164,11 +195,13 @@ func (g *registry) applyRule(e store.Entry) {
 		g.scheduleChanged(old.rule)
 	}
 	g.scheduleChanged(rule)
-	b.rules[rule.Name] = &ruleState{rule: rule, rev: e.Revision, wildcard: rule.EventPattern != nil && hasWildcard(*rule.EventPattern)}
+	g.ruleAt[e.Key] = schedRef{rule.Bus, rule.Name}
+	p := g.compile(rule)
+	b.put(rule.Name, &ruleState{rule: rule, rev: e.Revision, pat: p, wildcard: p != nil && p.HasWildcard()})
 	if !g.loaded {
 		return
 	}
-	if p := g.compile(rule); p != nil {
+	if p != nil && rule.enabled() {
 		b.matcher.Add(rule.Name, p)
 	} else {
 		b.matcher.Delete(rule.Name)
@@ -261,7 +294,7 @@ func (g *registry) setManagedRule(bus, name string, r *Rule, rev uint64) {
 		return
 	}
 	if r == nil {
-		delete(b.rules, name)
+		b.put(name, nil)
 		if g.loaded {
 			b.matcher.Delete(name)
 		}
@@ -270,11 +303,12 @@ func (g *registry) setManagedRule(bus, name string, r *Rule, rev uint64) {
 		}
 		return
 	}
-	b.rules[name] = &ruleState{rule: *r, rev: rev}
+	p := g.compile(*r)
+	b.put(name, &ruleState{rule: *r, rev: rev, pat: p})
 	if !g.loaded {
 		return
 	}
-	if p := g.compile(*r); p != nil {
+	if p != nil && r.enabled() {
 		b.matcher.Add(name, p)
 	} else {
 		b.matcher.Delete(name)
@@ -301,9 +335,9 @@ func (g *registry) listArchives() []Archive {
 	return out
 }
 
-// compile returns the pattern an enabled rule matches with, or nil.
+// compile returns a rule's pattern, or nil.
 func (g *registry) compile(rule Rule) *pattern.Pattern {
-	if rule.enabled() && rule.EventPattern != nil {
+	if rule.EventPattern != nil {
 		p, err := pattern.CompileWithLimits(*rule.EventPattern, pattern.Limits{MaxLength: pattern.APIMaxLength})
 		if err != nil {
 			// Patterns are validated before they are stored; one that no
@@ -323,8 +357,8 @@ func (g *registry) load() {
 	for _, b := range g.buses {
 		patterns := make(map[string]*pattern.Pattern, len(b.rules))
 		for name, r := range b.rules {
-			if p := g.compile(r.rule); p != nil {
-				patterns[name] = p
+			if r.rule.enabled() && r.pat != nil {
+				patterns[name] = r.pat
 			}
 		}
 		b.matcher.Replace(patterns)
@@ -409,15 +443,7 @@ func (g *registry) counts(bus string) (buses, rules, wildcards int) {
 		}
 	}
 	if b := g.buses[bus]; b != nil {
-		for _, r := range b.rules {
-			if r.rule.ManagedBy != "" {
-				continue // managed rules do not count against the quotas
-			}
-			rules++
-			if r.wildcard {
-				wildcards++
-			}
-		}
+		rules, wildcards = b.userRules, b.wildcards
 	}
 	return buses, rules, wildcards
 }

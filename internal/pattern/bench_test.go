@@ -2,6 +2,8 @@ package pattern
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -211,13 +213,13 @@ func benchMatch(b *testing.B, v vocabulary) {
 // BenchmarkFlatten measures scanning events for the fields 1,000 rules use.
 func BenchmarkFlatten(b *testing.B) {
 	events, avg := benchEvents(tenantVocabulary, 1024)
-	m := benchMatcher(b, tenantVocabulary, 1000).cur.Load()
+	trie := benchMatcher(b, tenantVocabulary, 1000).cur.Load().trie
 	var f flatEvent
 	b.SetBytes(int64(avg))
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		f.reset(events[i%len(events)], m.npaths)
-		if err := f.flatten(m.trie.root); err != nil {
+		f.reset(events[i%len(events)], len(trie.ids))
+		if err := f.flatten(trie.root); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -239,14 +241,41 @@ func BenchmarkCompile(b *testing.B) {
 }
 
 // BenchmarkBuild measures building the machine for a whole rule set, which
-// every Add, Delete and Replace does.
+// Replace does, and a compaction that merges every level.
 func BenchmarkBuild(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			m := benchMatcher(b, tenantVocabulary, n)
+			rules := benchRules(b, tenantVocabulary, n)
+			m := NewMatcher()
 			b.ReportAllocs()
 			for b.Loop() {
-				m.Replace(m.rules)
+				m.Replace(rules)
+			}
+		})
+	}
+}
+
+// BenchmarkChange measures one change on a matcher of n rules: in turn, a
+// rule's pattern replaced, a new rule added, and an added rule deleted. The
+// background compactions are counted too when it runs on one core (-cpu 1).
+func BenchmarkChange(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			m := benchMatcher(b, tenantVocabulary, n)
+			extra := benchRules(b, denseVocabulary, 256)
+			pats := slices.Collect(maps.Values(extra))
+			r := rand.New(rand.NewPCG(9, 9))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p := pats[i%len(pats)]
+				switch i % 3 {
+				case 0:
+					m.Add(fmt.Sprintf("rule-%05d", r.IntN(n)), p)
+				case 1:
+					m.Add(fmt.Sprintf("extra-%d", i), p)
+				default:
+					m.Delete(fmt.Sprintf("extra-%d", i-1-3*r.IntN(1+i/3)))
+				}
 			}
 		})
 	}

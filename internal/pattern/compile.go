@@ -422,7 +422,15 @@ func (c *compiler) values(v *jvalue) ([]operator, error) {
 				ops = append(ops, operator{kind: opString, text: elem.text})
 			}
 		case jNumber:
+			// An exact number matches the same text or the same value:
+			// AWS matches [300] to an event's 300.0 (and 3.0e2), as
+			// event-ruler does, whatever its guide says about string
+			// representation (LocalStack's AWS-validated fixture
+			// number_comparison_float, 2025-10-15).
 			ops = append(ops, operator{kind: opNumber, text: elem.text})
+			if f, err := strconv.ParseFloat(elem.text, 64); err == nil {
+				ops = append(ops, operator{kind: opNumeric, rng: &numRange{lo: f, hi: f, loIncl: true, hiIncl: true}})
+			}
 		case jTrue:
 			ops = append(ops, operator{kind: opTrue})
 		case jFalse:

@@ -38,18 +38,27 @@ type matchScratch struct {
 // ms.hits, sorted. It stops with ctx's error when ctx ends (ctx may be
 // nil).
 func (ms *matchScratch) run(ctx context.Context, m *machine, event []byte) error {
-	err := ms.match(ctx, m, event)
+	err := ms.flatten(m.trie, event)
+	if err == nil {
+		err = ms.walk(ctx, m)
+	}
 	ms.ctx = nil // pooled scratch keeps no context
 	return err
 }
 
-func (ms *matchScratch) match(ctx context.Context, m *machine, event []byte) error {
+// flatten scans the event for the paths of trie, ready for walks of the
+// machines built on it or on an older version of it (trieWith keeps ids).
+func (ms *matchScratch) flatten(trie *pathTrie, event []byte) error {
+	ms.ev.reset(event, len(trie.ids))
+	return ms.ev.flatten(trie.root)
+}
+
+// walk matches the flattened event against m, leaving the matching rule
+// indexes in ms.hits, sorted. It may be called for several machines after
+// one flatten.
+func (ms *matchScratch) walk(ctx context.Context, m *machine) error {
 	ms.ctx, ms.err, ms.steps, ms.limit, ms.over = ctx, nil, 0, fastBudget, false
 	ms.check = min(cancelEvery, ms.limit+1)
-	ms.ev.reset(event, m.npaths)
-	if err := ms.ev.flatten(m.trie.root); err != nil {
-		return err
-	}
 	if len(ms.seen) < len(m.names) {
 		ms.seen = make([]uint32, len(m.names))
 		ms.gen = 0

@@ -221,3 +221,53 @@ func (t *pathTrie) id(path string) int32 {
 	node.leaf = id
 	return id
 }
+
+// trieWith returns a finished trie that has every path of the patterns:
+// base itself when it has them all (it is not changed: tries are shared by
+// the levels of a Matcher and read by matches in flight), otherwise a copy
+// of base with the new paths added after its own, so that every path keeps
+// its id. A nil base starts from no paths.
+func trieWith(base *pathTrie, patterns []*Pattern) *pathTrie {
+	var missing []string
+	for _, p := range patterns {
+		eachPath(p.items, func(path string) {
+			if base != nil {
+				if _, ok := base.ids[path]; ok {
+					return
+				}
+			}
+			missing = append(missing, path)
+		})
+	}
+	if base != nil && len(missing) == 0 {
+		return base
+	}
+	t := newPathTrie()
+	if base != nil {
+		paths := make([]string, len(base.ids))
+		for path, id := range base.ids {
+			paths[id] = path
+		}
+		for _, path := range paths {
+			t.id(path)
+		}
+	}
+	for _, path := range missing {
+		t.id(path)
+	}
+	t.root.finish()
+	return t
+}
+
+// eachPath calls fn with the path of every condition of items, "$or"s
+// included, repeats included.
+func eachPath(items []item, fn func(string)) {
+	for _, it := range items {
+		if it.cond != nil {
+			fn(it.cond.path)
+		}
+		for _, alt := range it.or {
+			eachPath(alt, fn)
+		}
+	}
+}

@@ -446,7 +446,13 @@ func refValue(m, v *refNode) bool {
 		}
 		return v.kind == "string" && v.text == m.text
 	case "number":
-		return v.kind == "number" && v.text == m.text
+		// By its text, or by value (AWS matches 300.0 to [300]).
+		if v.kind != "number" {
+			return false
+		}
+		a, aok := refNumber(m)
+		b, bok := refNumber(v)
+		return v.text == m.text || (aok && bok && a == b)
 	case "true", "false", "null":
 		return v.kind == m.kind
 	}

@@ -504,6 +504,24 @@ func TestTestEventPattern(t *testing.T) {
 			t.Errorf("TestEventPattern(%s) = %v, %v", tc.pattern, out, err)
 		}
 	}
+	// An array detail-type is evaluated as any array is, as AWS does.
+	arrayType := `{"id":"1","account":"123456789012","source":"shop","time":"2026-01-01T00:00:00Z","region":"us-east-1","detail-type":["EC2 Instance State-change Notification"]}`
+	for _, tc := range []struct {
+		pattern string
+		want    bool
+	}{
+		{`{"detail-type":[{"equals-ignore-case":"ec2 instance state-change notification"}]}`, true},
+		{`{"detail-type":[{"equals-ignore-case":"I do not match"}]}`, false},
+	} {
+		out, err := e.eb.TestEventPattern(ctx, &eventbridge.TestEventPatternInput{EventPattern: aws.String(tc.pattern), Event: aws.String(arrayType)})
+		if err != nil || out.Result != tc.want {
+			t.Errorf("TestEventPattern(%s) on an array detail-type = %v, %v", tc.pattern, out, err)
+		}
+	}
+	for _, bad := range []string{`{"source":"shop"}`, `["plain string"]`, `"plain string"`, `{"testEvent":"value"}`, `{"id":`} {
+		_, err := e.eb.TestEventPattern(ctx, &eventbridge.TestEventPatternInput{EventPattern: aws.String(`{"source":["shop"]}`), Event: aws.String(bad)})
+		apiError(t, err, "ValidationException", "Parameter Event is not valid.")
+	}
 	_, err := e.eb.TestEventPattern(ctx, &eventbridge.TestEventPatternInput{EventPattern: aws.String(`{"source":["shop"]}`), Event: aws.String(`{"source":"shop"}`)})
 	apiError(t, err, "ValidationException", "Parameter Event is not valid.")
 	_, err = e.eb.TestEventPattern(ctx, &eventbridge.TestEventPatternInput{EventPattern: aws.String(`{"source":[{"numeric":[">"]}]}`), Event: aws.String(event)})
