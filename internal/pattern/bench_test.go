@@ -3,8 +3,8 @@ package pattern
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )

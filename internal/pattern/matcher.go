@@ -39,7 +39,7 @@ type Matcher struct {
 	// level over a trie of only the paths in use: no settling is due
 	// while it is seq.
 	settled uint64
-	epoch uint64             // bumped by Replace: a compaction begun before it is dropped
+	epoch   uint64 // bumped by Replace: a compaction begun before it is dropped
 
 	ids        uint64        // the last level id given out
 	settle     time.Duration // settleAfter, or shorter in tests
