@@ -44,6 +44,10 @@ type Config struct {
 
 	AllowPrivateEndpoints bool
 	AllowHTTPEndpoints    bool
+	// InvocationConnectionClose sends Connection: close with every
+	// invocation of an API destination, as EventBridge does, instead of
+	// keeping connections for reuse.
+	InvocationConnectionClose bool
 	RetryBaseDelay        time.Duration
 	RetryMaxDelay         time.Duration
 	// MatchTimeout bounds the matching of one event against its bus's
@@ -188,6 +192,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.BoolVar(&c.ChangeClusterSettings, "change-cluster-settings", false, "record this node's quotas, replicas, endpoint and attempt-log settings as the cluster's, instead of refusing to start when they differ")
 	fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", false, "allow API destinations and OAuth token endpoints on private and loopback addresses")
 	fs.BoolVar(&c.AllowHTTPEndpoints, "allow-http-endpoints", false, "allow API destinations and OAuth token endpoints over plain http (credentials in the clear)")
+	fs.BoolVar(&c.InvocationConnectionClose, "invocation-connection-close", false, "send Connection: close with every invocation of an API destination and open a new connection (and TLS session) for each, as EventBridge does (default: connections are kept and reused)")
 	fs.StringVar(&c.ExtraCAFile, "extra-ca-file", "", "PEM file of certificates to trust for API destinations, besides the system's")
 	fs.DurationVar(&c.RetryBaseDelay, "retry-base-delay", c.RetryBaseDelay, "first step of the retry backoff")
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")

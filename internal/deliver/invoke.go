@@ -97,6 +97,11 @@ type Options struct {
 	AllowHTTP    bool           // allow plain http:// endpoints
 	RootCAs      *x509.CertPool // trusted roots; nil means the system's
 	Timeout      time.Duration  // 0 means Timeout
+	// ConnectionClose sends Connection: close with every invocation, as
+	// EventBridge does, so that each opens a connection (and for HTTPS
+	// does a TLS handshake) of its own. By default connections are kept
+	// and reused.
+	ConnectionClose bool
 }
 
 // Invoker sends invocations and OAuth token requests. Safe for concurrent
@@ -105,6 +110,7 @@ type Invoker struct {
 	client    *http.Client
 	timeout   time.Duration
 	allowHTTP bool
+	close     bool // Options.ConnectionClose
 }
 
 // NewInvoker returns an Invoker with its own connection pool.
@@ -128,7 +134,7 @@ func NewInvoker(o Options) *Invoker {
 		// Responses are read raw, whatever their encoding.
 		DisableCompression: true,
 	}
-	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, client: &http.Client{
+	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose, client: &http.Client{
 		Transport: transport,
 		Timeout:   timeout,
 		// EventBridge does not follow redirects: a 3xx is the answer.
@@ -225,7 +231,6 @@ func (inv *Invocation) request(ctx context.Context) (*http.Request, error) {
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Range", "bytes=0-1048575")
 	req.Header.Set("Accept-Encoding", "gzip,deflate")
-	req.Close = true // Connection: close, as EventBridge sends
 	return req, nil
 }
 
@@ -257,6 +262,7 @@ func (iv *Invoker) Invoke(ctx context.Context, inv *Invocation) Result {
 	if why := iv.insecure(req.URL); why != "" {
 		return Result{Code: CodeInvalidParameter, Message: "no request sent: " + why}
 	}
+	req.Close = iv.close
 	resp, err := iv.client.Do(req)
 	if err != nil {
 		return classifyError(err, req.URL, iv.timeout)

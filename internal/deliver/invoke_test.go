@@ -116,9 +116,47 @@ func TestInvokeRequest(t *testing.T) {
 		if q := r.URL.Query(); q.Get("n") != "7" || q.Get("q") != "lit" || q.Get("both") != "connection" || !q.Has("gone") || q.Get("gone") != "" {
 			t.Errorf("%s: query %s", tc.name, r.URL.RawQuery)
 		}
-		if body != `{"secret":"s3","x":1}` || !r.Close {
+		if body != `{"secret":"s3","x":1}` || r.Close {
 			t.Errorf("%s: body %s, close %v", tc.name, body, r.Close)
 		}
+	}
+}
+
+// TestInvokeConnections checks that invocations reuse their connections
+// by default, and open one each with Connection: close, as EventBridge
+// does, when the invoker is set to.
+func TestInvokeConnections(t *testing.T) {
+	t.Parallel()
+	for _, closeEach := range []bool{false, true} {
+		var mu sync.Mutex
+		conns := map[string]bool{}
+		closes := 0
+		s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			conns[r.RemoteAddr] = true
+			if r.Close {
+				closes++
+			}
+			mu.Unlock()
+		}))
+		pool := x509.NewCertPool()
+		pool.AddCert(s.Certificate())
+		iv := NewInvoker(Options{AllowPrivate: true, RootCAs: pool, ConnectionClose: closeEach})
+		for range 5 {
+			if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: s.URL, Body: []byte(`{}`)}); !res.OK() || res.Status != 200 {
+				t.Fatalf("close %v: %+v", closeEach, res)
+			}
+		}
+		s.Close()
+		mu.Lock()
+		want, wantCloses := 1, 0
+		if closeEach {
+			want, wantCloses = 5, 5
+		}
+		if len(conns) != want || closes != wantCloses {
+			t.Errorf("close %v: 5 invocations came on %d connections, %d with Connection: close; want %d and %d", closeEach, len(conns), closes, want, wantCloses)
+		}
+		mu.Unlock()
 	}
 }
 

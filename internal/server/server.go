@@ -155,7 +155,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			return s.worker.ParkFailing(ctx, jobs)
 		},
 	})
-	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots, Timeout: cfg.InvokeTimeout})
+	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots, Timeout: cfg.InvokeTimeout,
+		ConnectionClose: cfg.InvocationConnectionClose})
 	s.worker = deliver.NewWorker(deliver.WorkerConfig{
 		Store: st, Config: s.events,
 		Invoker:     s.invoker,
