@@ -48,8 +48,8 @@ type Config struct {
 	// invocation of an API destination, as EventBridge does, instead of
 	// keeping connections for reuse.
 	InvocationConnectionClose bool
-	RetryBaseDelay        time.Duration
-	RetryMaxDelay         time.Duration
+	RetryBaseDelay            time.Duration
+	RetryMaxDelay             time.Duration
 	// MatchTimeout bounds the matching of one event against its bus's
 	// rules; an event that needs longer on every try is set aside.
 	MatchTimeout time.Duration
