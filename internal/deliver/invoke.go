@@ -128,9 +128,11 @@ func NewInvoker(o Options) *Invoker {
 		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		// Several destinations may share a host, each with up to
+		// WorkerConfig.PerTarget calls in flight (16 by default).
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
 		// Responses are read raw, whatever their encoding.
 		DisableCompression: true,
 	}
