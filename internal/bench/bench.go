@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/store"
 )
 
 // Config says what to measure and where.
@@ -66,6 +67,13 @@ type Config struct {
 	// Rules is the number of rules the rules scenario loads on its bus (the
 	// server's --max-rules-per-bus must allow them).
 	Rules int
+	// RawEngine, when set, is where the ingest scenario opens a store of
+	// its own (the engine bridgeport embeds, with the server's settings)
+	// to measure the engine's own rate in the same run: the same envelopes
+	// published to the same stream by as many callers, with no HTTP, no
+	// SigV4, no decoding and no router. Nil: not measured (a server
+	// bench did not start).
+	RawEngine *store.Config
 	// ServerPID, when known, lets the backlog measurement read the server's
 	// memory.
 	ServerPID int
@@ -114,6 +122,10 @@ type Result struct {
 	ReplayedPerSec   float64 `json:"replayedPerSecond,omitempty"`
 	ReplayDeliveries int     `json:"replayDeliveries,omitempty"`
 	ReplayDrainSecs  float64 `json:"replayDeliveredSeconds,omitempty"`
+	// ingest, with RawEngine: the engine's own rate in the same run, and
+	// bridgeport's as a ratio of it.
+	RawEntriesPerSec float64 `json:"rawEntriesPerSecond,omitempty"`
+	RawRatio         float64 `json:"ratioToRaw,omitempty"`
 	// iam: ingest signed by the root key against the same signed by an
 	// IAM user's key, whose every entry is authorized.
 	RootEntriesPerSec float64 `json:"rootEntriesPerSecond,omitempty"`
@@ -415,13 +427,93 @@ func (r *Runner) Ingest(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var raw *store.Store
+	if r.cfg.RawEngine != nil {
+		if raw, err = store.Open(ctx, *r.cfg.RawEngine); err != nil {
+			return Result{}, fmt.Errorf("raw engine: %w", err)
+		}
+		defer raw.Close()
+	}
+	// With the raw engine: its first half, bridgeport, its second half,
+	// so that the machine's drift falls on both alike.
+	var rawN int
+	var rawTime time.Duration
+	rawHalf := func() error {
+		n, d, err := r.rawIngest(ctx, raw, bus)
+		rawN, rawTime = rawN+n, rawTime+d
+		return err
+	}
+	if raw != nil {
+		if err := rawHalf(); err != nil {
+			return Result{}, err
+		}
+	}
 	n, failed, calls, elapsed, err := r.closedLoop(ctx, "ingest", bus, "bench.ingest")
 	if err != nil {
 		return Result{}, err
 	}
 	d := distribution(calls)
-	return Result{Scenario: "ingest", Seconds: elapsed.Seconds(), Entries: n, Failed: failed, EntriesPerSec: float64(n) / elapsed.Seconds(),
-		CallP50Ms: d.P50, CallP99Ms: d.P99}, nil
+	res := Result{Scenario: "ingest", Seconds: elapsed.Seconds(), Entries: n, Failed: failed, EntriesPerSec: float64(n) / elapsed.Seconds(),
+		CallP50Ms: d.P50, CallP99Ms: d.P99}
+	res.Checks = []Check{{Name: "ingest of at least 50,000 events/s", Pass: res.EntriesPerSec >= 50000, Detail: fmt.Sprintf("%.0f events/s", res.EntriesPerSec)}}
+	if raw != nil {
+		if err := rawHalf(); err != nil {
+			return Result{}, err
+		}
+		res.RawEntriesPerSec = float64(rawN) / rawTime.Seconds()
+		res.RawRatio = res.EntriesPerSec / res.RawEntriesPerSec
+		res.Checks = append(res.Checks, Check{Name: "ingest at least half the raw engine's rate", Pass: res.RawRatio >= 0.5,
+			Detail: fmt.Sprintf("x%.3f of %.0f events/s", res.RawRatio, res.RawEntriesPerSec)})
+	}
+	return res, nil
+}
+
+// rawIngest is closedLoop against the raw engine, for half the duration:
+// as many callers, each storing batches of the same envelopes (an id, a
+// time, the same detail) and waiting for their acknowledgements, as
+// PutEvents does. It returns the events stored and the time taken.
+func (r *Runner) rawIngest(ctx context.Context, st *store.Store, bus string) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration/2)
+	defer cancel()
+	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	var stored atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for caller := range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var id [16]byte
+			for i := 0; ctx.Err() == nil; i++ {
+				now := time.Now()
+				events := make([]store.Event, r.cfg.Batch)
+				for k := range events {
+					_, _ = rand.Read(id[:])
+					eid := fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
+					data := fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"bench","source":"bench.ingest","account":%q,"time":%q,"region":%q,"resources":[],"detail":{"sent":%d,"pad":"%s"}}`,
+						eid, r.cfg.AccountID, now.UTC().Format(time.RFC3339), r.cfg.Region, now.UnixNano(), pad)
+					events[k] = store.Event{ID: eid, Bus: bus, Ingested: now, Data: []byte(data)}
+				}
+				if err := st.AppendEvents(ctx, events); err != nil {
+					if ctx.Err() == nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+					return
+				}
+				stored.Add(int64(len(events)))
+				if caller == 0 && i%200 == 0 {
+					r.progress("ingest, raw engine: %s, %d events stored", time.Since(start).Round(time.Second), stored.Load())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.endProgress()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, 0, fmt.Errorf("raw engine: %w", err)
+	}
+	return int(stored.Load()), time.Since(start), nil
 }
 
 // IngestIAM measures what authorization costs PutEvents: the ingest

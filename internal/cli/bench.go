@@ -99,6 +99,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		defer srv.stop()
 		cfg.Client, cfg.ServerPID = srv.client, srv.cmd.Process.Pid
+		if *natsURL == "" {
+			// The raw engine of the ingest scenario: the store the server
+			// embeds, with its settings, in a directory of its own.
+			rawDir, err := os.MkdirTemp("", "bridgeport-bench-raw-")
+			if err != nil {
+				fmt.Fprintln(stderr, "bridgeport bench:", err)
+				return 1
+			}
+			defer os.RemoveAll(rawDir)
+			cfg.RawEngine = &store.Config{DataDir: rawDir, SyncAlways: *syncAlways}
+		}
 		mode = "embedded NATS JetStream, writes acknowledged once handed to the OS, fsync every 1s"
 		if *syncAlways {
 			mode = "embedded NATS JetStream, fsync before every acknowledgement (--sync-always)"
@@ -175,6 +186,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		case "ingest":
 			fmt.Fprintf(stdout, "ingest:   %.0f events/s accepted durably (%d in %.1fs; batches of %d, %d-byte details, %d callers); call p50 %.2f ms, p99 %.2f ms; %d failed\n",
 				res.EntriesPerSec, res.Entries, res.Seconds, *batch, *eventSize, *concurrency, res.CallP50Ms, res.CallP99Ms, res.Failed)
+			if res.RawEntriesPerSec > 0 {
+				fmt.Fprintf(stdout, "          the raw engine in the same run (the same envelopes stored by %d callers in-process, half the duration before and half after): %.0f events/s; bridgeport x%.3f of it\n",
+					*concurrency, res.RawEntriesPerSec, res.RawRatio)
+			}
 		case "latency":
 			fmt.Fprintf(stdout, "latency:  ingestion to invocation at %d events/s offered: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d events, %d missing)\n",
 				res.OfferedRate, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Latency.Count, res.Missing)
