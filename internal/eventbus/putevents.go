@@ -123,9 +123,12 @@ func (s *Service) putEvents(ctx context.Context, body []byte) (any, error) {
 // putEventsCall is PutEvents; it also returns the number of entries, of
 // failed entries and the request's size, for the metrics.
 func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int, int, error) {
-	var in putEventsInput
-	if err := awsapi.Decode(body, &in); err != nil {
-		return nil, 0, 0, 0, err
+	in, ok := decodePutEvents(body)
+	if !ok {
+		in = putEventsInput{}
+		if err := awsapi.Decode(body, &in); err != nil {
+			return nil, 0, 0, 0, err
+		}
 	}
 	var v awsapi.Violations
 	validateEntries(&v, in.Entries)

@@ -18,7 +18,7 @@ import (
 func (s *Service) route(ctx context.Context) {
 	aside := func(ev store.Event, reason string) { s.metrics.SetAside(ev.Bus, reason) }
 	for ctx.Err() == nil {
-		err := s.st.RouteEvents(ctx, s.routeEvent, aside)
+		err := s.st.RouteEvents(ctx, s.routeEvents, aside)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
@@ -38,48 +38,79 @@ func (s *Service) route(ctx context.Context) {
 // once.
 const defaultMatchTimeout = 2 * time.Second
 
-func (s *Service) routeEvent(ctx context.Context, ev store.Event) error {
-	var rules []Rule
+// routeEvents routes the events of one stored message: each is matched
+// against its bus's rules, and the jobs and archive writes of them all are
+// stored together, so that a PutEvents call's events cost one round of
+// writes. It returns an outcome per event.
+func (s *Service) routeEvents(ctx context.Context, events []store.Event) []error {
+	errs := make([]error, len(events))
+	var jobs []store.Job
+	var archived []store.Archived
+	type matched struct {
+		bus    string
+		labels []metrics.Rule
+		counts []int
+	}
+	var counted []matched
+	for i, ev := range events {
+		rules, err := s.matchEvent(ctx, ev)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		j, a, labels, counts := s.jobsFor(ev, rules, "")
+		jobs, archived = append(jobs, j...), append(archived, a...)
+		counted = append(counted, matched{ev.Bus, labels, counts})
+	}
 	var err error
+	if len(jobs) > 0 && s.parkFailing != nil {
+		jobs, err = s.parkFailing(ctx, jobs)
+	}
+	if err == nil && (len(jobs) > 0 || len(archived) > 0) {
+		err = s.st.AppendRouted(ctx, jobs, archived)
+	}
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	// Counted once the jobs are stored; an event routed again after a
+	// crash may be counted twice.
+	for _, m := range counted {
+		s.metrics.Matched(m.bus, m.labels, m.counts)
+	}
+	return errs
+}
+
+// matchEvent returns the rules an event goes to.
+func (s *Service) matchEvent(ctx context.Context, ev store.Event) ([]Rule, error) {
 	if ev.Rule != "" {
 		// A scheduled rule's event goes to that rule's targets only, if it
 		// is still there and enabled.
 		if r, ok := s.reg.ruleByArn(s.arns, ev.Rule); ok && r.enabled() {
-			rules = []Rule{r}
+			return []Rule{r}, nil
 		}
-	} else {
-		mctx, cancel := context.WithTimeout(ctx, s.matchTime)
-		rules, err = s.reg.match(mctx, ev.Bus, ev.Data)
-		cancel()
+		return nil, nil
 	}
+	mctx, cancel := context.WithTimeout(ctx, s.matchTime)
+	rules, err := s.reg.match(mctx, ev.Bus, ev.Data)
+	cancel()
 	if err != nil {
 		var evErr *pattern.EventError
 		switch {
 		case errors.As(err, &evErr):
 			// PutEvents checks events before it stores them, so this is an
 			// event stored by another version, or a bug: it can never match.
-			return &store.Unroutable{Reason: "the event does not parse", Final: true, Err: err}
+			return nil, &store.Unroutable{Reason: "the event does not parse", Final: true, Err: err}
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			return &store.Unroutable{Reason: "matching the event took longer than " + s.matchTime.String(), Err: err}
+			return nil, &store.Unroutable{Reason: "matching the event took longer than " + s.matchTime.String(), Err: err}
 		}
-		return err
+		return nil, err
 	}
-	jobs, archived, labels, counts := s.jobsFor(ev, rules, "")
-	if len(jobs) > 0 && s.parkFailing != nil {
-		var err error
-		if jobs, err = s.parkFailing(ctx, jobs); err != nil {
-			return err
-		}
-	}
-	if len(jobs) > 0 || len(archived) > 0 {
-		if err := s.st.AppendRouted(ctx, jobs, archived); err != nil {
-			return err
-		}
-	}
-	// Counted once the jobs are stored; an event routed again after a
-	// crash may be counted twice.
-	s.metrics.Matched(ev.Bus, labels, counts)
-	return nil
+	return rules, nil
 }
 
 // jobsFor returns the jobs of an event that matched rules, the archive

@@ -46,7 +46,7 @@ type Config struct {
 	// Metrics counts PutEvents calls and routing; nil counts nothing.
 	Metrics *metrics.Metrics
 	// MatchTimeout bounds the matching of one event (0: 2 s); see
-	// routeEvent.
+	// routeEvents.
 	MatchTimeout time.Duration
 	// ParkFailing, when set, takes the jobs routed for destinations that
 	// are failing (parking them) and returns the others to queue.

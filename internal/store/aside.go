@@ -60,15 +60,19 @@ func (s *Store) ensureAside(ctx context.Context) error {
 	return nil
 }
 
-// setAside stores the event in the aside stream (once, by its stream
-// sequence) and records it in the attempt log, so that `events trace`
-// shows what became of it.
-func (s *Store) setAside(ctx context.Context, m jetstream.Msg, ev Event, reason string, tries uint64) error {
+// setAside stores the event, the i-th of message m, in the aside stream
+// (once, by its place in the events stream) and records it in the attempt
+// log, so that `events trace` shows what became of it.
+func (s *Store) setAside(ctx context.Context, m jetstream.Msg, i int, ev Event, reason string, tries uint64) error {
 	msg := nats.NewMsg(asideSubject + "." + Token(ev.Bus))
-	for k, v := range m.Headers() {
-		if k != nats.MsgIdHdr {
-			msg.Header[k] = v
-		}
+	msg.Header.Set(hdrBus, ev.Bus)
+	msg.Header.Set(hdrEventID, ev.ID)
+	msg.Header.Set(hdrIngested, strconv.FormatInt(ev.Ingested.UnixNano(), 10))
+	if ev.Forwarded {
+		msg.Header.Set(hdrForwarded, "1")
+	}
+	if ev.Rule != "" {
+		msg.Header.Set(hdrRule, ev.Rule)
 	}
 	msg.Header.Set(hdrReason, reason)
 	msg.Header.Set(hdrTries, strconv.FormatUint(tries, 10))
@@ -76,6 +80,9 @@ func (s *Store) setAside(ctx context.Context, m jetstream.Msg, ev Event, reason 
 	id := "aside-" + ev.ID
 	if md, err := m.Metadata(); err == nil {
 		id = "aside-" + strconv.FormatUint(md.Sequence.Stream, 10)
+		if m.Headers().Get(hdrBatch) != "" {
+			id += "-" + strconv.Itoa(i)
+		}
 	}
 	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("set event aside: %w", err)

@@ -29,7 +29,13 @@ func (s *Store) ReadPending(ctx context.Context) (Pending, error) {
 		return p, err
 	}
 	if err := scan(ctx, s.events, eventsSubject+".>", from, func(m *jetstream.RawStreamMsg) bool {
-		p.Unrouted[m.Header.Get(hdrEventID)] = true
+		events, err := eventsFromMsg(m.Header, m.Data)
+		if err != nil {
+			return true // the router drops it
+		}
+		for _, ev := range events {
+			p.Unrouted[ev.ID] = true
+		}
 		return true
 	}); err != nil {
 		return p, err

@@ -42,14 +42,21 @@ func routeAll(t *testing.T, s *Store, n int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.RouteEvents(rctx, func(context.Context, Event) error { routed.Add(1); return nil }, nil)
+		_ = s.RouteEvents(rctx, func(_ context.Context, evs []Event) []error {
+			routed.Add(int32(len(evs)))
+			return make([]error, len(evs))
+		}, nil)
 	}()
 	waitFor(t, "events routed", func() bool { return int(routed.Load()) >= n })
 	stopRouter()
 	<-done
+	info, err := s.events.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the router's acknowledgements", func() bool {
 		from, err := s.unroutedFrom(context.Background())
-		return err == nil && from == uint64(n)+1
+		return err == nil && from == info.State.LastSeq+1
 	})
 }
 
@@ -155,10 +162,14 @@ func TestRouteEventsAndJobs(t *testing.T) {
 	got := make(chan Event, 10)
 	done := make(chan error)
 	go func() {
-		done <- s.RouteEvents(rctx, func(ctx context.Context, ev Event) error {
-			got <- ev
-			return s.AppendJobs(ctx, []Job{{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data},
-				{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data}})
+		done <- s.RouteEvents(rctx, func(ctx context.Context, evs []Event) []error {
+			errs := make([]error, len(evs))
+			for i, ev := range evs {
+				got <- ev
+				errs[i] = s.AppendJobs(ctx, []Job{{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data},
+					{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data}})
+			}
+			return errs
 		}, nil)
 	}()
 	// Routed, in any order (several at a time). At least once: on a
