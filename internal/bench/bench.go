@@ -67,6 +67,14 @@ type Config struct {
 	// Rules is the number of rules the rules scenario loads on its bus (the
 	// server's --max-rules-per-bus must allow them).
 	Rules int
+	// Connections and Events are what the restart scenario stores
+	// besides Rules rules: connections, and events put (10 a call).
+	Connections, Events int
+	// Restart, when set, kills the server (SIGKILL) and starts it again on
+	// the same data; it returns the new server's client and when the new
+	// process started. Nil: the restart scenario cannot run (a server
+	// bench did not start).
+	Restart func(ctx context.Context) (*awsapi.Client, time.Time, error)
 	// RawEngine, when set, is where the ingest scenario opens a store of
 	// its own (the engine bridgeport embeds, with the server's settings)
 	// to measure the engine's own rate in the same run: the same envelopes
@@ -143,6 +151,13 @@ type Result struct {
 	LoadCalls   *Distribution            `json:"loadCalls,omitempty"`
 	LoadLast    *Distribution            `json:"loadLastTenth,omitempty"`
 	Changes     map[string]*Distribution `json:"changes,omitempty"`
+	// restart: the state stored (Rules, Connections, Events), then the
+	// time from the new process's start to its first answer to an API
+	// call (DescribeRule).
+	Connections    int     `json:"connections,omitempty"`
+	Events         int     `json:"events,omitempty"`
+	FillSeconds    float64 `json:"fillSeconds,omitempty"`
+	RestartSeconds float64 `json:"restartSeconds,omitempty"`
 	// Checks are pass/fail lines against the project's targets.
 	Checks []Check `json:"checks,omitempty"`
 }
@@ -1287,4 +1302,91 @@ func benchPattern(i int) string {
 		detail = `"coupon":[{"exists":false}],"customer":{"tier":["gold"]}`
 	}
 	return fmt.Sprintf(`{"source":[%q],"detail-type":["T%d","U%d"],"detail":{%s}}`, src, i%10, i%17, detail)
+}
+
+// Restart measures how soon a server with a large store serves again: it
+// stores cfg.Rules rules on a bus, cfg.Connections connections and
+// cfg.Events events (8 callers), then has the server killed (SIGKILL, so
+// that nothing is tidied at shutdown) and started again on the same data,
+// and measures from the new process's start to its first answer to
+// DescribeRule.
+func (r *Runner) Restart(ctx context.Context) (Result, error) {
+	if r.cfg.Restart == nil {
+		return Result{}, errors.New("the restart scenario needs a server bench starts (not --endpoint)")
+	}
+	bus := "bench-restart-" + r.id
+	if err := r.call(ctx, "CreateEventBus", map[string]any{"Name": bus}, nil); err != nil {
+		return Result{}, fmt.Errorf("create bus: %w", err)
+	}
+	start := time.Now()
+	// Work items: connections, rules, then PutEvents calls.
+	nConn, nRules, nCalls := r.cfg.Connections, r.cfg.Rules, (r.cfg.Events+9)/10
+	total := nConn + nRules + nCalls
+	var next, done atomic.Int64
+	var firstErr atomic.Value
+	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && firstErr.Load() == nil {
+				i := int(next.Add(1)) - 1
+				var err error
+				switch {
+				case i >= total:
+					return
+				case i < nConn:
+					err = r.call(ctx, "CreateConnection", map[string]any{"Name": fmt.Sprintf("bench-restart-%s-%05d", r.id, i), "AuthorizationType": "API_KEY",
+						"AuthParameters": map[string]any{"ApiKeyAuthParameters": map[string]any{"ApiKeyName": "x-bench", "ApiKeyValue": "bench"}}}, nil)
+				case i < nConn+nRules:
+					k := i - nConn
+					err = r.call(ctx, "PutRule", map[string]any{"Name": fmt.Sprintf("r-%05d", k), "EventBusName": bus, "EventPattern": benchPattern(k)}, nil)
+				default:
+					entries := make([]map[string]any, 10)
+					for e := range entries {
+						entries[e] = map[string]any{"EventBusName": bus, "Source": "bench.restart", "DetailType": "bench", "Detail": `{"pad":"` + pad + `"}`}
+					}
+					var out putResult
+					if err = r.put(ctx, i, entries, &out); err == nil && out.FailedEntryCount > 0 {
+						err = fmt.Errorf("%d entries failed", out.FailedEntryCount)
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if n := done.Add(1); n%2000 == 0 {
+					r.progress("restart: storing, %d of %d calls (%s)", n, total, time.Since(start).Round(time.Second))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	r.endProgress()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return Result{}, fmt.Errorf("storing: %w", err)
+	}
+	fill := time.Since(start)
+	client, started, err := r.cfg.Restart(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	r.cfg.Client = client
+	name := fmt.Sprintf("r-%05d", max(nRules-1, 0))
+	for {
+		err := r.call(ctx, "DescribeRule", map[string]any{"Name": name, "EventBusName": bus}, nil)
+		if err == nil || nRules == 0 {
+			break
+		}
+		if ctx.Err() != nil || time.Since(started) > 5*time.Minute {
+			return Result{}, fmt.Errorf("the restarted server did not answer: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(started)
+	res := Result{Scenario: "restart", Rules: nRules, Connections: nConn, Events: nCalls * 10, FillSeconds: fill.Seconds(), RestartSeconds: took.Seconds()}
+	res.Checks = []Check{{Name: "serves requests within 3 s of starting", Pass: took <= 3*time.Second,
+		Detail: fmt.Sprintf("%.2f s with %d rules, %d connections and %d events stored", took.Seconds(), nRules, nConn, nCalls*10)}}
+	return res, nil
 }

@@ -60,12 +60,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
 	rateLimit := fs.Int("rate-limit", 0, "InvocationRateLimitPerSecond of the destinations bench creates (default: 1,000,000)")
 	archive := fs.Int("archive", 100000, "events archived and replayed in the replay scenario")
-	rules := fs.Int("rules", 10000, "rules the rules scenario loads on its bus (the started server allows them)")
+	rules := fs.Int("rules", 10000, "rules the rules and restart scenarios store on their bus (the started server allows them)")
+	connections := fs.Int("connections", 3000, "connections the restart scenario stores (the started server allows them)")
+	events := fs.Int("events", 1000000, "events the restart scenario stores")
 	deadDests := fs.Int("dead-destinations", 2, "dead destinations the backlog is spread over (half refuse connections, half never answer)")
 	output := fs.String("output", "text", "text or json")
 	cpuProfile := fs.String("cpu-profile", "", "write the load tool's own CPU profile to this file (the server's: serve --pprof)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay] [iam] [rules]   (default: ingest latency delivery)")
+		fmt.Fprintln(stderr, "usage: bridgeport bench [flags] [ingest] [latency] [delivery] [backlog] [replay] [iam] [rules] [restart]   (default: ingest latency delivery)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,7 +82,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	for _, s := range scenarios {
 		switch s {
-		case "ingest", "latency", "delivery", "backlog", "replay", "iam", "rules":
+		case "ingest", "latency", "delivery", "backlog", "replay", "iam", "rules", "restart":
 		default:
 			fmt.Fprintf(stderr, "bridgeport bench: unknown scenario %q\n", s)
 			return 2
@@ -91,16 +93,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return 2
 	}
 	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
-		Targets: *targets, Backlog: *backlog, Archive: *archive, Rules: *rules, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
+		Targets: *targets, Backlog: *backlog, Archive: *archive, Rules: *rules, Connections: *connections, Events: *events, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
-		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit, *rules)
+		srv, err := startBenchServer(*natsURL, *syncAlways, *dataDir, memLimit, *rules, *connections)
 		if err != nil {
 			fmt.Fprintln(stderr, "bridgeport bench:", err)
 			return 1
 		}
 		defer srv.stop()
 		cfg.Client, cfg.ServerPID = srv.client, srv.cmd.Process.Pid
+		cfg.Restart = func(ctx context.Context) (*awsapi.Client, time.Time, error) {
+			started, err := srv.restart()
+			cfg.ServerPID = srv.cmd.Process.Pid
+			return srv.client, started, err
+		}
 		if *natsURL == "" {
 			// The raw engine of the ingest scenario: the store the server
 			// embeds, with its settings, in a directory of its own.
@@ -164,7 +171,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		Settings   map[string]any `json:"settings"`
 		Results    []bench.Result `json:"results"`
 	}{Date: time.Now().UTC().Format(time.RFC3339), Durability: mode, Settings: map[string]any{"duration": duration.String(), "batch": *batch,
-		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit, "archive": *archive, "rules": *rules}}
+		"eventSize": *eventSize, "concurrency": *concurrency, "rate": *rate, "targets": *targets, "backlog": *backlog, "deadDestinations": *deadDests, "rateLimit": *rateLimit, "archive": *archive, "rules": *rules, "connections": *connections, "events": *events}}
 	for _, s := range scenarios {
 		var res bench.Result
 		switch s {
@@ -182,6 +189,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			res, err = r.IngestIAM(ctx)
 		case "rules":
 			res, err = r.Rules(ctx)
+		case "restart":
+			res, err = r.Restart(ctx)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "bridgeport bench: %s: %v\n", s, err)
@@ -239,6 +248,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			fmt.Fprintf(stdout, "          events at %d/s to a rule of the same bus while rules changed: p99 %.2f ms, max %.1f ms, against p99 %.2f ms before (x%.2f)\n",
 				res.OfferedRate, res.Latency.P99, res.Latency.Max, res.BaselineLatency.P99, res.P99RatioToBaseline)
 		}
+		if res.Scenario == "restart" {
+			fmt.Fprintf(stdout, "restart:  %d rules, %d connections and %d events stored in %.1f s; killed (SIGKILL) and started again: its first answer (DescribeRule) %.2f s after the process started\n",
+				res.Rules, res.Connections, res.Events, res.FillSeconds, res.RestartSeconds)
+		}
 		if res.Scenario == "replay" {
 			mem := ""
 			if res.ServerRSSBytes > 0 {
@@ -262,12 +275,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // benchServer is a server process bench started.
 type benchServer struct {
 	cmd    *exec.Cmd
+	args   []string // to start it again
+	key    string
+	secret string
 	dir    string
 	temp   bool
 	client *awsapi.Client
 }
 
-func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit config.Bytes, rules int) (*benchServer, error) {
+func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit config.Bytes, rules, connections int) (*benchServer, error) {
 	s := &benchServer{dir: dataDir}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "bridgeport-bench-")
@@ -280,7 +296,8 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit 
 	_, _ = rand.Read(b[:])
 	key, secret := "AKIABENCH"+strings.ToUpper(hex.EncodeToString(b[:4])), hex.EncodeToString(b[:])
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", s.dir, "--access-key-id", key, "--secret-access-key", secret,
-		"--allow-private-endpoints", "--allow-http-endpoints", "--log-level", "error", "--max-rules-per-bus", strconv.Itoa(max(300, rules+1))}
+		"--allow-private-endpoints", "--allow-http-endpoints", "--log-level", "error", "--max-rules-per-bus", strconv.Itoa(max(300, rules+1)),
+		"--max-connections", strconv.Itoa(max(50, connections+10))}
 	if natsURL != "" {
 		args = append(args, "--nats-url", natsURL)
 	}
@@ -290,18 +307,37 @@ func startBenchServer(natsURL string, syncAlways bool, dataDir string, memLimit 
 	if memLimit > 0 {
 		args = append(args, "--memory-limit", strconv.FormatInt(int64(memLimit), 10))
 	}
-	cmd, err := serverCommand(args)
-	if err != nil {
-		return nil, err
-	}
-	s.cmd = cmd
-	addr, err := startServing(cmd)
-	if err != nil {
+	s.args, s.key, s.secret = args, key, secret
+	if _, err := s.start(); err != nil {
 		s.stop()
 		return nil, err
 	}
-	s.client = &awsapi.Client{Endpoint: addr, Region: "us-east-1", AccessKeyID: key, SecretAccessKey: secret}
 	return s, nil
+}
+
+// start starts the server process and waits until it listens; it returns
+// when the process started.
+func (s *benchServer) start() (time.Time, error) {
+	cmd, err := serverCommand(s.args)
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.cmd = cmd
+	started := time.Now()
+	addr, err := startServing(cmd)
+	if err != nil {
+		return started, err
+	}
+	s.client = &awsapi.Client{Endpoint: addr, Region: "us-east-1", AccessKeyID: s.key, SecretAccessKey: s.secret}
+	return started, nil
+}
+
+// restart kills the server (SIGKILL) and starts it again on its data; it
+// returns when the new process started.
+func (s *benchServer) restart() (time.Time, error) {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	return s.start()
 }
 
 // startServing starts cmd, a `bridgeport serve`, with its stderr on ours,

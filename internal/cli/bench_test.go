@@ -26,7 +26,7 @@ func TestBench(t *testing.T) {
 	}
 	var out, errOut syncBuffer
 	code := benchCmd(context.Background(), []string{"--duration", "1s", "--rate", "200", "--backlog", "300", "--concurrency", "2",
-		"--rules", "400", "--output", "json", "ingest", "latency", "delivery", "backlog", "rules"}, &out, &errOut, func(string) string { return "" })
+		"--rules", "400", "--connections", "20", "--events", "2000", "--output", "json", "ingest", "latency", "delivery", "backlog", "rules", "restart"}, &out, &errOut, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errOut.String())
 	}
@@ -37,7 +37,7 @@ func TestBench(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &report); err != nil {
 		t.Fatalf("bench output: %v\n%s", err, out.String())
 	}
-	if len(report.Results) != 5 || !strings.Contains(report.Durability, "embedded") {
+	if len(report.Results) != 6 || !strings.Contains(report.Durability, "embedded") {
 		t.Fatalf("report: %+v", report)
 	}
 	for _, r := range report.Results {
@@ -60,6 +60,8 @@ func TestBench(t *testing.T) {
 			for _, d := range r.Changes {
 				ok = ok && d.Count > 0
 			}
+		case "restart":
+			ok = r.Rules == 400 && r.Connections == 20 && r.Events == 2000 && r.RestartSeconds > 0 && len(r.Checks) == 1
 		}
 		if !ok {
 			t.Errorf("%s measured nothing useful: %+v", r.Scenario, r)
