@@ -99,6 +99,15 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 	if err != nil {
 		return st, err
 	}
+	// A batch is one message of several events: count the events.
+	unrouted := 0
+	countEvents := func(m *nats.Msg, _ time.Time) {
+		n, err := strconv.Atoi(m.Header.Get(hdrBatch))
+		if err != nil || n < 1 {
+			n = 1
+		}
+		unrouted += n
+	}
 	parts := []struct {
 		what   string
 		stream string
@@ -106,7 +115,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		n      *int
 		edit   func(*nats.Msg, time.Time)
 	}{
-		{"events not yet routed", eventsStream, first, &st.Events, nil},
+		{"events not yet routed", eventsStream, first, &st.Events, countEvents},
 		{"deliveries due", jobsStream, 1, &st.Jobs, nil},
 		{"deliveries delayed", delayStream, 1, &st.Delayed, nil},
 		{"queue messages", queuesStream, 1, &st.QueueMessages, func(m *nats.Msg, stored time.Time) {
@@ -141,6 +150,9 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		progress("copying " + p.what)
 		n, err := copyStream(ctx, from, to, p.stream, p.first, p.edit)
 		*p.n = n
+		if p.stream == eventsStream {
+			st.Events = unrouted
+		}
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", p.what, err)
 		}
