@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"sort"
+
+	"bridgeport/internal/store"
 )
 
 // A stored message is framed in binary, not JSON, so that its size is the
@@ -13,11 +15,6 @@ import (
 const frameVersion = 1
 
 var errFrame = errors.New("malformed stored message")
-
-func appendField(b []byte, s []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
 
 // encode frames a stored message.
 func (m *stored) encode() []byte {
@@ -31,7 +28,7 @@ func (m *stored) encode() []byte {
 	b := make([]byte, 0, size)
 	b = append(b, frameVersion)
 	for _, f := range []string{m.MD5Body, m.MD5Attrs, m.Sender, m.Group, m.Dedupe} {
-		b = appendField(b, []byte(f))
+		b = store.AppendField(b, []byte(f))
 	}
 	names := make([]string, 0, len(m.Attrs))
 	for n := range m.Attrs {
@@ -41,14 +38,14 @@ func (m *stored) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, n := range names {
 		a := m.Attrs[n]
-		b = appendField(b, []byte(n))
-		b = appendField(b, []byte(a.DataType))
+		b = store.AppendField(b, []byte(n))
+		b = store.AppendField(b, []byte(a.DataType))
 		if a.StringValue != nil {
 			b = append(b, 1)
-			b = appendField(b, []byte(*a.StringValue))
+			b = store.AppendField(b, []byte(*a.StringValue))
 		} else {
 			b = append(b, 2)
-			b = appendField(b, a.BinaryValue)
+			b = store.AppendField(b, a.BinaryValue)
 		}
 	}
 	return append(b, m.Body...)
@@ -62,13 +59,9 @@ func decodeStored(b []byte) (stored, error) {
 	}
 	b = b[1:]
 	field := func() ([]byte, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, false
-		}
-		f := b[k : k+int(n)]
-		b = b[k+int(n):]
-		return f, true
+		f, rest, ok := store.CutField(b)
+		b = rest
+		return f, ok
 	}
 	for _, dst := range []*string{&m.MD5Body, &m.MD5Attrs, &m.Sender, &m.Group, &m.Dedupe} {
 		f, ok := field()

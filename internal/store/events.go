@@ -171,11 +171,9 @@ func batchMsg(bus string, events []Event, idx []int) *nats.Msg {
 	data := make([]byte, 0, size)
 	for _, i := range idx {
 		ev := &events[i]
-		data = binary.AppendUvarint(data, uint64(len(ev.ID)))
-		data = append(data, ev.ID...)
+		data = AppendField(data, []byte(ev.ID))
 		data = binary.AppendVarint(data, ev.Ingested.UnixNano())
-		data = binary.AppendUvarint(data, uint64(len(ev.Data)))
-		data = append(data, ev.Data...)
+		data = AppendField(data, ev.Data)
 	}
 	msg.Data = data
 	return msg
@@ -189,17 +187,9 @@ func decodeBatch(h nats.Header, data []byte) ([]Event, error) {
 	}
 	bus := h.Get(hdrBus)
 	events := make([]Event, 0, min(n, 16))
-	field := func() ([]byte, bool) {
-		l, k := binary.Uvarint(data)
-		if k <= 0 || l > uint64(len(data)-k) {
-			return nil, false
-		}
-		f := data[k : k+int(l)]
-		data = data[k+int(l):]
-		return f, true
-	}
 	for range n {
-		id, ok := field()
+		id, rest, ok := CutField(data)
+		data = rest
 		if !ok {
 			return nil, errors.New("batch cut short")
 		}
@@ -208,7 +198,8 @@ func decodeBatch(h nats.Header, data []byte) ([]Event, error) {
 			return nil, errors.New("batch cut short")
 		}
 		data = data[k:]
-		ev, ok := field()
+		ev, rest, ok := CutField(data)
+		data = rest
 		if !ok {
 			return nil, errors.New("batch cut short")
 		}
