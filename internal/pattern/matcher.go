@@ -157,12 +157,16 @@ func (m *Matcher) change(name string, v *version) {
 			break // a name is live in one level at most
 		}
 	}
+	_, wasSmall := m.small[name]
 	if v != nil {
 		m.small[name] = *v
 	} else {
 		delete(m.small, name)
 	}
-	next.small = m.newLevel(next, m.small)
+	next.small = cur.small
+	if v != nil || wasSmall {
+		next.small = m.newLevel(next, m.small)
+	}
 	if next.small != nil && (len(m.small) >= smallMax || next.small.size() >= smallMaxSize) {
 		next.levels = append(slices.Clip(next.levels), next.small)
 		next.small = nil
