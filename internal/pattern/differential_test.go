@@ -98,13 +98,14 @@ func TestDifferential(t *testing.T) {
 // leading on from a value agree with the reference. It changes package
 // variables, so it is not parallel: parallel tests start only after it.
 func TestDifferentialLayouts(t *testing.T) {
-	defer func(e, o int) { maxLinearExact, maxLinearOps = e, o }(maxLinearExact, maxLinearOps)
+	defer func(e, o int64) { maxLinearExact.Store(e); maxLinearOps.Store(o) }(maxLinearExact.Load(), maxLinearOps.Load())
 	n := 1500
 	if testing.Short() {
 		n = 200
 	}
-	for _, limit := range []int{0, 1 << 30} {
-		maxLinearExact, maxLinearOps = limit, limit
+	for _, limit := range []int64{0, 1 << 30} {
+		maxLinearExact.Store(limit)
+		maxLinearOps.Store(limit)
 		r := rand.New(rand.NewPCG(3, uint64(limit)))
 		for range n {
 			checkDifferential(t, randChooser{r})

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // machine is the automaton for a set of named patterns. Every alternative of
@@ -138,11 +139,14 @@ func exactNexts(strs, others []buildOp) (texts []string, nexts map[string][]*bui
 
 // Transitions with up to this many exact strings, or other operators, test
 // them one by one; beyond, they are indexed. Variables so that tests can
-// force either way.
-var (
-	maxLinearExact = 16
-	maxLinearOps   = 8
-)
+// force either way; atomic because a Matcher compacts in the background, and
+// a test may change them while an earlier test's compaction still runs.
+var maxLinearExact, maxLinearOps atomic.Int64
+
+func init() {
+	maxLinearExact.Store(16)
+	maxLinearOps.Store(8)
+}
 
 // buildMachine compiles the patterns, indexed like names.
 //
@@ -198,7 +202,7 @@ func buildMachineOn(trie *pathTrie, names []string, patterns []*Pattern) *machin
 			return true
 		})
 	}
-	b := &builder{trie: trie}
+	b := &builder{trie: trie, maxExact: int(maxLinearExact.Load()), maxOps: int(maxLinearOps.Load())}
 	start := b.fromDAG(w.minimize(), w.labels)
 	m := b.compile(start, names)
 	m.pats = patterns
@@ -264,6 +268,8 @@ func (c *condition) broad() bool {
 type builder struct {
 	trie    *pathTrie
 	nstates int
+	// maxExact and maxOps are maxLinearExact and maxLinearOps, read once.
+	maxExact, maxOps int
 }
 
 type buildState struct {
@@ -411,8 +417,8 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 				}
 			}
 			texts, nexts := exactNexts(strs, others)
-			bigStrs := len(texts) > min(maxLinearExact, transExactMask)
-			bigOps := len(others) > min(maxLinearOps, transOpsMask>>transOpsShift)
+			bigStrs := len(texts) > min(b.maxExact, transExactMask)
+			bigOps := len(others) > min(b.maxOps, transOpsMask>>transOpsShift)
 			var info uint32
 			if len(bt.absentNow)+len(bt.absentLater) > 0 {
 				info |= transAbsent
