@@ -130,8 +130,9 @@ type Result struct {
 	ReplayedPerSec   float64 `json:"replayedPerSecond,omitempty"`
 	ReplayDeliveries int     `json:"replayDeliveries,omitempty"`
 	ReplayDrainSecs  float64 `json:"replayDeliveredSeconds,omitempty"`
-	// ingest, with RawEngine: the engine's own rate in the same run, and
-	// bridgeport's as a ratio of it.
+	// ingest and delivery, with RawEngine: the engine's own rate in the
+	// same run (storing the events; consuming and acknowledging as many
+	// jobs), and bridgeport's as a ratio of it.
 	RawEntriesPerSec float64 `json:"rawEntriesPerSecond,omitempty"`
 	RawRatio         float64 `json:"ratioToRaw,omitempty"`
 	// RawBatchedPerSec is the engine's rate storing each call's events as
@@ -753,7 +754,79 @@ func (r *Runner) Delivery(ctx context.Context) (Result, error) {
 		res.DrainedDeliveries, res.DrainSeconds = drained, last.Sub(drainStart).Seconds()
 		res.DrainedPerSec = float64(drained) / res.DrainSeconds
 	}
+	if r.cfg.RawEngine != nil {
+		rate, err := r.rawConsume(ctx, got)
+		if err != nil {
+			return Result{}, err
+		}
+		res.RawEntriesPerSec = rate
+		measured := res.DeliveriesPerSec
+		if res.DrainSeconds >= 1 {
+			measured = res.DrainedPerSec
+		}
+		res.RawRatio = measured / rate
+		res.Checks = []Check{{Name: "delivery of at least 20,000/s", Pass: measured >= 20000,
+			Detail: fmt.Sprintf("%.0f deliveries/s, x%.3f of the raw engine's %.0f jobs/s", measured, res.RawRatio, rate)}}
+	}
 	return res, nil
+}
+
+// rawConsume measures the raw engine consuming and acknowledging n jobs
+// of the same events (a store of its own, RawEngine's settings): it
+// queues them as the router does (a call's 10 events times the targets at
+// a time), then takes them with a plain pull consumer. It returns jobs per
+// second.
+func (r *Runner) rawConsume(ctx context.Context, n int) (float64, error) {
+	st, err := store.Open(ctx, *r.cfg.RawEngine)
+	if err != nil {
+		return 0, fmt.Errorf("raw engine: %w", err)
+	}
+	defer st.Close()
+	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	per := 10 * max(r.cfg.Targets, 1)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var id [16]byte
+			for ctx.Err() == nil {
+				k := int(next.Add(int64(per))) - per
+				if k >= n {
+					return
+				}
+				now := time.Now()
+				jobs := make([]store.Job, 0, per)
+				for e := 0; e < 10 && len(jobs) < per; e++ {
+					_, _ = rand.Read(id[:])
+					eid := fmt.Sprintf("%x", id)
+					data := []byte(fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"bench","source":"bench.delivery","account":%q,"time":%q,"region":%q,"resources":[],"detail":{"sent":%d,"pad":"%s"}}`,
+						eid, r.cfg.AccountID, now.UTC().Format(time.RFC3339), r.cfg.Region, now.UnixNano(), pad))
+					for t := range max(r.cfg.Targets, 1) {
+						jobs = append(jobs, store.Job{EventID: eid, Bus: "bench", RuleArn: "arn:aws:events:" + r.cfg.Region + ":" + r.cfg.AccountID + ":rule/bench/delivery",
+							TargetID: strconv.Itoa(t), Ingested: now, Event: data})
+					}
+				}
+				if err := st.AppendJobs(ctx, jobs); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, fmt.Errorf("raw engine: %w", err)
+	}
+	r.progress("delivery, raw engine: consuming %d jobs", n)
+	got, d, err := st.ConsumeJobsRaw(ctx, n)
+	r.endProgress()
+	if err != nil || got == 0 || d <= 0 {
+		return 0, fmt.Errorf("raw engine consumed %d jobs: %v", got, err)
+	}
+	return float64(got) / d.Seconds(), nil
 }
 
 // Backlog leaves Backlog events waiting on dead destinations (half refuse

@@ -226,6 +226,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			} else {
 				fmt.Fprintf(stdout, "the server kept up with ingest (%d left when it stopped), so this is ingest's rate, not delivery's limit\n", res.DrainedDeliveries)
 			}
+			if res.RawEntriesPerSec > 0 {
+				fmt.Fprintf(stdout, "          the raw engine in the same run (as many jobs of the same events queued, then taken and acknowledged by a plain pull consumer): %.0f jobs/s; bridgeport x%.3f of it\n",
+					res.RawEntriesPerSec, res.RawRatio)
+			}
 		case "backlog":
 			mem := "server memory not read (not a server bench started)"
 			if res.ServerRSSBytes > 0 {

@@ -181,3 +181,44 @@ func (s *Store) QueuedJobs(ctx context.Context, limit int) ([]Job, error) {
 	}
 	return out, err
 }
+
+// ConsumeJobsRaw takes up to n queued jobs as a plain pull consumer of the
+// jobs stream does, acknowledging each, with nothing else done (no
+// decoding, no delivery, no outcome written), and returns how many it took
+// and how long that took: the raw engine's consume-and-acknowledge rate,
+// which `bridgeport bench` compares delivery with. It stops early when ctx
+// ends or no job comes for a second.
+func (s *Store) ConsumeJobsRaw(ctx context.Context, n int) (int, time.Duration, error) {
+	cons, err := s.js.CreateConsumer(ctx, jobsStream, jetstream.ConsumerConfig{
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		MaxAckPending:     2048,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("raw consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return 0, 0, fmt.Errorf("raw consumer: %w", err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	start, got := time.Now(), 0
+	last := start
+	idle := time.AfterFunc(time.Second, it.Stop)
+	defer idle.Stop()
+	for got < n {
+		m, err := it.Next()
+		if err != nil {
+			break
+		}
+		idle.Reset(time.Second)
+		if err := m.Ack(); err != nil {
+			return got, last.Sub(start), fmt.Errorf("raw consumer: %w", err)
+		}
+		got++
+		last = time.Now()
+	}
+	return got, last.Sub(start), nil
+}
