@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,5 +22,27 @@ func TestDistribution(t *testing.T) {
 	}
 	if s[0] != 100*time.Millisecond {
 		t.Error("distribution sorted its input in place")
+	}
+}
+
+// TestSentAt checks the sink's scan against encoding/json on bench's
+// events, and on bodies without the member.
+func TestSentAt(t *testing.T) {
+	for _, body := range []string{
+		`{"version":"0","id":"x","detail-type":"bench","source":"bench.delivery","detail":{"sent":1733500000123456789,"pad":"` + strings.Repeat("x", 5000) + `"}}`,
+		`{"detail":{"sent":7}}`,
+		`{"detail":{"other":7}}`,
+		``,
+		`{"detail":{"sent":}}`,
+	} {
+		var ev struct {
+			Detail struct {
+				Sent int64 `json:"sent"`
+			} `json:"detail"`
+		}
+		_ = json.Unmarshal([]byte(body), &ev)
+		if got := sentAt(strings.NewReader(body)); got != ev.Detail.Sent {
+			t.Errorf("sentAt(%.60q) = %d, want %d", body, got, ev.Detail.Sent)
+		}
 	}
 }

@@ -210,6 +210,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		case "ingest":
 			fmt.Fprintf(stdout, "ingest:   %.0f events/s accepted durably (%d in %.1fs; batches of %d, %d-byte details, %d callers); call p50 %.2f ms, p99 %.2f ms; %d failed\n",
 				res.EntriesPerSec, res.Entries, res.Seconds, *batch, *eventSize, *concurrency, res.CallP50Ms, res.CallP99Ms, res.Failed)
+			if res.HTTPCeilingPerSec > 0 {
+				fmt.Fprintf(stdout, "          plain HTTP in the same run (%d keep-alive net/http clients posting the same events to the sink, no server between): %.0f requests/s, the ceiling of delivery on this machine\n",
+					16**targets, res.HTTPCeilingPerSec)
+			}
 			if res.RawEntriesPerSec > 0 {
 				fmt.Fprintf(stdout, "          the raw engine in the same run (the same envelopes published one message each by %d callers in-process, half the duration before and half after): %.0f events/s; bridgeport x%.3f of it\n",
 					*concurrency, res.RawEntriesPerSec, res.RawRatio)
@@ -225,6 +229,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 				fmt.Fprintf(stdout, "%d left when ingest stopped, drained at %.0f/s in %.1fs\n", res.DrainedDeliveries, res.DrainedPerSec, res.DrainSeconds)
 			} else {
 				fmt.Fprintf(stdout, "the server kept up with ingest (%d left when it stopped), so this is ingest's rate, not delivery's limit\n", res.DrainedDeliveries)
+			}
+			if res.HTTPCeilingPerSec > 0 {
+				fmt.Fprintf(stdout, "          plain HTTP in the same run (%d keep-alive net/http clients posting the same events to the sink, no server between): %.0f requests/s, the ceiling of delivery on this machine\n",
+					16**targets, res.HTTPCeilingPerSec)
 			}
 			if res.RawEntriesPerSec > 0 {
 				fmt.Fprintf(stdout, "          the raw engine in the same run (as many jobs of the same events queued, then taken and acknowledged by a plain pull consumer): %.0f jobs/s; bridgeport x%.3f of it\n",

@@ -52,7 +52,7 @@ func TestBench(t *testing.T) {
 			drain := r.DrainedDeliveries == 0 && r.DrainedPerSec == 0 ||
 				r.DrainedDeliveries > 0 && r.DrainedDeliveries <= r.Deliveries && r.DrainSeconds > 0 && r.DrainedPerSec > 0
 			ok = r.Entries > 0 && r.Deliveries >= r.Entries*5 && r.Missing == 0 && r.Seconds > 0 && r.DeliveriesPerSec > 0 && drain &&
-				r.RawEntriesPerSec > 0 && r.RawRatio > 0 && len(r.Checks) == 1
+				r.RawEntriesPerSec > 0 && r.RawRatio > 0 && r.HTTPCeilingPerSec > 0 && len(r.Checks) == 1
 		case "backlog":
 			ok = r.BacklogEvents >= 285 && r.ServerRSSBytes > 0 && r.Latency != nil && r.BaselineLatency != nil && r.Missing == 0
 		case "rules":

@@ -189,26 +189,22 @@ func (inv *Invocation) request(ctx context.Context) (*http.Request, error) {
 		}
 		endpoint = endpoint[:i] + url.PathEscape(paramValue(p, inv.Event)) + endpoint[i+1:]
 	}
-	u, err := url.Parse(endpoint)
+	body := inv.Body
+	if len(inv.ConnBody) > 0 {
+		body = mergeBody(body, inv.ConnBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, inv.Method, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	q := u.Query()
+	q := req.URL.Query()
 	for k, v := range inv.Query {
 		q.Set(k, paramValue(v, inv.Event))
 	}
 	for _, p := range inv.ConnQuery {
 		q.Set(p.Key, p.Value)
 	}
-	u.RawQuery = q.Encode()
-	body := inv.Body
-	if len(inv.ConnBody) > 0 {
-		body = mergeBody(body, inv.ConnBody)
-	}
-	req, err := http.NewRequestWithContext(ctx, inv.Method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
+	req.URL.RawQuery = q.Encode()
 	for k, v := range inv.Header {
 		if !dropped[http.CanonicalHeaderKey(k)] {
 			req.Header.Set(k, paramValue(v, inv.Event))

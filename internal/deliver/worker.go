@@ -197,6 +197,9 @@ type Worker struct {
 	answered map[string]bool
 	suspect  chan struct{}
 	limits   map[string]*limit
+	// callTime: the recent mean duration of each destination's answered
+	// calls, which bounds how many workers may wait for its slots.
+	callTime map[string]time.Duration
 	// The circuits (circuit.go): open ones as the store has them, a channel
 	// per destination closed at the next change, and the failures in a row
 	// of each destination on this node.
@@ -233,7 +236,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{},
 		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
-		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
+		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
 		spans: map[string][]span{}, settled: map[string]time.Time{}}
 }
 
@@ -480,7 +483,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 	}
 	start := time.Now()
 	res := w.cfg.Invoker.Invoke(ctx, t.invocation(body, j.Event, auth))
-	w.record(d.Arn, res)
+	w.record(d.Arn, res, time.Since(start))
 	res.Message = redact(res.Message, auth, d)
 	w.noteAttempt(ctx, d.Arn, res)
 	if ctx.Err() == nil || res.OK() {
@@ -555,7 +558,7 @@ func (w *Worker) mayWait(dest string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, failing := w.failing[dest]; failing || !w.answered[dest] ||
-		w.waiters[dest] >= maxSlotWaiters || w.waiting >= w.cfg.Workers/4 {
+		w.waiters[dest] >= w.waitRoom(dest) || w.waiting >= w.cfg.Workers-w.cfg.Workers/8 {
 		return false
 	}
 	w.waiters[dest]++
@@ -572,11 +575,31 @@ func (w *Worker) proven(dest string) bool {
 	return w.answered[dest]
 }
 
-// maxSlotWaiters bounds the workers waiting for one destination's slot:
-// enough for a healthy destination at thousands of events a second whose
-// calls slow down for a moment (a job sent back waits 250-500 ms), an
-// eighth of the workers; all destinations together get a quarter of them.
-const maxSlotWaiters = 64
+// waitRoom is how many workers may wait for dest's slot: as many as its
+// calls in flight can serve within slotWait at the pace of its recent
+// answered calls, at least minSlotWaiters and at most half the workers.
+// A destination that answers in a millisecond takes a burst of hundreds of
+// jobs without sending one back (a job sent back costs two writes and
+// waits 250-500 ms: with a fixed 64 waiters, two thirds of the jobs of a
+// 5-destination backlog were sent back, and the drain ran at 3,000/s
+// instead of 9,000); one whose calls take seconds keeps only the waiters
+// it can serve before they would give up. All destinations together may
+// hold seven eighths of the workers waiting (mayWait), so that some are
+// always free to take the next jobs, and no destination more than half.
+// Called with w.mu held.
+func (w *Worker) waitRoom(dest string) int {
+	most := max(w.cfg.Workers/2, minSlotWaiters)
+	c := w.callTime[dest]
+	if c <= 0 {
+		return minSlotWaiters
+	}
+	n := int(int64(w.cfg.PerTarget) * int64(slotWait) / int64(c))
+	return min(max(n, minSlotWaiters), most)
+}
+
+// minSlotWaiters is the fewest workers that may wait for a destination
+// that answers, however slowly.
+const minSlotWaiters = 4
 
 // slotWait bounds the wait for a healthy destination's in-flight slot.
 const slotWait = time.Second
@@ -793,10 +816,18 @@ func (w *Worker) lastFailure(dest string) (Result, bool) {
 }
 
 // record notes whether a destination is failing to answer at all.
-func (w *Worker) record(dest string, res Result) {
+func (w *Worker) record(dest string, res Result, took time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.answered[dest] = res.Status != 0
+	if res.Status != 0 {
+		// The mean of the recent answered calls, each weighing 1/8.
+		if c, ok := w.callTime[dest]; ok {
+			w.callTime[dest] = c + (took-c)/8
+		} else {
+			w.callTime[dest] = took
+		}
+	}
 	switch {
 	case res.Code == CodeTimeout || res.Code == CodeConnectionFailure:
 		w.failing[dest] = res

@@ -49,6 +49,8 @@ type Service struct {
 	groups   map[string]*groupState   // by key
 	keys     map[string]*keyState     // by access key id
 	sessions map[string]*sessionState // by key
+	// checks: answers of CheckEventBridge, cleared by every change.
+	checks checkCache
 
 	roleKind, userKind, groupKind kind
 
@@ -236,6 +238,7 @@ func (s *Service) apply(e store.Entry) {
 	s.mu.Lock()
 	defer s.applied.Advance(e.Revision) // runs after the unlock
 	defer s.mu.Unlock()
+	s.checks.clear()
 	switch {
 	case strings.HasPrefix(e.Key, "iam.role."):
 		if e.Deleted {

@@ -1,0 +1,85 @@
+package deliver
+
+import (
+	"testing"
+	"time"
+)
+
+// TestWaitRoom checks how many workers may wait for a destination's call
+// slot: what its calls in flight serve within slotWait at the pace of its
+// answered calls, within bounds, and none while it is not answering.
+func TestWaitRoom(t *testing.T) {
+	w := NewWorker(WorkerConfig{})
+	if w.mayWait("new") {
+		t.Fatal("a worker may wait for a destination that has not answered yet")
+	}
+	steps := []struct {
+		dest string
+		took time.Duration
+		res  Result
+		want int
+	}{
+		{"fast", time.Millisecond, Result{Status: 200}, 256},         // 16,000 a second: capped at half the workers
+		{"medium", 100 * time.Millisecond, Result{Status: 500}, 160}, // any answer counts
+		{"slow", 2 * time.Second, Result{Status: 200}, 8},
+		{"slower", 30 * time.Second, Result{Status: 200}, minSlotWaiters},
+	}
+	for _, s := range steps {
+		w.record(s.dest, s.res, s.took)
+		w.mu.Lock()
+		got := w.waitRoom(s.dest)
+		w.mu.Unlock()
+		if got != s.want {
+			t.Errorf("%s: room %d, want %d", s.dest, got, s.want)
+		}
+	}
+	// The mean follows the calls: a fast destination that slows down to
+	// 2 s a call has room for 8 after enough of them.
+	for range 60 {
+		w.record("fast", Result{Status: 200}, 2*time.Second)
+	}
+	w.mu.Lock()
+	got := w.waitRoom("fast")
+	w.mu.Unlock()
+	if got != 8 {
+		t.Errorf("fast, slowed down: room %d, want 8", got)
+	}
+	// A call that times out ends the waiting altogether.
+	w.record("slow", Result{Code: CodeTimeout}, 5*time.Second)
+	if w.mayWait("slow") {
+		t.Error("a worker may wait for a destination whose last call timed out")
+	}
+	// Room is counted per destination, and the waiting together are bounded.
+	for i := range 8 {
+		if !w.mayWait("slower") != (i >= minSlotWaiters) {
+			t.Fatalf("waiter %d for slower: room %d", i+1, minSlotWaiters)
+		}
+	}
+	n := 0
+	for w.mayWait("fast") {
+		n++
+	}
+	for w.mayWait("medium") {
+		n++
+	}
+	if want := 8 + 160; n != want {
+		t.Errorf("%d waiters for fast and medium, want %d", n, want)
+	}
+	// Half the workers at most for one destination, seven eighths for all.
+	for range 40 {
+		w.record("fast", Result{Status: 200}, time.Millisecond)
+	}
+	for w.mayWait("fast") {
+		n++
+	}
+	if n != 256+160 {
+		t.Errorf("%d waiters for fast and medium, want %d", n, 256+160)
+	}
+	w.record("fast2", Result{Status: 200}, time.Millisecond)
+	for w.mayWait("fast2") {
+		n++
+	}
+	if total := n + minSlotWaiters; total != 512-512/8 {
+		t.Errorf("%d waiting in all, want %d", total, 512-512/8)
+	}
+}
