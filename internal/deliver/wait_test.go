@@ -33,6 +33,16 @@ func TestWaitRoom(t *testing.T) {
 			t.Errorf("%s: room %d, want %d", s.dest, got, s.want)
 		}
 	}
+	// Calls in flight: 4 times as many for a destination that answers in
+	// less than fastCall.
+	for dest, want := range map[string]int{"fast": 64, "medium": 16, "slow": 16, "new": 16} {
+		w.mu.Lock()
+		_, got := w.slotsOf(dest)
+		w.mu.Unlock()
+		if got != want {
+			t.Errorf("%s: %d calls in flight, want %d", dest, got, want)
+		}
+	}
 	// The mean follows the calls: a fast destination that slows down to
 	// 2 s a call has room for 8 after enough of them.
 	for range 60 {
@@ -44,10 +54,14 @@ func TestWaitRoom(t *testing.T) {
 	if got != 8 {
 		t.Errorf("fast, slowed down: room %d, want 8", got)
 	}
-	// A call that times out ends the waiting altogether.
+	// A call that times out ends the waiting altogether, and leaves 2
+	// calls in flight.
 	w.record("slow", Result{Code: CodeTimeout}, 5*time.Second)
 	if w.mayWait("slow") {
 		t.Error("a worker may wait for a destination whose last call timed out")
+	}
+	if got := cap(w.slot("slow")); got != 2 {
+		t.Errorf("slow, timing out: %d calls in flight, want 2", got)
 	}
 	// Room is counted per destination, and the waiting together are bounded.
 	for i := range 8 {
