@@ -185,7 +185,7 @@ type Worker struct {
 	mu      sync.Mutex
 	slots   map[string]chan struct{}
 	probes  map[string]chan struct{} // the slots of failing destinations
-	fast    map[string]chan struct{} // the slots of fast ones (inFlightCap)
+	fast    map[string]chan struct{} // the slots of destinations that answer fast (slotsOf)
 	failing map[string]Result        // the last call, of destinations whose calls time out or fail to connect
 	waiters map[string]int           // workers waiting for each destination's slot
 	waiting int                      // workers waiting for a slot, all destinations together
@@ -818,7 +818,7 @@ func (w *Worker) sendToQueue(ctx context.Context, j store.Job, t Target) error {
 }
 
 // slot returns the semaphore that caps the invocations in flight to one
-// destination (inFlightCap). A call holds the one it took until it ends,
+// destination (slotsOf). A call holds the one it took until it ends,
 // so for a moment after a change both may have calls in flight.
 func (w *Worker) slot(dest string) chan struct{} {
 	w.mu.Lock()
