@@ -25,7 +25,7 @@ import (
 // clusterNode starts a bridgeport node on the NATS server at url, with the
 // key every node shares (each opens the secrets the others sealed) and the
 // target sink's certificate trusted.
-func clusterNode(t *testing.T, url string, target *sink, opts ...func(*env)) *env {
+func clusterNode(t testing.TB, url string, target *sink, opts ...func(*env)) *env {
 	e := newClusterNode(t, url, target)
 	for _, o := range opts {
 		o(e)
@@ -35,7 +35,7 @@ func clusterNode(t *testing.T, url string, target *sink, opts ...func(*env)) *en
 }
 
 // newClusterNode is clusterNode's environment, not started yet.
-func newClusterNode(t *testing.T, url string, target *sink) *env {
+func newClusterNode(t testing.TB, url string, target *sink) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	e.cfg = testConfig(e.dir)
 	e.cfg.NATSURL = url

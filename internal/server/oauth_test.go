@@ -33,7 +33,7 @@ type authServer struct {
 	users  []string
 }
 
-func newAuthServer(t *testing.T, fail int) *authServer {
+func newAuthServer(t testing.TB, fail int) *authServer {
 	a := &authServer{fail: fail}
 	a.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -161,7 +161,7 @@ func (a *authServer) roots() *x509.CertPool {
 
 // waitFor polls cond until it holds. Its bound, a minute, only ends a
 // test whose condition never comes; no test relies on it being sooner.
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {

@@ -32,7 +32,7 @@ const (
 
 // env is a running server and a client for it.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	cfg config.Config
 	srv *Server
