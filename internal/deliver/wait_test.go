@@ -1,8 +1,11 @@
 package deliver
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"bridgeport/internal/store"
 )
 
 // TestWaitRoom checks how many workers may wait for a destination's call
@@ -95,5 +98,52 @@ func TestWaitRoom(t *testing.T) {
 	}
 	if total := n + minSlotWaiters; total != 512-512/8 {
 		t.Errorf("%d waiting in all, want %d", total, 512-512/8)
+	}
+}
+
+// TestYieldToLive checks the replay lane's yielding: none without live
+// traffic or while live events are taken promptly; while they wait longer
+// than yieldLag, a replayed job waits maxYield; none once live traffic
+// stops, or when the replay is stopped.
+func TestYieldToLive(t *testing.T) {
+	w := NewWorker(WorkerConfig{})
+	ctx := context.Background()
+	if n := w.yieldToLive(ctx); n != 0 {
+		t.Errorf("no live traffic: waited %d steps", n)
+	}
+	live := func(lag time.Duration) {
+		for range 100 {
+			now := time.Now()
+			w.noteLive(store.Job{Ingested: now.Add(-lag)}, now)
+		}
+	}
+	live(time.Millisecond)
+	if n := w.yieldToLive(ctx); n != 0 {
+		t.Errorf("live events taken in 1 ms: waited %d steps", n)
+	}
+	// Retries and redriven jobs do not count: their events are old.
+	for range 100 {
+		w.noteLive(store.Job{Ingested: time.Now().Add(-time.Hour), Attempt: 1}, time.Now())
+		w.noteLive(store.Job{Ingested: time.Now().Add(-time.Hour), Redrive: "m"}, time.Now())
+	}
+	live(50 * time.Millisecond)
+	if lag := time.Duration(w.liveLag.Load()); lag <= yieldLag || lag > 50*time.Millisecond {
+		t.Fatalf("live lag %s after 100 events 50 ms late", lag)
+	}
+	start := time.Now()
+	if n := w.yieldToLive(ctx); n == 0 || time.Since(start) < maxYield {
+		t.Errorf("live events 50 ms late: waited %d steps, %s; want %s", n, time.Since(start), maxYield)
+	}
+	// The live traffic stops: the replay goes on at once.
+	w.lastLive.Store(time.Now().Add(-2 * time.Second).UnixNano())
+	if n := w.yieldToLive(ctx); n != 0 {
+		t.Errorf("live traffic stopped: waited %d steps", n)
+	}
+	// A replay stopped while it waits goes on at once.
+	w.lastLive.Store(time.Now().UnixNano())
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if n := w.yieldToLive(cctx); n != 0 {
+		t.Errorf("cancelled: waited %d steps", n)
 	}
 }

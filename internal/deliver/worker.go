@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bridgeport/internal/metrics"
@@ -198,6 +199,10 @@ type Worker struct {
 	answered map[string]bool
 	suspect  chan struct{}
 	limits   map[string]*limit
+	// liveLag: the recent mean wait of live events from ingestion to their
+	// first attempt, in nanoseconds, and lastLive when the last came
+	// (unix nanoseconds): yieldToLive reads them.
+	liveLag, lastLive atomic.Int64
 	// callTime: the recent mean duration of each destination's answered
 	// calls, which bounds how many workers may wait for its slots.
 	callTime map[string]time.Duration
@@ -257,9 +262,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for name, part := range map[string]func(context.Context) error{
 		"delays": w.cfg.Store.RunDelays,
-		"jobs":   func(ctx context.Context) error { return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handle) },
+		"jobs": func(ctx context.Context) error {
+			return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handleLive)
+		},
 		"replayed": func(ctx context.Context) error {
-			return w.cfg.Store.ConsumeReplayJobs(ctx, workCtx, w.cfg.ReplayWorkers, w.handle)
+			return w.cfg.Store.ConsumeReplayJobs(ctx, workCtx, w.cfg.ReplayWorkers, w.handleReplayed)
 		},
 		"authorize": w.authorizeLoop,
 		"health":    w.watchHealth,
@@ -320,6 +327,63 @@ func (w *Worker) authorize(ctx context.Context, c *OAuthClient) (string, bool) {
 	}
 	return tok, true
 }
+
+// handleLive is handle for the live lane: it also notes how long the
+// job waited (noteLive).
+func (w *Worker) handleLive(ctx context.Context, j store.Job) error {
+	w.noteLive(j, time.Now())
+	return w.handle(ctx, j)
+}
+
+// noteLive adds to liveLag how long a live job's first attempt waited
+// since its event's ingestion, taken at now.
+func (w *Worker) noteLive(j store.Job, now time.Time) {
+	if j.Attempt != 0 || j.Deferrals != 0 || j.Redrive != "" {
+		return
+	}
+	lag := int64(now.Sub(j.Ingested))
+	for {
+		old := w.liveLag.Load()
+		if w.liveLag.CompareAndSwap(old, old+(lag-old)/16) {
+			break
+		}
+	}
+	w.lastLive.Store(now.UnixNano())
+}
+
+// handleReplayed is handle for the replay lane: before each job it leaves
+// the machine to live traffic while that is held up (yieldToLive).
+func (w *Worker) handleReplayed(ctx context.Context, j store.Job) error {
+	w.yieldToLive(ctx)
+	return w.handle(ctx, j)
+}
+
+// yieldToLive waits, up to maxYield, while live events wait longer than
+// yieldLag on average from ingestion to their first attempt (and some
+// came in the last second): a replay shares the machine's cores with
+// live traffic, and without this it takes them, so that live events wait
+// for the scheduler behind replayed ones. Each replayed job waits at most
+// maxYield, so a replay always moves on. It returns how many times it
+// waited yieldStep.
+func (w *Worker) yieldToLive(ctx context.Context) int {
+	deadline := time.Now().Add(maxYield)
+	steps := 0
+	for time.Now().Before(deadline) && w.liveLag.Load() > int64(yieldLag) &&
+		time.Since(time.Unix(0, w.lastLive.Load())) < time.Second {
+		if !sleepFor(ctx, yieldStep) {
+			break
+		}
+		steps++
+	}
+	return steps
+}
+
+// The replay lane's yielding to live traffic (yieldToLive).
+const (
+	yieldLag  = 4 * time.Millisecond
+	yieldStep = 10 * time.Millisecond
+	maxYield  = time.Second
+)
 
 // handle runs one job to an outcome that is durable before it returns:
 // delivered, delayed for a retry or a deferral, parked, or dead-lettered.
