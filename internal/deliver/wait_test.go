@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -16,23 +17,25 @@ func TestWaitRoom(t *testing.T) {
 	if w.mayWait("new") {
 		t.Fatal("a worker may wait for a destination that has not answered yet")
 	}
+	room := func(dest string) int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.waitRoom(dest)
+	}
 	steps := []struct {
 		dest string
 		took time.Duration
 		res  Result
 		want int
 	}{
-		{"fast", time.Millisecond, Result{Status: 200}, 256},         // 16,000 a second: capped at half the workers
-		{"medium", 100 * time.Millisecond, Result{Status: 500}, 160}, // any answer counts
+		{"fast", time.Millisecond, Result{Status: 200}, 128 - 64},    // 64 calls in flight: with them a quarter of the workers
+		{"medium", 100 * time.Millisecond, Result{Status: 500}, 112}, // any answer counts; 16 calls in flight
 		{"slow", 2 * time.Second, Result{Status: 200}, 8},
 		{"slower", 30 * time.Second, Result{Status: 200}, minSlotWaiters},
 	}
 	for _, s := range steps {
 		w.record(s.dest, s.res, s.took)
-		w.mu.Lock()
-		got := w.waitRoom(s.dest)
-		w.mu.Unlock()
-		if got != s.want {
+		if got := room(s.dest); got != s.want {
 			t.Errorf("%s: room %d, want %d", s.dest, got, s.want)
 		}
 	}
@@ -46,16 +49,19 @@ func TestWaitRoom(t *testing.T) {
 			t.Errorf("%s: %d calls in flight, want %d", dest, got, want)
 		}
 	}
-	// The mean follows the calls: a fast destination that slows down to
-	// 2 s a call has room for 8 after enough of them.
-	for range 60 {
+	// The mean follows the calls, timeouts included: a fast destination
+	// whose calls start to take 2 s, or time out after 5, has room for
+	// what 16 calls serve in a second, 4 or 5, after enough of them.
+	for range 30 {
 		w.record("fast", Result{Status: 200}, 2*time.Second)
+		w.record("fast", Result{Code: CodeTimeout}, 5*time.Second)
 	}
+	w.record("fast", Result{Status: 200}, 2*time.Second)
 	w.mu.Lock()
-	got := w.waitRoom("fast")
+	mean := w.callTime["fast"]
 	w.mu.Unlock()
-	if got != 8 {
-		t.Errorf("fast, slowed down: room %d, want 8", got)
+	if got := room("fast"); mean < 2*time.Second || mean > 5*time.Second || got != max(int(16*time.Second/mean), minSlotWaiters) {
+		t.Errorf("fast, slowed down: mean call %s, room %d", mean, got)
 	}
 	// A call that times out ends the waiting altogether, and leaves 2
 	// calls in flight.
@@ -66,38 +72,71 @@ func TestWaitRoom(t *testing.T) {
 	if got := cap(w.slot("slow")); got != 2 {
 		t.Errorf("slow, timing out: %d calls in flight, want 2", got)
 	}
-	// Room is counted per destination, and the waiting together are bounded.
+	// Room is counted per destination.
 	for i := range 8 {
 		if !w.mayWait("slower") != (i >= minSlotWaiters) {
 			t.Fatalf("waiter %d for slower: room %d", i+1, minSlotWaiters)
 		}
 	}
 	n := 0
-	for w.mayWait("fast") {
-		n++
-	}
 	for w.mayWait("medium") {
 		n++
 	}
-	if want := 8 + 160; n != want {
-		t.Errorf("%d waiters for fast and medium, want %d", n, want)
+	if n != 112 {
+		t.Errorf("%d waiters for medium, want 112", n)
 	}
-	// Half the workers at most for one destination, seven eighths for all.
-	for range 40 {
-		w.record("fast", Result{Status: 200}, time.Millisecond)
-	}
-	for w.mayWait("fast") {
-		n++
-	}
-	if n != 256+160 {
-		t.Errorf("%d waiters for fast and medium, want %d", n, 256+160)
-	}
-	w.record("fast2", Result{Status: 200}, time.Millisecond)
-	for w.mayWait("fast2") {
-		n++
+	// Calls in flight and waiters together hold at most seven eighths of
+	// the workers.
+	for i := 0; ; i++ {
+		dest := fmt.Sprintf("quick-%d", i)
+		w.record(dest, Result{Status: 200}, time.Millisecond)
+		w.begin(dest)
+		m := 0
+		for w.mayWait(dest) {
+			m++
+		}
+		n += m + 1
+		if m < room(dest) {
+			break
+		}
 	}
 	if total := n + minSlotWaiters; total != 512-512/8 {
-		t.Errorf("%d waiting in all, want %d", total, 512-512/8)
+		t.Errorf("%d calls and waiters in all, want %d", total, 512-512/8)
+	}
+}
+
+// TestStalled checks that a fast destination whose calls stop ending is
+// soon treated as one that does not answer, and as a fast one again once
+// a call ends.
+func TestStalled(t *testing.T) {
+	w := NewWorker(WorkerConfig{})
+	w.record("d", Result{Status: 200}, 3*time.Millisecond)
+	w.begin("d")
+	if !w.proven("d") || !w.mayWait("d") {
+		t.Fatal("a fast destination with a call just begun is not proven")
+	}
+	w.mu.Lock()
+	w.lastEnd["d"] = time.Now().Add(-time.Second) // no call has ended for a second
+	_, size := w.slotsOf("d")
+	w.mu.Unlock()
+	if w.proven("d") || w.mayWait("d") || size != 16 {
+		t.Errorf("stalled: proven %v, may wait %v, %d calls in flight", w.proven("d"), w.mayWait("d"), size)
+	}
+	w.end("d")
+	w.mu.Lock()
+	_, size = w.slotsOf("d")
+	w.mu.Unlock()
+	if !w.proven("d") || size != 64 || len(w.lastEnd) != 0 || len(w.inFlight) != 0 || w.calls != 0 {
+		t.Errorf("after the call ended: proven %v, %d calls in flight, %d %d %d left", w.proven("d"), size, len(w.lastEnd), len(w.inFlight), w.calls)
+	}
+	// A slow destination's long call is not a stall.
+	w.record("s", Result{Status: 200}, 2*time.Second)
+	w.begin("s")
+	w.mu.Lock()
+	w.lastEnd["s"] = time.Now().Add(-time.Second)
+	w.mu.Unlock()
+	if !w.proven("s") {
+		t.Error("a destination answering in 2 s is stalled after 1 s")
 	}
 }
 
@@ -127,20 +166,30 @@ func TestYieldToLive(t *testing.T) {
 		w.noteLive(store.Job{Ingested: time.Now().Add(-time.Hour), Redrive: "m"}, time.Now())
 	}
 	live(50 * time.Millisecond)
-	if lag := time.Duration(w.liveLag.Load()); lag <= yieldLag || lag > 50*time.Millisecond {
-		t.Fatalf("live lag %s after 100 events 50 ms late", lag)
+	if lag, floor := time.Duration(w.liveLag.Load()), time.Duration(w.liveFloor.Load()); lag <= floor+yieldLag || lag > 50*time.Millisecond {
+		t.Fatalf("live lag %s (floor %s) after 100 events 50 ms late", lag, floor)
 	}
+	w.lastLive.Store(int64(time.Since(w.epoch) + 2*maxYield)) // only the deadline ends this wait
 	start := time.Now()
 	if n := w.yieldToLive(ctx); n == 0 || time.Since(start) < maxYield {
 		t.Errorf("live events 50 ms late: waited %d steps, %s; want %s", n, time.Since(start), maxYield)
 	}
+	// A lag every live event has becomes the usual one: after thousands
+	// of events 50 ms late, the replay no longer yields to them.
+	for range 200 {
+		live(50 * time.Millisecond)
+	}
+	if n := w.yieldToLive(ctx); n != 0 {
+		t.Errorf("every live event 50 ms late for 20,000 events: waited %d steps (lag %s, floor %s)",
+			n, time.Duration(w.liveLag.Load()), time.Duration(w.liveFloor.Load()))
+	}
 	// The live traffic stops: the replay goes on at once.
-	w.lastLive.Store(time.Now().Add(-2 * time.Second).UnixNano())
+	w.lastLive.Store(int64(time.Since(w.epoch) - 2*time.Second))
 	if n := w.yieldToLive(ctx); n != 0 {
 		t.Errorf("live traffic stopped: waited %d steps", n)
 	}
 	// A replay stopped while it waits goes on at once.
-	w.lastLive.Store(time.Now().UnixNano())
+	w.lastLive.Store(int64(time.Since(w.epoch)))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if n := w.yieldToLive(cctx); n != 0 {

@@ -200,12 +200,21 @@ type Worker struct {
 	suspect  chan struct{}
 	limits   map[string]*limit
 	// liveLag: the recent mean wait of live events from ingestion to their
-	// first attempt, in nanoseconds, and lastLive when the last came
-	// (unix nanoseconds): yieldToLive reads them.
-	liveLag, lastLive atomic.Int64
+	// first attempt, in nanoseconds; liveFloor: the usual one (noteLive);
+	// lastLive: when the last came, in nanoseconds since epoch (the
+	// monotonic clock). yieldToLive reads them.
+	liveLag, liveFloor, lastLive atomic.Int64
+	epoch                        time.Time
 	// callTime: the recent mean duration of each destination's answered
-	// calls, which bounds how many workers may wait for its slots.
+	// (or timed-out) calls, which bounds how many workers may wait for its
+	// slots.
 	callTime map[string]time.Duration
+	// inFlight: each destination's calls in flight; calls: all of them;
+	// lastEnd: when each destination's last call ended (or its first one
+	// in flight began). See stalled.
+	inFlight map[string]int
+	calls    int
+	lastEnd  map[string]time.Time
 	// The circuits (circuit.go): open ones as the store has them, a channel
 	// per destination closed at the next change, and the failures in a row
 	// of each destination on this node.
@@ -242,8 +251,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, fast: map[string]chan struct{}{},
 		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
-		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
-		spans: map[string][]span{}, settled: map[string]time.Time{}}
+		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, inFlight: map[string]int{}, lastEnd: map[string]time.Time{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
+		spans: map[string][]span{}, settled: map[string]time.Time{}, epoch: time.Now()}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -336,19 +345,29 @@ func (w *Worker) handleLive(ctx context.Context, j store.Job) error {
 }
 
 // noteLive adds to liveLag how long a live job's first attempt waited
-// since its event's ingestion, taken at now.
+// since its event's ingestion, taken at now, and keeps liveFloor.
 func (w *Worker) noteLive(j store.Job, now time.Time) {
 	if j.Attempt != 0 || j.Deferrals != 0 || j.Redrive != "" {
 		return
 	}
-	lag := int64(now.Sub(j.Ingested))
+	lag := max(int64(now.Sub(j.Ingested)), 0)
 	for {
 		old := w.liveLag.Load()
 		if w.liveLag.CompareAndSwap(old, old+(lag-old)/16) {
 			break
 		}
 	}
-	w.lastLive.Store(now.UnixNano())
+	for {
+		old := w.liveFloor.Load()
+		floor := lag
+		if old != 0 && lag > old {
+			floor = old + (lag-old)/4096
+		}
+		if w.liveFloor.CompareAndSwap(old, floor) {
+			break
+		}
+	}
+	w.lastLive.Store(int64(now.Sub(w.epoch)))
 }
 
 // handleReplayed is handle for the replay lane: before each job it leaves
@@ -359,17 +378,20 @@ func (w *Worker) handleReplayed(ctx context.Context, j store.Job) error {
 }
 
 // yieldToLive waits, up to maxYield, while live events wait longer than
-// yieldLag on average from ingestion to their first attempt (and some
-// came in the last second): a replay shares the machine's cores with
-// live traffic, and without this it takes them, so that live events wait
-// for the scheduler behind replayed ones. Each replayed job waits at most
-// maxYield, so a replay always moves on. It returns how many times it
-// waited yieldStep.
+// usual, by yieldLag on average, from ingestion to their first attempt
+// (and some came in the last second): a replay shares the machine's cores
+// with live traffic, and without this it takes them, so that live events
+// wait for the scheduler behind replayed ones. Usual is liveFloor, the
+// shortest lag seen, drifting up over thousands of events, so that a
+// lag every live event has (clocks of two nodes apart, a cluster's
+// quorum writes) does not hold the replay back. Each replayed job waits
+// at most maxYield, so a replay always moves on. It returns how many
+// times it waited yieldStep.
 func (w *Worker) yieldToLive(ctx context.Context) int {
 	deadline := time.Now().Add(maxYield)
 	steps := 0
-	for time.Now().Before(deadline) && w.liveLag.Load() > int64(yieldLag) &&
-		time.Since(time.Unix(0, w.lastLive.Load())) < time.Second {
+	for time.Now().Before(deadline) && w.liveLag.Load() > w.liveFloor.Load()+int64(yieldLag) &&
+		int64(time.Since(w.epoch))-w.lastLive.Load() < int64(time.Second) {
 		if !sleepFor(ctx, yieldStep) {
 			break
 		}
@@ -518,7 +540,11 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 			return ctx.Err()
 		}
 	}
-	defer func() { <-slot }()
+	w.begin(d.Arn)
+	defer func() {
+		w.end(d.Arn)
+		<-slot
+	}()
 	if mode == runNormal && !w.proven(d.Arn) {
 		select {
 		case w.suspect <- struct{}{}:
@@ -622,8 +648,8 @@ func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) 
 func (w *Worker) mayWait(dest string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, failing := w.failing[dest]; failing || !w.answered[dest] ||
-		w.waiters[dest] >= w.waitRoom(dest) || w.waiting >= w.cfg.Workers-w.cfg.Workers/8 {
+	if _, failing := w.failing[dest]; failing || !w.answered[dest] || w.stalled(dest, time.Now()) ||
+		w.waiters[dest] >= w.waitRoom(dest) || w.waiting+w.calls >= w.cfg.Workers-w.cfg.Workers/8 {
 		return false
 	}
 	w.waiters[dest]++
@@ -637,28 +663,69 @@ func (w *Worker) mayWait(dest string) bool {
 func (w *Worker) proven(dest string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.answered[dest]
+	return w.answered[dest] && !w.stalled(dest, time.Now())
 }
+
+// begin counts a call to dest as in flight; end, once it is over.
+func (w *Worker) begin(dest string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inFlight[dest] == 0 {
+		w.lastEnd[dest] = time.Now() // a stall counts from here
+	}
+	w.inFlight[dest]++
+	w.calls++
+}
+
+func (w *Worker) end(dest string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastEnd[dest] = time.Now() // kept while other calls are in flight
+	w.calls--
+	if w.inFlight[dest]--; w.inFlight[dest] <= 0 {
+		delete(w.inFlight, dest)
+		delete(w.lastEnd, dest)
+	}
+}
+
+// stalled reports whether dest has calls in flight and none of them has
+// ended for four times its recent mean call time (at least stallAfter): a
+// destination that answered in milliseconds and then hangs is treated as
+// one that does not answer (no waiting for its slots, its calls drawing
+// on the budget for such destinations, its extra calls in flight gone)
+// within a fraction of a second, not when its first calls time out.
+// Called with w.mu held.
+func (w *Worker) stalled(dest string, now time.Time) bool {
+	if w.inFlight[dest] == 0 {
+		return false
+	}
+	return now.Sub(w.lastEnd[dest]) > max(4*w.callTime[dest], stallAfter)
+}
+
+// stallAfter is the shortest time without a call ending that stalled
+// counts as a stall.
+const stallAfter = 100 * time.Millisecond
 
 // waitRoom is how many workers may wait for dest's slot: as many as its
 // calls in flight can serve within slotWait at the pace of its recent
-// answered calls, at least minSlotWaiters and at most half the workers.
-// A destination that answers in a millisecond takes a burst of hundreds of
-// jobs without sending one back (a job sent back costs two writes and
-// waits 250-500 ms: with a fixed 64 waiters, two thirds of the jobs of a
-// 5-destination backlog were sent back, and the drain ran at 3,000/s
-// instead of 9,000); one whose calls take seconds keeps only the waiters
-// it can serve before they would give up. All destinations together may
-// hold seven eighths of the workers waiting (mayWait), so that some are
-// always free to take the next jobs, and no destination more than half.
-// Called with w.mu held.
+// calls, at least minSlotWaiters, and with its calls in flight at most a
+// quarter of the workers. A destination that answers in a millisecond
+// takes a burst of jobs without sending one back (a job sent back costs
+// two writes and waits 250-500 ms: with a fixed 64 waiters, two thirds of
+// the jobs of a 5-destination backlog were sent back, and the drain ran
+// at 3,000/s instead of 9,000); one whose calls take seconds keeps only
+// the waiters it can serve before they would give up. All destinations'
+// calls in flight and waiters together may hold seven eighths of the
+// workers (mayWait), so that some are always free to take the next jobs;
+// a destination that stops answering loses its waiters within a fraction
+// of a second (stalled). Called with w.mu held.
 func (w *Worker) waitRoom(dest string) int {
-	most := max(w.cfg.Workers/2, minSlotWaiters)
+	_, size := w.slotsOf(dest)
+	most := max(w.cfg.Workers/4-size, minSlotWaiters)
 	c := w.callTime[dest]
 	if c <= 0 {
 		return minSlotWaiters
 	}
-	_, size := w.slotsOf(dest)
 	n := int(int64(size) * int64(slotWait) / int64(c))
 	return min(max(n, minSlotWaiters), most)
 }
@@ -670,13 +737,14 @@ func (w *Worker) waitRoom(dest string) int {
 // is not held to what 16 calls in flight serve (at 3 ms a call, 5,000 a
 // second: a single destination at 5,000 events/s queued behind its cap
 // for seconds at a time). Such a destination that starts to hang holds
-// that many workers for one invocation timeout, after which it has 2.
+// those calls until they time out, but takes no more once it has stalled
+// (no call ended for a fraction of a second), and 2 after the timeouts.
 // Called with w.mu held.
 func (w *Worker) slotsOf(dest string) (map[string]chan struct{}, int) {
 	if _, ok := w.failing[dest]; ok {
 		return w.probes, 2
 	}
-	if c, ok := w.callTime[dest]; ok && w.answered[dest] && c < fastCall {
+	if c, ok := w.callTime[dest]; ok && w.answered[dest] && c < fastCall && !w.stalled(dest, time.Now()) {
 		return w.fast, fastFactor * w.cfg.PerTarget
 	}
 	return w.slots, w.cfg.PerTarget
@@ -910,8 +978,10 @@ func (w *Worker) record(dest string, res Result, took time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.answered[dest] = res.Status != 0
-	if res.Status != 0 {
-		// The mean of the recent answered calls, each weighing 1/8.
+	if res.Status != 0 || res.Code == CodeTimeout {
+		// The mean of the recent answered or timed-out calls, each
+		// weighing 1/8: a destination that hangs on some calls is not
+		// taken for a fast one.
 		if c, ok := w.callTime[dest]; ok {
 			w.callTime[dest] = c + (took-c)/8
 		} else {

@@ -550,13 +550,16 @@ func (r *moveRun) move(ctx context.Context) error {
 			return err
 		}
 		if len(got) == 0 {
-			// Nothing visible: done, unless messages in flight may come
-			// back (a node that died moving them) for a while yet.
-			_, inFlight, _, err := s.st.QueueCounts(ctx, src.ID)
+			// Nothing received: done, unless messages may come back for a
+			// while yet: in flight (a node that died moving them), or
+			// counted as visible yet not received (a node that died in the
+			// middle of receiving them: they come back when the queue's
+			// consumer's lease on them ends).
+			visible, inFlight, _, err := s.st.QueueCounts(ctx, src.ID)
 			if err != nil {
 				return err
 			}
-			if inFlight == 0 || time.Since(idleSince) > moveIdle {
+			if visible+inFlight == 0 || time.Since(idleSince) > moveIdle {
 				return r.finish(ctx, MoveCompleted, "")
 			}
 			select {

@@ -91,9 +91,13 @@ func queueSubject(queueID string) string { return queuesSubject + "." + queueID 
 // lease is the consumer's ack wait: how long a message taken from the
 // consumer stays invisible if the process dies before it records the
 // receive and sets the message's own visibility (a negative ack with that
-// delay, which every receive sends). Being fixed, it never shifts the
-// visibility of messages already in flight.
-const lease = 5 * time.Minute
+// delay, which every receive sends; milliseconds after the take). Being
+// fixed, it never shifts the visibility of messages already in flight.
+// Such a message has no receipt, so QueueCounts counts it as visible
+// though nobody can receive it: a minute, not five, so that a message
+// move task resumed after a crash waits for it (moveIdle, two minutes)
+// rather than finishing without it.
+const lease = time.Minute
 
 // OpenQueue creates the consumer of a queue. queueID is a token (letters,
 // digits, '-', '_').
