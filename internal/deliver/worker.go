@@ -731,14 +731,14 @@ func (w *Worker) waitRoom(dest string) int {
 
 // slotsOf returns the semaphores dest's calls take theirs from now, and
 // their size: PerTarget; 2 while its calls time out or fail to connect;
-// fastFactor times PerTarget while its answered calls take less than
-// fastCall on average, so that a destination that answers in milliseconds
-// is not held to what 16 calls in flight serve (at 3 ms a call, 5,000 a
-// second: a single destination at 5,000 events/s queued behind its cap
-// for seconds at a time). Such a destination that starts to hang holds
-// those calls until they time out, but takes no more once it has stalled
-// (no call ended for a fraction of a second), and 2 after the timeouts.
-// Called with w.mu held.
+// fastFactor times PerTarget once its calls take less than fastCall on
+// average, until they take more than slowCall (isFast), so that a
+// destination that answers in milliseconds is not held to what 16 calls
+// in flight serve (at 3 ms a call, 5,000 a second: a single destination
+// at 5,000 events/s queued behind its cap for seconds at a time). Such a
+// destination that starts to hang holds those calls until they time out,
+// but takes no more once it has stalled (no call ended for half a second
+// or more), and 2 after the timeouts. Called with w.mu held.
 func (w *Worker) slotsOf(dest string) (map[string]chan struct{}, int) {
 	if _, ok := w.failing[dest]; ok {
 		return w.probes, 2
