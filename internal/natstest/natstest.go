@@ -46,34 +46,64 @@ var running = make(chan struct{}, 1)
 // Start starts n nodes without waiting for them to elect a JetStream
 // meta leader. A test starts one cluster at most: the cluster holds its
 // process's turn until the test ends.
+//
+// Its ports are found free and then let go (freePorts) before the nodes
+// bind them, so another test of the process can take one in between (an
+// httptest server, a client connection's local port): that node then
+// never listens. A cluster whose node is not ready within firstStart is
+// stopped and started again on other ports, up to three times.
 func Start(t testing.TB, n int) *Nodes {
 	t.Helper()
 	running <- struct{}{}
 	t.Cleanup(func() { <-running }) // after the nodes stop: cleanups run last first
 	c := &Nodes{t: t, servers: make([]*natsserver.Server, n)}
-	clientPorts, clusterPorts := freePorts(t, n), freePorts(t, n)
+	t.Cleanup(func() {
+		for i := range c.servers {
+			c.Stop(i)
+		}
+	})
+	for attempt := 1; ; attempt++ {
+		c.configure(n)
+		failed := -1
+		for i := range n {
+			if !c.start(i, firstStart) {
+				failed = i
+				break
+			}
+		}
+		if failed < 0 {
+			return c
+		}
+		for i := range c.servers {
+			c.Stop(i)
+		}
+		if attempt == 3 {
+			t.Fatalf("nats node %d not ready after %s, three times on different ports", failed, firstStart)
+		}
+	}
+}
+
+// firstStart bounds how long a new node may take to listen: an empty
+// store, so seconds at most even on a busy machine.
+const firstStart = 20 * time.Second
+
+// configure gives the n nodes new ports and store directories.
+func (c *Nodes) configure(n int) {
+	c.opts, c.URLs = nil, nil
+	clientPorts, clusterPorts := freePorts(c.t, n), freePorts(c.t, n)
 	var routes []string
 	for _, p := range clusterPorts {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
 	for i := range n {
 		c.opts = append(c.opts, &natsserver.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clientPorts[i], JetStream: true, StoreDir: t.TempDir(),
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: clientPorts[i], JetStream: true, StoreDir: c.t.TempDir(),
 			Cluster: natsserver.ClusterOpts{Name: "bridgeport-test", Host: "127.0.0.1", Port: clusterPorts[i]},
 			Routes:  natsserver.RoutesFromStr(strings.Join(routes, ",")), NoLog: true, NoSigs: true,
 			MaxPayload: 4 << 20,
 		})
 		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
 	}
-	for i := range n {
-		c.StartNode(i)
-	}
-	t.Cleanup(func() {
-		for i := range c.servers {
-			c.Stop(i)
-		}
-	})
-	return c
 }
 
 // freePorts finds n loopback ports nothing listens on.
@@ -98,17 +128,29 @@ func freePorts(t testing.TB, n int) []int {
 // StartNode starts node i (again), on its ports and store directory.
 func (c *Nodes) StartNode(i int) {
 	c.t.Helper()
+	// A restarted node recovers its streams before it listens.
+	if !c.start(i, time.Minute) {
+		c.t.Fatalf("nats node %d not ready after a minute", i)
+	}
+}
+
+// start starts node i and reports whether it listens within wait; if not,
+// it is shut down again.
+func (c *Nodes) start(i int, wait time.Duration) bool {
+	c.t.Helper()
 	o := *c.opts[i]
 	ns, err := natsserver.NewServer(&o)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	ns.Start()
-	// A restarted node recovers its streams before it listens.
-	if !ns.ReadyForConnections(time.Minute) {
-		c.t.Fatalf("nats node %d not ready after a minute", i)
+	if !ns.ReadyForConnections(wait) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return false
 	}
 	c.servers[i] = ns
+	return true
 }
 
 // Stop shuts node i down, as if its host went away; its store stays.
