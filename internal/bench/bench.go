@@ -520,11 +520,8 @@ func (r *Runner) rawIngest(ctx context.Context, st *store.Store, bus string, app
 				now := time.Now()
 				events := make([]store.Event, r.cfg.Batch)
 				for k := range events {
-					_, _ = rand.Read(id[:])
-					eid := fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
-					data := fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"bench","source":"bench.ingest","account":%q,"time":%q,"region":%q,"resources":[],"detail":{"sent":%d,"pad":"%s"}}`,
-						eid, r.cfg.AccountID, now.UTC().Format(time.RFC3339), r.cfg.Region, now.UnixNano(), pad)
-					events[k] = store.Event{ID: eid, Bus: bus, Ingested: now, Data: []byte(data)}
+					eid, data := r.rawEnvelope(&id, "bench.ingest", now, pad)
+					events[k] = store.Event{ID: eid, Bus: bus, Ingested: now, Data: data}
 				}
 				if err := appendFn(ctx, events); err != nil {
 					if ctx.Err() == nil {
@@ -821,6 +818,17 @@ func (r *Runner) httpCeiling(ctx context.Context, conc int, d time.Duration) flo
 	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
+// rawEnvelope builds an event as the server would store it, for the raw
+// engine's measurements: a new random id (id is the caller's buffer), the
+// given source, sent at now, with pad as its detail's padding.
+func (r *Runner) rawEnvelope(id *[16]byte, source string, now time.Time, pad string) (string, []byte) {
+	_, _ = rand.Read(id[:])
+	eid := fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:])
+	data := fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"bench","source":%q,"account":%q,"time":%q,"region":%q,"resources":[],"detail":{"sent":%d,"pad":"%s"}}`,
+		eid, source, r.cfg.AccountID, now.UTC().Format(time.RFC3339), r.cfg.Region, now.UnixNano(), pad)
+	return eid, []byte(data)
+}
+
 // rawConsume measures the raw engine consuming and acknowledging n jobs
 // of the same events (a store of its own, RawEngine's settings): it
 // queues them as the router does (a call's 10 events times the targets at
@@ -850,10 +858,7 @@ func (r *Runner) rawConsume(ctx context.Context, n int) (float64, error) {
 				now := time.Now()
 				jobs := make([]store.Job, 0, per)
 				for e := 0; e < 10 && len(jobs) < per; e++ {
-					_, _ = rand.Read(id[:])
-					eid := fmt.Sprintf("%x", id)
-					data := []byte(fmt.Sprintf(`{"version":"0","id":%q,"detail-type":"bench","source":"bench.delivery","account":%q,"time":%q,"region":%q,"resources":[],"detail":{"sent":%d,"pad":"%s"}}`,
-						eid, r.cfg.AccountID, now.UTC().Format(time.RFC3339), r.cfg.Region, now.UnixNano(), pad))
+					eid, data := r.rawEnvelope(&id, "bench.delivery", now, pad)
 					for t := range max(r.cfg.Targets, 1) {
 						jobs = append(jobs, store.Job{EventID: eid, Bus: "bench", RuleArn: "arn:aws:events:" + r.cfg.Region + ":" + r.cfg.AccountID + ":rule/bench/delivery",
 							TargetID: strconv.Itoa(t), Ingested: now, Event: data})

@@ -50,12 +50,19 @@ func newClusterNode(t testing.TB, url string, target *sink) *env {
 // sink's path with a basic-auth connection and the given rate limit.
 func (e *env) route(target *sink, path string, rate int32) {
 	e.t.Helper()
+	e.routeThrough(e.basicConnection(), target.URL+path, rate)
+}
+
+// basicConnection creates connection c, with basic auth, and returns its
+// ARN.
+func (e *env) basicConnection() *string {
+	e.t.Helper()
 	conn, err := e.eb.CreateConnection(ctx, &eventbridge.CreateConnectionInput{Name: aws.String("c"), AuthorizationType: types.ConnectionAuthorizationTypeBasic,
 		AuthParameters: &types.CreateConnectionAuthRequestParameters{BasicAuthParameters: &types.CreateConnectionBasicAuthRequestParameters{Username: aws.String("u"), Password: aws.String("p")}}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.routeThrough(conn.ConnectionArn, target.URL+path, rate)
+	return conn.ConnectionArn
 }
 
 // routeThrough creates rule r, which sends every event with source "t" to
