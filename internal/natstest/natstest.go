@@ -57,11 +57,7 @@ func Start(t testing.TB, n int) *Nodes {
 	running <- struct{}{}
 	t.Cleanup(func() { <-running }) // after the nodes stop: cleanups run last first
 	c := &Nodes{t: t, servers: make([]*natsserver.Server, n)}
-	t.Cleanup(func() {
-		for i := range c.servers {
-			c.Stop(i)
-		}
-	})
+	t.Cleanup(c.stopAll)
 	for attempt := 1; ; attempt++ {
 		c.configure(n)
 		failed := -1
@@ -74,9 +70,7 @@ func Start(t testing.TB, n int) *Nodes {
 		if failed < 0 {
 			return c
 		}
-		for i := range c.servers {
-			c.Stop(i)
-		}
+		c.stopAll()
 		if attempt == 3 {
 			t.Fatalf("nats node %d not ready after %s, three times on different ports", failed, firstStart)
 		}
@@ -159,6 +153,13 @@ func (c *Nodes) Stop(i int) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		c.servers[i] = nil
+	}
+}
+
+// stopAll stops every running node.
+func (c *Nodes) stopAll() {
+	for i := range c.servers {
+		c.Stop(i)
 	}
 }
 
