@@ -57,9 +57,14 @@ func Start(t testing.TB, n int) *Nodes {
 	running <- struct{}{}
 	t.Cleanup(func() { <-running }) // after the nodes stop: cleanups run last first
 	c := &Nodes{t: t, servers: make([]*natsserver.Server, n)}
-	t.Cleanup(c.stopAll)
 	for attempt := 1; ; attempt++ {
 		c.configure(n)
+		if attempt == 1 {
+			// After configure's first TempDir, whose removal is a cleanup
+			// too: cleanups run last first, so the nodes stop before their
+			// store directories are removed.
+			t.Cleanup(c.stopAll)
+		}
 		failed := -1
 		for i := range n {
 			if !c.start(i, firstStart) {
