@@ -25,10 +25,15 @@ type Client struct {
 // Call sends one operation: target is "<prefix>.<operation>", version "1.0"
 // or "1.1", service the signing name. An AWS error answer is returned as
 // an *Error.
+//
+// An in that is a json.RawMessage is sent as it is, unchecked.
 func (c *Client) Call(ctx context.Context, service, version, target string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
+	body, ok := in.(json.RawMessage)
+	if !ok {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.Endpoint, "/")+"/", bytes.NewReader(body))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +101,10 @@ type Result struct {
 	EntriesPerSec float64 `json:"entriesPerSecond,omitempty"`
 	CallP50Ms     float64 `json:"callP50Ms,omitempty"`
 	CallP99Ms     float64 `json:"callP99Ms,omitempty"`
+	// The CPU time per event accepted of the server (when bench started
+	// it) and of the load tool itself, which share the machine.
+	ServerCPUMicros float64 `json:"serverCpuMicrosPerEvent,omitempty"`
+	ToolCPUMicros   float64 `json:"toolCpuMicrosPerEvent,omitempty"`
 	Failed        int     `json:"failedEntries,omitempty"`
 	// latency (ingestion to arrival at the sink)
 	OfferedRate int           `json:"offeredRate,omitempty"`
@@ -207,6 +212,7 @@ type Runner struct {
 	// putAs, when set, makes the PutEvents calls instead of the root
 	// client (the iam scenario's IAM user).
 	putAs *awsapi.Client
+	pad   string // the filler of each event's detail, to EventSize
 }
 
 // New starts the sink and returns a Runner; Close stops the sink.
@@ -223,7 +229,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return &Runner{cfg: cfg, sink: s, id: hex.EncodeToString(b[:])}, nil
+	return &Runner{cfg: cfg, sink: s, id: hex.EncodeToString(b[:]), pad: strings.Repeat("x", max(cfg.EventSize-60, 0))}, nil
 }
 
 // Close stops the sink.
@@ -240,7 +246,7 @@ func (r *Runner) call(ctx context.Context, op string, in, out any) error {
 
 // put makes the n-th PutEvents call of a measurement, through the node
 // whose turn it is.
-func (r *Runner) put(ctx context.Context, n int, entries []map[string]any, out any) error {
+func (r *Runner) put(ctx context.Context, n int, entries json.RawMessage, out any) error {
 	c := r.cfg.Client
 	switch {
 	case r.putAs != nil:
@@ -248,7 +254,7 @@ func (r *Runner) put(ctx context.Context, n int, entries []map[string]any, out a
 	case len(r.cfg.Spread) > 0:
 		c = r.cfg.Spread[n%len(r.cfg.Spread)]
 	}
-	return c.Call(ctx, "events", "1.1", "AWSEvents.PutEvents", map[string]any{"Entries": entries}, out)
+	return c.Call(ctx, "events", "1.1", "AWSEvents.PutEvents", entries, out)
 }
 
 func (r *Runner) progress(format string, args ...any) {
@@ -364,14 +370,29 @@ func (r *Runner) ruleOn(ctx context.Context, bus, name, source string, endpoints
 
 // entries builds a PutEvents batch whose details carry sent (unix
 // nanoseconds) and are padded to the event size.
-func (r *Runner) entries(bus, source string, sent time.Time) []map[string]any {
-	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
-	detail := fmt.Sprintf(`{"sent":%d,"pad":"%s"}`, sent.UnixNano(), pad)
-	out := make([]map[string]any, r.cfg.Batch)
-	for i := range out {
-		out[i] = map[string]any{"EventBusName": bus, "Source": source, "DetailType": "bench", "Detail": detail}
+func (r *Runner) entries(bus, source string, sent time.Time) json.RawMessage {
+	// Built as bytes rather than with encoding/json: the load tool shares
+	// the machine with the server, and what it spends is not the server's.
+	entry := func(b []byte) []byte {
+		b = append(b, `{"EventBusName":`...)
+		b = strconv.AppendQuote(b, bus)
+		b = append(b, `,"Source":`...)
+		b = strconv.AppendQuote(b, source)
+		b = append(b, `,"DetailType":"bench","Detail":"{\"sent\":`...)
+		b = strconv.AppendInt(b, sent.UnixNano(), 10)
+		b = append(b, `,\"pad\":\"`...)
+		b = append(b, r.pad...)
+		return append(b, `\"}"}`...)
 	}
-	return out
+	body := make([]byte, 0, r.cfg.Batch*(len(r.pad)+len(bus)+len(source)+120)+16)
+	body = append(body, `{"Entries":[`...)
+	for i := range r.cfg.Batch {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = entry(body)
+	}
+	return append(body, "]}"...)
 }
 
 type putResult struct {
@@ -471,13 +492,21 @@ func (r *Runner) Ingest(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 	}
+	server0, tool0 := cpuTime(r.cfg.ServerPID), cpuTime(os.Getpid())
 	n, failed, calls, elapsed, err := r.closedLoop(ctx, "ingest", bus, "bench.ingest")
 	if err != nil {
 		return Result{}, err
 	}
+	server1, tool1 := cpuTime(r.cfg.ServerPID), cpuTime(os.Getpid())
 	d := distribution(calls)
 	res := Result{Scenario: "ingest", Seconds: elapsed.Seconds(), Entries: n, Failed: failed, EntriesPerSec: float64(n) / elapsed.Seconds(),
 		CallP50Ms: d.P50, CallP99Ms: d.P99}
+	if n > 0 {
+		if r.cfg.ServerPID > 0 {
+			res.ServerCPUMicros = float64((server1 - server0).Microseconds()) / float64(n)
+		}
+		res.ToolCPUMicros = float64((tool1 - tool0).Microseconds()) / float64(n)
+	}
 	res.Checks = []Check{{Name: "ingest of at least 50,000 events/s", Pass: res.EntriesPerSec >= 50000, Detail: fmt.Sprintf("%.0f events/s", res.EntriesPerSec)}}
 	if raw != nil {
 		if err := rawHalf(); err != nil {
@@ -506,7 +535,7 @@ func (r *Runner) Ingest(ctx context.Context) (Result, error) {
 func (r *Runner) rawIngest(ctx context.Context, st *store.Store, bus string, appendFn func(context.Context, []store.Event) error) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration/2)
 	defer cancel()
-	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	pad := r.pad
 	var stored atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -782,7 +811,7 @@ func (r *Runner) Delivery(ctx context.Context) (Result, error) {
 func (r *Runner) httpCeiling(ctx context.Context, conc int, d time.Duration) float64 {
 	r.progress("delivery: plain HTTP to the sink, %d clients, %s", conc, d)
 	defer r.endProgress()
-	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	pad := r.pad
 	body := []byte(fmt.Sprintf(`{"version":"0","id":"ceiling","detail-type":"bench","source":"bench.delivery","detail":{"pad":"%s"}}`, pad))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}, Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
@@ -840,7 +869,7 @@ func (r *Runner) rawConsume(ctx context.Context, n int) (float64, error) {
 		return 0, fmt.Errorf("raw engine: %w", err)
 	}
 	defer st.Close()
-	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	pad := r.pad
 	per := 10 * max(r.cfg.Targets, 1)
 	var next atomic.Int64
 	var firstErr atomic.Value
@@ -1192,6 +1221,32 @@ func rss(pid int) (int64, int64) {
 	return cur, peak
 }
 
+// cpuTime returns the CPU time (user and system) a process has used so
+// far, from /proc; zero when it cannot be read.
+func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	// utime and stime, fields 14 and 15 of the line, in clock ticks of
+	// 1/100 s (USER_HZ, 100 on Linux).
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // sink is the local HTTP endpoint the targets invoke: it counts requests
 // and records, per path, each event's latency from its intended send time.
 type sink struct {
@@ -1482,7 +1537,7 @@ func (r *Runner) Restart(ctx context.Context) (Result, error) {
 	total := nConn + nRules + nCalls
 	var next, done atomic.Int64
 	var firstErr atomic.Value
-	pad := strings.Repeat("x", max(r.cfg.EventSize-60, 0))
+	pad := r.pad
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -1505,8 +1560,9 @@ func (r *Runner) Restart(ctx context.Context) (Result, error) {
 					for e := range entries {
 						entries[e] = map[string]any{"EventBusName": bus, "Source": "bench.restart", "DetailType": "bench", "Detail": `{"pad":"` + pad + `"}`}
 					}
+					body, _ := json.Marshal(map[string]any{"Entries": entries})
 					var out putResult
-					if err = r.put(ctx, i, entries, &out); err == nil && out.FailedEntryCount > 0 {
+					if err = r.put(ctx, i, body, &out); err == nil && out.FailedEntryCount > 0 {
 						err = fmt.Errorf("%d entries failed", out.FailedEntryCount)
 					}
 				}

@@ -46,3 +46,39 @@ func TestSentAt(t *testing.T) {
 		}
 	}
 }
+
+// TestEntries: the PutEvents body bench builds by hand is the request
+// encoding/json would make of the same entries, and the sink finds the
+// sending time in the event it becomes.
+func TestEntries(t *testing.T) {
+	t.Parallel()
+	for _, batch := range []int{1, 10} {
+		r := &Runner{cfg: Config{Batch: batch}, pad: strings.Repeat("x", 964)}
+		sent := time.Unix(1700000000, 123456789)
+		var in struct {
+			Entries []map[string]string
+		}
+		body := r.entries(`bus "q"`, "bench.src", sent)
+		if err := json.Unmarshal(body, &in); err != nil {
+			t.Fatalf("batch %d: %v in %s", batch, err, body)
+		}
+		if len(in.Entries) != batch {
+			t.Fatalf("batch %d: %d entries", batch, len(in.Entries))
+		}
+		for _, e := range in.Entries {
+			if e["EventBusName"] != `bus "q"` || e["Source"] != "bench.src" || e["DetailType"] != "bench" || len(e) != 4 {
+				t.Fatalf("entry %v", e)
+			}
+			var d struct {
+				Sent int64
+				Pad  string
+			}
+			if err := json.Unmarshal([]byte(e["Detail"]), &d); err != nil || d.Sent != sent.UnixNano() || len(d.Pad) != 964 {
+				t.Fatalf("detail %q: %+v, %v", e["Detail"], d, err)
+			}
+			if got := sentAt(strings.NewReader(`{"detail":` + e["Detail"] + `}`)); got != sent.UnixNano() {
+				t.Fatalf("sentAt = %d, want %d", got, sent.UnixNano())
+			}
+		}
+	}
+}

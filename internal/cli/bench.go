@@ -210,6 +210,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		case "ingest":
 			fmt.Fprintf(stdout, "ingest:   %.0f events/s accepted durably (%d in %.1fs; batches of %d, %d-byte details, %d callers); call p50 %.2f ms, p99 %.2f ms; %d failed\n",
 				res.EntriesPerSec, res.Entries, res.Seconds, *batch, *eventSize, *concurrency, res.CallP50Ms, res.CallP99Ms, res.Failed)
+			if res.ToolCPUMicros > 0 {
+				server := "the server's is not known (started apart)"
+				if res.ServerCPUMicros > 0 {
+					server = fmt.Sprintf("the server %.1f", res.ServerCPUMicros)
+				}
+				fmt.Fprintf(stdout, "          CPU per event accepted: %s µs, this load tool %.1f µs (they share the machine's cores)\n", server, res.ToolCPUMicros)
+			}
 			if res.HTTPCeilingPerSec > 0 {
 				fmt.Fprintf(stdout, "          plain HTTP in the same run (%d keep-alive net/http clients posting the same events to the sink, no server between): %.0f requests/s, the ceiling of delivery on this machine\n",
 					16**targets, res.HTTPCeilingPerSec)
