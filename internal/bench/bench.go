@@ -105,7 +105,7 @@ type Result struct {
 	// it) and of the load tool itself, which share the machine.
 	ServerCPUMicros float64 `json:"serverCpuMicrosPerEvent,omitempty"`
 	ToolCPUMicros   float64 `json:"toolCpuMicrosPerEvent,omitempty"`
-	Failed        int     `json:"failedEntries,omitempty"`
+	Failed          int     `json:"failedEntries,omitempty"`
 	// latency (ingestion to arrival at the sink)
 	OfferedRate int           `json:"offeredRate,omitempty"`
 	Latency     *Distribution `json:"latency,omitempty"`
