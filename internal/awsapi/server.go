@@ -151,21 +151,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(s.unknownOperation(target, svc))
 		return
 	}
-	ctx = context.WithValue(ctx, keyIdentity, id)
-	ctx = context.WithValue(ctx, keyHost, r.Host)
-	if id.Principal != "" && svc.Authorize != nil {
-		if err := svc.Authorize(ctx, target[len(svc.TargetPrefix)+1:], body); err != nil {
-			fail(asError(err))
-			return
-		}
-	}
-	out, err := op(ctx, body)
-	if err != nil {
-		var aerr *Error
-		if !errors.As(err, &aerr) {
-			s.logger().ErrorContext(ctx, "request failed", "target", target, "error", err)
-			aerr = &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
-		}
+	out, aerr := s.dispatch(ctx, svc, op, target, id, r.Host, body)
+	if aerr != nil {
 		fail(aerr)
 		return
 	}
@@ -180,6 +167,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(data)
+}
+
+// dispatch runs an authenticated request's operation as its caller id:
+// for an IAM principal the service's authorization first, then the
+// operation. It returns the result, or the error the caller is sent.
+func (s *Server) dispatch(ctx context.Context, svc *JSONService, op JSONOperation, target string, id Identity, host string, body []byte) (any, *Error) {
+	ctx = context.WithValue(ctx, keyIdentity, id)
+	ctx = context.WithValue(ctx, keyHost, host)
+	if id.Principal != "" && svc.Authorize != nil {
+		if err := svc.Authorize(ctx, target[len(svc.TargetPrefix)+1:], body); err != nil {
+			return nil, asError(err)
+		}
+	}
+	out, err := op(ctx, body)
+	if err != nil {
+		var aerr *Error
+		if !errors.As(err, &aerr) {
+			s.logger().ErrorContext(ctx, "request failed", "target", target, "error", err)
+			aerr = &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
+		}
+		return nil, aerr
+	}
+	return out, nil
+}
+
+// Invoke runs the operation target ("<prefix>.<operation>", as in
+// X-Amz-Target) on a JSON request body as the caller id, in this process:
+// what a request signed with id's key would do, with the same
+// authorization and the same answer, encoded as JSON. An AWS error is
+// returned as an *Error. host stands for the request's Host (queue URLs
+// are made from it). The console acts for its signed-in users so.
+func (s *Server) Invoke(ctx context.Context, id Identity, host, target string, body []byte) (data []byte, err error) {
+	svc, op := s.lookup(target)
+	if svc == nil || op == nil {
+		return nil, s.unknownOperation(target, svc)
+	}
+	ctx = context.WithValue(ctx, keyRequestID, NewRequestID())
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger().ErrorContext(ctx, "panic in request", "target", target, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			data, err = nil, &Error{Code: CodeInternal, Message: "Internal error.", Status: http.StatusInternalServerError}
+		}
+	}()
+	out, aerr := s.dispatch(ctx, svc, op, target, id, host, body)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return json.Marshal(out)
 }
 
 // statusRecorder remembers the status a handler sent, for the access log.

@@ -25,6 +25,8 @@ type caller struct {
 	sqs *awssqs.Client
 	iam *awsiam.Client
 	key string
+	// secret is the key's secret (the console signs in with it).
+	secret string
 }
 
 // newCaller creates user name with the inline policy doc (none if empty)
@@ -47,7 +49,7 @@ func (e *env) newCaller(name, doc string) caller {
 	}
 	creds := credentials.NewStaticCredentialsProvider(aws.ToString(k.AccessKey.AccessKeyId), aws.ToString(k.AccessKey.SecretAccessKey), "")
 	base := aws.String("http://" + e.srv.Addr())
-	return caller{arn: aws.ToString(u.User.Arn), key: aws.ToString(k.AccessKey.AccessKeyId),
+	return caller{arn: aws.ToString(u.User.Arn), key: aws.ToString(k.AccessKey.AccessKeyId), secret: aws.ToString(k.AccessKey.SecretAccessKey),
 		eb:  eventbridge.New(eventbridge.Options{BaseEndpoint: base, Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1}),
 		sqs: awssqs.New(awssqs.Options{BaseEndpoint: base, Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1}),
 		iam: awsiam.New(awsiam.Options{BaseEndpoint: base, Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1})}

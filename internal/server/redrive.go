@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/redrive"
 	"bridgeport/internal/store"
 )
 
@@ -38,86 +39,8 @@ func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 // again. The final outcome of each event the run queued is recorded under
 // the run's id, for RedriveStatus to report.
 
-// StartRedriveInput starts a redrive run on a dead-letter queue.
-type StartRedriveInput struct {
-	QueueUrl *string `json:"QueueUrl"`
-}
-
-// StartRedriveOutput names the run.
-type StartRedriveOutput struct {
-	RunId string `json:"RunId"`
-}
-
-// RedriveEntry names a dead-letter message its caller has received.
-type RedriveEntry struct {
-	Id            *string `json:"Id"`
-	ReceiptHandle *string `json:"ReceiptHandle"`
-}
-
-// RedriveInput asks to send dead-lettered events back to their targets.
-type RedriveInput struct {
-	QueueUrl *string `json:"QueueUrl"`
-	// RunId is StartRedrive's answer.
-	RunId   *string        `json:"RunId"`
-	Entries []RedriveEntry `json:"Entries"`
-	// Rule (a name or an ARN) and ErrorCode, when set, select the events
-	// of that rule, or that failed with that ERROR_CODE; the others are
-	// skipped.
-	Rule      string `json:"Rule,omitempty"`
-	ErrorCode string `json:"ErrorCode,omitempty"`
-	// Limit, when above 0, is the most entries this call redrives; the
-	// others are skipped.
-	Limit int `json:"Limit,omitempty"`
-	// DryRun checks each entry without queueing or deleting anything.
-	DryRun bool `json:"DryRun"`
-}
-
-// Redriven is an entry queued again for delivery (or that would be, in a
-// dry run).
-type Redriven struct {
-	Id        string `json:"Id"`
-	EventId   string `json:"EventId"`
-	RuleArn   string `json:"RuleArn"`
-	TargetId  string `json:"TargetId"`
-	TargetArn string `json:"TargetArn"`
-}
-
-// RedriveFailure is an entry that was not redriven, and stays on the queue.
-type RedriveFailure struct {
-	Id      string `json:"Id"`
-	Code    string `json:"Code"`
-	Message string `json:"Message"`
-}
-
-// RedriveOutput is the answer to RedriveMessages. Entries not redriven stay
-// on the queue, invisible until the caller makes them visible again.
-type RedriveOutput struct {
-	Successful []Redriven       `json:"Successful"`
-	Failed     []RedriveFailure `json:"Failed"`
-	// Skipped are the ids of entries the filters or the limit left alone.
-	Skipped []string `json:"Skipped"`
-	// Later are the ids of entries stored after the run started.
-	Later []string `json:"Later"`
-}
-
-// RedriveStatusInput asks for the outcomes of a run's events.
-type RedriveStatusInput struct {
-	RunId *string `json:"RunId"`
-	// After is the previous answer's After: only outcomes recorded since
-	// are returned.
-	After uint64 `json:"After,omitempty"`
-}
-
-// RedriveStatusOutput holds the final outcomes of events the run queued
-// (delivered, or failed again), each under the id of its dead-letter
-// message.
-type RedriveStatusOutput struct {
-	Results []store.RedriveResult `json:"Results"`
-	After   uint64                `json:"After"`
-}
-
 func (s *Server) startRedrive(ctx context.Context, body []byte) (any, error) {
-	var in StartRedriveInput
+	var in redrive.StartInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -128,7 +51,7 @@ func (s *Server) startRedrive(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return StartRedriveOutput{RunId: strconv.FormatUint(mark, 10) + "-" + awsapi.NewRequestID()[:8]}, nil
+	return redrive.StartOutput{RunId: strconv.FormatUint(mark, 10) + "-" + awsapi.NewRequestID()[:8]}, nil
 }
 
 // required is the validation error of a member left out, or nil.
@@ -159,7 +82,7 @@ func runMark(runID string) (uint64, error) {
 // the message, so a redrive repeated after a crash is a duplicate the
 // store drops.
 func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) {
-	var in RedriveInput
+	var in redrive.Input
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -191,7 +114,7 @@ func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	out := RedriveOutput{Successful: []Redriven{}, Failed: []RedriveFailure{}, Skipped: []string{}, Later: []string{}}
+	out := redrive.Output{Successful: []redrive.Redriven{}, Failed: []redrive.Failure{}, Skipped: []string{}, Later: []string{}}
 	var jobs []store.Job
 	var handles []string
 	for _, e := range in.Entries {
@@ -204,7 +127,7 @@ func (s *Server) redriveMessages(ctx context.Context, body []byte) (any, error) 
 			if code == "" {
 				code = aerr.Code
 			}
-			out.Failed = append(out.Failed, RedriveFailure{Id: id, Code: code, Message: aerr.Message})
+			out.Failed = append(out.Failed, redrive.Failure{Id: id, Code: code, Message: aerr.Message})
 		case errors.Is(err, errLater):
 			out.Later = append(out.Later, id)
 		case errors.Is(err, errSkipped), err == nil && in.Limit > 0 && len(out.Successful) >= in.Limit:
@@ -244,26 +167,26 @@ var (
 // redriving it would queue; errLater for a message stored after the run's
 // mark, errSkipped for one the filters leave alone, and an *awsapi.Error
 // for one that cannot be redriven.
-func (s *Server) redriveCheck(ctx context.Context, in *RedriveInput, handle string, mark uint64) (Redriven, store.Job, error) {
+func (s *Server) redriveCheck(ctx context.Context, in *redrive.Input, handle string, mark uint64) (redrive.Redriven, store.Job, error) {
 	held, err := s.queues.Hold(ctx, *in.QueueUrl, handle)
 	if err != nil {
-		return Redriven{}, store.Job{}, err
+		return redrive.Redriven{}, store.Job{}, err
 	}
 	if held.Seq > mark {
-		return Redriven{}, store.Job{}, errLater
+		return redrive.Redriven{}, store.Job{}, errLater
 	}
 	m := held.Meta
-	r := Redriven{EventId: m[metaEventID], RuleArn: m[metaRule], TargetId: m[metaTargetID], TargetArn: held.Attributes["TARGET_ARN"]}
+	r := redrive.Redriven{EventId: m[metaEventID], RuleArn: m[metaRule], TargetId: m[metaTargetID], TargetArn: held.Attributes["TARGET_ARN"]}
 	ruleArn := held.Attributes["RULE_ARN"]
 	if in.Rule != "" && ruleArn != in.Rule && !strings.HasSuffix(ruleArn, "/"+in.Rule) ||
 		in.ErrorCode != "" && held.Attributes["ERROR_CODE"] != in.ErrorCode {
-		return Redriven{}, store.Job{}, errSkipped
+		return redrive.Redriven{}, store.Job{}, errSkipped
 	}
 	if r.EventId == "" || r.RuleArn == "" || r.TargetId == "" {
-		return Redriven{}, store.Job{}, awsapi.Errorf("NotADeadLetter", "Message %s was not dead-lettered by bridgeport: it does not name its rule and target.", held.MessageID)
+		return redrive.Redriven{}, store.Job{}, awsapi.Errorf("NotADeadLetter", "Message %s was not dead-lettered by bridgeport: it does not name its rule and target.", held.MessageID)
 	}
 	if _, ok := s.events.Target(r.RuleArn, r.TargetId); !ok {
-		return Redriven{}, store.Job{}, awsapi.Errorf(awsapi.CodeNotFound, "Rule %s has no target %s any more.", r.RuleArn, r.TargetId)
+		return redrive.Redriven{}, store.Job{}, awsapi.Errorf(awsapi.CodeNotFound, "Rule %s has no target %s any more.", r.RuleArn, r.TargetId)
 	}
 	job := store.Job{EventID: r.EventId, Bus: m[metaBus], RuleArn: r.RuleArn, TargetID: r.TargetId, Ingested: time.Now(),
 		Redrive: held.MessageID, RedriveRun: *in.RunId, Event: []byte(held.Body)}
@@ -271,7 +194,7 @@ func (s *Server) redriveCheck(ctx context.Context, in *RedriveInput, handle stri
 }
 
 func (s *Server) redriveStatus(ctx context.Context, body []byte) (any, error) {
-	var in RedriveStatusInput
+	var in redrive.StatusInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -288,5 +211,5 @@ func (s *Server) redriveStatus(ctx context.Context, body []byte) (any, error) {
 	if results == nil {
 		results = []store.RedriveResult{}
 	}
-	return RedriveStatusOutput{Results: results, After: after}, nil
+	return redrive.StatusOutput{Results: results, After: after}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"bridgeport/internal/config"
 	"bridgeport/internal/connection"
 	"bridgeport/internal/connlimit"
+	"bridgeport/internal/console"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/iam"
@@ -56,6 +57,7 @@ type Server struct {
 	registry   *prometheus.Registry
 	metrics    *metrics.Metrics
 	worker     *deliver.Worker
+	console    *console.Console
 	stopWorker context.CancelFunc
 	// heartbeatDone is closed when this node stopped announcing itself.
 	heartbeatDone chan struct{}
@@ -239,8 +241,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		}
 	}
 	s.ln = connlimit.New(ln, maxConns)
+	s.console = console.New(console.Config{API: api, Lookup: s.lookupKey, AdminPrefix: AdminTargetPrefix, Log: log})
 	s.http = &http.Server{
-		Handler:           s.routes(api),
+		Handler:           s.routes(api, s.console),
 		ReadHeaderTimeout: cfg.Clients.ReadHeaderTimeout,
 		// The deadline of the whole request; the API lifts it once a
 		// body is in (awsapi's readBody).
@@ -264,8 +267,10 @@ func (s *Server) lookupKey(id string) (awsapi.Key, bool) {
 	return s.iam.LookupKey(id)
 }
 
-func (s *Server) routes(api *awsapi.Server) http.Handler {
+func (s *Server) routes(api *awsapi.Server, con *console.Console) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/console/", con)
+	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -342,6 +347,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	s.console.Close()
 	<-s.workerDone
 	<-s.heartbeatDone
 	s.queues.Stop()

@@ -1,0 +1,538 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"bridgeport/internal/awsapi"
+)
+
+// utc shows a time in UTC, to the second.
+func utc(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
+}
+
+// ago shows how long ago t was, roughly.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := time.Since(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		s = fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		s = fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%d h", int(d.Hours()))
+	default:
+		s = fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+// epoch is a time AWS's JSON gives in seconds since 1970.
+func epoch(t awsapi.Time) time.Time { return t.Time }
+
+// pageSize is how many rules a page lists.
+const pageSize = 50
+
+type bus struct {
+	Name, Arn, Description string
+}
+
+func (c *Console) buses(w http.ResponseWriter, r *http.Request, u *user) {
+	var out struct {
+		EventBuses []bus
+		NextToken  string
+	}
+	in := map[string]any{"Limit": 100}
+	if t := r.URL.Query().Get("next"); t != "" {
+		in["NextToken"] = t
+	}
+	if err := c.events(r, u, "ListEventBuses", in, &out); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	c.render(w, r, u, http.StatusOK, "buses", "Event buses", out, "")
+}
+
+type ruleSummary struct {
+	Name, Arn, EventPattern, ScheduleExpression, State, Description, EventBusName, ManagedBy, RoleArn string
+}
+
+// rulesPage is a page of a bus's rules.
+type rulesPage struct {
+	Bus, Prefix string
+	Rules       []ruleSummary
+	NextToken   string
+}
+
+func (c *Console) rules(w http.ResponseWriter, r *http.Request, u *user) {
+	q := r.URL.Query()
+	p := rulesPage{Bus: q.Get("bus"), Prefix: q.Get("prefix")}
+	if p.Bus == "" {
+		p.Bus = "default"
+	}
+	in := map[string]any{"EventBusName": p.Bus, "Limit": pageSize}
+	if p.Prefix != "" {
+		in["NamePrefix"] = p.Prefix
+	}
+	if t := q.Get("next"); t != "" {
+		in["NextToken"] = t
+	}
+	var out struct {
+		Rules     []ruleSummary
+		NextToken string
+	}
+	if err := c.events(r, u, "ListRules", in, &out); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	p.Rules, p.NextToken = out.Rules, out.NextToken
+	c.render(w, r, u, http.StatusOK, "rules", "Rules of "+p.Bus, p, "")
+}
+
+type attempt struct {
+	Time               awsapi.Time
+	EventId            string
+	EventBusName       string
+	RuleArn            string
+	TargetId           string
+	TargetArn          string
+	Attempt            int
+	DurationMs         float64
+	StatusCode         int
+	ErrorCode          string
+	ErrorMessage       string
+	Outcome            string
+	RetryAt            *awsapi.Time
+	DeadLetterQueueArn string
+}
+
+// Failed says whether the attempt did not deliver.
+func (a attempt) Failed() bool {
+	return a.ErrorCode != "" || (a.Outcome != "DELIVERED" && a.Outcome != "")
+}
+
+type finding struct {
+	Check, Target, Status, Message, Fix string
+}
+
+type target struct {
+	Id, Arn, RoleArn string
+	DeadLetterConfig *struct{ Arn string }
+	RetryPolicy      *struct {
+		MaximumRetryAttempts     *int
+		MaximumEventAgeInSeconds *int
+	}
+	Health health
+}
+
+// bucketWidth and buckets make a target's last hour: twelve bars of five
+// minutes.
+const (
+	bucketWidth = 5 * time.Minute
+	buckets     = 12
+	chartHeight = 48
+)
+
+// health is a target's last hour, from the attempt log.
+type health struct {
+	Attempts, Failures, Throttles int
+	ByCode                        []codeCount
+	Bars                          []bar
+	Max                           int
+}
+
+type codeCount struct {
+	Code  string
+	Count int
+}
+
+// bar is one five minutes of a chart: attempts, of which failed, as
+// heights in the chart's units.
+type bar struct {
+	X, OkY, OkH, FailY, FailH int
+	Label                     string
+}
+
+// rulePage is a rule, its targets and what is known of their health.
+type rulePage struct {
+	Bus      string
+	Rule     ruleSummary
+	Targets  []target
+	Findings []finding
+	Problems int
+	// Failed are the last failed attempts of the hour, newest first.
+	Failed []attempt
+	// Truncated is set when the hour held more attempts than were read.
+	Truncated bool
+	Since     time.Time
+	// Note says why a part of the page could not be shown.
+	Note string
+}
+
+// maxAttempts bounds the attempt records a rule's page reads.
+const maxAttempts = 10000
+
+func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
+	q := r.URL.Query()
+	p := rulePage{Bus: q.Get("bus")}
+	if p.Bus == "" {
+		p.Bus = "default"
+	}
+	name := q.Get("name")
+	if err := c.events(r, u, "DescribeRule", map[string]any{"Name": name, "EventBusName": p.Bus}, &p.Rule); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	var ts struct{ Targets []target }
+	if err := c.events(r, u, "ListTargetsByRule", map[string]any{"Rule": name, "EventBusName": p.Bus}, &ts); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	p.Targets = ts.Targets
+	var notes []string
+	var diag struct {
+		Findings []finding
+		Problems int
+	}
+	if err := c.admin(r, u, "Diagnose", map[string]any{"Rule": name, "EventBusName": p.Bus}, &diag); err != nil {
+		pr, _ := explain(err)
+		notes = append(notes, "diagnose: "+pr.Message)
+	}
+	p.Findings, p.Problems = diag.Findings, diag.Problems
+	now := time.Now()
+	p.Since = now.Add(-buckets * bucketWidth).Truncate(bucketWidth).Add(bucketWidth)
+	var at struct{ Attempts []attempt }
+	if err := c.admin(r, u, "ListAttempts", map[string]any{"Rule": name, "EventBusName": p.Bus, "Since": p.Since.Unix(), "Limit": maxAttempts}, &at); err != nil {
+		pr, _ := explain(err)
+		notes = append(notes, "attempts: "+pr.Message)
+	}
+	p.Truncated = len(at.Attempts) >= maxAttempts
+	for i := range p.Targets {
+		p.Targets[i].Health = healthOf(at.Attempts, p.Targets[i].Id, p.Since)
+	}
+	for i := len(at.Attempts) - 1; i >= 0 && len(p.Failed) < 20; i-- {
+		if a := at.Attempts[i]; a.Failed() {
+			p.Failed = append(p.Failed, a)
+		}
+	}
+	sort.SliceStable(p.Failed, func(i, j int) bool { return p.Failed[i].Time.After(p.Failed[j].Time.Time) })
+	p.Note = strings.Join(notes, "; ")
+	c.render(w, r, u, http.StatusOK, "rule", "Rule "+p.Rule.Name, p, "")
+}
+
+// healthOf sums a target's attempts since since into the chart's bars.
+func healthOf(list []attempt, targetID string, since time.Time) health {
+	var h health
+	ok, failed := make([]int, buckets), make([]int, buckets)
+	codes := map[string]int{}
+	for _, a := range list {
+		if a.TargetId != targetID || a.Time.Before(since) {
+			continue
+		}
+		i := int(a.Time.Sub(since) / bucketWidth)
+		if i >= buckets {
+			i = buckets - 1
+		}
+		h.Attempts++
+		if a.Failed() {
+			h.Failures++
+			failed[i]++
+			code := a.ErrorCode
+			if code == "" {
+				code = a.Outcome
+			}
+			codes[code]++
+			if a.ErrorCode == "THROTTLING" || a.StatusCode == http.StatusTooManyRequests {
+				h.Throttles++
+			}
+		} else {
+			ok[i]++
+		}
+	}
+	for code, n := range codes {
+		h.ByCode = append(h.ByCode, codeCount{code, n})
+	}
+	sort.Slice(h.ByCode, func(i, j int) bool {
+		return h.ByCode[i].Count > h.ByCode[j].Count || h.ByCode[i].Count == h.ByCode[j].Count && h.ByCode[i].Code < h.ByCode[j].Code
+	})
+	for i := range buckets {
+		h.Max = max(h.Max, ok[i]+failed[i])
+	}
+	for i := range buckets {
+		b := bar{X: i * 20, Label: fmt.Sprintf("%s: %d attempts, %d failed", since.Add(time.Duration(i)*bucketWidth).UTC().Format("15:04"), ok[i]+failed[i], failed[i])}
+		if h.Max > 0 {
+			b.OkH = ok[i] * chartHeight / h.Max
+			b.FailH = failed[i] * chartHeight / h.Max
+			if ok[i] > 0 && b.OkH == 0 {
+				b.OkH = 1
+			}
+			if failed[i] > 0 && b.FailH == 0 {
+				b.FailH = 1
+			}
+		}
+		b.FailY = chartHeight - b.FailH
+		b.OkY = b.FailY - b.OkH
+		h.Bars = append(h.Bars, b)
+	}
+	return h
+}
+
+// tracePage is every attempt to deliver one event.
+type tracePage struct {
+	EventId  string
+	Attempts []attempt
+	Searched bool
+}
+
+func (c *Console) trace(w http.ResponseWriter, r *http.Request, u *user) {
+	p := tracePage{EventId: strings.TrimSpace(r.URL.Query().Get("id"))}
+	if p.EventId != "" {
+		p.Searched = true
+		var out struct{ Attempts []attempt }
+		if err := c.admin(r, u, "TraceEvent", map[string]any{"EventId": p.EventId}, &out); err != nil {
+			c.failed(w, r, u, err)
+			return
+		}
+		p.Attempts = out.Attempts
+	}
+	c.render(w, r, u, http.StatusOK, "trace", "Event trace", p, "")
+}
+
+type connectionsPage struct {
+	Connections []struct {
+		Name, ConnectionArn, ConnectionState, StateReason, AuthorizationType string
+		LastAuthorizedTime                                                   awsapi.Time
+	}
+	ApiDestinations []struct {
+		Name, ApiDestinationArn, ApiDestinationState, ConnectionArn, InvocationEndpoint, HttpMethod string
+		InvocationRateLimitPerSecond                                                                int
+	}
+}
+
+func (c *Console) connections(w http.ResponseWriter, r *http.Request, u *user) {
+	var p connectionsPage
+	if err := c.events(r, u, "ListConnections", map[string]any{"Limit": 100}, &p); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	if err := c.events(r, u, "ListApiDestinations", map[string]any{"Limit": 100}, &p); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
+}
+
+type queueSummary struct {
+	URL, Name           string
+	Visible, InFlight   string
+	DeadLetterSourceFor string
+}
+
+func (c *Console) queues(w http.ResponseWriter, r *http.Request, u *user) {
+	var out struct{ QueueUrls []string }
+	if err := c.sqs(r, u, "ListQueues", map[string]any{"MaxResults": 100}, &out); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	var list []queueSummary
+	for _, url := range out.QueueUrls {
+		q := queueSummary{URL: url, Name: url[strings.LastIndexByte(url, '/')+1:]}
+		var attrs struct{ Attributes map[string]string }
+		if err := c.sqs(r, u, "GetQueueAttributes", map[string]any{"QueueUrl": url,
+			"AttributeNames": []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}}, &attrs); err == nil {
+			q.Visible, q.InFlight = attrs.Attributes["ApproximateNumberOfMessages"], attrs.Attributes["ApproximateNumberOfMessagesNotVisible"]
+		}
+		list = append(list, q)
+	}
+	c.render(w, r, u, http.StatusOK, "queues", "Queues", list, "")
+}
+
+// message is a dead-letter message as the queue page shows it.
+type message struct {
+	MessageId string
+	Body      string
+	Sent      time.Time
+	// The attributes EventBridge sets on a message it dead-letters.
+	Rule, Target, Code, ErrorMessage, Exhausted, Retries string
+}
+
+type queuePage struct {
+	URL, Name  string
+	Rule, Code string
+	Messages   []message
+	// Rules and Codes are those of the messages read, for the filters.
+	Rules, Codes []string
+	Shown, Read  int
+}
+
+// peekRounds bounds the receives a queue page makes (10 messages each).
+const peekRounds = 5
+
+func (c *Console) queue(w http.ResponseWriter, r *http.Request, u *user) {
+	q := r.URL.Query()
+	p := queuePage{URL: q.Get("url"), Rule: q.Get("rule"), Code: q.Get("code")}
+	p.Name = p.URL[strings.LastIndexByte(p.URL, '/')+1:]
+	// Messages are received to be read, then made visible again at once:
+	// in the meantime (milliseconds) no consumer can receive them.
+	var handles []string
+	seen := map[string]bool{}
+	rules, codes := map[string]bool{}, map[string]bool{}
+	var readErr error
+	for range peekRounds {
+		var out struct {
+			Messages []struct {
+				MessageId, ReceiptHandle, Body string
+				Attributes                     map[string]string
+				MessageAttributes              map[string]struct{ StringValue string }
+			}
+		}
+		in := map[string]any{"QueueUrl": p.URL, "MaxNumberOfMessages": 10, "VisibilityTimeout": 30,
+			"MessageAttributeNames": []string{"All"}, "AttributeNames": []string{"SentTimestamp"}}
+		if readErr = c.sqs(r, u, "ReceiveMessage", in, &out); readErr != nil || len(out.Messages) == 0 {
+			break
+		}
+		fresh := 0
+		for _, m := range out.Messages {
+			handles = append(handles, m.ReceiptHandle)
+			if seen[m.MessageId] {
+				continue
+			}
+			seen[m.MessageId] = true
+			fresh++
+			attr := func(k string) string { return m.MessageAttributes[k].StringValue }
+			msg := message{MessageId: m.MessageId, Body: m.Body, Rule: attr("RULE_ARN"), Target: attr("TARGET_ARN"), Code: attr("ERROR_CODE"),
+				ErrorMessage: attr("ERROR_MESSAGE"), Exhausted: attr("EXHAUSTED_RETRY_CONDITION"), Retries: attr("RETRY_ATTEMPTS")}
+			if ms, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64); err == nil {
+				msg.Sent = time.UnixMilli(ms)
+			}
+			p.Read++
+			if msg.Rule != "" {
+				rules[msg.Rule] = true
+			}
+			if msg.Code != "" {
+				codes[msg.Code] = true
+			}
+			if (p.Rule == "" || msg.Rule == p.Rule || strings.HasSuffix(msg.Rule, "/"+p.Rule)) && (p.Code == "" || msg.Code == p.Code) {
+				p.Messages = append(p.Messages, msg)
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	c.releaseMessages(r, u, p.URL, handles)
+	if readErr != nil {
+		c.failed(w, r, u, readErr)
+		return
+	}
+	p.Shown = len(p.Messages)
+	p.Rules, p.Codes = sortedKeys(rules), sortedKeys(codes)
+	c.render(w, r, u, http.StatusOK, "queue", "Queue "+p.Name, p, "")
+}
+
+// releaseMessages makes messages the page received visible again.
+func (c *Console) releaseMessages(r *http.Request, u *user, url string, handles []string) {
+	for len(handles) > 0 {
+		n := min(len(handles), 10)
+		var entries []map[string]any
+		for i, h := range handles[:n] {
+			entries = append(entries, map[string]any{"Id": strconv.Itoa(i), "ReceiptHandle": h, "VisibilityTimeout": 0})
+		}
+		handles = handles[n:]
+		if err := c.sqs(r, u, "ChangeMessageVisibilityBatch", map[string]any{"QueueUrl": url, "Entries": entries}, nil); err != nil {
+			c.log.Warn("console: could not make messages visible again; they will be when their 30 s end", "error", err)
+			return
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type archivesPage struct {
+	Archives []struct {
+		ArchiveName, EventSourceArn, State, StateReason string
+		RetentionDays                                   int
+		SizeBytes, EventCount                           int64
+		CreationTime                                    awsapi.Time
+	}
+	Replays []struct {
+		ReplayName, EventSourceArn, State, StateReason                                      string
+		EventStartTime, EventEndTime, EventLastReplayedTime, ReplayStartTime, ReplayEndTime awsapi.Time
+	}
+}
+
+func (c *Console) archives(w http.ResponseWriter, r *http.Request, u *user) {
+	var p archivesPage
+	if err := c.events(r, u, "ListArchives", map[string]any{"Limit": 100}, &p); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	if err := c.events(r, u, "ListReplays", map[string]any{"Limit": 100}, &p); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
+}
+
+// patternPage is the pattern tester: an event, a pattern, and the verdict.
+type patternPage struct {
+	Event, Pattern string
+	Tested         bool
+	Matches        bool
+	err            *problem
+}
+
+func (p patternPage) problem() *problem { return p.err }
+
+const sampleEvent = `{
+  "version": "0",
+  "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+  "detail-type": "Order Placed",
+  "source": "com.example.orders",
+  "account": "000000000000",
+  "time": "2026-12-01T12:00:00Z",
+  "region": "us-east-1",
+  "resources": [],
+  "detail": {"amount": 300, "currency": "EUR"}
+}`
+
+func (c *Console) pattern(w http.ResponseWriter, r *http.Request, u *user) {
+	p := patternPage{Event: sampleEvent, Pattern: `{"source": ["com.example.orders"], "detail": {"amount": [{"numeric": [">", 100]}]}}`}
+	status := http.StatusOK
+	if r.Method == http.MethodPost {
+		p.Event, p.Pattern = r.PostFormValue("event"), r.PostFormValue("pattern")
+		var out struct{ Result bool }
+		if err := c.events(r, u, "TestEventPattern", map[string]any{"Event": p.Event, "EventPattern": p.Pattern}, &out); err != nil {
+			p.err, status = explain(err)
+		} else {
+			p.Tested, p.Matches = true, out.Result
+		}
+	}
+	c.render(w, r, u, status, "pattern", "Pattern tester", p, "")
+}
