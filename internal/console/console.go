@@ -49,6 +49,9 @@ type Config struct {
 	// AdminPrefix is the X-Amz-Target prefix of bridgeport's own
 	// operations (trace, attempts, diagnose, redrive).
 	AdminPrefix string
+	// LastMatched says when this node last routed an event the rule
+	// matched, if it has since it started.
+	LastMatched func(ruleArn string) (time.Time, bool)
 	Log         *slog.Logger
 	// SessionLifetime bounds a session from its sign-in (default 8 h);
 	// IdleTimeout ends one unused for that long (default 1 h).

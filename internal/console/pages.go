@@ -79,8 +79,17 @@ type ruleSummary struct {
 // rulesPage is a page of a bus's rules.
 type rulesPage struct {
 	Bus, Prefix string
-	Rules       []ruleSummary
+	Rules       []ruleRow
 	NextToken   string
+}
+
+// ruleRow is a rule in the list: with its targets' ids (nil when the user
+// may not list them) and when it last matched on this node.
+type ruleRow struct {
+	ruleSummary
+	Targets     []string
+	TargetsErr  string
+	LastMatched time.Time
 }
 
 func (c *Console) rules(w http.ResponseWriter, r *http.Request, u *user) {
@@ -104,7 +113,22 @@ func (c *Console) rules(w http.ResponseWriter, r *http.Request, u *user) {
 		c.failed(w, r, u, err)
 		return
 	}
-	p.Rules, p.NextToken = out.Rules, out.NextToken
+	p.NextToken = out.NextToken
+	for _, rs := range out.Rules {
+		row := ruleRow{ruleSummary: rs}
+		var ts struct{ Targets []struct{ Id string } }
+		if err := c.events(r, u, "ListTargetsByRule", map[string]any{"Rule": rs.Name, "EventBusName": p.Bus}, &ts); err != nil {
+			pr, _ := explain(err)
+			row.TargetsErr = pr.Code
+		}
+		for _, t := range ts.Targets {
+			row.Targets = append(row.Targets, t.Id)
+		}
+		if c.cfg.LastMatched != nil {
+			row.LastMatched, _ = c.cfg.LastMatched(rs.Arn)
+		}
+		p.Rules = append(p.Rules, row)
+	}
 	c.render(w, r, u, http.StatusOK, "rules", "Rules of "+p.Bus, p, "")
 }
 

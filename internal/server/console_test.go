@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -385,4 +386,53 @@ func TestConsolePages(t *testing.T) {
 func release(c *awssqs.Client, url string, handle *string) error {
 	_, err := c.ChangeMessageVisibility(ctx, &awssqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: handle, VisibilityTimeout: 0})
 	return err
+}
+
+// BenchmarkConsoleRules pages through a bus of 10,000 rules in the
+// console, 50 rules a page, following the Next links: the time per page,
+// signed in as the root user.
+//
+//	go test -run '^$' -bench ConsoleRules -benchtime 3x ./internal/server
+func BenchmarkConsoleRules(b *testing.B) {
+	e := &env{t: b, dir: b.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.Quotas.RulesPerBus = 20000
+	e.start()
+	const n = 10000
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if _, err := e.eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(fmt.Sprintf("rule-%05d", i)),
+					EventPattern: aws.String(fmt.Sprintf(`{"source":["s%d"],"detail":{"n":[{"numeric":[">",%d]}]}}`, i%50, i))}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c := newConsoleClient(b, e.srv.Addr())
+	c.signIn(testKey, testSecret)
+	nextLink := regexp.MustCompile(`href="(/console/rules\?[^"]*next=[^"]+)">Next page`)
+	pages := 0
+	var slowest time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		for path := "/console/rules?bus=default"; path != ""; pages++ {
+			t0 := time.Now()
+			body := c.page(path)
+			slowest = max(slowest, time.Since(t0))
+			path = ""
+			if m := nextLink.FindStringSubmatch(body); m != nil {
+				path = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
+	b.ReportMetric(float64(pages)/float64(b.N), "pages")
+	b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest-ms")
 }

@@ -241,7 +241,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		}
 	}
 	s.ln = connlimit.New(ln, maxConns)
-	s.console = console.New(console.Config{API: api, Lookup: s.lookupKey, AdminPrefix: AdminTargetPrefix, Log: log})
+	s.console = console.New(console.Config{API: api, Lookup: s.lookupKey, AdminPrefix: AdminTargetPrefix, LastMatched: s.events.LastMatched, Log: log})
 	s.http = &http.Server{
 		Handler:           s.routes(api, s.console),
 		ReadHeaderTimeout: cfg.Clients.ReadHeaderTimeout,
