@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,9 @@ type Console struct {
 	// runs are the redrive runs started from the console, by id.
 	runs map[string]*run
 
+	// now is the sessions' clock (tests move it).
+	now func() time.Time
+
 	ctx  context.Context // ends when the console is closed
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -107,7 +111,7 @@ func New(cfg Config) *Console {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = time.Hour
 	}
-	c := &Console{cfg: cfg, log: cfg.Log, sessions: map[string]*session{}, runs: map[string]*run{}}
+	c := &Console{cfg: cfg, log: cfg.Log, sessions: map[string]*session{}, runs: map[string]*run{}, now: time.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -225,7 +229,7 @@ func (c *Console) current(r *http.Request) *user {
 	if err != nil {
 		return nil
 	}
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	s := c.sessions[ck.Value]
 	if s != nil && (now.Sub(s.created) > c.cfg.SessionLifetime || now.Sub(s.seen) > c.cfg.IdleTimeout) {
@@ -261,7 +265,7 @@ func (c *Console) signinForm(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) showSignin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	token := randomID()
-	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: token, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: signinCookie, Value: token, Path: "/console/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	c.render(w, r, nil, status, "signin", "Sign in", struct{ Message, KeyID string }{msg, r.PostFormValue("access_key_id")}, token)
 }
@@ -284,7 +288,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.showSignin(w, r, http.StatusUnauthorized, "Temporary credentials (those of an assumed role, with a session token) cannot sign in: use an IAM user's access key or the root key.")
 		return
 	}
-	now := time.Now()
+	now := c.now()
 	s := &session{id: randomID(), csrf: randomID(), keyID: keyID, secretSum: sha256.Sum256([]byte(secret)), principal: key.Principal, created: now, seen: now}
 	c.mu.Lock()
 	if len(c.sessions) >= maxSessions {
@@ -292,7 +296,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sessions[s.id] = s
 	c.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/console/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/console/", HttpOnly: true, Secure: overTLS(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.SessionLifetime / time.Second)})
 	http.SetCookie(w, &http.Cookie{Name: signinCookie, Path: "/console/", MaxAge: -1})
 	c.log.Info("console sign-in", "access_key_id", keyID, "principal", key.Principal)
@@ -440,6 +444,13 @@ func explain(err error) (*problem, int) {
 		p.Fix = "It may have been deleted, or its name is misspelt."
 	}
 	return p, aerr.HTTPStatus()
+}
+
+// overTLS says whether the browser reached the console over TLS: directly,
+// or through a proxy that ended TLS and says so (X-Forwarded-Proto). A
+// client that claims it falsely only makes its own cookies Secure.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 func randomID() string {

@@ -166,7 +166,18 @@ type target struct {
 		MaximumEventAgeInSeconds *int
 	}
 	Health health
+	// Waiting is what waits for the target, from diagnose.
+	Waiting *backlog
 }
+
+type backlog struct {
+	TargetId        string
+	Delayed, Parked int
+	Oldest          *awsapi.Time
+}
+
+// Total is every event that waits.
+func (b *backlog) Total() int { return b.Delayed + b.Parked }
 
 // bucketWidth and buckets make a target's last hour: twelve bars of five
 // minutes.
@@ -236,12 +247,20 @@ func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 	var diag struct {
 		Findings []finding
 		Problems int
+		Backlogs []backlog
 	}
 	if err := c.admin(r, u, "Diagnose", map[string]any{"Rule": name, "EventBusName": p.Bus}, &diag); err != nil {
 		pr, _ := explain(err)
 		notes = append(notes, "diagnose: "+pr.Message)
 	}
 	p.Findings, p.Problems = diag.Findings, diag.Problems
+	for i := range p.Targets {
+		for k := range diag.Backlogs {
+			if diag.Backlogs[k].TargetId == p.Targets[i].Id {
+				p.Targets[i].Waiting = &diag.Backlogs[k]
+			}
+		}
+	}
 	now := time.Now()
 	p.Since = now.Add(-buckets * bucketWidth).Truncate(bucketWidth).Add(bucketWidth)
 	var at struct{ Attempts []attempt }

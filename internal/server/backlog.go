@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"bridgeport/internal/awsapi"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/store"
@@ -26,6 +27,11 @@ func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r ev
 			return
 		}
 	}
+	tb := TargetBacklog{TargetId: id, Delayed: b.Delayed, Parked: b.Parked}
+	if !b.Oldest.IsZero() {
+		tb.Oldest = &awsapi.Time{Time: b.Oldest}
+	}
+	d.out.Backlogs = append(d.out.Backlogs, tb)
 	waiting := b.Delayed + b.Parked
 	if waiting == 0 && h == nil {
 		d.add(Finding{Check: "backlog", Target: id, Status: StatusOK, Message: "no event waits for a retry"})

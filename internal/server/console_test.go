@@ -268,7 +268,7 @@ func TestConsolePages(t *testing.T) {
 	c.signIn(testKey, testSecret)
 	var all strings.Builder
 	rule := c.page("/console/rule?bus=default&name=r")
-	for _, want := range []string{"Target x", "1</strong> attempts", "ERROR_FROM_TARGET", `href="/console/trace?id=` + id + `"`, "arn:aws:sqs:us-east-1:000000000000:dlq", "<svg class=\"chart\""} {
+	for _, want := range []string{"Target x", "1</strong> attempts", "ERROR_FROM_TARGET", `href="/console/trace?id=` + id + `"`, "arn:aws:sqs:us-east-1:000000000000:dlq", "<svg class=\"chart\"", "No event waits for a retry."} {
 		if !strings.Contains(rule, want) {
 			t.Errorf("rule page lacks %q", want)
 		}
@@ -435,4 +435,22 @@ func BenchmarkConsoleRules(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(pages), "ms/page")
 	b.ReportMetric(float64(pages)/float64(b.N), "pages")
 	b.ReportMetric(float64(slowest.Microseconds())/1000, "slowest-ms")
+}
+
+// TestConsoleBacklog: the rule's page counts the events that wait for a
+// failing target, and an event's trace says when it is tried next.
+func TestConsoleBacklog(t *testing.T) {
+	t.Parallel()
+	d := setupDelivery(t, func(int) int { return http.StatusServiceUnavailable }, nil)
+	id := d.putID()
+	d.put()
+	c := newConsoleClient(t, d.srv.Addr())
+	c.signIn(testKey, testSecret)
+	waitFor(t, func() bool {
+		return strings.Contains(c.page("/console/rule?bus=default&name=r"), "</strong> events wait now (")
+	})
+	if rule := c.page("/console/rule?bus=default&name=r"); !strings.Contains(rule, "the oldest accepted 20") {
+		t.Errorf("the rule's page does not say since when events wait: %s", rule)
+	}
+	waitFor(t, func() bool { return strings.Contains(c.page("/console/trace?id="+id), "next try 20") })
 }

@@ -49,6 +49,19 @@ type DiagnoseOutput struct {
 	Findings []Finding `json:"Findings"`
 	Problems int       `json:"Problems"`
 	Warnings int       `json:"Warnings"`
+	// Backlogs are the events that wait for each target, as numbers (the
+	// backlog finding says the same in words).
+	Backlogs []TargetBacklog `json:"Backlogs,omitempty"`
+}
+
+// TargetBacklog is what waits for one target: events due for a retry,
+// events parked while its destination fails, and when the oldest of them
+// was accepted.
+type TargetBacklog struct {
+	TargetId string       `json:"TargetId"`
+	Delayed  int          `json:"Delayed"`
+	Parked   int          `json:"Parked"`
+	Oldest   *awsapi.Time `json:"Oldest,omitempty"`
 }
 
 type diagnosis struct {

@@ -1,0 +1,193 @@
+package console
+
+import (
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bridgeport/internal/awsapi"
+)
+
+const (
+	key    = "AKIACONSOLETEST00000"
+	secret = "console-test-secret-console-test-secret0"
+)
+
+// newConsole returns a console over an API without services (the pages
+// tested here call none) that knows one key, and its clock.
+func newConsole(t *testing.T) (*Console, *clock) {
+	t.Helper()
+	c := New(Config{API: &awsapi.Server{}, AdminPrefix: "Bridgeport", Lookup: func(id string) (awsapi.Key, bool) {
+		if id == key {
+			return awsapi.Key{Secret: secret}, true
+		}
+		return awsapi.Key{}, false
+	}})
+	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	c.now = clk.now
+	t.Cleanup(c.Close)
+	return c, clk
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// signIn signs in through srv with hc and returns the answer.
+func signIn(t *testing.T, hc *http.Client, base string, header http.Header) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/console/signin", nil)
+	req.Header = header.Clone()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	m := csrfField.FindStringSubmatch(b.String())
+	if m == nil {
+		t.Fatalf("no CSRF token: %s", b.String())
+	}
+	form := url.Values{"csrf": {m[1]}, "access_key_id": {key}, "secret_access_key": {secret}}
+	req, _ = http.NewRequest(http.MethodPost, base+"/console/signin", strings.NewReader(form.Encode()))
+	req.Header = header.Clone()
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	return resp
+}
+
+func client(t *testing.T, hc *http.Client) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	hc.Jar = jar
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
+}
+
+func sessionCookieOf(resp *http.Response) *http.Cookie {
+	for _, ck := range resp.Cookies() {
+		if ck.Name == sessionCookie {
+			return ck
+		}
+	}
+	return nil
+}
+
+// TestSecureCookies: over TLS, or through a proxy that ended TLS and says
+// so, the session cookie is Secure; over plain HTTP it cannot be.
+func TestSecureCookies(t *testing.T) {
+	t.Parallel()
+	c, _ := newConsole(t)
+	tls := httptest.NewTLSServer(c)
+	t.Cleanup(tls.Close)
+	if ck := sessionCookieOf(signIn(t, client(t, tls.Client()), tls.URL, http.Header{})); ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+		t.Errorf("over TLS: %+v", ck)
+	}
+	plain := httptest.NewServer(c)
+	t.Cleanup(plain.Close)
+	if ck := sessionCookieOf(signIn(t, client(t, &http.Client{}), plain.URL, http.Header{"X-Forwarded-Proto": {"https"}})); ck == nil || !ck.Secure {
+		t.Errorf("behind a TLS proxy: %+v", ck)
+	}
+	if ck := sessionCookieOf(signIn(t, client(t, &http.Client{}), plain.URL, http.Header{})); ck == nil || ck.Secure {
+		t.Errorf("over plain HTTP: %+v", ck)
+	}
+}
+
+// TestSessionsEnd: a session ends after an hour unused and eight hours
+// after its sign-in, however used; the sessions kept are bounded.
+func TestSessionsEnd(t *testing.T) {
+	t.Parallel()
+	c, clk := newConsole(t)
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	hc := client(t, &http.Client{})
+	signedIn := func() bool {
+		resp, err := hc.Get(srv.URL + "/console/pattern")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	signIn(t, hc, srv.URL, http.Header{})
+	// Used every 50 minutes, it lasts its eight hours.
+	for range 10 {
+		if !signedIn() {
+			t.Fatalf("signed out at %s", clk.now())
+		}
+		clk.add(50 * time.Minute)
+	}
+	if signedIn() {
+		t.Error("a session outlived its eight hours")
+	}
+	signIn(t, hc, srv.URL, http.Header{})
+	clk.add(61 * time.Minute)
+	if signedIn() {
+		t.Error("a session unused for an hour goes on")
+	}
+
+	// The oldest session makes room for a new one.
+	for range maxSessions + 5 {
+		rec := httptest.NewRecorder()
+		c.signin(rec, httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=x&access_key_id="+key+"&secret_access_key="+secret)))
+	}
+	c.mu.Lock()
+	n := len(c.sessions)
+	c.mu.Unlock()
+	if n != 0 {
+		// Those requests had no sign-in cookie: none was signed in.
+		t.Errorf("%d sessions from sign-ins without the form's token", n)
+	}
+	for i := range maxSessions + 5 {
+		req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=tok&access_key_id="+key+"&secret_access_key="+secret))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: signinCookie, Value: "tok"})
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("sign-in %d: %d", i, rec.Code)
+		}
+		clk.add(time.Millisecond)
+	}
+	c.mu.Lock()
+	n = len(c.sessions)
+	c.mu.Unlock()
+	if n != maxSessions {
+		t.Errorf("%d sessions kept, want %d", n, maxSessions)
+	}
+}
