@@ -373,21 +373,27 @@ type connectionsPage struct {
 
 func (c *Console) connections(w http.ResponseWriter, r *http.Request, u *user) {
 	var p connectionsPage
-	if err := c.events(r, u, "ListConnections", map[string]any{"Limit": 100}, &p); err != nil {
-		c.failed(w, r, u, err)
-		return
+	if c.gather(w, r, u, &p, "ListConnections", "ListApiDestinations") {
+		c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
 	}
-	if err := c.events(r, u, "ListApiDestinations", map[string]any{"Limit": 100}, &p); err != nil {
-		c.failed(w, r, u, err)
-		return
+}
+
+// gather answers the first 100 of each of EventBridge's list operations
+// ops into out, whose fields take them all. On an error it shows the
+// error page and returns false.
+func (c *Console) gather(w http.ResponseWriter, r *http.Request, u *user, out any, ops ...string) bool {
+	for _, op := range ops {
+		if err := c.events(r, u, op, map[string]any{"Limit": 100}, out); err != nil {
+			c.failed(w, r, u, err)
+			return false
+		}
 	}
-	c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
+	return true
 }
 
 type queueSummary struct {
-	URL, Name           string
-	Visible, InFlight   string
-	DeadLetterSourceFor string
+	URL, Name         string
+	Visible, InFlight string
 }
 
 func (c *Console) queues(w http.ResponseWriter, r *http.Request, u *user) {
@@ -532,15 +538,9 @@ type archivesPage struct {
 
 func (c *Console) archives(w http.ResponseWriter, r *http.Request, u *user) {
 	var p archivesPage
-	if err := c.events(r, u, "ListArchives", map[string]any{"Limit": 100}, &p); err != nil {
-		c.failed(w, r, u, err)
-		return
+	if c.gather(w, r, u, &p, "ListArchives", "ListReplays") {
+		c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
 	}
-	if err := c.events(r, u, "ListReplays", map[string]any{"Limit": 100}, &p); err != nil {
-		c.failed(w, r, u, err)
-		return
-	}
-	c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
 }
 
 // patternPage is the pattern tester: an event, a pattern, and the verdict.

@@ -7,12 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -123,19 +120,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	t.Parallel()
 	b := newBrowser(t)
-	var failing atomic.Bool
-	failing.Store(true)
-	d := setupDelivery(t, func(int) int {
-		if failing.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	}, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(0)})
-	sq, dlq := d.withDLQ(dlqPolicy("arn:aws:sqs:us-east-1:000000000000:dlq"))
-	id := d.putID()
-	if err := release(sq, dlq, receiveDLQ(t, sq, dlq, 1)[0].ReceiptHandle); err != nil {
-		t.Fatal(err)
-	}
+	d, failing, _, _, id := deadLettered(t, http.StatusServiceUnavailable)
 	base := "http://" + d.srv.Addr()
 
 	b.run("open the console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.ID("#access_key_id")))

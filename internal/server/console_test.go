@@ -249,20 +249,7 @@ func TestConsolePermissions(t *testing.T) {
 // shows a secret; the rules list pages through every rule once.
 func TestConsolePages(t *testing.T) {
 	t.Parallel()
-	var failing atomic.Bool
-	failing.Store(true)
-	d := setupDelivery(t, func(int) int {
-		if failing.Load() {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	}, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(0)})
-	sq, dlq := d.withDLQ(dlqPolicy("arn:aws:sqs:us-east-1:000000000000:dlq"))
-	id := d.putID()
-	// Made visible again for the console to read.
-	if err := release(sq, dlq, receiveDLQ(t, sq, dlq, 1)[0].ReceiptHandle); err != nil {
-		t.Fatal(err)
-	}
+	d, failing, sq, dlq, id := deadLettered(t, http.StatusInternalServerError)
 
 	c := newConsoleClient(t, d.srv.Addr())
 	c.signIn(testKey, testSecret)
@@ -380,6 +367,28 @@ func TestConsolePages(t *testing.T) {
 			t.Errorf("%s listed %d times", name, n)
 		}
 	}
+}
+
+// deadLettered starts a delivery environment whose target answers status
+// (until failing is set to false) and is not retried, puts one event and
+// waits for it in the target's dead-letter queue, where it is visible.
+func deadLettered(t *testing.T, status int) (d *deliveryEnv, failing *atomic.Bool, sq *awssqs.Client, dlq, id string) {
+	t.Helper()
+	failing = new(atomic.Bool)
+	failing.Store(true)
+	d = setupDelivery(t, func(int) int {
+		if failing.Load() {
+			return status
+		}
+		return http.StatusOK
+	}, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(0)})
+	sq, dlq = d.withDLQ(dlqPolicy("arn:aws:sqs:us-east-1:000000000000:dlq"))
+	id = d.putID()
+	// Received to know it is there, and made visible again.
+	if err := release(sq, dlq, receiveDLQ(t, sq, dlq, 1)[0].ReceiptHandle); err != nil {
+		t.Fatal(err)
+	}
+	return d, failing, sq, dlq, id
 }
 
 // release makes a received message visible again.
