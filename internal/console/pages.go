@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -57,19 +58,12 @@ type bus struct {
 }
 
 func (c *Console) buses(w http.ResponseWriter, r *http.Request, u *user) {
-	var out struct {
-		EventBuses []bus
-		NextToken  string
-	}
-	in := map[string]any{"Limit": 100}
-	if t := r.URL.Query().Get("next"); t != "" {
-		in["NextToken"] = t
-	}
-	if err := c.events(r, u, "ListEventBuses", in, &out); err != nil {
+	p, err := listPage[bus](c, r, u, "AWSEvents.ListEventBuses", "Limit", "EventBuses", "next")
+	if err != nil {
 		c.failed(w, r, u, err)
 		return
 	}
-	c.render(w, r, u, http.StatusOK, "buses", "Event buses", out, "")
+	c.render(w, r, u, http.StatusOK, "buses", "Event buses", p, "")
 }
 
 type ruleSummary struct {
@@ -360,35 +354,66 @@ func (c *Console) trace(w http.ResponseWriter, r *http.Request, u *user) {
 	c.render(w, r, u, http.StatusOK, "trace", "Event trace", p, "")
 }
 
+// section is a page of one list operation's answer: its items and the
+// token of the page after it. Param is the query parameter that carries a
+// token to this list.
+type section[T any] struct {
+	Items []T
+	Next  string
+	Param string
+}
+
+// listPage calls the list operation target (its X-Amz-Target) for a page
+// of 100, from the token in the request's query parameter param, and
+// returns the answer's member.
+func listPage[T any](c *Console, r *http.Request, u *user, target, limit, member, param string) (section[T], error) {
+	in := map[string]any{limit: 100}
+	if t := r.URL.Query().Get(param); t != "" {
+		in["NextToken"] = t
+	}
+	var out map[string]json.RawMessage
+	if err := c.call(r.Context(), u, target, in, &out); err != nil {
+		return section[T]{}, err
+	}
+	sec := section[T]{Param: param}
+	if raw, ok := out[member]; ok {
+		if err := json.Unmarshal(raw, &sec.Items); err != nil {
+			return sec, err
+		}
+	}
+	if raw, ok := out["NextToken"]; ok {
+		_ = json.Unmarshal(raw, &sec.Next)
+	}
+	return sec, nil
+}
+
+type connectionItem struct {
+	Name, ConnectionArn, ConnectionState, StateReason, AuthorizationType string
+	LastAuthorizedTime                                                   awsapi.Time
+}
+
+type destinationItem struct {
+	Name, ApiDestinationArn, ApiDestinationState, ConnectionArn, InvocationEndpoint, HttpMethod string
+	InvocationRateLimitPerSecond                                                                int
+}
+
 type connectionsPage struct {
-	Connections []struct {
-		Name, ConnectionArn, ConnectionState, StateReason, AuthorizationType string
-		LastAuthorizedTime                                                   awsapi.Time
-	}
-	ApiDestinations []struct {
-		Name, ApiDestinationArn, ApiDestinationState, ConnectionArn, InvocationEndpoint, HttpMethod string
-		InvocationRateLimitPerSecond                                                                int
-	}
+	Connections     section[connectionItem]
+	ApiDestinations section[destinationItem]
 }
 
 func (c *Console) connections(w http.ResponseWriter, r *http.Request, u *user) {
 	var p connectionsPage
-	if c.gather(w, r, u, &p, "ListConnections", "ListApiDestinations") {
-		c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
+	var err error
+	if p.Connections, err = listPage[connectionItem](c, r, u, "AWSEvents.ListConnections", "Limit", "Connections", "connections"); err != nil {
+		c.failed(w, r, u, err)
+		return
 	}
-}
-
-// gather answers the first 100 of each of EventBridge's list operations
-// ops into out, whose fields take them all. On an error it shows the
-// error page and returns false.
-func (c *Console) gather(w http.ResponseWriter, r *http.Request, u *user, out any, ops ...string) bool {
-	for _, op := range ops {
-		if err := c.events(r, u, op, map[string]any{"Limit": 100}, out); err != nil {
-			c.failed(w, r, u, err)
-			return false
-		}
+	if p.ApiDestinations, err = listPage[destinationItem](c, r, u, "AWSEvents.ListApiDestinations", "Limit", "ApiDestinations", "destinations"); err != nil {
+		c.failed(w, r, u, err)
+		return
 	}
-	return true
+	c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
 }
 
 type queueSummary struct {
@@ -396,23 +421,29 @@ type queueSummary struct {
 	Visible, InFlight string
 }
 
+// queuesPage is a page of queues.
+type queuesPage struct {
+	Queues []queueSummary
+	Next   string
+}
+
 func (c *Console) queues(w http.ResponseWriter, r *http.Request, u *user) {
-	var out struct{ QueueUrls []string }
-	if err := c.sqs(r, u, "ListQueues", map[string]any{"MaxResults": 100}, &out); err != nil {
+	urls, err := listPage[string](c, r, u, "AmazonSQS.ListQueues", "MaxResults", "QueueUrls", "next")
+	if err != nil {
 		c.failed(w, r, u, err)
 		return
 	}
-	var list []queueSummary
-	for _, url := range out.QueueUrls {
+	p := queuesPage{Next: urls.Next}
+	for _, url := range urls.Items {
 		q := queueSummary{URL: url, Name: url[strings.LastIndexByte(url, '/')+1:]}
 		var attrs struct{ Attributes map[string]string }
 		if err := c.sqs(r, u, "GetQueueAttributes", map[string]any{"QueueUrl": url,
 			"AttributeNames": []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}}, &attrs); err == nil {
 			q.Visible, q.InFlight = attrs.Attributes["ApproximateNumberOfMessages"], attrs.Attributes["ApproximateNumberOfMessagesNotVisible"]
 		}
-		list = append(list, q)
+		p.Queues = append(p.Queues, q)
 	}
-	c.render(w, r, u, http.StatusOK, "queues", "Queues", list, "")
+	c.render(w, r, u, http.StatusOK, "queues", "Queues", p, "")
 }
 
 // message is a dead-letter message as the queue page shows it.
@@ -523,24 +554,35 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+type archiveItem struct {
+	ArchiveName, EventSourceArn, State, StateReason string
+	RetentionDays                                   int
+	SizeBytes, EventCount                           int64
+	CreationTime                                    awsapi.Time
+}
+
+type replayItem struct {
+	ReplayName, EventSourceArn, State, StateReason                                      string
+	EventStartTime, EventEndTime, EventLastReplayedTime, ReplayStartTime, ReplayEndTime awsapi.Time
+}
+
 type archivesPage struct {
-	Archives []struct {
-		ArchiveName, EventSourceArn, State, StateReason string
-		RetentionDays                                   int
-		SizeBytes, EventCount                           int64
-		CreationTime                                    awsapi.Time
-	}
-	Replays []struct {
-		ReplayName, EventSourceArn, State, StateReason                                      string
-		EventStartTime, EventEndTime, EventLastReplayedTime, ReplayStartTime, ReplayEndTime awsapi.Time
-	}
+	Archives section[archiveItem]
+	Replays  section[replayItem]
 }
 
 func (c *Console) archives(w http.ResponseWriter, r *http.Request, u *user) {
 	var p archivesPage
-	if c.gather(w, r, u, &p, "ListArchives", "ListReplays") {
-		c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
+	var err error
+	if p.Archives, err = listPage[archiveItem](c, r, u, "AWSEvents.ListArchives", "Limit", "Archives", "archives"); err != nil {
+		c.failed(w, r, u, err)
+		return
 	}
+	if p.Replays, err = listPage[replayItem](c, r, u, "AWSEvents.ListReplays", "Limit", "Replays", "replays"); err != nil {
+		c.failed(w, r, u, err)
+		return
+	}
+	c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
 }
 
 // patternPage is the pattern tester: an event, a pattern, and the verdict.

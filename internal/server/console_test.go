@@ -369,6 +369,36 @@ func TestConsolePages(t *testing.T) {
 			t.Errorf("%s listed %d times", name, n)
 		}
 	}
+
+	// Queues, 100 a page: the dead-letter queue and 120 more.
+	for i := range 120 {
+		d.createQueue(sq, fmt.Sprintf("q-%03d", i), nil)
+	}
+	queueLink := regexp.MustCompile(`">(q-\d+|dlq)</a>`)
+	first := c.page("/console/queues")
+	m := regexp.MustCompile(`href="/console/queues\?next=([^"]+)">Next queues`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("no next page of queues")
+	}
+	second := c.page("/console/queues?next=" + m[1])
+	names := map[string]bool{}
+	for _, page := range []string{first, second} {
+		for _, m := range queueLink.FindAllStringSubmatch(page, -1) {
+			names[m[1]] = true
+		}
+	}
+	if n1, n2 := len(queueLink.FindAllString(first, -1)), len(queueLink.FindAllString(second, -1)); n1 != 100 || n2 != 21 || len(names) != 121 {
+		t.Errorf("queue pages of %d and %d, %d queues in all; want 100, 21 and 121", n1, n2, len(names))
+	}
+
+	// An archive, on its page.
+	if _, err := d.eb.CreateArchive(ctx, &eventbridge.CreateArchiveInput{ArchiveName: aws.String("everything"),
+		EventSourceArn: aws.String("arn:aws:events:us-east-1:000000000000:event-bus/default"), RetentionDays: aws.Int32(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if archives := c.page("/console/archives"); !strings.Contains(archives, "<td>everything</td>") || !strings.Contains(archives, "7 days") {
+		t.Errorf("archives page: %s", archives)
+	}
 }
 
 // deadLettered starts a delivery environment whose target answers status
