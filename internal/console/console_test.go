@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -189,5 +190,56 @@ func TestSessionsEnd(t *testing.T) {
 	c.mu.Unlock()
 	if n != maxSessions {
 		t.Errorf("%d sessions kept, want %d", n, maxSessions)
+	}
+}
+
+// TestHealthOf: a target's attempts of the hour go into five-minute bars,
+// stacked failed, throttled, delivered; failures are counted by code;
+// other targets' attempts and older ones are left out.
+func TestHealthOf(t *testing.T) {
+	t.Parallel()
+	since := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
+	at := func(min int, target, code string, status int, outcome string) attempt {
+		return attempt{Time: awsapi.Time{Time: since.Add(time.Duration(min) * time.Minute)}, TargetId: target, ErrorCode: code, StatusCode: status, Outcome: outcome}
+	}
+	var list []attempt
+	for range 98 {
+		list = append(list, at(1, "x", "", 200, "DELIVERED"))
+	}
+	list = append(list,
+		at(2, "x", "ERROR_FROM_TARGET", 500, "RETRYING"),
+		at(3, "x", "THROTTLING", 429, "RETRYING"),
+		at(59, "x", "TIMEOUT", 0, "DEAD_LETTERED"),
+		at(30, "y", "TIMEOUT", 0, "DEAD_LETTERED"), // another target
+		at(-1, "x", "TIMEOUT", 0, "DROPPED"),       // before the hour
+	)
+	h := healthOf(list, "x", since)
+	if h.Attempts != 101 || h.Failures != 3 || h.Throttles != 1 || h.Max != 100 || len(h.Bars) != buckets {
+		t.Fatalf("health %+v", h)
+	}
+	want := []codeCount{{"ERROR_FROM_TARGET", 1}, {"THROTTLING", 1}, {"TIMEOUT", 1}}
+	if fmt.Sprint(h.ByCode) != fmt.Sprint(want) {
+		t.Errorf("by code %v, want %v", h.ByCode, want)
+	}
+	// The first bar: 1 failed, 1 throttled, 98 delivered, stacked from
+	// the bottom within the chart's height.
+	first := h.Bars[0]
+	if len(first.Segments) != 3 || first.Segments[0].Class != "failed" || first.Segments[1].Class != "throttled" || first.Segments[2].Class != "ok" {
+		t.Fatalf("first bar %+v", first)
+	}
+	bottom := chartHeight
+	for _, sg := range first.Segments {
+		if sg.H < 1 || sg.Y+sg.H != bottom || sg.Y < 0 {
+			t.Errorf("segment %+v does not sit on %d", sg, bottom)
+		}
+		bottom = sg.Y
+	}
+	if last := h.Bars[buckets-1]; len(last.Segments) != 1 || last.Segments[0].Class != "failed" || !strings.Contains(last.Label, "11:55: 1 attempts, 1 failed") {
+		t.Errorf("last bar %+v", last)
+	}
+	for _, b := range h.Bars[1 : buckets-1] {
+		if len(b.Segments) != 0 {
+			t.Errorf("bar %+v should be empty", b)
+		}
 	}
 }

@@ -194,12 +194,21 @@ type codeCount struct {
 	Count int
 }
 
-// bar is one five minutes of a chart: attempts, of which failed, as
-// heights in the chart's units.
+// bar is one five minutes of a chart: its attempts stacked by kind.
 type bar struct {
-	X, OkY, OkH, FailY, FailH int
-	Label                     string
+	X        int
+	Label    string
+	Segments []segment
 }
+
+// segment is one kind of attempt in a bar, in the chart's units.
+type segment struct {
+	Y, H  int
+	Class string
+}
+
+// The kinds of attempt a chart stacks, from the bottom.
+var kinds = [...]string{"failed", "throttled", "ok"}
 
 // rulePage is a rule, its targets and what is known of their health.
 type rulePage struct {
@@ -279,31 +288,30 @@ func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 // healthOf sums a target's attempts since since into the chart's bars.
 func healthOf(list []attempt, targetID string, since time.Time) health {
 	var h health
-	ok, failed := make([]int, buckets), make([]int, buckets)
+	var counts [len(kinds)][buckets]int // by kind, then by five minutes
 	codes := map[string]int{}
 	for _, a := range list {
 		if a.TargetId != targetID || a.Time.Before(since) {
 			continue
 		}
-		i := int(a.Time.Sub(since) / bucketWidth)
-		if i >= buckets {
-			i = buckets - 1
-		}
+		i := min(int(a.Time.Sub(since)/bucketWidth), buckets-1)
 		h.Attempts++
-		if a.Failed() {
-			h.Failures++
-			failed[i]++
-			code := a.ErrorCode
-			if code == "" {
-				code = a.Outcome
-			}
-			codes[code]++
-			if a.ErrorCode == "THROTTLING" || a.StatusCode == http.StatusTooManyRequests {
-				h.Throttles++
-			}
-		} else {
-			ok[i]++
+		switch {
+		case !a.Failed():
+			counts[2][i]++
+			continue
+		case a.ErrorCode == "THROTTLING" || a.StatusCode == http.StatusTooManyRequests:
+			h.Throttles++
+			counts[1][i]++
+		default:
+			counts[0][i]++
 		}
+		h.Failures++
+		code := a.ErrorCode
+		if code == "" {
+			code = a.Outcome
+		}
+		codes[code]++
 	}
 	for code, n := range codes {
 		h.ByCode = append(h.ByCode, codeCount{code, n})
@@ -312,22 +320,23 @@ func healthOf(list []attempt, targetID string, since time.Time) health {
 		return h.ByCode[i].Count > h.ByCode[j].Count || h.ByCode[i].Count == h.ByCode[j].Count && h.ByCode[i].Code < h.ByCode[j].Code
 	})
 	for i := range buckets {
-		h.Max = max(h.Max, ok[i]+failed[i])
+		h.Max = max(h.Max, counts[0][i]+counts[1][i]+counts[2][i])
 	}
 	for i := range buckets {
-		b := bar{X: i * 20, Label: fmt.Sprintf("%s: %d attempts, %d failed", since.Add(time.Duration(i)*bucketWidth).UTC().Format("15:04"), ok[i]+failed[i], failed[i])}
-		if h.Max > 0 {
-			b.OkH = ok[i] * chartHeight / h.Max
-			b.FailH = failed[i] * chartHeight / h.Max
-			if ok[i] > 0 && b.OkH == 0 {
-				b.OkH = 1
+		failed := counts[0][i] + counts[1][i]
+		b := bar{X: i * 20, Label: fmt.Sprintf("%s: %d attempts, %d failed, %d throttled",
+			since.Add(time.Duration(i)*bucketWidth).UTC().Format("15:04"), failed+counts[2][i], failed, counts[1][i])}
+		y := chartHeight
+		for k, class := range kinds {
+			n := counts[k][i]
+			if n == 0 {
+				continue
 			}
-			if failed[i] > 0 && b.FailH == 0 {
-				b.FailH = 1
-			}
+			// At least a pixel, so that one attempt among thousands shows.
+			hgt := min(max(n*chartHeight/h.Max, 1), y)
+			y -= hgt
+			b.Segments = append(b.Segments, segment{Y: y, H: hgt, Class: class})
 		}
-		b.FailY = chartHeight - b.FailH
-		b.OkY = b.FailY - b.OkH
 		h.Bars = append(h.Bars, b)
 	}
 	return h
