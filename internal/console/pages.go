@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -471,48 +470,50 @@ type queuePage struct {
 	// Rules and Codes are those of the messages read, for the filters.
 	Rules, Codes []string
 	Shown, Read  int
+	// From is the token this page started at (empty: the oldest), Next
+	// where the next one starts (empty: none is left).
+	From, Next string
 }
 
-// peekRounds bounds the receives a queue page makes (10 messages each).
-const peekRounds = 5
+// A queue page shows up to pageMessages messages that pass its filters,
+// reading at most scanMessages.
+const (
+	pageMessages = 50
+	scanMessages = 1000
+)
 
 func (c *Console) queue(w http.ResponseWriter, r *http.Request, u *user) {
 	q := r.URL.Query()
-	p := queuePage{URL: q.Get("url"), Rule: q.Get("rule"), Code: q.Get("code")}
+	p := queuePage{URL: q.Get("url"), Rule: q.Get("rule"), Code: q.Get("code"), From: q.Get("from")}
 	p.Name = p.URL[strings.LastIndexByte(p.URL, '/')+1:]
-	// Messages are received to be read, then made visible again at once:
-	// in the meantime (milliseconds) no consumer can receive them.
-	var handles []string
-	seen := map[string]bool{}
+	// Messages are peeked, not received: looking changes neither their
+	// visibility nor their receive counts.
 	rules, codes := map[string]bool{}, map[string]bool{}
-	var readErr error
-	for range peekRounds {
+	token := p.From
+	for p.Read < scanMessages && len(p.Messages) < pageMessages {
+		// No more than the page still needs: a read can then not go past
+		// the message that fills the page, and the next token is where
+		// the next page starts.
+		in := map[string]any{"QueueUrl": p.URL, "MaxNumberOfMessages": min(100, pageMessages-len(p.Messages), scanMessages-p.Read)}
+		if token != "" {
+			in["NextToken"] = token
+		}
 		var out struct {
 			Messages []struct {
-				MessageId, ReceiptHandle, Body string
-				Attributes                     map[string]string
-				MessageAttributes              map[string]struct{ StringValue string }
+				MessageId, Body   string
+				SentTimestamp     awsapi.Time
+				MessageAttributes map[string]string
 			}
+			NextToken string
 		}
-		in := map[string]any{"QueueUrl": p.URL, "MaxNumberOfMessages": 10, "VisibilityTimeout": 30,
-			"MessageAttributeNames": []string{"All"}, "AttributeNames": []string{"SentTimestamp"}}
-		if readErr = c.sqs(r, u, "ReceiveMessage", in, &out); readErr != nil || len(out.Messages) == 0 {
-			break
+		if err := c.admin(r, u, "PeekMessages", in, &out); err != nil {
+			c.failed(w, r, u, err)
+			return
 		}
-		fresh := 0
 		for _, m := range out.Messages {
-			handles = append(handles, m.ReceiptHandle)
-			if seen[m.MessageId] {
-				continue
-			}
-			seen[m.MessageId] = true
-			fresh++
-			attr := func(k string) string { return m.MessageAttributes[k].StringValue }
-			msg := message{MessageId: m.MessageId, Body: m.Body, Rule: attr("RULE_ARN"), Target: attr("TARGET_ARN"), Code: attr("ERROR_CODE"),
-				ErrorMessage: attr("ERROR_MESSAGE"), Exhausted: attr("EXHAUSTED_RETRY_CONDITION"), Retries: attr("RETRY_ATTEMPTS")}
-			if ms, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64); err == nil {
-				msg.Sent = time.UnixMilli(ms)
-			}
+			attr := m.MessageAttributes
+			msg := message{MessageId: m.MessageId, Body: m.Body, Sent: m.SentTimestamp.Time, Rule: attr["RULE_ARN"], Target: attr["TARGET_ARN"], Code: attr["ERROR_CODE"],
+				ErrorMessage: attr["ERROR_MESSAGE"], Exhausted: attr["EXHAUSTED_RETRY_CONDITION"], Retries: attr["RETRY_ATTEMPTS"]}
 			p.Read++
 			if msg.Rule != "" {
 				rules[msg.Rule] = true
@@ -524,34 +525,21 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, u *user) {
 				p.Messages = append(p.Messages, msg)
 			}
 		}
-		if fresh == 0 {
+		token = out.NextToken
+		if token == "" {
 			break
 		}
 	}
-	c.releaseMessages(r, u, p.URL, handles)
-	if readErr != nil {
-		c.failed(w, r, u, readErr)
-		return
+	p.Next = token
+	if p.Rule != "" {
+		rules[p.Rule] = true
+	}
+	if p.Code != "" {
+		codes[p.Code] = true
 	}
 	p.Shown = len(p.Messages)
 	p.Rules, p.Codes = sortedKeys(rules), sortedKeys(codes)
 	c.render(w, r, u, http.StatusOK, "queue", "Queue "+p.Name, p, "")
-}
-
-// releaseMessages makes messages the page received visible again.
-func (c *Console) releaseMessages(r *http.Request, u *user, url string, handles []string) {
-	for len(handles) > 0 {
-		n := min(len(handles), 10)
-		var entries []map[string]any
-		for i, h := range handles[:n] {
-			entries = append(entries, map[string]any{"Id": strconv.Itoa(i), "ReceiptHandle": h, "VisibilityTimeout": 0})
-		}
-		handles = handles[n:]
-		if err := c.sqs(r, u, "ChangeMessageVisibilityBatch", map[string]any{"QueueUrl": url, "Entries": entries}, nil); err != nil {
-			c.log.Warn("console: could not make messages visible again; they will be when their 30 s end", "error", err)
-			return
-		}
-	}
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"bridgeport/internal/store"
 )
@@ -281,11 +282,23 @@ func TestConsolePages(t *testing.T) {
 			t.Errorf("queue page lacks %q", want)
 		}
 	}
-	if filtered := c.page("/console/queue?url=" + url.QueryEscape(dlq) + "&code=THROTTLING"); strings.Contains(filtered, id) {
+	if filtered := c.page("/console/queue?url=" + url.QueryEscape(dlq) + "&code=THROTTLING"); strings.Contains(filtered, id) || !strings.Contains(filtered, "No message matches the filter") {
 		t.Errorf("the filter by error code kept a message of another code")
 	}
-	// The queue page read the message and made it visible again.
-	if err := release(sq, dlq, receiveDLQ(t, sq, dlq, 1)[0].ReceiptHandle); err != nil {
+	if filtered := c.page("/console/queue?url=" + url.QueryEscape(dlq) + "&code=ERROR_FROM_TARGET&rule=r"); !strings.Contains(filtered, id) {
+		t.Errorf("the filter by error code and rule left out the message")
+	}
+	// Looking changed nothing: the message is visible, received once (by
+	// the test, before).
+	qa, err := sq.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(dlq), AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil || qa.Attributes["ApproximateNumberOfMessages"] != "1" || qa.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
+		t.Errorf("after the queue pages: %v, %v", qa, err)
+	}
+	got, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(dlq), MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"ApproximateReceiveCount"}})
+	if err != nil || len(got.Messages) != 1 || got.Messages[0].Attributes["ApproximateReceiveCount"] != "2" {
+		t.Fatalf("the message after the queue pages: %+v, %v", got, err)
+	}
+	if err := release(sq, dlq, got.Messages[0].ReceiptHandle); err != nil {
 		t.Fatal(err)
 	}
 	conns := c.page("/console/connections")
@@ -389,6 +402,42 @@ func TestConsolePages(t *testing.T) {
 	}
 	if n1, n2 := len(queueLink.FindAllString(first, -1)), len(queueLink.FindAllString(second, -1)); n1 != 100 || n2 != 21 || len(names) != 121 {
 		t.Errorf("queue pages of %d and %d, %d queues in all; want 100, 21 and 121", n1, n2, len(names))
+	}
+
+	// A queue's messages, 50 a page, each shown once.
+	q0 := strings.TrimSuffix(dlq, "dlq") + "q-000"
+	for b := range 6 {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for k := range 10 {
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(k)), MessageBody: aws.String(fmt.Sprintf("body-%02d", b*10+k))})
+		}
+		if out, err := sq.SendMessageBatch(ctx, &awssqs.SendMessageBatchInput{QueueUrl: aws.String(q0), Entries: entries}); err != nil || len(out.Failed) > 0 {
+			t.Fatalf("send: %v %v", out, err)
+		}
+	}
+	bodies := map[string]int{}
+	body := regexp.MustCompile(`<pre>(body-\d+)</pre>`)
+	next = "/console/queue?url=" + url.QueryEscape(q0)
+	for pages := 0; next != ""; pages++ {
+		if pages > 2 {
+			t.Fatal("more pages than 60 messages make")
+		}
+		page := c.page(next)
+		for _, m := range body.FindAllStringSubmatch(page, -1) {
+			bodies[m[1]]++
+		}
+		next = ""
+		if m := regexp.MustCompile(`href="(/console/queue\?[^"]*from=[^"]+)">More messages`).FindStringSubmatch(page); m != nil {
+			next = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	if len(bodies) != 60 {
+		t.Errorf("%d messages shown, want 60", len(bodies))
+	}
+	for b, n := range bodies {
+		if n != 1 {
+			t.Errorf("%s shown %d times", b, n)
+		}
 	}
 
 	// An archive, on its page.

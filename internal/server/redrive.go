@@ -24,6 +24,7 @@ const (
 func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
 		"StartRedrive":    s.startRedrive,
+		"PeekMessages":    s.peekMessages,
 		"RedriveMessages": s.redriveMessages,
 		"RedriveStatus":   s.redriveStatus,
 		"TraceEvent":      s.traceEvent,

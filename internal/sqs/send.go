@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/policy"
@@ -186,6 +187,48 @@ func (s *Service) Mark(ctx context.Context, queueURL string) (uint64, error) {
 	return s.st.QueueMark(ctx)
 }
 
+// Peeked is a message read without being received.
+type Peeked struct {
+	Seq        uint64
+	MessageID  string
+	Body       string
+	Sent       time.Time
+	Attributes map[string]string // the message attributes with a string value
+}
+
+// Peek reads up to limit messages of the queue at queueURL, oldest first
+// from the stream sequence from on, visible or not, without receiving
+// them: their visibility and receive counts do not change. It returns
+// them and the sequence to go on from (0 when none is left).
+func (s *Service) Peek(ctx context.Context, queueURL string, from uint64, limit int) ([]Peeked, uint64, error) {
+	q, _, err := s.byURL(ctx, &queueURL)
+	if err != nil {
+		return nil, 0, err
+	}
+	msgs, err := s.st.PeekQueue(ctx, q.ID, from, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]Peeked, 0, len(msgs))
+	for _, r := range msgs {
+		p := Peeked{Seq: r.Seq, MessageID: r.ID, Sent: r.Sent, Attributes: map[string]string{}}
+		if m, err := decodeStored(r.Data); err == nil {
+			p.Body = m.Body
+			for k, a := range m.Attrs {
+				if a.StringValue != nil {
+					p.Attributes[k] = *a.StringValue
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	var next uint64
+	if len(msgs) == limit {
+		next = msgs[len(msgs)-1].Seq + 1
+	}
+	return out, next, nil
+}
+
 // DeleteHeld deletes a held message by its receipt handle.
 func (s *Service) DeleteHeld(ctx context.Context, queueURL, handle string) error {
 	q, _, err := s.byURL(ctx, &queueURL)
@@ -253,7 +296,7 @@ func (s *Service) Check(ctx context.Context, arn, ruleArn string) (QueueCheck, e
 	if c.Visible, _, _, err = s.st.QueueCounts(ctx, q.ID); err != nil {
 		return c, err
 	}
-	msgs, err := s.st.PeekQueue(ctx, q.ID, 1000)
+	msgs, err := s.st.PeekQueue(ctx, q.ID, 1, 1000)
 	if err != nil {
 		return c, err
 	}

@@ -603,12 +603,13 @@ func flat(h nats.Header) map[string]string {
 	return out
 }
 
-// PeekQueue reads up to limit messages of a queue, oldest first, without
-// receiving them: their visibility and receive counts do not change. Each
-// is one lookup of the next message on the queue's subject.
-func (s *Store) PeekQueue(ctx context.Context, queueID string, limit int) ([]Received, error) {
+// PeekQueue reads up to limit messages of a queue, oldest first from the
+// stream sequence from on (1: the first), without receiving them: their
+// visibility and receive counts do not change. Each is one lookup of the
+// next message on the queue's subject.
+func (s *Store) PeekQueue(ctx context.Context, queueID string, from uint64, limit int) ([]Received, error) {
 	var out []Received
-	err := scan(ctx, s.queues, queueSubject(queueID), 1, func(raw *jetstream.RawStreamMsg) bool {
+	err := scan(ctx, s.queues, queueSubject(queueID), max(from, 1), func(raw *jetstream.RawStreamMsg) bool {
 		out = append(out, Received{Seq: raw.Sequence, ID: raw.Header.Get(hdrQueueID), Data: raw.Data, Meta: flat(raw.Header), Sent: sentTime(raw.Header, raw.Time)})
 		return len(out) < limit
 	})

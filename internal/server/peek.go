@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"strconv"
+
+	"bridgeport/internal/awsapi"
+)
+
+// PeekMessagesInput asks for a page of a queue's messages, read without
+// being received (bridgeport's own operation: SQS has none).
+type PeekMessagesInput struct {
+	QueueUrl            *string `json:"QueueUrl"`
+	MaxNumberOfMessages *int    `json:"MaxNumberOfMessages"`
+	NextToken           *string `json:"NextToken"`
+}
+
+// PeekedMessage is a message as PeekMessages returns it: its attributes
+// with a string value (a dead letter's six among them).
+type PeekedMessage struct {
+	MessageId         string            `json:"MessageId"`
+	Body              string            `json:"Body"`
+	SentTimestamp     awsapi.Time       `json:"SentTimestamp"`
+	MessageAttributes map[string]string `json:"MessageAttributes"`
+}
+
+// PeekMessagesOutput is a page of messages, oldest first, and the token of
+// the next page.
+type PeekMessagesOutput struct {
+	Messages  []PeekedMessage `json:"Messages"`
+	NextToken *string         `json:"NextToken,omitempty"`
+}
+
+// peekMessages reads messages of a queue, visible or not, without
+// receiving them: unlike ReceiveMessage it changes neither their
+// visibility nor their receive counts, so looking at a queue whose
+// redrive policy moves messages after a number of receives moves none.
+func (s *Server) peekMessages(ctx context.Context, body []byte) (any, error) {
+	var in PeekMessagesInput
+	if err := awsapi.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if err := required("queueUrl", in.QueueUrl); err != nil {
+		return nil, err
+	}
+	limit := 10
+	if in.MaxNumberOfMessages != nil {
+		if n := *in.MaxNumberOfMessages; n < 1 || n > 100 {
+			var v awsapi.Violations
+			v.Add(n, "maxNumberOfMessages", awsapi.MaxValue(100))
+			return nil, v.Err()
+		}
+		limit = *in.MaxNumberOfMessages
+	}
+	var from uint64 = 1
+	if in.NextToken != nil {
+		n, err := strconv.ParseUint(*in.NextToken, 10, 64)
+		if err != nil || n == 0 {
+			return nil, awsapi.Errorf(awsapi.CodeValidation, "The NextToken provided is invalid.")
+		}
+		from = n
+	}
+	msgs, next, err := s.queues.Peek(ctx, *in.QueueUrl, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := PeekMessagesOutput{Messages: []PeekedMessage{}}
+	for _, m := range msgs {
+		out.Messages = append(out.Messages, PeekedMessage{MessageId: m.MessageID, Body: m.Body, SentTimestamp: awsapi.Time{Time: m.Sent},
+			MessageAttributes: m.Attributes})
+	}
+	if next != 0 {
+		t := strconv.FormatUint(next, 10)
+		out.NextToken = &t
+	}
+	return out, nil
+}
