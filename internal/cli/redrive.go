@@ -66,7 +66,7 @@ func redrive(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stdout, "not redriven: message %s: %s: %s\n", f.Id, f.Code, f.Message)
 	}
 	err = r.Do(ctx)
-	status := report(stdout, r.Progress(), *dryRun)
+	status := report(stdout, r.Progress(-1), *dryRun)
 	if err != nil {
 		fmt.Fprintln(stderr, "bridgeport redrive:", err)
 		return 1

@@ -90,11 +90,11 @@ type session struct {
 	seen      time.Time
 }
 
-// Limits on what the console keeps in memory.
+// Limits on the sessions the console keeps in memory: in all, and of one
+// key (so that one key cannot sign everyone else out).
 const (
-	maxSessions = 10000
-	maxRuns     = 50 // redrive runs kept, running or finished
-	maxRunning  = 4  // redrive runs at once
+	maxSessions    = 10000
+	maxSessionsKey = 20
 )
 
 const (
@@ -125,7 +125,9 @@ func New(cfg Config) *Console {
 // them: a message a run held becomes visible again when its invisibility
 // ends, as when the command-line redrive is interrupted.
 func (c *Console) Close() {
+	c.mu.Lock()
 	c.stop()
+	c.mu.Unlock()
 	c.wg.Wait()
 }
 
@@ -160,6 +162,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/queue", c.user(c.queue))
 	m.HandleFunc("POST /console/redrive", c.user(c.startRedrive))
 	m.HandleFunc("GET /console/redrive", c.user(c.redriveProgress))
+	m.HandleFunc("POST /console/redrive/cancel", c.user(c.cancelRedrive))
 	m.HandleFunc("GET /console/archives", c.user(c.archives))
 	m.HandleFunc("GET /console/pattern", c.user(c.pattern))
 	m.HandleFunc("POST /console/pattern", c.user(c.pattern))
@@ -179,8 +182,13 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	if r.Method == http.MethodPost {
-		// Forms are small; a larger body is not one of ours.
-		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		// A form of the pattern tester holds an event (256 KB at most);
+		// the sign-in form, sent before anyone is known, two short fields.
+		limit := int64(1 << 20)
+		if r.URL.Path == "/console/signin" {
+			limit = 8 << 10
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	c.mux.ServeHTTP(w, r)
 }
@@ -245,14 +253,20 @@ func (c *Console) current(r *http.Request) *user {
 	}
 	// The key is looked up again at each request: a user deleted, or a
 	// key deleted or made inactive, is signed out at once.
-	key, ok := c.cfg.Lookup(s.keyID)
-	if !ok || sha256.Sum256([]byte(key.Secret)) != s.secretSum || key.Principal != s.principal {
+	if !c.keyHolds(s) {
 		c.mu.Lock()
 		delete(c.sessions, s.id)
 		c.mu.Unlock()
 		return nil
 	}
 	return &user{s: s, id: awsapi.Identity{AccessKeyID: s.keyID, Principal: s.principal}, host: r.Host}
+}
+
+// keyHolds reports whether the key a session signed in with still exists,
+// with the same secret and principal.
+func (c *Console) keyHolds(s *session) bool {
+	key, ok := c.cfg.Lookup(s.keyID)
+	return ok && sha256.Sum256([]byte(key.Secret)) == s.secretSum && key.Principal == s.principal
 }
 
 func (c *Console) signinForm(w http.ResponseWriter, r *http.Request) {
@@ -291,9 +305,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	now := c.now()
 	s := &session{id: randomID(), csrf: randomID(), keyID: keyID, secretSum: sha256.Sum256([]byte(secret)), principal: key.Principal, created: now, seen: now}
 	c.mu.Lock()
-	if len(c.sessions) >= maxSessions {
-		c.evictSessions(now)
-	}
+	c.evictSessions(now, keyID)
 	c.sessions[s.id] = s
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: "/console/", HttpOnly: true, Secure: overTLS(r),
@@ -303,20 +315,37 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/console/buses", http.StatusSeeOther)
 }
 
-// evictSessions makes room for a session: expired ones go, and if none
-// has, the least recently used. Called with c.mu held.
-func (c *Console) evictSessions(now time.Time) {
-	var oldest *session
-	for id, s := range c.sessions {
-		if now.Sub(s.created) > c.cfg.SessionLifetime || now.Sub(s.seen) > c.cfg.IdleTimeout {
-			delete(c.sessions, id)
-			continue
+// evictSessions makes room for a session of keyID: when that key has
+// maxSessionsKey sessions, its least recently used goes; when all keys
+// have maxSessions, the expired ones go, and if none has, the least
+// recently used. Called with c.mu held.
+func (c *Console) evictSessions(now time.Time, keyID string) {
+	var oldest, oldestOfKey *session
+	ofKey := 0
+	for _, s := range c.sessions {
+		if s.keyID == keyID {
+			ofKey++
+			if oldestOfKey == nil || s.seen.Before(oldestOfKey.seen) {
+				oldestOfKey = s
+			}
 		}
 		if oldest == nil || s.seen.Before(oldest.seen) {
 			oldest = s
 		}
 	}
-	if len(c.sessions) >= maxSessions && oldest != nil {
+	if ofKey >= maxSessionsKey {
+		delete(c.sessions, oldestOfKey.id)
+		return
+	}
+	if len(c.sessions) < maxSessions {
+		return
+	}
+	for id, s := range c.sessions {
+		if now.Sub(s.created) > c.cfg.SessionLifetime || now.Sub(s.seen) > c.cfg.IdleTimeout {
+			delete(c.sessions, id)
+		}
+	}
+	if len(c.sessions) >= maxSessions {
 		delete(c.sessions, oldest.id)
 	}
 }
@@ -366,11 +395,20 @@ type caller struct {
 var _ redrive.Caller = caller{}
 
 func (k caller) SQS(ctx context.Context, op string, in, out any) error {
-	return k.c.call(ctx, k.u, "AmazonSQS."+op, in, out)
+	return k.do(ctx, "AmazonSQS."+op, in, out)
 }
 
 func (k caller) Admin(ctx context.Context, op string, in, out any) error {
-	return k.c.call(ctx, k.u, k.c.cfg.AdminPrefix+"."+op, in, out)
+	return k.do(ctx, k.c.cfg.AdminPrefix+"."+op, in, out)
+}
+
+// do makes a call of a run as long as the key that started it holds: a
+// run stops when its key is deleted, made inactive or changed.
+func (k caller) do(ctx context.Context, target string, in, out any) error {
+	if !k.c.keyHolds(k.u.s) {
+		return awsapi.Errorf(awsapi.CodeAccessDenied, "The access key %s that started this redrive was deleted, made inactive or changed: the redrive stopped.", k.u.s.keyID)
+	}
+	return k.c.call(ctx, k.u, target, in, out)
 }
 
 // page is what every template receives.

@@ -25,7 +25,8 @@ const (
 func newConsole(t *testing.T) (*Console, *clock) {
 	t.Helper()
 	c := New(Config{API: &awsapi.Server{}, AdminPrefix: "Bridgeport", Lookup: func(id string) (awsapi.Key, bool) {
-		if id == key {
+		// key, and others of its form for the tests of many sessions.
+		if strings.HasPrefix(id, "AKIACONSOLE") {
 			return awsapi.Key{Secret: secret}, true
 		}
 		return awsapi.Key{}, false
@@ -162,35 +163,65 @@ func TestSessionsEnd(t *testing.T) {
 		t.Error("a session unused for an hour goes on")
 	}
 
-	// The oldest session makes room for a new one.
-	for range maxSessions + 5 {
-		rec := httptest.NewRecorder()
-		c.signin(rec, httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=x&access_key_id="+key+"&secret_access_key="+secret)))
+	// A sign-in without the form's token opens no session.
+	req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=x&access_key_id="+key+"&secret_access_key="+secret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || len(sessionsOf(c, "")) != 0 {
+		t.Errorf("a sign-in without the form's cookie: %d, %d sessions", rec.Code, len(sessionsOf(c, "")))
 	}
-	c.mu.Lock()
-	n := len(c.sessions)
-	c.mu.Unlock()
-	if n != 0 {
-		// Those requests had no sign-in cookie: none was signed in.
-		t.Errorf("%d sessions from sign-ins without the form's token", n)
-	}
-	for i := range maxSessions + 5 {
-		req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=tok&access_key_id="+key+"&secret_access_key="+secret))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: signinCookie, Value: "tok"})
-		rec := httptest.NewRecorder()
-		c.ServeHTTP(rec, req)
-		if rec.Code != http.StatusSeeOther {
-			t.Fatalf("sign-in %d: %d", i, rec.Code)
+	// One key keeps at most 20 sessions: its least recently used goes.
+	var first string
+	for i := range maxSessionsKey + 5 {
+		id := signInDirect(t, c, key)
+		if i == 0 {
+			first = id
 		}
 		clk.add(time.Millisecond)
 	}
-	c.mu.Lock()
-	n = len(c.sessions)
-	c.mu.Unlock()
-	if n != maxSessions {
-		t.Errorf("%d sessions kept, want %d", n, maxSessions)
+	mine := sessionsOf(c, key)
+	if len(mine) != maxSessionsKey || mine[first] {
+		t.Errorf("%d sessions of one key (the first kept: %v), want %d", len(mine), mine[first], maxSessionsKey)
 	}
+	// All keys together keep at most 10,000: the least recently used goes.
+	oldest := signInDirect(t, c, "AKIACONSOLE-0")
+	for i := 1; i <= maxSessions; i++ {
+		clk.add(time.Millisecond)
+		signInDirect(t, c, fmt.Sprintf("AKIACONSOLE-%d", i))
+	}
+	if all := sessionsOf(c, ""); len(all) != maxSessions || all[oldest] {
+		t.Errorf("%d sessions in all (the oldest kept: %v), want %d", len(all), all[oldest], maxSessions)
+	}
+}
+
+// signInDirect signs keyID in through the console's handler and returns
+// the session's id.
+func signInDirect(t *testing.T, c *Console, keyID string) string {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader("csrf=tok&access_key_id="+keyID+"&secret_access_key="+secret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: signinCookie, Value: "tok"})
+	rec := httptest.NewRecorder()
+	c.ServeHTTP(rec, req)
+	ck := sessionCookieOf(rec.Result())
+	if rec.Code != http.StatusSeeOther || ck == nil {
+		t.Fatalf("sign-in of %s: %d", keyID, rec.Code)
+	}
+	return ck.Value
+}
+
+// sessionsOf returns the ids of the sessions of keyID (all when empty).
+func sessionsOf(c *Console, keyID string) map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for id, s := range c.sessions {
+		if keyID == "" || s.keyID == keyID {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // TestHealthOf: a target's attempts of the hour go into five-minute bars,

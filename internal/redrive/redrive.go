@@ -193,27 +193,39 @@ type Progress struct {
 	Redriven, Delivered, FailedAgain, Skipped, NotRedriven int
 	Done                                                   bool
 	Err                                                    error
-	Outcomes                                               []Outcome
+	// Outcomes are the events redriven that were not delivered: those
+	// that failed again, and those whose outcome is not known yet.
+	Outcomes []Outcome
 }
 
-// Progress returns where the run stands.
-func (r *Run) Progress() Progress {
+// Progress returns where the run stands, with at most limit of its
+// undelivered events (all when limit is negative).
+func (r *Run) Progress(limit int) Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := Progress{RunID: r.runID, Redriven: len(r.redriven), Skipped: r.skipped, NotRedriven: r.failed, Done: r.done, Err: r.err}
 	for _, s := range r.redriven {
 		o := Outcome{Redriven: s}
 		if res, ok := r.results[s.Id]; ok {
-			o.Result = &res
 			if res.Outcome == store.OutcomeDelivered {
 				p.Delivered++
-			} else {
-				p.FailedAgain++
+				continue
 			}
+			o.Result = &res
+			p.FailedAgain++
 		}
-		p.Outcomes = append(p.Outcomes, o)
+		if limit < 0 || len(p.Outcomes) < limit {
+			p.Outcomes = append(p.Outcomes, o)
+		}
 	}
 	return p
+}
+
+// Done reports whether Do has returned.
+func (r *Run) Done() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done
 }
 
 // receiveSize is how many messages one receive takes: with a rate, no more

@@ -550,3 +550,71 @@ func TestConsoleBacklog(t *testing.T) {
 	})
 	waitFor(t, func() bool { return strings.Contains(c.page("/console/trace?id="+id), "next try 20") })
 }
+
+// TestConsoleRedriveLimits: a redrive started from the console can be
+// cancelled from its page; its form is checked; a run stops when the key
+// that started it is deleted.
+func TestConsoleRedriveLimits(t *testing.T) {
+	t.Parallel()
+	d, _, sq, dlq, _ := deadLettered(t, http.StatusServiceUnavailable)
+	d.put()
+	d.put()
+	waitFor(t, func() bool {
+		qa, err := sq.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(dlq), AttributeNames: []sqstypes.QueueAttributeName{"ApproximateNumberOfMessages"}})
+		return err == nil && qa.Attributes["ApproximateNumberOfMessages"] == "3"
+	})
+	c := newConsoleClient(t, d.srv.Addr())
+	c.signIn(testKey, testSecret)
+	token := c.csrf(c.get("/console/buses"))
+	for _, bad := range []url.Values{{"rate": {"NaN"}}, {"rate": {"0.01"}}, {"rate": {"-1"}}, {"max": {"0"}}, {"max": {"10001"}}, {"url": {""}}} {
+		form := url.Values{"csrf": {token}, "url": {dlq}}
+		for k, v := range bad {
+			form[k] = v
+		}
+		if a := c.post("/console/redrive", form); a.status != http.StatusBadRequest || !strings.Contains(a.body, "The redrive was not started") {
+			t.Errorf("redrive with %v: %d", bad, a.status)
+		}
+	}
+	progressOf := func(a consoleAnswer) string {
+		t.Helper()
+		if a.status != http.StatusSeeOther {
+			t.Fatalf("redrive: %d %s", a.status, a.body)
+		}
+		return a.header.Get("Location")
+	}
+	// One event every ten seconds: cancelled after the first.
+	progress := progressOf(c.post("/console/redrive", url.Values{"csrf": {token}, "url": {dlq}, "rate": {"0.1"}}))
+	waitFor(t, func() bool {
+		return strings.Contains(c.page(progress), `Running: <strong id="redriven">1</strong> redriven`)
+	})
+	run := strings.TrimPrefix(progress, "/console/redrive?run=")
+	if a := c.post("/console/redrive/cancel", url.Values{"run": {run}}); a.status != http.StatusForbidden {
+		t.Errorf("cancel without the CSRF token: %d", a.status)
+	}
+	if a := c.post("/console/redrive/cancel", url.Values{"csrf": {token}, "run": {run}}); a.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d %s", a.status, a.body)
+	}
+	waitFor(t, func() bool {
+		return strings.Contains(c.page(progress), `Cancelled: <strong id="redriven">1</strong> redriven`)
+	})
+
+	// A run of an IAM user stops when the user's key is deleted.
+	u := d.newCaller("operator", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sqs:*","bridgeport:*"],"Resource":"*"}]}`)
+	o := newConsoleClient(t, d.srv.Addr())
+	o.signIn(u.key, u.secret)
+	// The cancelled run's messages come back after their 90 s; until then
+	// the user's run finds the one message left.
+	progress = progressOf(o.post("/console/redrive", url.Values{"csrf": {o.csrf(o.get("/console/buses"))}, "url": {dlq}, "rate": {"0.1"}}))
+	waitFor(t, func() bool { return strings.Contains(o.page(progress), `<strong id="redriven">1</strong> redriven`) })
+	if _, err := d.iamClient().DeleteAccessKey(ctx, &awsiam.DeleteAccessKeyInput{UserName: aws.String("operator"), AccessKeyId: aws.String(u.key)}); err != nil {
+		t.Fatal(err)
+	}
+	// The user is signed out; the run, going on in the server, stops at
+	// its next call (ten seconds on, at its rate).
+	if a := o.get(progress); a.status != http.StatusSeeOther {
+		t.Errorf("the user's page after the key was deleted: %d", a.status)
+	}
+	waitFor(t, func() bool {
+		return strings.Contains(d.logs.String(), "The access key "+u.key+" that started this redrive was deleted, made inactive or changed: the redrive stopped.")
+	})
+}
