@@ -225,8 +225,32 @@ type rulePage struct {
 	Note string
 }
 
-// maxAttempts bounds the attempt records a rule's page reads.
-const maxAttempts = 10000
+// perRead bounds the attempt records one read of a rule's page takes.
+const perRead = 1000
+
+// readAttempts reads a rule's attempts from since on (its failed ones
+// only, with failedOnly), oldest first, at most perRead at a time. A read
+// that comes back full has cut its last five minutes short: the next read
+// starts at the five minutes after, so that a busy hour is sampled from
+// the start of each five minutes, in 13 reads at most, rather than read
+// up to a limit and no further. cut says whether a read was cut short.
+func (c *Console) readAttempts(r *http.Request, u *user, rule, bus string, since time.Time, failedOnly bool) (list []attempt, cut bool, err error) {
+	for from := since; from.Before(time.Now()); {
+		var at struct{ Attempts []attempt }
+		in := map[string]any{"Rule": rule, "EventBusName": bus, "Since": float64(from.UnixMilli()) / 1000, "Limit": perRead, "FailedOnly": failedOnly}
+		if err := c.admin(r, u, "ListAttempts", in, &at); err != nil {
+			return list, cut, err
+		}
+		list = append(list, at.Attempts...)
+		if len(at.Attempts) < perRead {
+			break
+		}
+		cut = true
+		last := at.Attempts[len(at.Attempts)-1].Time.Time
+		from = since.Add((last.Sub(since)/bucketWidth + 1) * bucketWidth)
+	}
+	return list, cut, nil
+}
 
 func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 	q := r.URL.Query()
@@ -265,21 +289,24 @@ func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	now := time.Now()
 	p.Since = now.Add(-buckets * bucketWidth).Truncate(bucketWidth).Add(bucketWidth)
-	var at struct{ Attempts []attempt }
-	if err := c.admin(r, u, "ListAttempts", map[string]any{"Rule": name, "EventBusName": p.Bus, "Since": p.Since.Unix(), "Limit": maxAttempts}, &at); err != nil {
+	all, cut, err := c.readAttempts(r, u, name, p.Bus, p.Since, false)
+	if err != nil {
 		pr, _ := explain(err)
 		notes = append(notes, "attempts: "+pr.Message)
 	}
-	p.Truncated = len(at.Attempts) >= maxAttempts
+	p.Truncated = cut
 	for i := range p.Targets {
-		p.Targets[i].Health = healthOf(at.Attempts, p.Targets[i].Id, p.Since)
+		p.Targets[i].Health = healthOf(all, p.Targets[i].Id, p.Since)
 	}
-	for i := len(at.Attempts) - 1; i >= 0 && len(p.Failed) < 20; i-- {
-		if a := at.Attempts[i]; a.Failed() {
-			p.Failed = append(p.Failed, a)
-		}
+	// The failures apart: among many deliveries, those read above would
+	// be the first of each five minutes, not the last.
+	failed, _, err := c.readAttempts(r, u, name, p.Bus, p.Since, true)
+	if err != nil {
+		pr, _ := explain(err)
+		notes = append(notes, "failed attempts: "+pr.Message)
 	}
-	sort.SliceStable(p.Failed, func(i, j int) bool { return p.Failed[i].Time.After(p.Failed[j].Time.Time) })
+	sort.SliceStable(failed, func(i, j int) bool { return failed[i].Time.After(failed[j].Time.Time) })
+	p.Failed = failed[:min(len(failed), 20)]
 	p.Note = strings.Join(notes, "; ")
 	c.render(w, r, u, http.StatusOK, "rule", "Rule "+p.Rule.Name, p, "")
 }
