@@ -438,17 +438,24 @@ type connectionsPage struct {
 }
 
 func (c *Console) connections(w http.ResponseWriter, r *http.Request, u *user) {
-	var p connectionsPage
-	var err error
-	if p.Connections, err = listPage[connectionItem](c, r, u, "AWSEvents.ListConnections", "Limit", "Connections", "connections"); err != nil {
+	conns, dests, err := listPair[connectionItem, destinationItem](c, r, u, "Connections", "ApiDestinations")
+	if err != nil {
 		c.failed(w, r, u, err)
 		return
 	}
-	if p.ApiDestinations, err = listPage[destinationItem](c, r, u, "AWSEvents.ListApiDestinations", "Limit", "ApiDestinations", "destinations"); err != nil {
-		c.failed(w, r, u, err)
-		return
+	c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", connectionsPage{conns, dests}, "")
+}
+
+// listPair calls EventBridge's List<a> and List<b> for a page each: the
+// answers' members a and b, their tokens in the query parameters named
+// after them, in lower case.
+func listPair[A, B any](c *Console, r *http.Request, u *user, a, b string) (section[A], section[B], error) {
+	sa, err := listPage[A](c, r, u, "AWSEvents.List"+a, "Limit", a, strings.ToLower(a))
+	if err != nil {
+		return sa, section[B]{}, err
 	}
-	c.render(w, r, u, http.StatusOK, "connections", "Connections and API destinations", p, "")
+	sb, err := listPage[B](c, r, u, "AWSEvents.List"+b, "Limit", b, strings.ToLower(b))
+	return sa, sb, err
 }
 
 type queueSummary struct {
@@ -596,17 +603,12 @@ type archivesPage struct {
 }
 
 func (c *Console) archives(w http.ResponseWriter, r *http.Request, u *user) {
-	var p archivesPage
-	var err error
-	if p.Archives, err = listPage[archiveItem](c, r, u, "AWSEvents.ListArchives", "Limit", "Archives", "archives"); err != nil {
+	archives, replays, err := listPair[archiveItem, replayItem](c, r, u, "Archives", "Replays")
+	if err != nil {
 		c.failed(w, r, u, err)
 		return
 	}
-	if p.Replays, err = listPage[replayItem](c, r, u, "AWSEvents.ListReplays", "Limit", "Replays", "replays"); err != nil {
-		c.failed(w, r, u, err)
-		return
-	}
-	c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", p, "")
+	c.render(w, r, u, http.StatusOK, "archives", "Archives and replays", archivesPage{archives, replays}, "")
 }
 
 // patternPage is the pattern tester: an event, a pattern, and the verdict.

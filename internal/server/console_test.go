@@ -359,21 +359,7 @@ func TestConsolePages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := map[string]int{}
-	next := "/console/rules?bus=default&prefix=p-"
-	for pages := 0; next != ""; pages++ {
-		if pages > 3 {
-			t.Fatal("more pages than 120 rules make")
-		}
-		body := c.page(next)
-		for _, m := range regexp.MustCompile(`name=(p-\d+)">`).FindAllStringSubmatch(body, -1) {
-			seen[m[1]]++
-		}
-		next = ""
-		if m := regexp.MustCompile(`href="(/console/rules\?[^"]*next=[^"]+)">Next page`).FindStringSubmatch(body); m != nil {
-			next = strings.ReplaceAll(m[1], "&amp;", "&")
-		}
-	}
+	seen := c.follow("/console/rules?bus=default&prefix=p-", `name=(p-\d+)">`, "Next page", 3)
 	if len(seen) != 120 {
 		t.Errorf("%d rules listed, want 120", len(seen))
 	}
@@ -415,22 +401,7 @@ func TestConsolePages(t *testing.T) {
 			t.Fatalf("send: %v %v", out, err)
 		}
 	}
-	bodies := map[string]int{}
-	body := regexp.MustCompile(`<pre>(body-\d+)</pre>`)
-	next = "/console/queue?url=" + url.QueryEscape(q0)
-	for pages := 0; next != ""; pages++ {
-		if pages > 2 {
-			t.Fatal("more pages than 60 messages make")
-		}
-		page := c.page(next)
-		for _, m := range body.FindAllStringSubmatch(page, -1) {
-			bodies[m[1]]++
-		}
-		next = ""
-		if m := regexp.MustCompile(`href="(/console/queue\?[^"]*from=[^"]+)">More messages`).FindStringSubmatch(page); m != nil {
-			next = strings.ReplaceAll(m[1], "&amp;", "&")
-		}
-	}
+	bodies := c.follow("/console/queue?url="+url.QueryEscape(q0), `<pre>(body-\d+)</pre>`, "More messages", 2)
 	if len(bodies) != 60 {
 		t.Errorf("%d messages shown, want 60", len(bodies))
 	}
@@ -476,6 +447,29 @@ func deadLettered(t *testing.T, status int) (d *deliveryEnv, failing *atomic.Boo
 		return err == nil && len(list) > 0 && list[len(list)-1].Outcome == store.OutcomeDeadLettered
 	})
 	return d, failing, sq, dlq, id
+}
+
+// follow pages from path through the links named next, at most pages
+// times, and counts the first group of item in every page.
+func (c *consoleClient) follow(path, item, next string, pages int) map[string]int {
+	c.t.Helper()
+	itemRe := regexp.MustCompile(item)
+	nextRe := regexp.MustCompile(`href="(/console/[^"]+)">` + next + `<`)
+	seen := map[string]int{}
+	for n := 0; path != ""; n++ {
+		if n > pages {
+			c.t.Fatalf("more than %d pages of %s", pages, item)
+		}
+		body := c.page(path)
+		for _, m := range itemRe.FindAllStringSubmatch(body, -1) {
+			seen[m[1]]++
+		}
+		path = ""
+		if m := nextRe.FindStringSubmatch(body); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	return seen
 }
 
 // release makes a received message visible again.
