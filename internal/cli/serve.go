@@ -37,6 +37,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	// rest of the message too.
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "bridgeport %s listening on http://%s (region %s, account %s)\n", Version, srv.Addr(), cfg.Region, cfg.AccountID)
+	fmt.Fprintf(&msg, "console: http://%s/console/ (sign in with an access key)\n", srv.Addr())
 	if cfg.NATSURL == "" {
 		fmt.Fprintf(&msg, "store: embedded NATS JetStream in %s\n", cfg.DataDir)
 	} else {
