@@ -121,9 +121,9 @@ func New(cfg Config) *Console {
 	return c
 }
 
-// Close stops the redrive runs started from the console and waits for
-// them: a message a run held becomes visible again when its invisibility
-// ends, as when the command-line redrive is interrupted.
+// Close cancels the redrive runs started from the console and waits for
+// them: each makes the messages it held visible again, as an interrupted
+// `bridgeport redrive` does.
 func (c *Console) Close() {
 	c.mu.Lock()
 	c.stop()
