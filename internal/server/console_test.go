@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"bridgeport/internal/awsapi"
 	"bridgeport/internal/store"
 )
 
@@ -611,4 +613,72 @@ func TestConsoleRedriveLimits(t *testing.T) {
 	waitFor(t, func() bool {
 		return strings.Contains(d.logs.String(), "The access key "+u.key+" that started this redrive was deleted, made inactive or changed: the redrive stopped.")
 	})
+}
+
+// TestPeekMessages: bridgeport's PeekMessages pages through a queue's
+// messages, visible or not, without receiving them, and refuses bad input
+// in AWS's words.
+func TestPeekMessages(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	sq := e.sqsClient()
+	q := e.createQueue(sq, "peeked", nil)
+	for i := range 5 {
+		if _, err := sq.SendMessage(ctx, &awssqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(fmt.Sprintf("m%d", i)),
+			MessageAttributes: map[string]sqstypes.MessageAttributeValue{"ERROR_CODE": {DataType: aws.String("String"), StringValue: aws.String("TIMEOUT")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One held by a consumer: peeked all the same, and still held after.
+	held, err := sq.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{QueueUrl: aws.String(q), VisibilityTimeout: 600})
+	if err != nil || len(held.Messages) != 1 {
+		t.Fatalf("receive: %v %v", held, err)
+	}
+	peek := func(in PeekMessagesInput) (PeekMessagesOutput, error) {
+		var out PeekMessagesOutput
+		err := e.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".PeekMessages", in, &out)
+		return out, err
+	}
+	var bodies []string
+	in := PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(2)}
+	for pages := 0; ; pages++ {
+		out, err := peek(in)
+		if err != nil || pages > 3 {
+			t.Fatalf("peek: %v (page %d)", err, pages)
+		}
+		for _, m := range out.Messages {
+			if m.MessageAttributes["ERROR_CODE"] != "TIMEOUT" || m.MessageId == "" || m.SentTimestamp.IsZero() {
+				t.Errorf("message %+v", m)
+			}
+			bodies = append(bodies, m.Body)
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	if strings.Join(bodies, ",") != "m0,m1,m2,m3,m4" {
+		t.Errorf("peeked %v", bodies)
+	}
+	qa, err := sq.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil || qa.Attributes["ApproximateNumberOfMessages"] != "4" || qa.Attributes["ApproximateNumberOfMessagesNotVisible"] != "1" {
+		t.Errorf("after peeking: %v, %v", qa.Attributes, err)
+	}
+
+	for _, c := range []struct {
+		in        PeekMessagesInput
+		code, msg string
+	}{
+		{PeekMessagesInput{}, "ValidationException", "1 validation error detected: Value null at 'queueUrl' failed to satisfy constraint: Member must not be null"},
+		{PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(101)}, "ValidationException", "1 validation error detected: Value '101' at 'maxNumberOfMessages' failed to satisfy constraint: Member must have value less than or equal to 100"},
+		{PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(0)}, "ValidationException", ""},
+		{PeekMessagesInput{QueueUrl: aws.String(q), NextToken: aws.String("x")}, "ValidationException", "The NextToken provided is invalid."},
+		{PeekMessagesInput{QueueUrl: aws.String(strings.TrimSuffix(q, "peeked") + "nosuchqueue")}, "QueueDoesNotExist", "The specified queue does not exist."},
+	} {
+		_, err := peek(c.in)
+		var ae *awsapi.Error
+		if !errors.As(err, &ae) || ae.Code != c.code || (c.msg != "" && ae.Message != c.msg) {
+			t.Errorf("peek %+v: %v, want %s: %q", c.in, err, c.code, c.msg)
+		}
+	}
 }
