@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"bridgeport/internal/server"
+	"bridgeport/internal/admin"
 )
 
 // diagnose asks the server to check everything that makes a rule fail to
@@ -39,12 +39,12 @@ func diagnose(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "bridgeport diagnose:", err)
 		return 2
 	}
-	in := server.DiagnoseInput{Rule: rule, EventBusName: bus, Probe: *probe}
+	in := admin.DiagnoseInput{Rule: rule, EventBusName: bus, Probe: *probe}
 	if *target != "" {
 		in.TargetId = target
 	}
-	var out server.DiagnoseOutput
-	if err := cl.Call(ctx, server.AdminSigningName, "1.1", server.AdminTargetPrefix+".Diagnose", in, &out); err != nil {
+	var out admin.DiagnoseOutput
+	if err := cl.Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".Diagnose", in, &out); err != nil {
 		fmt.Fprintln(stderr, "bridgeport diagnose:", err)
 		return 2
 	}

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
-	"bridgeport/internal/server"
 )
 
 // events reads the delivery attempt log: `events trace <event-id>` shows
@@ -58,15 +58,15 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		fmt.Fprintf(stderr, "bridgeport events %s: %v\n", sub, err)
 		return 2
 	}
-	var out server.AttemptsOutput
+	var out admin.AttemptsOutput
 	if sub == "trace" {
-		err = cl.Call(ctx, server.AdminSigningName, "1.1", server.AdminTargetPrefix+".TraceEvent", server.TraceEventInput{EventId: &eventID}, &out)
+		err = cl.Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".TraceEvent", admin.TraceEventInput{EventId: &eventID}, &out)
 	} else {
-		in := server.ListAttemptsInput{Rule: rule, EventBusName: bus, FailedOnly: *failed, Since: &awsapi.Time{Time: time.Now().Add(-*since)}, Limit: limit}
+		in := admin.ListAttemptsInput{Rule: rule, EventBusName: bus, FailedOnly: *failed, Since: &awsapi.Time{Time: time.Now().Add(-*since)}, Limit: limit}
 		if *target != "" {
 			in.TargetId = target
 		}
-		err = cl.Call(ctx, server.AdminSigningName, "1.1", server.AdminTargetPrefix+".ListAttempts", in, &out)
+		err = cl.Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".ListAttempts", in, &out)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bridgeport events %s: %v\n", sub, err)

@@ -8,9 +8,9 @@ import (
 	"io"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	rd "bridgeport/internal/redrive"
-	"bridgeport/internal/server"
 	"bridgeport/internal/store"
 )
 
@@ -83,7 +83,7 @@ func (c clientCaller) SQS(ctx context.Context, op string, in, out any) error {
 }
 
 func (c clientCaller) Admin(ctx context.Context, op string, in, out any) error {
-	return c.cl.Call(ctx, server.AdminSigningName, "1.1", server.AdminTargetPrefix+"."+op, in, out)
+	return c.cl.Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+"."+op, in, out)
 }
 
 // report prints what became of each event that did not go through and the

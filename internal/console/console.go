@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/redrive"
 )
@@ -47,9 +48,6 @@ type Config struct {
 	API *awsapi.Server
 	// Lookup finds an access key (the root key, an IAM user's).
 	Lookup func(accessKeyID string) (awsapi.Key, bool)
-	// AdminPrefix is the X-Amz-Target prefix of bridgeport's own
-	// operations (trace, attempts, diagnose, redrive).
-	AdminPrefix string
 	// LastMatched says when this node last routed an event the rule
 	// matched, if it has since it started.
 	LastMatched func(ruleArn string) (time.Time, bool)
@@ -132,7 +130,7 @@ func (c *Console) Close() {
 }
 
 func (c *Console) parse() {
-	funcs := template.FuncMap{"utc": utc, "ago": ago, "epoch": epoch}
+	funcs := template.FuncMap{"utc": utc, "ago": ago, "epoch": epoch, "failed": failed}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html"))
 	names, _ := fs.Glob(assets, "templates/*.html")
 	c.pages = map[string]*template.Template{}
@@ -379,7 +377,7 @@ func (c *Console) events(r *http.Request, u *user, op string, in, out any) error
 }
 
 func (c *Console) admin(r *http.Request, u *user, op string, in, out any) error {
-	return c.call(r.Context(), u, c.cfg.AdminPrefix+"."+op, in, out)
+	return c.call(r.Context(), u, admin.TargetPrefix+"."+op, in, out)
 }
 
 func (c *Console) sqs(r *http.Request, u *user, op string, in, out any) error {
@@ -399,7 +397,7 @@ func (k caller) SQS(ctx context.Context, op string, in, out any) error {
 }
 
 func (k caller) Admin(ctx context.Context, op string, in, out any) error {
-	return k.do(ctx, k.c.cfg.AdminPrefix+"."+op, in, out)
+	return k.do(ctx, admin.TargetPrefix+"."+op, in, out)
 }
 
 // do makes a call of a run as long as the key that started it holds: a

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 )
 
@@ -24,7 +25,7 @@ const (
 // tested here call none) that knows one key, and its clock.
 func newConsole(t *testing.T) (*Console, *clock) {
 	t.Helper()
-	c := New(Config{API: &awsapi.Server{}, AdminPrefix: "Bridgeport", Lookup: func(id string) (awsapi.Key, bool) {
+	c := New(Config{API: &awsapi.Server{}, Lookup: func(id string) (awsapi.Key, bool) {
 		// key, and others of its form for the tests of many sessions.
 		if strings.HasPrefix(id, "AKIACONSOLE") {
 			return awsapi.Key{Secret: secret}, true
@@ -230,10 +231,10 @@ func sessionsOf(c *Console, keyID string) map[string]bool {
 func TestHealthOf(t *testing.T) {
 	t.Parallel()
 	since := time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC)
-	at := func(min int, target, code string, status int, outcome string) attempt {
-		return attempt{Time: awsapi.Time{Time: since.Add(time.Duration(min) * time.Minute)}, TargetId: target, ErrorCode: code, StatusCode: status, Outcome: outcome}
+	at := func(min int, target, code string, status int, outcome string) admin.AttemptRecord {
+		return admin.AttemptRecord{Time: awsapi.Time{Time: since.Add(time.Duration(min) * time.Minute)}, TargetId: target, ErrorCode: code, StatusCode: status, Outcome: outcome}
 	}
-	var list []attempt
+	var list []admin.AttemptRecord
 	for range 98 {
 		list = append(list, at(1, "x", "", 200, "DELIVERED"))
 	}

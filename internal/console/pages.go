@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/store"
 )
 
 // utc shows a time in UTC, to the second.
@@ -125,30 +127,9 @@ func (c *Console) rules(w http.ResponseWriter, r *http.Request, u *user) {
 	c.render(w, r, u, http.StatusOK, "rules", "Rules of "+p.Bus, p, "")
 }
 
-type attempt struct {
-	Time               awsapi.Time
-	EventId            string
-	EventBusName       string
-	RuleArn            string
-	TargetId           string
-	TargetArn          string
-	Attempt            int
-	DurationMs         float64
-	StatusCode         int
-	ErrorCode          string
-	ErrorMessage       string
-	Outcome            string
-	RetryAt            *awsapi.Time
-	DeadLetterQueueArn string
-}
-
-// Failed says whether the attempt did not deliver.
-func (a attempt) Failed() bool {
-	return a.ErrorCode != "" || (a.Outcome != "DELIVERED" && a.Outcome != "")
-}
-
-type finding struct {
-	Check, Target, Status, Message, Fix string
+// failed says whether an attempt did not deliver.
+func failed(a admin.AttemptRecord) bool {
+	return a.ErrorCode != "" || (a.Outcome != store.OutcomeDelivered && a.Outcome != "")
 }
 
 type target struct {
@@ -160,17 +141,8 @@ type target struct {
 	}
 	Health health
 	// Waiting is what waits for the target, from diagnose.
-	Waiting *backlog
+	Waiting *admin.TargetBacklog
 }
-
-type backlog struct {
-	TargetId        string
-	Delayed, Parked int
-	Oldest          *awsapi.Time
-}
-
-// Total is every event that waits.
-func (b *backlog) Total() int { return b.Delayed + b.Parked }
 
 // bucketWidth and buckets make a target's last hour: twelve bars of five
 // minutes.
@@ -214,10 +186,10 @@ type rulePage struct {
 	Bus      string
 	Rule     ruleSummary
 	Targets  []target
-	Findings []finding
+	Findings []admin.Finding
 	Problems int
 	// Failed are the last failed attempts of the hour, newest first.
-	Failed []attempt
+	Failed []admin.AttemptRecord
 	// Truncated is set when the hour held more attempts than were read.
 	Truncated bool
 	Since     time.Time
@@ -234,9 +206,9 @@ const perRead = 1000
 // starts at the five minutes after, so that a busy hour is sampled from
 // the start of each five minutes, in 13 reads at most, rather than read
 // up to a limit and no further. cut says whether a read was cut short.
-func (c *Console) readAttempts(r *http.Request, u *user, rule, bus string, since time.Time, failedOnly bool) (list []attempt, cut bool, err error) {
+func (c *Console) readAttempts(r *http.Request, u *user, rule, bus string, since time.Time, failedOnly bool) (list []admin.AttemptRecord, cut bool, err error) {
 	for from := since; from.Before(time.Now()); {
-		var at struct{ Attempts []attempt }
+		var at admin.AttemptsOutput
 		in := map[string]any{"Rule": rule, "EventBusName": bus, "Since": float64(from.UnixMilli()) / 1000, "Limit": perRead, "FailedOnly": failedOnly}
 		if err := c.admin(r, u, "ListAttempts", in, &at); err != nil {
 			return list, cut, err
@@ -270,11 +242,7 @@ func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	p.Targets = ts.Targets
 	var notes []string
-	var diag struct {
-		Findings []finding
-		Problems int
-		Backlogs []backlog
-	}
+	var diag admin.DiagnoseOutput
 	if err := c.admin(r, u, "Diagnose", map[string]any{"Rule": name, "EventBusName": p.Bus}, &diag); err != nil {
 		pr, _ := explain(err)
 		notes = append(notes, "diagnose: "+pr.Message)
@@ -312,7 +280,7 @@ func (c *Console) rule(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 // healthOf sums a target's attempts since since into the chart's bars.
-func healthOf(list []attempt, targetID string, since time.Time) health {
+func healthOf(list []admin.AttemptRecord, targetID string, since time.Time) health {
 	var h health
 	var counts [len(kinds)][buckets]int // by kind, then by five minutes
 	codes := map[string]int{}
@@ -323,7 +291,7 @@ func healthOf(list []attempt, targetID string, since time.Time) health {
 		i := min(int(a.Time.Sub(since)/bucketWidth), buckets-1)
 		h.Attempts++
 		switch {
-		case !a.Failed():
+		case !failed(a):
 			counts[2][i]++
 			continue
 		case a.ErrorCode == "THROTTLING" || a.StatusCode == http.StatusTooManyRequests:
@@ -371,7 +339,7 @@ func healthOf(list []attempt, targetID string, since time.Time) health {
 // tracePage is every attempt to deliver one event.
 type tracePage struct {
 	EventId  string
-	Attempts []attempt
+	Attempts []admin.AttemptRecord
 	Searched bool
 }
 
@@ -379,7 +347,7 @@ func (c *Console) trace(w http.ResponseWriter, r *http.Request, u *user) {
 	p := tracePage{EventId: strings.TrimSpace(r.URL.Query().Get("id"))}
 	if p.EventId != "" {
 		p.Searched = true
-		var out struct{ Attempts []attempt }
+		var out admin.AttemptsOutput
 		if err := c.admin(r, u, "TraceEvent", map[string]any{"EventId": p.EventId}, &out); err != nil {
 			c.failed(w, r, u, err)
 			return
@@ -532,14 +500,7 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, u *user) {
 		if token != "" {
 			in["NextToken"] = token
 		}
-		var out struct {
-			Messages []struct {
-				MessageId, Body   string
-				SentTimestamp     awsapi.Time
-				MessageAttributes map[string]string
-			}
-			NextToken string
-		}
+		var out admin.PeekMessagesOutput
 		if err := c.admin(r, u, "PeekMessages", in, &out); err != nil {
 			c.failed(w, r, u, err)
 			return
@@ -559,10 +520,11 @@ func (c *Console) queue(w http.ResponseWriter, r *http.Request, u *user) {
 				p.Messages = append(p.Messages, msg)
 			}
 		}
-		token = out.NextToken
-		if token == "" {
+		if out.NextToken == nil {
+			token = ""
 			break
 		}
+		token = *out.NextToken
 	}
 	p.Next = token
 	if p.Rule != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/eventbus"
 )
 
@@ -13,13 +14,13 @@ import (
 func (s *Server) checkAside(ctx context.Context, d *diagnosis, r eventbus.Rule) {
 	sum, err := s.store.Aside(ctx, r.Bus)
 	if err != nil {
-		d.add(Finding{Check: "routing", Status: StatusWarning, Message: "could not read the events set aside: " + err.Error()})
+		d.add(admin.Finding{Check: "routing", Status: admin.StatusWarning, Message: "could not read the events set aside: " + err.Error()})
 		return
 	}
 	if sum.Count == 0 {
 		return
 	}
-	d.add(Finding{Check: "routing", Status: StatusProblem,
+	d.add(admin.Finding{Check: "routing", Status: admin.StatusProblem,
 		Message: fmt.Sprintf("%d event(s) of event bus %s could not be routed and were set aside; the latest, %s at %s: %s",
 			sum.Count, r.Bus, sum.EventID, sum.Last.UTC().Format(time.RFC3339), sum.Reason),
 		Fix: "bridgeport events trace " + sum.EventID + " shows it; an event whose matching ran out of time is too large for the rules of its bus: send smaller events, or raise --match-timeout"})

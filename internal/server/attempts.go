@@ -4,31 +4,13 @@ import (
 	"context"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/store"
 )
 
-// AttemptRecord is one record of the delivery attempt log, as the API
-// returns it.
-type AttemptRecord struct {
-	Time               awsapi.Time  `json:"Time"`
-	EventId            string       `json:"EventId"`
-	EventBusName       string       `json:"EventBusName"`
-	RuleArn            string       `json:"RuleArn"`
-	TargetId           string       `json:"TargetId"`
-	TargetArn          string       `json:"TargetArn"`
-	Attempt            int          `json:"Attempt"`
-	DurationMs         float64      `json:"DurationMs"`
-	StatusCode         int          `json:"StatusCode,omitempty"`
-	ErrorCode          string       `json:"ErrorCode,omitempty"`
-	ErrorMessage       string       `json:"ErrorMessage,omitempty"`
-	Outcome            string       `json:"Outcome"`
-	RetryAt            *awsapi.Time `json:"RetryAt,omitempty"`
-	DeadLetterQueueArn string       `json:"DeadLetterQueueArn,omitempty"`
-}
-
-func attemptRecord(a store.Attempt) AttemptRecord {
-	r := AttemptRecord{Time: awsapi.Time{Time: a.Time}, EventId: a.EventID, EventBusName: a.Bus, RuleArn: a.RuleArn,
+func attemptRecord(a store.Attempt) admin.AttemptRecord {
+	r := admin.AttemptRecord{Time: awsapi.Time{Time: a.Time}, EventId: a.EventID, EventBusName: a.Bus, RuleArn: a.RuleArn,
 		TargetId: a.TargetID, TargetArn: a.TargetArn, Attempt: a.Attempt, DurationMs: float64(a.Duration.Microseconds()) / 1000,
 		StatusCode: a.Status, ErrorCode: a.Code, ErrorMessage: a.Message, Outcome: a.Outcome, DeadLetterQueueArn: a.DeadLetterQueue}
 	if a.RetryAt != nil {
@@ -37,26 +19,16 @@ func attemptRecord(a store.Attempt) AttemptRecord {
 	return r
 }
 
-// AttemptsOutput is the answer of TraceEvent and ListAttempts.
-type AttemptsOutput struct {
-	Attempts []AttemptRecord `json:"Attempts"`
-}
-
-func attemptsOutput(list []store.Attempt) AttemptsOutput {
-	out := AttemptsOutput{Attempts: []AttemptRecord{}}
+func attemptsOutput(list []store.Attempt) admin.AttemptsOutput {
+	out := admin.AttemptsOutput{Attempts: []admin.AttemptRecord{}}
 	for _, a := range list {
 		out.Attempts = append(out.Attempts, attemptRecord(a))
 	}
 	return out
 }
 
-// TraceEventInput asks for every attempt to deliver one event.
-type TraceEventInput struct {
-	EventId *string `json:"EventId"`
-}
-
 func (s *Server) traceEvent(ctx context.Context, body []byte) (any, error) {
-	var in TraceEventInput
+	var in admin.TraceEventInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -77,18 +49,8 @@ func (s *Server) traceEvent(ctx context.Context, body []byte) (any, error) {
 	return attemptsOutput(list), nil
 }
 
-// ListAttemptsInput asks for the attempts of a rule's targets.
-type ListAttemptsInput struct {
-	Rule         *string      `json:"Rule"`
-	EventBusName *string      `json:"EventBusName"`
-	TargetId     *string      `json:"TargetId"`
-	FailedOnly   bool         `json:"FailedOnly"`
-	Since        *awsapi.Time `json:"Since"`
-	Limit        *int         `json:"Limit"`
-}
-
 func (s *Server) listAttempts(ctx context.Context, body []byte) (any, error) {
-	var in ListAttemptsInput
+	var in admin.ListAttemptsInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}

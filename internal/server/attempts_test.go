@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 )
 
@@ -21,11 +22,11 @@ func TestAttemptLog(t *testing.T) {
 	d := setupDelivery(t, func(n int) int { return []int{503, 429, 200}[min(n, 2)] }, nil)
 	id := d.putID()
 	d.sink.wait(t, 3)
-	var out AttemptsOutput
+	var out admin.AttemptsOutput
 	deadline := time.Now().Add(time.Minute)
 	for {
-		out = AttemptsOutput{}
-		if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out); err != nil {
+		out = admin.AttemptsOutput{}
+		if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".TraceEvent", admin.TraceEventInput{EventId: &id}, &out); err != nil {
 			t.Fatal(err)
 		}
 		if len(out.Attempts) >= 3 || time.Now().After(deadline) {
@@ -47,10 +48,10 @@ func TestAttemptLog(t *testing.T) {
 			t.Errorf("attempt %d: %+v", i+1, a)
 		}
 	}
-	var failed AttemptsOutput
+	var failed admin.AttemptsOutput
 	rule := "r"
-	if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".ListAttempts",
-		ListAttemptsInput{Rule: &rule, FailedOnly: true}, &failed); err != nil {
+	if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".ListAttempts",
+		admin.ListAttemptsInput{Rule: &rule, FailedOnly: true}, &failed); err != nil {
 		t.Fatal(err)
 	}
 	if len(failed.Attempts) != 2 {
@@ -61,8 +62,8 @@ func TestAttemptLog(t *testing.T) {
 		t.Errorf("the attempt log holds the connection's credentials: %s", raw)
 	}
 	missing := "no-such-event"
-	var none AttemptsOutput
-	if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &missing}, &none); err != nil || len(none.Attempts) != 0 {
+	var none admin.AttemptsOutput
+	if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".TraceEvent", admin.TraceEventInput{EventId: &missing}, &none); err != nil || len(none.Attempts) != 0 {
 		t.Errorf("trace of an unknown event: %+v, %v", none, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/iam"
 	"bridgeport/internal/policy"
@@ -71,7 +72,7 @@ func (s *Server) authorizeIAM(ctx context.Context, action string, p awsapi.Param
 // authorizeAdmin: bridgeport's own operations (diagnose, redrive, events
 // trace) are the actions bridgeport:<Operation> on "*".
 func (s *Server) authorizeAdmin(ctx context.Context, op string, body []byte) error {
-	return nilIfNone(s.authorize(ctx, AdminSigningName, []awsapi.Access{{Action: "bridgeport:" + op, Resource: "*"}}, nil, eventsDenied))
+	return nilIfNone(s.authorize(ctx, admin.SigningName, []awsapi.Access{{Action: "bridgeport:" + op, Resource: "*"}}, nil, eventsDenied))
 }
 
 // nilIfNone returns a nil error interface for a nil *awsapi.Error (a typed

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
@@ -17,24 +18,24 @@ import (
 func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r eventbus.Rule, rt deliver.Target) {
 	b, err := s.store.TargetBacklog(ctx, store.TargetKey(r.Arn, id))
 	if err != nil {
-		d.add(Finding{Check: "backlog", Target: id, Status: StatusWarning, Message: "could not read the backlog: " + err.Error()})
+		d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusWarning, Message: "could not read the backlog: " + err.Error()})
 		return
 	}
 	var h *store.Health
 	if rt.Destination != nil {
 		if h, err = s.store.CircuitOf(ctx, rt.Destination.Arn); err != nil {
-			d.add(Finding{Check: "backlog", Target: id, Status: StatusWarning, Message: "could not read the destination's health: " + err.Error()})
+			d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusWarning, Message: "could not read the destination's health: " + err.Error()})
 			return
 		}
 	}
-	tb := TargetBacklog{TargetId: id, Delayed: b.Delayed, Parked: b.Parked}
+	tb := admin.TargetBacklog{TargetId: id, Delayed: b.Delayed, Parked: b.Parked}
 	if !b.Oldest.IsZero() {
 		tb.Oldest = &awsapi.Time{Time: b.Oldest}
 	}
 	d.out.Backlogs = append(d.out.Backlogs, tb)
 	waiting := b.Delayed + b.Parked
 	if waiting == 0 && h == nil {
-		d.add(Finding{Check: "backlog", Target: id, Status: StatusOK, Message: "no event waits for a retry"})
+		d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusOK, Message: "no event waits for a retry"})
 		return
 	}
 	now := time.Now()
@@ -43,7 +44,7 @@ func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r ev
 		msg += fmt.Sprintf(", the oldest accepted %s ago", now.Sub(b.Oldest).Round(time.Second))
 	}
 	if h == nil {
-		d.add(Finding{Check: "backlog", Target: id, Status: StatusWarning, Message: msg + "; each is retried on its own schedule",
+		d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusWarning, Message: msg + "; each is retried on its own schedule",
 			Fix: "see recent attempts below for why they fail"})
 		return
 	}
@@ -51,7 +52,7 @@ func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r ev
 	if h.NextProbe.After(now) {
 		next = "in " + h.NextProbe.Sub(now).Round(time.Second).String()
 	}
-	d.add(Finding{Check: "backlog", Target: id, Status: StatusProblem,
+	d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusProblem,
 		Message: fmt.Sprintf("%s; destination %s keeps failing (%s: %s) since %s: its events are parked, and one is tried as a probe %s (%d probe(s) so far)",
 			msg, rt.Destination.Arn, h.Code, h.Message, h.Since.UTC().Format(time.RFC3339), next, h.Probes),
 		Fix: "make the endpoint answer (bridgeport diagnose --probe tries it now); once a probe succeeds, the parked events are delivered oldest first at the destination's rate limit, and those whose retry policy ran out go to the dead-letter queue"})

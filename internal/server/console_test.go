@@ -21,6 +21,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/store"
 )
@@ -634,13 +635,13 @@ func TestPeekMessages(t *testing.T) {
 	if err != nil || len(held.Messages) != 1 {
 		t.Fatalf("receive: %v %v", held, err)
 	}
-	peek := func(in PeekMessagesInput) (PeekMessagesOutput, error) {
-		var out PeekMessagesOutput
-		err := e.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".PeekMessages", in, &out)
+	peek := func(in admin.PeekMessagesInput) (admin.PeekMessagesOutput, error) {
+		var out admin.PeekMessagesOutput
+		err := e.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".PeekMessages", in, &out)
 		return out, err
 	}
 	var bodies []string
-	in := PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(2)}
+	in := admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(2)}
 	for pages := 0; ; pages++ {
 		out, err := peek(in)
 		if err != nil || pages > 3 {
@@ -666,14 +667,14 @@ func TestPeekMessages(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		in        PeekMessagesInput
+		in        admin.PeekMessagesInput
 		code, msg string
 	}{
-		{PeekMessagesInput{}, "ValidationException", "1 validation error detected: Value null at 'queueUrl' failed to satisfy constraint: Member must not be null"},
-		{PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(101)}, "ValidationException", "1 validation error detected: Value '101' at 'maxNumberOfMessages' failed to satisfy constraint: Member must have value less than or equal to 100"},
-		{PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(0)}, "ValidationException", ""},
-		{PeekMessagesInput{QueueUrl: aws.String(q), NextToken: aws.String("x")}, "ValidationException", "The NextToken provided is invalid."},
-		{PeekMessagesInput{QueueUrl: aws.String(strings.TrimSuffix(q, "peeked") + "nosuchqueue")}, "QueueDoesNotExist", "The specified queue does not exist."},
+		{admin.PeekMessagesInput{}, "ValidationException", "1 validation error detected: Value null at 'queueUrl' failed to satisfy constraint: Member must not be null"},
+		{admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(101)}, "ValidationException", "1 validation error detected: Value '101' at 'maxNumberOfMessages' failed to satisfy constraint: Member must have value less than or equal to 100"},
+		{admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(0)}, "ValidationException", ""},
+		{admin.PeekMessagesInput{QueueUrl: aws.String(q), NextToken: aws.String("x")}, "ValidationException", "The NextToken provided is invalid."},
+		{admin.PeekMessagesInput{QueueUrl: aws.String(strings.TrimSuffix(q, "peeked") + "nosuchqueue")}, "QueueDoesNotExist", "The specified queue does not exist."},
 	} {
 		_, err := peek(c.in)
 		var ae *awsapi.Error

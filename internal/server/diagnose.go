@@ -9,70 +9,22 @@ import (
 	"strings"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/deliver"
 	"bridgeport/internal/eventbus"
 	"bridgeport/internal/store"
 )
 
-// Finding statuses.
-const (
-	StatusOK      = "OK"
-	StatusWarning = "WARNING"
-	StatusProblem = "PROBLEM"
-)
-
-// Finding is one check of Diagnose: what was checked, what is wrong (if
-// anything) and how to fix it.
-type Finding struct {
-	Check   string `json:"Check"`
-	Target  string `json:"Target,omitempty"`
-	Status  string `json:"Status"`
-	Message string `json:"Message"`
-	Fix     string `json:"Fix,omitempty"`
-}
-
-// DiagnoseInput names the rule (and optionally one target) to check.
-type DiagnoseInput struct {
-	Rule         *string `json:"Rule"`
-	EventBusName *string `json:"EventBusName"`
-	TargetId     *string `json:"TargetId"`
-	// Probe sends each API destination one request as a delivery would (its
-	// method, the connection's auth) with a test event as the body, to see
-	// the certificate, the answer and its time.
-	Probe bool `json:"Probe"`
-}
-
-// DiagnoseOutput is the answer of Diagnose.
-type DiagnoseOutput struct {
-	RuleArn  string    `json:"RuleArn,omitempty"`
-	Findings []Finding `json:"Findings"`
-	Problems int       `json:"Problems"`
-	Warnings int       `json:"Warnings"`
-	// Backlogs are the events that wait for each target, as numbers (the
-	// backlog finding says the same in words).
-	Backlogs []TargetBacklog `json:"Backlogs,omitempty"`
-}
-
-// TargetBacklog is what waits for one target: events due for a retry,
-// events parked while its destination fails, and when the oldest of them
-// was accepted.
-type TargetBacklog struct {
-	TargetId string       `json:"TargetId"`
-	Delayed  int          `json:"Delayed"`
-	Parked   int          `json:"Parked"`
-	Oldest   *awsapi.Time `json:"Oldest,omitempty"`
-}
-
 type diagnosis struct {
-	out DiagnoseOutput
+	out admin.DiagnoseOutput
 }
 
-func (d *diagnosis) add(f Finding) {
+func (d *diagnosis) add(f admin.Finding) {
 	switch f.Status {
-	case StatusProblem:
+	case admin.StatusProblem:
 		d.out.Problems++
-	case StatusWarning:
+	case admin.StatusWarning:
 		d.out.Warnings++
 	}
 	d.out.Findings = append(d.out.Findings, f)
@@ -82,7 +34,7 @@ func (d *diagnosis) add(f Finding) {
 // its targets, as the AWS troubleshooting guide lists them, and says how
 // to fix what it finds.
 func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
-	var in DiagnoseInput
+	var in admin.DiagnoseInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -97,10 +49,10 @@ func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
 	if in.EventBusName != nil {
 		bus = *in.EventBusName
 	}
-	d := &diagnosis{out: DiagnoseOutput{Findings: []Finding{}}}
+	d := &diagnosis{out: admin.DiagnoseOutput{Findings: []admin.Finding{}}}
 	rule, ok := s.events.Rule(bus, *in.Rule)
 	if !ok {
-		d.add(Finding{Check: "rule", Status: StatusProblem, Message: fmt.Sprintf("rule %s does not exist on event bus %s", *in.Rule, bus),
+		d.add(admin.Finding{Check: "rule", Status: admin.StatusProblem, Message: fmt.Sprintf("rule %s does not exist on event bus %s", *in.Rule, bus),
 			Fix: "check the name and --event-bus: aws events list-rules --event-bus-name " + bus})
 		return d.out, nil
 	}
@@ -116,7 +68,7 @@ func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
 		s.checkTarget(ctx, d, rule, t, in.Probe)
 	}
 	if !found && in.TargetId != nil {
-		d.add(Finding{Check: "target", Target: *in.TargetId, Status: StatusProblem, Message: fmt.Sprintf("rule %s has no target %s", rule.Name, *in.TargetId),
+		d.add(admin.Finding{Check: "target", Target: *in.TargetId, Status: admin.StatusProblem, Message: fmt.Sprintf("rule %s has no target %s", rule.Name, *in.TargetId),
 			Fix: fmt.Sprintf("aws events list-targets-by-rule --rule %s --event-bus-name %s", rule.Name, bus)})
 	}
 	return d.out, nil
@@ -125,13 +77,13 @@ func (s *Server) diagnose(ctx context.Context, body []byte) (any, error) {
 func (s *Server) checkRule(d *diagnosis, r eventbus.Rule) {
 	cmdBus := " --event-bus-name " + r.Bus
 	if r.State != "ENABLED" {
-		d.add(Finding{Check: "rule", Status: StatusProblem, Message: fmt.Sprintf("rule %s is %s: it matches nothing", r.Name, r.State),
+		d.add(admin.Finding{Check: "rule", Status: admin.StatusProblem, Message: fmt.Sprintf("rule %s is %s: it matches nothing", r.Name, r.State),
 			Fix: "aws events enable-rule --name " + r.Name + cmdBus})
 	} else {
-		d.add(Finding{Check: "rule", Status: StatusOK, Message: fmt.Sprintf("rule %s is ENABLED", r.Name)})
+		d.add(admin.Finding{Check: "rule", Status: admin.StatusOK, Message: fmt.Sprintf("rule %s is ENABLED", r.Name)})
 	}
 	if len(r.Targets) == 0 {
-		d.add(Finding{Check: "targets", Status: StatusProblem, Message: "the rule has no targets",
+		d.add(admin.Finding{Check: "targets", Status: admin.StatusProblem, Message: "the rule has no targets",
 			Fix: "aws events put-targets --rule " + r.Name + cmdBus + " --targets ..."})
 	}
 	if r.ScheduleExpression != nil {
@@ -142,9 +94,9 @@ func (s *Server) checkRule(d *diagnosis, r eventbus.Rule) {
 	case r.EventPattern == nil:
 		// A schedule only: checkSchedule said when it last fired.
 	case matched:
-		d.add(Finding{Check: "pattern", Status: StatusOK, Message: "the pattern last matched an event at " + last.UTC().Format(time.RFC3339)})
+		d.add(admin.Finding{Check: "pattern", Status: admin.StatusOK, Message: "the pattern last matched an event at " + last.UTC().Format(time.RFC3339)})
 	default:
-		d.add(Finding{Check: "pattern", Status: StatusWarning,
+		d.add(admin.Finding{Check: "pattern", Status: admin.StatusWarning,
 			Message: fmt.Sprintf("the pattern has matched no event since this node started (%s)", s.started.UTC().Format(time.RFC3339)),
 			Fix:     "compare the pattern with an event you expect: aws events test-event-pattern --event-pattern ... --event ..."})
 	}
@@ -157,28 +109,28 @@ func (s *Server) checkSchedule(d *diagnosis, r eventbus.Rule) {
 	next, err := s.events.NextDue(r)
 	switch {
 	case err != nil:
-		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: fmt.Sprintf("the schedule %s does not parse: %v", expr, err),
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusProblem, Message: fmt.Sprintf("the schedule %s does not parse: %v", expr, err),
 			Fix: "aws events put-rule --name " + r.Name + " --schedule-expression 'rate(5 minutes)' (or a valid cron(...))"})
 		return
 	case next.IsZero():
-		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: fmt.Sprintf("the schedule %s names no time from now on: it never fires again", expr),
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusProblem, Message: fmt.Sprintf("the schedule %s names no time from now on: it never fires again", expr),
 			Fix: "aws events put-rule --name " + r.Name + " --schedule-expression 'cron(...)' with a year to come"})
 		return
 	case r.State == "DISABLED":
-		d.add(Finding{Check: "schedule", Status: StatusWarning, Message: fmt.Sprintf("the schedule %s does not fire while the rule is disabled", expr)})
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusWarning, Message: fmt.Sprintf("the schedule %s does not fire while the rule is disabled", expr)})
 	default:
-		d.add(Finding{Check: "schedule", Status: StatusOK, Message: fmt.Sprintf("the schedule %s fires next at %s (UTC)", expr, next.UTC().Format(time.RFC3339))})
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusOK, Message: fmt.Sprintf("the schedule %s fires next at %s (UTC)", expr, next.UTC().Format(time.RFC3339))})
 	}
 	owner, fired, held := s.events.ScheduleHolder()
 	if !held {
-		d.add(Finding{Check: "schedule", Status: StatusProblem, Message: "no node holds the schedule lease: no schedule fires",
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusProblem, Message: "no node holds the schedule lease: no schedule fires",
 			Fix: "check the nodes' logs for store errors; a running node takes the lease within a second of it running out"})
 	} else {
-		d.add(Finding{Check: "schedule", Status: StatusOK, Message: fmt.Sprintf("node %s fires the schedules; every due time up to %s has fired",
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusOK, Message: fmt.Sprintf("node %s fires the schedules; every due time up to %s has fired",
 			owner, fired.UTC().Format(time.RFC3339))})
 	}
 	if last, ok := s.events.LastMatched(r.Arn); ok {
-		d.add(Finding{Check: "schedule", Status: StatusOK, Message: "this node last routed one of the schedule's events at " + last.UTC().Format(time.RFC3339)})
+		d.add(admin.Finding{Check: "schedule", Status: admin.StatusOK, Message: "this node last routed one of the schedule's events at " + last.UTC().Format(time.RFC3339)})
 	}
 }
 
@@ -196,11 +148,11 @@ func (s *Server) checkTarget(ctx context.Context, d *diagnosis, r eventbus.Rule,
 		if rt.RoleArn != "" {
 			s.diagnoseRole(d, id, r.Arn, rt.RoleArn, "events:PutEvents", rt.Arn)
 		}
-		d.add(Finding{Check: "target", Target: id, Status: StatusOK, Message: "event bus target " + rt.Bus})
+		d.add(admin.Finding{Check: "target", Target: id, Status: admin.StatusOK, Message: "event bus target " + rt.Bus})
 	case rt.Queue != "":
 		s.checkQueueTarget(ctx, d, id, r.Arn, rt.Queue, rt.MessageGroupID)
 	default:
-		d.add(Finding{Check: "target", Target: id, Status: StatusProblem, Message: rt.Unsupported,
+		d.add(admin.Finding{Check: "target", Target: id, Status: admin.StatusProblem, Message: rt.Unsupported,
 			Fix: "bridgeport delivers to API destinations, event buses and SQS queues"})
 	}
 	s.checkDeadLetter(ctx, d, id, r.Arn, rt.DeadLetterArn)
@@ -210,17 +162,17 @@ func (s *Server) checkTarget(ctx context.Context, d *diagnosis, r eventbus.Rule,
 
 func (s *Server) diagnoseRole(d *diagnosis, id, ruleArn, roleArn, action, resource string) {
 	if roleArn == "" {
-		d.add(Finding{Check: "role", Target: id, Status: StatusProblem, Message: "the target has no RoleArn, so EventBridge cannot invoke it",
+		d.add(admin.Finding{Check: "role", Target: id, Status: admin.StatusProblem, Message: "the target has no RoleArn, so EventBridge cannot invoke it",
 			Fix: "give the target a RoleArn: aws events put-targets ... --targets '[{\"Id\":\"" + id + "\",\"RoleArn\":\"arn:aws:iam::" + s.cfg.AccountID + ":role/NAME\",...}]'"})
 		return
 	}
 	denial := s.iam.CheckEventBridge(roleArn, ruleArn, action, resource)
 	if denial == nil {
-		d.add(Finding{Check: "role", Target: id, Status: StatusOK, Message: fmt.Sprintf("role %s may be assumed by events.amazonaws.com and allows %s", roleArn, action)})
+		d.add(admin.Finding{Check: "role", Target: id, Status: admin.StatusOK, Message: fmt.Sprintf("role %s may be assumed by events.amazonaws.com and allows %s", roleArn, action)})
 		return
 	}
 	name := roleArn[strings.LastIndexByte(roleArn, '/')+1:]
-	f := Finding{Check: "role", Target: id, Status: StatusProblem, Message: denial.Code + ": " + denial.Message}
+	f := admin.Finding{Check: "role", Target: id, Status: admin.StatusProblem, Message: denial.Code + ": " + denial.Message}
 	if denial.Code == "FAILED_TO_ASSUME_ROLE" {
 		f.Fix = "let EventBridge assume the role: aws iam update-assume-role-policy --role-name " + name +
 			` --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sts:AssumeRole"}]}'`
@@ -238,13 +190,13 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 	dest := t.Destination
 	switch dest.ConnectionState {
 	case "AUTHORIZED":
-		d.add(Finding{Check: "connection", Target: id, Status: StatusOK, Message: "API destination is ACTIVE: its connection is AUTHORIZED"})
+		d.add(admin.Finding{Check: "connection", Target: id, Status: admin.StatusOK, Message: "API destination is ACTIVE: its connection is AUTHORIZED"})
 	case "DELETED":
-		d.add(Finding{Check: "connection", Target: id, Status: StatusProblem, Message: "the target's " + dest.StateReason,
+		d.add(admin.Finding{Check: "connection", Target: id, Status: admin.StatusProblem, Message: "the target's " + dest.StateReason,
 			Fix: "create the API destination and connection, or fix the target's Arn"})
 		return
 	case "AUTHORIZING":
-		d.add(Finding{Check: "connection", Target: id, Status: StatusWarning, Message: "the connection is AUTHORIZING: waiting for its first OAuth token"})
+		d.add(admin.Finding{Check: "connection", Target: id, Status: admin.StatusWarning, Message: "the connection is AUTHORIZING: waiting for its first OAuth token"})
 	default:
 		conn := dest.ConnectionArn
 		if i := strings.Index(conn, ":connection/"); i >= 0 {
@@ -254,21 +206,21 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 		if dest.StateReason != "" {
 			msg += ": " + dest.StateReason
 		}
-		d.add(Finding{Check: "connection", Target: id, Status: StatusProblem, Message: msg,
+		d.add(admin.Finding{Check: "connection", Target: id, Status: admin.StatusProblem, Message: msg,
 			Fix: "fix the credentials (or the OAuth endpoint) and authorize again: aws events update-connection --name " + conn + " --auth-parameters ..."})
 	}
 	u, err := url.Parse(dest.Endpoint)
 	if err != nil || u.Host == "" {
-		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem, Message: "the endpoint is not a URL: " + dest.Endpoint})
+		d.add(admin.Finding{Check: "endpoint", Target: id, Status: admin.StatusProblem, Message: "the endpoint is not a URL: " + dest.Endpoint})
 		return
 	}
 	endpoint := u.Scheme + "://" + u.Host + u.Path
 	if u.Scheme != "https" {
-		st, fix := StatusProblem, "use an https:// endpoint (aws events update-api-destination --name ... --invocation-endpoint https://...), or, for a local test endpoint, start bridgeport with --allow-http-endpoints"
+		st, fix := admin.StatusProblem, "use an https:// endpoint (aws events update-api-destination --name ... --invocation-endpoint https://...), or, for a local test endpoint, start bridgeport with --allow-http-endpoints"
 		if s.cfg.AllowHTTPEndpoints {
-			st, fix = StatusWarning, ""
+			st, fix = admin.StatusWarning, ""
 		}
-		d.add(Finding{Check: "endpoint", Target: id, Status: st, Message: endpoint + " is not HTTPS: EventBridge requires HTTPS", Fix: fix})
+		d.add(admin.Finding{Check: "endpoint", Target: id, Status: st, Message: endpoint + " is not HTTPS: EventBridge requires HTTPS", Fix: fix})
 	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	private, err := deliver.ResolvesPrivate(lctx, u.Hostname())
@@ -276,10 +228,10 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 	reachable := false
 	switch {
 	case err != nil:
-		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem, Message: fmt.Sprintf("%s does not resolve: %v", u.Hostname(), err),
+		d.add(admin.Finding{Check: "endpoint", Target: id, Status: admin.StatusProblem, Message: fmt.Sprintf("%s does not resolve: %v", u.Hostname(), err),
 			Fix: "fix the endpoint's host name"})
 	case private && !s.cfg.AllowPrivateEndpoints:
-		d.add(Finding{Check: "endpoint", Target: id, Status: StatusProblem,
+		d.add(admin.Finding{Check: "endpoint", Target: id, Status: admin.StatusProblem,
 			Message: u.Hostname() + " resolves to a private address; EventBridge reaches public endpoints only",
 			Fix:     "use a public endpoint, or (for local use) start bridgeport with --allow-private-endpoints"})
 	default:
@@ -288,16 +240,16 @@ func (s *Server) checkDestination(ctx context.Context, d *diagnosis, id string, 
 		if !probe {
 			msg += " (not contacted: --probe sends it a test event)"
 		}
-		d.add(Finding{Check: "endpoint", Target: id, Status: StatusOK, Message: msg})
+		d.add(admin.Finding{Check: "endpoint", Target: id, Status: admin.StatusOK, Message: msg})
 	}
 	if !probe {
 		return
 	}
 	switch {
 	case !reachable:
-		d.add(Finding{Check: "probe", Target: id, Status: StatusWarning, Message: "not sent: the endpoint cannot be reached (see above)"})
+		d.add(admin.Finding{Check: "probe", Target: id, Status: admin.StatusWarning, Message: "not sent: the endpoint cannot be reached (see above)"})
 	case dest.ConnectionState != "AUTHORIZED" && dest.ConnectionState != "AUTHORIZING":
-		d.add(Finding{Check: "probe", Target: id, Status: StatusWarning,
+		d.add(admin.Finding{Check: "probe", Target: id, Status: admin.StatusWarning,
 			Message: "not sent: the connection is " + dest.ConnectionState + ", so deliveries send nothing either (see above)"})
 	default:
 		s.probe(ctx, d, id, t, endpoint)
@@ -308,18 +260,18 @@ func (s *Server) checkQueueTarget(ctx context.Context, d *diagnosis, id, ruleArn
 	c, err := s.queues.Check(ctx, arn, ruleArn)
 	switch {
 	case err != nil:
-		d.add(Finding{Check: "queue", Target: id, Status: StatusWarning, Message: "could not read the queue: " + err.Error()})
+		d.add(admin.Finding{Check: "queue", Target: id, Status: admin.StatusWarning, Message: "could not read the queue: " + err.Error()})
 	case !c.Exists:
-		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem, Message: "queue " + arn + " does not exist (NO_RESOURCE)",
+		d.add(admin.Finding{Check: "queue", Target: id, Status: admin.StatusProblem, Message: "queue " + arn + " does not exist (NO_RESOURCE)",
 			Fix: "aws sqs create-queue --queue-name " + arn[strings.LastIndexByte(arn, ':')+1:]})
 	case !c.AllowsEvents:
-		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem,
+		d.add(admin.Finding{Check: "queue", Target: id, Status: admin.StatusProblem,
 			Message: "the queue's policy does not let events.amazonaws.com call sqs:SendMessage for this rule (NO_PERMISSIONS)",
 			Fix:     s.queuePolicyFix(arn, ruleArn)})
 	case c.FIFO && group == "":
-		d.add(Finding{Check: "queue", Target: id, Status: StatusProblem, Message: "the queue is FIFO and the target has no SqsParameters.MessageGroupId"})
+		d.add(admin.Finding{Check: "queue", Target: id, Status: admin.StatusProblem, Message: "the queue is FIFO and the target has no SqsParameters.MessageGroupId"})
 	default:
-		d.add(Finding{Check: "queue", Target: id, Status: StatusOK, Message: "queue " + arn + " exists and its policy lets EventBridge send"})
+		d.add(admin.Finding{Check: "queue", Target: id, Status: admin.StatusOK, Message: "queue " + arn + " exists and its policy lets EventBridge send"})
 	}
 }
 
@@ -336,33 +288,33 @@ func (s *Server) queuePolicyFix(queueArn, ruleArn string) string {
 
 func (s *Server) checkDeadLetter(ctx context.Context, d *diagnosis, id, ruleArn, arn string) {
 	if arn == "" {
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusWarning,
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusWarning,
 			Message: "the target has no dead-letter queue: events it cannot take are dropped",
 			Fix:     "aws events put-targets ... with \"DeadLetterConfig\":{\"Arn\":\"arn:aws:sqs:" + s.cfg.Region + ":" + s.cfg.AccountID + ":NAME\"}"})
 		return
 	}
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) != 6 || parts[2] != "sqs" {
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: arn + " is not a queue ARN"})
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusProblem, Message: arn + " is not a queue ARN"})
 		return
 	}
 	if parts[3] != s.cfg.Region {
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue is in " + parts[3] + ", not in the rule's region " + s.cfg.Region,
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusProblem, Message: "the dead-letter queue is in " + parts[3] + ", not in the rule's region " + s.cfg.Region,
 			Fix: "use a queue in " + s.cfg.Region})
 		return
 	}
 	c, err := s.queues.Check(ctx, arn, ruleArn)
 	switch {
 	case err != nil:
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusWarning, Message: "could not read the queue: " + err.Error()})
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusWarning, Message: "could not read the queue: " + err.Error()})
 	case !c.Exists:
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue " + arn + " does not exist",
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusProblem, Message: "the dead-letter queue " + arn + " does not exist",
 			Fix: "aws sqs create-queue --queue-name " + parts[5]})
 	case c.FIFO:
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem, Message: "the dead-letter queue is FIFO; EventBridge needs a standard queue",
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusProblem, Message: "the dead-letter queue is FIFO; EventBridge needs a standard queue",
 			Fix: "use a standard queue"})
 	case !c.AllowsEvents:
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusProblem,
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusProblem,
 			Message: "the dead-letter queue's policy does not let events.amazonaws.com call sqs:SendMessage for this rule: failed events are lost",
 			Fix:     s.queuePolicyFix(arn, ruleArn)})
 	default:
@@ -370,7 +322,7 @@ func (s *Server) checkDeadLetter(ctx context.Context, d *diagnosis, id, ruleArn,
 		if len(c.ErrorCodes) > 0 {
 			msg += " (" + countsText(c.ErrorCodes) + ")"
 		}
-		d.add(Finding{Check: "dead-letter queue", Target: id, Status: StatusOK, Message: msg})
+		d.add(admin.Finding{Check: "dead-letter queue", Target: id, Status: admin.StatusOK, Message: msg})
 	}
 }
 
@@ -379,11 +331,11 @@ func (s *Server) checkDeadLetter(ctx context.Context, d *diagnosis, id, ruleArn,
 func (s *Server) checkRecent(ctx context.Context, d *diagnosis, id string, r eventbus.Rule) {
 	list, err := s.store.Attempts(ctx, store.AttemptFilter{TargetKeys: []string{store.TargetKey(r.Arn, id)}, Since: time.Now().Add(-24 * time.Hour), Limit: 10000})
 	if err != nil {
-		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusWarning, Message: "could not read the attempt log: " + err.Error()})
+		d.add(admin.Finding{Check: "recent attempts", Target: id, Status: admin.StatusWarning, Message: "could not read the attempt log: " + err.Error()})
 		return
 	}
 	if len(list) == 0 {
-		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusOK, Message: "no attempts in the last 24 hours"})
+		d.add(admin.Finding{Check: "recent attempts", Target: id, Status: admin.StatusOK, Message: "no attempts in the last 24 hours"})
 		return
 	}
 	codes := map[string]int{}
@@ -399,13 +351,13 @@ func (s *Server) checkRecent(ctx context.Context, d *diagnosis, id string, r eve
 	last := list[len(list)-1]
 	switch {
 	case failed == 0:
-		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusOK, Message: fmt.Sprintf("%d attempts in the last 24 hours, none failed", len(list))})
+		d.add(admin.Finding{Check: "recent attempts", Target: id, Status: admin.StatusOK, Message: fmt.Sprintf("%d attempts in the last 24 hours, none failed", len(list))})
 	case last.Failed():
-		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusProblem,
+		d.add(admin.Finding{Check: "recent attempts", Target: id, Status: admin.StatusProblem,
 			Message: fmt.Sprintf("%d of %d attempts in the last 24 hours failed (%s); the latest: %s: %s", failed, len(list), countsText(codes), last.Code, last.Message),
 			Fix:     "see them: bridgeport events attempts --rule " + r.Name + " --event-bus " + r.Bus + " --target " + id + " --failed"})
 	default:
-		d.add(Finding{Check: "recent attempts", Target: id, Status: StatusWarning,
+		d.add(admin.Finding{Check: "recent attempts", Target: id, Status: admin.StatusWarning,
 			Message: fmt.Sprintf("%d of %d attempts in the last 24 hours failed (%s), the latest attempt succeeded; last failure: %s", failed, len(list), countsText(codes), lastFailure.Message)})
 	}
 }
@@ -451,11 +403,11 @@ func (s *Server) probe(ctx context.Context, d *diagnosis, id string, t deliver.T
 	res := s.worker.Probe(ctx, t, s.probeEvent())
 	limit := s.invoker.Timeout()
 	took := res.End.Sub(res.Start).Round(time.Millisecond)
-	f := Finding{Check: "probe", Target: id, Status: StatusProblem}
+	f := admin.Finding{Check: "probe", Target: id, Status: admin.StatusProblem}
 	st := res.Status
 	switch {
 	case res.OK():
-		f.Status = StatusOK
+		f.Status = admin.StatusOK
 		f.Message = fmt.Sprintf("sent %s: answered %d %s in %s (the limit is %s)", sent, st, http.StatusText(st), took, limit)
 	case st == 0:
 		f.Message = fmt.Sprintf("tried %s: %s: %s", sent, res.Code, res.Message)
@@ -485,7 +437,7 @@ func (s *Server) probe(ctx context.Context, d *diagnosis, id string, t deliver.T
 		case st == 404 || st == 405 || st == 410:
 			f.Fix = "check the destination's endpoint and HttpMethod: aws events update-api-destination --name ..."
 		default:
-			f.Status = StatusWarning
+			f.Status = admin.StatusWarning
 			f.Message += "; the endpoint may refuse the test event and take real ones"
 		}
 	}

@@ -17,17 +17,18 @@ import (
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/config"
 )
 
 // finalAttempt waits until the attempt log holds the event's final record
 // and returns it.
-func (d *deliveryEnv) finalAttempt(id string) AttemptRecord {
+func (d *deliveryEnv) finalAttempt(id string) admin.AttemptRecord {
 	d.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		var out AttemptsOutput
-		if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out); err != nil {
+		var out admin.AttemptsOutput
+		if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".TraceEvent", admin.TraceEventInput{EventId: &id}, &out); err != nil {
 			d.t.Fatalf("%v; log: %s", err, d.logs.String())
 		}
 		if n := len(out.Attempts); n > 0 && out.Attempts[n-1].Outcome != "RETRYING" {
@@ -40,11 +41,11 @@ func (d *deliveryEnv) finalAttempt(id string) AttemptRecord {
 	}
 }
 
-func (d *deliveryEnv) diagnose(probe bool) DiagnoseOutput {
+func (d *deliveryEnv) diagnose(probe bool) admin.DiagnoseOutput {
 	d.t.Helper()
-	var out DiagnoseOutput
+	var out admin.DiagnoseOutput
 	rule := "r"
-	if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".Diagnose", DiagnoseInput{Rule: &rule, Probe: probe}, &out); err != nil {
+	if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".Diagnose", admin.DiagnoseInput{Rule: &rule, Probe: probe}, &out); err != nil {
 		d.t.Fatal(err)
 	}
 	return out
@@ -142,7 +143,7 @@ func TestDiagnoseFailures(t *testing.T) {
 			out := d.diagnose(c.probe)
 			found := false
 			for _, f := range out.Findings {
-				if f.Check == c.check && f.Status == StatusProblem && strings.Contains(f.Message, c.says) && f.Fix != "" {
+				if f.Check == c.check && f.Status == admin.StatusProblem && strings.Contains(f.Message, c.says) && f.Fix != "" {
 					found = true
 				}
 			}
@@ -226,12 +227,12 @@ func TestDiagnoseProbe(t *testing.T) {
 		status       string
 		says         []string
 	}{
-		{"/fails", "POST", StatusProblem, []string{"sent POST", "answered 500", "database down"}},
-		{"/slow", "POST", StatusProblem, []string{"TIMEOUT", "did not answer within 5s"}},
-		{"/missing", "PUT", StatusProblem, []string{"sent PUT", "answered 404"}},
-		{"/moved", "POST", StatusProblem, []string{"answered 301"}},
-		{"/picky", "POST", StatusWarning, []string{"answered 400", "missing order_id", "not the target's input"}},
-		{"/ok", "DELETE", StatusOK, []string{"sent DELETE", "answered 202", "the connection's BASIC auth", "the limit is 5s"}},
+		{"/fails", "POST", admin.StatusProblem, []string{"sent POST", "answered 500", "database down"}},
+		{"/slow", "POST", admin.StatusProblem, []string{"TIMEOUT", "did not answer within 5s"}},
+		{"/missing", "PUT", admin.StatusProblem, []string{"sent PUT", "answered 404"}},
+		{"/moved", "POST", admin.StatusProblem, []string{"answered 301"}},
+		{"/picky", "POST", admin.StatusWarning, []string{"answered 400", "missing order_id", "not the target's input"}},
+		{"/ok", "DELETE", admin.StatusOK, []string{"sent DELETE", "answered 202", "the connection's BASIC auth", "the limit is 5s"}},
 	} {
 		if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"),
 			InvocationEndpoint: aws.String(endpoint.URL + tc.path), HttpMethod: types.ApiDestinationHttpMethod(tc.method)}); err != nil {
@@ -240,7 +241,7 @@ func TestDiagnoseProbe(t *testing.T) {
 		mu.Lock()
 		before := len(got)
 		mu.Unlock()
-		var probe *Finding
+		var probe *admin.Finding
 		out := d.diagnose(true)
 		for i, f := range out.Findings {
 			if f.Check == "probe" {
@@ -250,7 +251,7 @@ func TestDiagnoseProbe(t *testing.T) {
 		if probe == nil {
 			t.Fatalf("%s: no probe finding: %+v", tc.path, out.Findings)
 		}
-		if probe.Status != tc.status || (tc.status == StatusProblem && probe.Fix == "") {
+		if probe.Status != tc.status || (tc.status == admin.StatusProblem && probe.Fix == "") {
 			t.Errorf("%s: %s %q (fix %q), want %s", tc.path, probe.Status, probe.Message, probe.Fix, tc.status)
 		}
 		for _, w := range tc.says {
@@ -297,7 +298,7 @@ func TestDiagnoseProbeOAuth(t *testing.T) {
 		}
 		return conn.ConnectionArn
 	}
-	probeOf := func(connArn *string) Finding {
+	probeOf := func(connArn *string) admin.Finding {
 		t.Helper()
 		if _, err := d.eb.UpdateApiDestination(ctx, &eventbridge.UpdateApiDestinationInput{Name: aws.String("d"), ConnectionArn: connArn}); err != nil {
 			t.Fatal(err)
@@ -308,7 +309,7 @@ func TestDiagnoseProbeOAuth(t *testing.T) {
 			}
 		}
 		t.Fatal("no probe finding")
-		return Finding{}
+		return admin.Finding{}
 	}
 	good := oauth("good", auth.URL+"/token")
 	waitFor(t, func() bool {
@@ -318,7 +319,7 @@ func TestDiagnoseProbeOAuth(t *testing.T) {
 	before := len(d.sink.received())
 	f := probeOf(good)
 	got := d.sink.received()[before:]
-	if f.Status != StatusOK || !strings.Contains(f.Message, "OAuth token") || len(got) != 1 || !strings.HasPrefix(got[0].header.Get("Authorization"), "Bearer token-") {
+	if f.Status != admin.StatusOK || !strings.Contains(f.Message, "OAuth token") || len(got) != 1 || !strings.HasPrefix(got[0].header.Get("Authorization"), "Bearer token-") {
 		t.Errorf("probe through OAuth: %+v, sent %+v", f, got)
 	}
 
@@ -328,7 +329,7 @@ func TestDiagnoseProbeOAuth(t *testing.T) {
 		return err == nil && c.ConnectionState == types.ConnectionStateDeauthorized
 	})
 	before = len(d.sink.received())
-	if f := probeOf(bad); f.Status != StatusWarning || !strings.Contains(f.Message, "not sent") || len(d.sink.received()) != before {
+	if f := probeOf(bad); f.Status != admin.StatusWarning || !strings.Contains(f.Message, "not sent") || len(d.sink.received()) != before {
 		t.Errorf("probe on a deauthorized connection: %+v", f)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/config"
 	"bridgeport/internal/store"
 )
@@ -118,10 +119,10 @@ func TestSetAside(t *testing.T) {
 		}
 	}
 	for id, tries := range map[string]int{"bad-event": 1, aws.ToString(wide.EventId): 3} {
-		var out AttemptsOutput
+		var out admin.AttemptsOutput
 		waitFor(t, func() bool {
-			out = AttemptsOutput{}
-			err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".TraceEvent", TraceEventInput{EventId: &id}, &out)
+			out = admin.AttemptsOutput{}
+			err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".TraceEvent", admin.TraceEventInput{EventId: &id}, &out)
 			return err == nil && len(out.Attempts) == 1
 		})
 		if a := out.Attempts[0]; a.Outcome != store.OutcomeSetAside || a.ErrorCode != "UNROUTABLE" || a.Attempt != tries {
@@ -130,7 +131,7 @@ func TestSetAside(t *testing.T) {
 	}
 	found := false
 	for _, f := range d.diagnose(false).Findings {
-		if f.Check == "routing" && f.Status == StatusProblem && strings.Contains(f.Message, "2 event(s)") {
+		if f.Check == "routing" && f.Status == admin.StatusProblem && strings.Contains(f.Message, "2 event(s)") {
 			found = true
 		}
 	}

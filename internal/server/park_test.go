@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/config"
 )
 
@@ -101,7 +102,7 @@ func TestDeadDestinationParks(t *testing.T) {
 	}
 	found := false
 	for _, f := range d.diagnose(false).Findings {
-		if f.Check == "backlog" && f.Status == StatusProblem && strings.Contains(f.Message, "parked") && strings.Contains(f.Message, "ERROR_FROM_TARGET") {
+		if f.Check == "backlog" && f.Status == admin.StatusProblem && strings.Contains(f.Message, "parked") && strings.Contains(f.Message, "ERROR_FROM_TARGET") {
 			found = true
 		}
 	}
@@ -180,9 +181,9 @@ func TestParkedTrace(t *testing.T) {
 	d := setupDelivery(t, func(int) int { return 503 }, nil)
 	d.putMany(10)
 	waitFor(t, func() bool { return d.parked() >= 8 })
-	var out AttemptsOutput
+	var out admin.AttemptsOutput
 	rule := "r"
-	if err := d.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".ListAttempts", ListAttemptsInput{Rule: &rule}, &out); err != nil {
+	if err := d.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".ListAttempts", admin.ListAttemptsInput{Rule: &rule}, &out); err != nil {
 		t.Fatal(err)
 	}
 	parked := 0

@@ -4,39 +4,16 @@ import (
 	"context"
 	"strconv"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 )
-
-// PeekMessagesInput asks for a page of a queue's messages, read without
-// being received (bridgeport's own operation: SQS has none).
-type PeekMessagesInput struct {
-	QueueUrl            *string `json:"QueueUrl"`
-	MaxNumberOfMessages *int    `json:"MaxNumberOfMessages"`
-	NextToken           *string `json:"NextToken"`
-}
-
-// PeekedMessage is a message as PeekMessages returns it: its attributes
-// with a string value (a dead letter's six among them).
-type PeekedMessage struct {
-	MessageId         string            `json:"MessageId"`
-	Body              string            `json:"Body"`
-	SentTimestamp     awsapi.Time       `json:"SentTimestamp"`
-	MessageAttributes map[string]string `json:"MessageAttributes"`
-}
-
-// PeekMessagesOutput is a page of messages, oldest first, and the token of
-// the next page.
-type PeekMessagesOutput struct {
-	Messages  []PeekedMessage `json:"Messages"`
-	NextToken *string         `json:"NextToken,omitempty"`
-}
 
 // peekMessages reads messages of a queue, visible or not, without
 // receiving them: unlike ReceiveMessage it changes neither their
 // visibility nor their receive counts, so looking at a queue whose
 // redrive policy moves messages after a number of receives moves none.
 func (s *Server) peekMessages(ctx context.Context, body []byte) (any, error) {
-	var in PeekMessagesInput
+	var in admin.PeekMessagesInput
 	if err := awsapi.Decode(body, &in); err != nil {
 		return nil, err
 	}
@@ -64,9 +41,9 @@ func (s *Server) peekMessages(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := PeekMessagesOutput{Messages: []PeekedMessage{}}
+	out := admin.PeekMessagesOutput{Messages: []admin.PeekedMessage{}}
 	for _, m := range msgs {
-		out.Messages = append(out.Messages, PeekedMessage{MessageId: m.MessageID, Body: m.Body, SentTimestamp: awsapi.Time{Time: m.Sent},
+		out.Messages = append(out.Messages, admin.PeekedMessage{MessageId: m.MessageID, Body: m.Body, SentTimestamp: awsapi.Time{Time: m.Sent},
 			MessageAttributes: m.Attributes})
 	}
 	if next != 0 {

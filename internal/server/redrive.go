@@ -13,14 +13,6 @@ import (
 	"bridgeport/internal/store"
 )
 
-// bridgeport's own API: operations AWS does not have, spoken like AWS JSON
-// 1.1 services and signed with SigV4 under the signing name "bridgeport",
-// so that remote command-line tools authenticate as the AWS CLI does.
-const (
-	AdminSigningName  = "bridgeport"
-	AdminTargetPrefix = "Bridgeport"
-)
-
 func (s *Server) adminOperations() map[string]awsapi.JSONOperation {
 	return map[string]awsapi.JSONOperation{
 		"StartRedrive":    s.startRedrive,

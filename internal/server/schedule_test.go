@@ -18,6 +18,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/config"
 	"bridgeport/internal/natstest"
 )
@@ -243,9 +244,9 @@ func TestScheduledRulesFire(t *testing.T) {
 
 	// diagnose knows the schedule: when it fires next, who fires it, and
 	// when it last fired.
-	var diag DiagnoseOutput
+	var diag admin.DiagnoseOutput
 	rule := "every"
-	if err := e.admin().Call(ctx, AdminSigningName, "1.1", AdminTargetPrefix+".Diagnose", DiagnoseInput{Rule: &rule}, &diag); err != nil {
+	if err := e.admin().Call(ctx, admin.SigningName, "1.1", admin.TargetPrefix+".Diagnose", admin.DiagnoseInput{Rule: &rule}, &diag); err != nil {
 		t.Fatal(err)
 	}
 	var notes []string

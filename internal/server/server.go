@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"bridgeport/internal/admin"
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/config"
 	"bridgeport/internal/connection"
@@ -203,7 +204,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			// as \uXXXX by the client's JSON encoder.
 			{SigningName: "sqs", TargetPrefix: "AmazonSQS", Version: "1.0", Operations: s.queues.Operations(), MaxBody: 8 << 20,
 				Authorize: s.authorizeSQS},
-			{SigningName: AdminSigningName, TargetPrefix: AdminTargetPrefix, Version: "1.1", Operations: s.adminOperations(),
+			{SigningName: admin.SigningName, TargetPrefix: admin.TargetPrefix, Version: "1.1", Operations: s.adminOperations(),
 				Authorize: s.authorizeAdmin},
 		},
 		// IAM is global: requests are signed for us-east-1 whatever the
@@ -241,7 +242,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		}
 	}
 	s.ln = connlimit.New(ln, maxConns)
-	s.console = console.New(console.Config{API: api, Lookup: s.lookupKey, AdminPrefix: AdminTargetPrefix, LastMatched: s.events.LastMatched, Log: log})
+	s.console = console.New(console.Config{API: api, Lookup: s.lookupKey, LastMatched: s.events.LastMatched, Log: log})
 	s.http = &http.Server{
 		Handler:           s.routes(api, s.console),
 		ReadHeaderTimeout: cfg.Clients.ReadHeaderTimeout,
