@@ -33,7 +33,7 @@ func (s *Server) checkBacklog(ctx context.Context, d *diagnosis, id string, r ev
 		tb.Oldest = &awsapi.Time{Time: b.Oldest}
 	}
 	d.out.Backlogs = append(d.out.Backlogs, tb)
-	waiting := b.Delayed + b.Parked
+	waiting := tb.Total()
 	if waiting == 0 && h == nil {
 		d.add(admin.Finding{Check: "backlog", Target: id, Status: admin.StatusOK, Message: "no event waits for a retry"})
 		return

@@ -672,7 +672,7 @@ func TestPeekMessages(t *testing.T) {
 	}{
 		{admin.PeekMessagesInput{}, "ValidationException", "1 validation error detected: Value null at 'queueUrl' failed to satisfy constraint: Member must not be null"},
 		{admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(101)}, "ValidationException", "1 validation error detected: Value '101' at 'maxNumberOfMessages' failed to satisfy constraint: Member must have value less than or equal to 100"},
-		{admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(0)}, "ValidationException", ""},
+		{admin.PeekMessagesInput{QueueUrl: aws.String(q), MaxNumberOfMessages: aws.Int(0)}, "ValidationException", "1 validation error detected: Value '0' at 'maxNumberOfMessages' failed to satisfy constraint: Member must have value greater than or equal to 1"},
 		{admin.PeekMessagesInput{QueueUrl: aws.String(q), NextToken: aws.String("x")}, "ValidationException", "The NextToken provided is invalid."},
 		{admin.PeekMessagesInput{QueueUrl: aws.String(strings.TrimSuffix(q, "peeked") + "nosuchqueue")}, "QueueDoesNotExist", "The specified queue does not exist."},
 	} {

@@ -22,10 +22,15 @@ func (s *Server) peekMessages(ctx context.Context, body []byte) (any, error) {
 	}
 	limit := 10
 	if in.MaxNumberOfMessages != nil {
-		if n := *in.MaxNumberOfMessages; n < 1 || n > 100 {
-			var v awsapi.Violations
+		var v awsapi.Violations
+		switch n := *in.MaxNumberOfMessages; {
+		case n < 1:
+			v.Add(n, "maxNumberOfMessages", awsapi.MinValue(1))
+		case n > 100:
 			v.Add(n, "maxNumberOfMessages", awsapi.MaxValue(100))
-			return nil, v.Err()
+		}
+		if err := v.Err(); err != nil {
+			return nil, err
 		}
 		limit = *in.MaxNumberOfMessages
 	}
