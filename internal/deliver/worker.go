@@ -225,6 +225,13 @@ type Worker struct {
 	// settled: when an attempt to each destination last ended with an
 	// answer that is not retried (delivered, or refused for good).
 	settled map[string]time.Time
+	// The jobs the router hands over (direct.go): the contexts they run
+	// with and that stops taking them, how many run, and a group to wait
+	// for them.
+	directCtx, directStop context.Context
+	direct                int
+	directFor             map[string]int // by destination ("": buses and queues)
+	directWG              sync.WaitGroup
 }
 
 // NewWorker returns a Worker.
@@ -251,7 +258,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, fast: map[string]chan struct{}{}, isFast: map[string]bool{},
 		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
 		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, inFlight: map[string]int{}, lastEnd: map[string]time.Time{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
-		spans: map[string][]span{}, settled: map[string]time.Time{}, epoch: time.Now()}
+		spans: map[string][]span{}, settled: map[string]time.Time{}, directFor: map[string]int{}, epoch: time.Now()}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -267,6 +274,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		time.AfterFunc(w.cfg.ShutdownGrace, cancelWork)
 	})
 	defer stop()
+	defer w.runDirect(ctx, workCtx)()
 	var wg sync.WaitGroup
 	for name, part := range map[string]func(context.Context) error{
 		"delays": w.cfg.Store.RunDelays,
@@ -409,6 +417,11 @@ const (
 // handle runs one job to an outcome that is durable before it returns:
 // delivered, delayed for a retry or a deferral, parked, or dead-lettered.
 func (w *Worker) handle(ctx context.Context, j store.Job) error {
+	return w.handleAs(ctx, j, runNormal)
+}
+
+// handleAs is handle, with the job run in mode.
+func (w *Worker) handleAs(ctx context.Context, j store.Job, mode runMode) error {
 	t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
 	if !ok {
 		// The rule or the target was removed: nothing to deliver to.
@@ -416,7 +429,7 @@ func (w *Worker) handle(ctx context.Context, j store.Job) error {
 		w.redriven(ctx, j, t, Result{Message: "the rule or its target no longer exists"}, store.OutcomeDropped)
 		return nil
 	}
-	return w.run(ctx, j, t, runNormal)
+	return w.run(ctx, j, t, mode)
 }
 
 // How run treats a job.
@@ -427,6 +440,10 @@ const (
 	// circuit is open, put back when the rate limit or the in-flight cap
 	// turns it away, so that the worker moves on.
 	runNormal runMode = iota
+	// runDirect is a job the router handed over (Direct): as runNormal,
+	// except that it waits for its destination's slot up to slotWait
+	// whatever the shared workers do, since it holds none of them.
+	runDirect
 	// runDrain is a keeper's job, once its destination answers again:
 	// it waits for the rate limit and a free slot.
 	runDrain
@@ -488,7 +505,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg})
 	}
-	if mode == runNormal {
+	if mode == runNormal || mode == runDirect {
 		if h, _ := w.circuit(d.Arn); h != nil {
 			return w.parkOnArrival(ctx, j, t, h)
 		}
@@ -498,7 +515,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		if wait <= 0 {
 			break
 		}
-		if mode == runNormal {
+		if mode == runNormal || mode == runDirect {
 			return w.postpone(ctx, j, wait)
 		}
 		if !sleepFor(ctx, wait) {
@@ -506,8 +523,14 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 	}
 	slot := w.slot(d.Arn)
-	if mode == runNormal {
-		if !w.takeSlot(ctx, d.Arn, slot) {
+	if mode == runNormal || mode == runDirect {
+		took := false
+		if mode == runDirect {
+			took = waitSlot(ctx, slot)
+		} else {
+			took = w.takeSlot(ctx, d.Arn, slot)
+		}
+		if !took {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -544,7 +567,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		w.end(d.Arn)
 		<-slot
 	}()
-	if mode == runNormal && !w.proven(d.Arn) {
+	if (mode == runNormal || mode == runDirect) && !w.proven(d.Arn) {
 		select {
 		case w.suspect <- struct{}{}:
 			defer func() { <-w.suspect }()
@@ -630,6 +653,16 @@ func (w *Worker) takeSlot(ctx context.Context, dest string, slot chan struct{}) 
 		w.waiting--
 		w.mu.Unlock()
 	}()
+	return waitSlot(ctx, slot)
+}
+
+// waitSlot takes one of slot's places, waiting up to slotWait.
+func waitSlot(ctx context.Context, slot chan struct{}) bool {
+	select {
+	case slot <- struct{}{}:
+		return true
+	default:
+	}
 	t := time.NewTimer(slotWait)
 	defer t.Stop()
 	select {

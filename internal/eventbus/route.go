@@ -39,10 +39,12 @@ func (s *Service) route(ctx context.Context) {
 const defaultMatchTimeout = 2 * time.Second
 
 // routeEvents routes the events of one stored message: each is matched
-// against its bus's rules, and the jobs and archive writes of them all are
-// stored together, so that a PutEvents call's events cost one round of
-// writes. It returns an outcome per event.
-func (s *Service) routeEvents(ctx context.Context, events []store.Event) []error {
+// against its bus's rules, the first attempts the worker can take at once
+// start (Config.Direct), and the other jobs and the archive writes of them
+// all are stored together, so that a PutEvents call's events cost one
+// round of writes. It returns an outcome per event and, when jobs started,
+// a wait for their durable outcomes: the message is settled after it.
+func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]error, func() error) {
 	errs := make([]error, len(events))
 	var jobs []store.Job
 	var archived []store.Archived
@@ -66,6 +68,13 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) []error
 	if len(jobs) > 0 && s.parkFailing != nil {
 		jobs, err = s.parkFailing(ctx, jobs)
 	}
+	var wait func() error
+	direct := 0
+	if err == nil && len(jobs) > 0 && s.direct != nil {
+		n := len(jobs)
+		jobs, wait = s.direct(jobs)
+		direct = n - len(jobs)
+	}
 	if err == nil && (len(jobs) > 0 || len(archived) > 0) {
 		err = s.st.AppendRouted(ctx, jobs, archived)
 	}
@@ -75,14 +84,15 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) []error
 				errs[i] = err
 			}
 		}
-		return errs
+		return errs, wait
 	}
-	// Counted once the jobs are stored; an event routed again after a
-	// crash may be counted twice.
+	// Counted once the jobs are stored or started; an event routed again
+	// after a crash may be counted twice.
 	for _, m := range counted {
 		s.metrics.Matched(m.bus, m.labels, m.counts)
 	}
-	return errs
+	s.metrics.Routed(direct, len(jobs))
+	return errs, wait
 }
 
 // matchEvent returns the rules an event goes to.

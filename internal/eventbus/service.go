@@ -51,6 +51,10 @@ type Config struct {
 	// ParkFailing, when set, takes the jobs routed for destinations that
 	// are failing (parking them) and returns the others to queue.
 	ParkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
+	// Direct, when set, starts the first attempts of the routed jobs it
+	// can take at once, returns the others to queue, and a wait for the
+	// outcomes of those it took (nil if none): deliver.Worker.Direct.
+	Direct func(jobs []store.Job) ([]store.Job, func() error)
 	// NodeID names this node among those that share the store: the
 	// owner of the replays it runs.
 	NodeID string
@@ -85,6 +89,7 @@ type Service struct {
 	metrics     *metrics.Metrics
 	matchTime   time.Duration
 	parkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
+	direct      func(jobs []store.Job) ([]store.Job, func() error)
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -127,6 +132,7 @@ func New(cfg Config) *Service {
 		metrics:       cfg.Metrics,
 		matchTime:     cmp.Or(cfg.MatchTimeout, defaultMatchTimeout),
 		parkFailing:   cfg.ParkFailing,
+		direct:        cfg.Direct,
 		node:          cmp.Or(cfg.NodeID, awsapi.NewRequestID()),
 		replayWake:    make(chan struct{}, 1),
 		replayBacklog: cmp.Or(cfg.ReplayBacklog, defaultReplayBacklog),

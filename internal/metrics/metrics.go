@@ -40,6 +40,7 @@ type Metrics struct {
 	DroppedInvocations           *prometheus.CounterVec // bus, rule
 	ThrottledRules               *prometheus.CounterVec // bus, rule
 	ParkedInvocations            *prometheus.CounterVec // bus, rule
+	RoutedJobs                   *prometheus.CounterVec // path: direct, queued
 	FailedAttempts               *prometheus.CounterVec // bus, rule, target, code
 
 	IngestionToInvocationStart    *prometheus.HistogramVec // bus, rule
@@ -98,6 +99,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		ParkedInvocations: f("parked_invocations_total",
 			"Invocations parked because their API destination's circuit was open (it kept failing): they wait, without attempts, until it answers again or their retry policy runs out.",
 			"bus", "rule"),
+		RoutedJobs: f("routed_jobs_total",
+			"Deliveries the router created, by how their first attempt went: direct (started by the router at once) or queued (through the jobs stream: the destination was busy, new, failing or parked, or the node's direct deliveries were at their limit).",
+			"path"),
 		FailedAttempts: f("failed_attempts_total", "Failed attempts by EventBridge error code (TIMEOUT, NO_PERMISSIONS, ...).",
 			"bus", "rule", "target", "code"),
 		IngestionToInvocationStart: h("ingestion_to_invocation_start_latency_seconds",
@@ -162,6 +166,20 @@ func (m *Metrics) Parked(ruleArn string) {
 	}
 	r := RuleOf(ruleArn)
 	m.ParkedInvocations.WithLabelValues(r.Bus, r.Name).Inc()
+}
+
+// Routed records the jobs of routed events: direct ones started by the
+// router, queued ones stored in the jobs stream.
+func (m *Metrics) Routed(direct, queued int) {
+	if m == nil {
+		return
+	}
+	if direct > 0 {
+		m.RoutedJobs.WithLabelValues("direct").Add(float64(direct))
+	}
+	if queued > 0 {
+		m.RoutedJobs.WithLabelValues("queued").Add(float64(queued))
+	}
 }
 
 // SetAside records an event the router set aside.

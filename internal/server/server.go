@@ -157,6 +157,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		ParkFailing: func(ctx context.Context, jobs []store.Job) ([]store.Job, error) {
 			return s.worker.ParkFailing(ctx, jobs)
 		},
+		// The router starts the first attempts it can itself.
+		Direct: func(jobs []store.Job) ([]store.Job, func() error) { return s.worker.Direct(jobs) },
 	})
 	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots, Timeout: cfg.InvokeTimeout,
 		ConnectionClose: cfg.InvocationConnectionClose})

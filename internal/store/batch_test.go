@@ -48,7 +48,7 @@ func TestBatches(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() {
-		done <- s.RouteEvents(rctx, func(_ context.Context, batch []Event) []error {
+		done <- s.RouteEvents(rctx, func(_ context.Context, batch []Event) ([]error, func() error) {
 			mu.Lock()
 			defer mu.Unlock()
 			errs := make([]error, len(batch))
@@ -60,7 +60,7 @@ func TestBatches(t *testing.T) {
 				}
 				routed[ev.ID] = ev
 			}
-			return errs
+			return errs, nil
 		}, func(ev Event, reason string) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -260,15 +260,17 @@ func eventFromMsg(h nats.Header, data []byte) (Event, error) {
 // shared by all nodes, routeWorkers messages at a time (so fn must be safe
 // for concurrent use, and events are not routed in order). fn gets the
 // events of one message (a batch's, or one) and returns an outcome for
-// each. The message is acknowledged when every event is routed or set
-// aside; otherwise it is offered again after a pause, all its events with
-// it. After a crash, events whose acknowledgement was not yet stored are
+// each, and, when it started deliveries, a wait for their outcomes, after
+// which the message is settled (while the next are routed). The message is
+// acknowledged when every event is routed or set aside and every delivery
+// started has a durable outcome; otherwise it is offered again after a
+// pause, all its events with it. After a crash, events whose acknowledgement was not yet stored are
 // offered again, so fn must be idempotent. RouteEvents returns when ctx
 // ends.
 //
 // An event fn fails with an *Unroutable error is set aside after
 // maxRouteTries tries (see routeFailed), and aside is told.
-func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Event) []error, aside func(ev Event, reason string)) error {
+func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Event) ([]error, func() error), aside func(ev Event, reason string)) error {
 	cons, err := s.durable(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:     routerConsumer,
 		Description: "matches events against rules and queues delivery jobs",
@@ -284,6 +286,7 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 	}
 	// Messages are routed several at a time: each waits for its jobs to be
 	// stored, which on a cluster is a round trip to a quorum of servers.
+	var settling sync.WaitGroup
 	s.consumeParallel(ctx, "router", cons, 256, routeWorkers, func(m jetstream.Msg) {
 		events, err := eventsFromMsg(m.Headers(), m.Data())
 		if err != nil {
@@ -315,43 +318,67 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 			}
 		})
 		mu.Unlock()
-		outcomes := fn(ctx, events)
-		mu.Lock()
-		stopped = true
-		keep.Stop()
-		mu.Unlock()
-		again := false
-		for i, err := range outcomes {
-			if err == nil {
-				continue
+		outcomes, wait := fn(ctx, events)
+		settle := func() {
+			var werr error
+			if wait != nil {
+				werr = wait()
 			}
-			if ctx.Err() != nil {
-				_ = m.Nak() // stopping: another node, or the next start, routes them
-				return
-			}
-			ev := events[i]
-			if reason, ok := s.routeFailed(ctx, m, i, ev, err); ok {
-				if aside != nil {
-					aside(ev, reason)
-				}
-				continue
-			}
-			s.log.Warn("route event", "event_id", ev.ID, "bus", ev.Bus, "error", err)
-			again = true
+			mu.Lock()
+			stopped = true
+			keep.Stop()
+			mu.Unlock()
+			s.settleRouted(ctx, m, events, outcomes, werr, aside)
 		}
-		if again {
-			// The events routed already are routed again: their jobs'
-			// message ids stop them being queued twice.
-			_ = m.NakWithDelay(time.Second)
+		if wait == nil {
+			settle()
 			return
 		}
-		// A plain ack: if it is lost in a crash the events are routed
-		// again, and the jobs' message ids stop them being queued twice.
-		if err := m.Ack(); err != nil && ctx.Err() == nil {
-			s.log.Warn("ack routed events", "event_id", events[0].ID, "error", err)
-		}
+		// Deliveries started by fn: the message is settled once they
+		// have their outcomes, while this worker routes the next.
+		settling.Go(settle)
 	})
+	settling.Wait()
 	return nil
+}
+
+// settleRouted acknowledges message m, whose events fn routed with
+// outcomes, or offers it again: when an event failed other than for good,
+// or a delivery fn started (werr) could not reach a durable outcome.
+func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Event, outcomes []error, werr error, aside func(ev Event, reason string)) {
+	again := werr != nil
+	if werr != nil && ctx.Err() == nil {
+		s.log.Warn("route events: a delivery started did not end", "event_id", events[0].ID, "error", werr)
+	}
+	for i, err := range outcomes {
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			_ = m.Nak() // stopping: another node, or the next start, routes them
+			return
+		}
+		ev := events[i]
+		if reason, ok := s.routeFailed(ctx, m, i, ev, err); ok {
+			if aside != nil {
+				aside(ev, reason)
+			}
+			continue
+		}
+		s.log.Warn("route event", "event_id", ev.ID, "bus", ev.Bus, "error", err)
+		again = true
+	}
+	if again {
+		// The events routed already are routed again: their jobs'
+		// message ids stop them being queued twice.
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	// A plain ack: if it is lost in a crash the events are routed
+	// again, and the jobs' message ids stop them being queued twice.
+	if err := m.Ack(); err != nil && ctx.Err() == nil {
+		s.log.Warn("ack routed events", "event_id", events[0].ID, "error", err)
+	}
 }
 
 // routeFailed handles an event the router could not route because of the

@@ -42,9 +42,9 @@ func routeAll(t *testing.T, s *Store, n int) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.RouteEvents(rctx, func(_ context.Context, evs []Event) []error {
+		_ = s.RouteEvents(rctx, func(_ context.Context, evs []Event) ([]error, func() error) {
 			routed.Add(int32(len(evs)))
-			return make([]error, len(evs))
+			return make([]error, len(evs)), nil
 		}, nil)
 	}()
 	waitFor(t, "events routed", func() bool { return int(routed.Load()) >= n })
@@ -162,14 +162,14 @@ func TestRouteEventsAndJobs(t *testing.T) {
 	got := make(chan Event, 10)
 	done := make(chan error)
 	go func() {
-		done <- s.RouteEvents(rctx, func(ctx context.Context, evs []Event) []error {
+		done <- s.RouteEvents(rctx, func(ctx context.Context, evs []Event) ([]error, func() error) {
 			errs := make([]error, len(evs))
 			for i, ev := range evs {
 				got <- ev
 				errs[i] = s.AppendJobs(ctx, []Job{{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data},
 					{EventID: ev.ID, Bus: ev.Bus, RuleArn: "arn:r", TargetID: "t", Ingested: ev.Ingested, Event: ev.Data}})
 			}
-			return errs
+			return errs, nil
 		}, nil)
 	}()
 	// Routed, in any order (several at a time). At least once: on a
@@ -279,4 +279,75 @@ func TestDataDirLock(t *testing.T) {
 	}
 	s.Close()
 	open(t, dir).Close()
+}
+
+// TestRouteEventsWaitsForDeliveries: a message whose routing started
+// deliveries (fn returned a wait) is acknowledged only once they end, and
+// offered again when one of them failed; meanwhile the router routes the
+// next messages.
+func TestRouteEventsWaitsForDeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	now := time.Now()
+	if err := s.AppendEvents(ctx, []Event{{ID: "slow", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan error)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	routed := make(chan string, 10)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() {
+		done <- s.RouteEvents(rctx, func(_ context.Context, evs []Event) ([]error, func() error) {
+			mu.Lock()
+			tries[evs[0].ID]++
+			n := tries[evs[0].ID]
+			mu.Unlock()
+			routed <- evs[0].ID
+			if evs[0].ID == "slow" && n == 1 {
+				return make([]error, len(evs)), func() error { return <-release }
+			}
+			return make([]error, len(evs)), nil
+		}, nil)
+	}()
+	if id := <-routed; id != "slow" {
+		t.Fatalf("routed %s first", id)
+	}
+	// While "slow"'s delivery runs, the next message is routed, and
+	// "slow" is neither acknowledged nor offered again.
+	if err := s.AppendEvents(ctx, []Event{{ID: "next", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if id := <-routed; id != "next" {
+		t.Fatalf("routed %s, want next", id)
+	}
+	waitFor(t, "next acknowledged", func() bool {
+		c, err := s.events.Consumer(ctx, routerConsumer)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending == 1 && info.AckFloor.Stream == 0
+	})
+	// The delivery fails: the message is offered again, and routed again.
+	release <- errors.New("the store is unavailable")
+	if id := <-routed; id != "slow" {
+		t.Fatalf("routed %s, want slow again", id)
+	}
+	waitFor(t, "all acknowledged", func() bool {
+		from, err := s.unroutedFrom(ctx)
+		return err == nil && from == 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["slow"] != 2 || tries["next"] != 1 {
+		t.Errorf("routed %v, want slow twice and next once", tries)
+	}
 }
