@@ -22,14 +22,18 @@ import (
 // Direct takes only what cannot hold the router or other tenants: jobs of
 // targets that exist, whose destination (if any) has answered its last
 // call, has no open circuit, is not failing and has not stalled, and has
-// fewer jobs running this way than it may have calls in flight; and only
-// while fewer than directMax jobs run this way in all. The rest are queued
-// as before, where the shared workers, the keepers and the circuits deal
-// with them. A destination that starts to hang thus holds at most its
-// calls in flight of these jobs, and the router never waits for it. A job
-// taken that turns out to wait (the shared workers' calls to its
-// destination in flight too, its rate limit) goes the way handle sends it,
-// as a queued job would.
+// fewer jobs running this way than it may have calls in flight plus the
+// workers that may wait for its slots (waitRoom); and only while fewer
+// than directMax jobs run this way in all. The rest are queued as before,
+// where the shared workers, the keepers and the circuits deal with them.
+// A job taken waits up to slotWait for its destination's slot (runDirect):
+// a destination that answers in milliseconds and pauses for a few (a
+// garbage collection, a busy machine) has its next jobs wait for it in
+// memory, not sent round the delay tiers for half a second or more. One
+// that starts to hang holds at most its calls in flight, and its waiting
+// jobs for a second; the router never waits for it. A job that finds no
+// slot, or is turned away by its rate limit, goes the way handle sends
+// it, as a queued job would.
 
 // directMax is how many jobs may run directly at a time, as many as the
 // shared workers: beyond it the router queues jobs.
@@ -42,6 +46,14 @@ func (w *Worker) directMax() int { return max(w.cfg.Workers, 1) }
 // again. Direct takes nothing while the worker is not running or is
 // stopping.
 func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) {
+	// The targets are resolved before the worker's lock is taken.
+	targets := make([]Target, len(jobs))
+	found := make([]bool, len(jobs))
+	for i, j := range jobs {
+		if j.Attempt == 0 && j.Replay == "" && j.Redrive == "" {
+			targets[i], found[i] = w.cfg.Config.Target(j.RuleArn, j.TargetID)
+		}
+	}
 	w.mu.Lock()
 	ctx := w.directCtx
 	if ctx == nil || w.directStop.Err() != nil {
@@ -51,10 +63,10 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) 
 	var taken []store.Job
 	var dests []string
 	rest = jobs[:0:0]
-	for _, j := range jobs {
+	for i, j := range jobs {
 		dest, ok := "", false
-		if w.direct < w.directMax() && j.Attempt == 0 && j.Replay == "" && j.Redrive == "" {
-			dest, ok = w.directableLocked(j)
+		if found[i] && w.direct < w.directMax() {
+			dest, ok = w.directableLocked(&targets[i])
 		}
 		if !ok {
 			rest = append(rest, j)
@@ -98,14 +110,10 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) 
 	}
 }
 
-// directableLocked reports whether j's first attempt may run directly, and
-// the destination it counts against ("" for a bus or a queue). Called
-// with w.mu held.
-func (w *Worker) directableLocked(j store.Job) (string, bool) {
-	t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
-	if !ok {
-		return "", false
-	}
+// directableLocked reports whether the first attempt of a job of target t
+// may run directly, and the destination it counts against ("" for a bus
+// or a queue). Called with w.mu held.
+func (w *Worker) directableLocked(t *Target) (string, bool) {
 	if t.Destination == nil {
 		// A bus or a queue: a write to the store.
 		return "", t.Bus != "" || t.Queue != ""
@@ -117,7 +125,7 @@ func (w *Worker) directableLocked(j store.Job) (string, bool) {
 	if _, failing := w.failing[d]; failing || w.open[d] != nil || !w.answered[d] || w.stalled(d, time.Now()) {
 		return "", false
 	}
-	if _, size := w.slotsOf(d); w.directFor[d] >= size {
+	if _, size := w.slotsOf(d); w.directFor[d] >= size+w.waitRoom(d) {
 		return "", false
 	}
 	return d, true
