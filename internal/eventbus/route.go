@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,7 +71,11 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 	}
 	var wait func() error
 	direct := 0
-	if err == nil && len(jobs) > 0 && s.direct != nil {
+	// Only when every event of the message is routed: a message offered
+	// again for one of its events is routed again whole, and a job queued
+	// again is a no-op (its message id), where one sent directly would be
+	// sent twice.
+	if err == nil && len(jobs) > 0 && s.direct != nil && !slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
 		n := len(jobs)
 		jobs, wait = s.direct(jobs)
 		direct = n - len(jobs)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"bridgeport/internal/config"
 )
 
 // switchable is an endpoint that answers 200 at once until hang is
@@ -79,8 +82,8 @@ func (s *switchable) state() (got []received, inFlight int) {
 // directEnv is a delivery env whose server allows plain-HTTP endpoints and
 // waits an hour for an invocation, with a rule "<name>" sending every
 // event of source <name> whole to url.
-func directEnv(t *testing.T) *deliveryEnv {
-	d := setupDelivery(t, func(int) int { return 200 }, nil)
+func directEnv(t *testing.T, opts ...func(*config.Config)) *deliveryEnv {
+	d := setupDelivery(t, func(int) int { return 200 }, nil, opts...)
 	d.srv.Stop(ctx)
 	d.srv = nil
 	d.cfg.AllowHTTPEndpoints, d.cfg.InvokeTimeout = true, time.Hour
@@ -225,5 +228,42 @@ func TestHangingDestinationDoesNotHoldRouter(t *testing.T) {
 	})
 	if m := scrape(t, d.srv.Addr()); m[`bridgeport_routed_jobs_total{path="direct"}`] == 0 {
 		t.Error("no job routed directly")
+	}
+}
+
+// TestRetriedBatchNotDeliveredTwice: a PutEvents call's events are routed
+// together, and offered again together while one of them cannot be routed
+// yet (here its matching runs out of time, twice, before it is set aside).
+// The router starts no delivery of such a batch itself: its jobs are
+// queued, and their message ids make the second and third routing no-ops,
+// so each of the other events arrives once.
+func TestRetriedBatchNotDeliveredTwice(t *testing.T) {
+	t.Parallel()
+	d := directEnv(t, func(c *config.Config) { c.MatchTimeout = time.Nanosecond })
+	target := newSwitchable(t)
+	d.ruleTo("a", target.URL)
+	d.addRule("wide", `{"source":["w"],"detail":{"x":[2]}}`)
+	d.putFrom("a", 1)
+	waitFor(t, func() bool { got, _ := target.state(); return len(got) == 1 })
+	entries := []types.PutEventsRequestEntry{{Source: aws.String("w"), DetailType: aws.String("x"), Detail: aws.String(`{"x":[` + strings.Repeat("1,", 20000) + `2]}`)}}
+	for range 9 {
+		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("a"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
+	}
+	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %+v %v", out, err)
+	}
+	waitFor(t, func() bool {
+		sum, err := d.srv.store.Aside(ctx, "default")
+		return err == nil && sum.Count == 1
+	})
+	waitFor(t, func() bool { got, _ := target.state(); return len(got) >= 10 })
+	time.Sleep(200 * time.Millisecond) // time for a second delivery of any
+	got, _ := target.state()
+	counts := idCounts(got)
+	for _, e := range out.Entries[1:] {
+		if n := counts[aws.ToString(e.EventId)]; n != 1 {
+			t.Errorf("event %s arrived %d times, want once", aws.ToString(e.EventId), n)
+		}
 	}
 }

@@ -264,9 +264,9 @@ func eventFromMsg(h nats.Header, data []byte) (Event, error) {
 // which the message is settled (while the next are routed). The message is
 // acknowledged when every event is routed or set aside and every delivery
 // started has a durable outcome; otherwise it is offered again after a
-// pause, all its events with it. After a crash, events whose acknowledgement was not yet stored are
-// offered again, so fn must be idempotent. RouteEvents returns when ctx
-// ends.
+// pause, all its events with it. After a crash, events whose
+// acknowledgement was not yet stored are offered again, so fn must be
+// idempotent. RouteEvents returns when ctx ends.
 //
 // An event fn fails with an *Unroutable error is set aside after
 // maxRouteTries tries (see routeFailed), and aside is told.
@@ -370,7 +370,9 @@ func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Even
 	}
 	if again {
 		// The events routed already are routed again: their jobs'
-		// message ids stop them being queued twice.
+		// message ids stop them being queued twice (fn starts no
+		// delivery for a message with a failed event; a delivery it
+		// started that failed is started again: at least once).
 		_ = m.NakWithDelay(time.Second)
 		return
 	}
