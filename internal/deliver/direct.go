@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"bridgeport/internal/store"
@@ -10,14 +9,17 @@ import (
 
 // The router's shortcut. A live job's first attempt is usually delivered
 // at once; queueing it in the jobs stream first cost a write, a read and
-// an acknowledgement, all on the store's single writer, for every
-// delivery, and a hop of latency. So the router hands the jobs it has just
-// matched to Direct, which runs the first attempt of those it can take
-// straight away, in memory, and tells the router when each has a durable
-// outcome (delivered and logged, delayed for a retry, parked or
-// dead-lettered: what handle guarantees). The router acknowledges the
-// events' message only then; after a crash the message is routed again,
-// so a job run directly is at least once, as a queued one is.
+// an acknowledgement for every delivery, and a hop of latency. So the
+// router hands the jobs it has just matched to Direct, which takes those
+// whose first attempt it can start straight away; the router stores the
+// others, then starts the ones taken (Handover.Start), which run in
+// memory to the outcome handle guarantees (delivered, delayed for a
+// retry, parked or dead-lettered). The router acknowledges the events'
+// message once they have ended, and queues those that have no durable
+// outcome (the store was unavailable, the node stopped before their call
+// ended), so that they run again, and only they. After a crash the
+// message is routed again, so a job run directly is at least once, as a
+// queued one is.
 //
 // Direct takes only what cannot hold the router or other tenants: jobs of
 // targets that exist, whose destination (if any) has answered its last
@@ -39,13 +41,13 @@ import (
 // shared workers: beyond it the router queues jobs.
 func (w *Worker) directMax() int { return max(w.cfg.Workers, 1) }
 
-// Direct starts the first attempt of each of jobs that it can take now
-// (see above) and returns the others, for the router to queue, in their
-// order. wait, when not nil, waits until every job taken has a durable
-// outcome and returns the first error of them: such a job must be routed
-// again. Direct takes nothing while the worker is not running or is
+// Direct takes, of jobs, those whose first attempt it can start now (see
+// above) and returns the others, for the router to queue, in their order,
+// and the ones it took (nil if none). The router starts those once the
+// others are stored (Start), or gives them back (Release), and waits for
+// them (Wait). Direct takes nothing while the worker is not running or is
 // stopping.
-func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) {
+func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, taken *Handover) {
 	// The targets are resolved before the worker's lock is taken.
 	targets := make([]Target, len(jobs))
 	found := make([]bool, len(jobs))
@@ -60,8 +62,7 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) 
 		w.mu.Unlock()
 		return jobs, nil
 	}
-	var taken []store.Job
-	var dests []string
+	h := &Handover{w: w, ctx: ctx}
 	rest = jobs[:0:0]
 	for i, j := range jobs {
 		dest, ok := "", false
@@ -74,40 +75,76 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, wait func() error) 
 		}
 		w.direct++
 		w.directFor[dest]++
-		taken, dests = append(taken, j), append(dests, dest)
+		h.jobs, h.dests = append(h.jobs, j), append(h.dests, dest)
 	}
-	w.directWG.Add(len(taken))
+	w.directWG.Add(len(h.jobs))
 	w.mu.Unlock()
-	if len(taken) == 0 {
+	if len(h.jobs) == 0 {
 		return jobs, nil
 	}
-	errs := make(chan error, len(taken))
-	for i, j := range taken {
+	return rest, h
+}
+
+// Handover is the jobs Direct took for the router: each holds its
+// destination's share of the direct jobs until it ends, or is released.
+type Handover struct {
+	w     *Worker
+	ctx   context.Context
+	jobs  []store.Job
+	dests []string
+	ended chan *store.Job // each job as it ends: nil when its outcome is durable
+}
+
+// Start runs the jobs, each to a durable outcome (handle's) if it can.
+func (h *Handover) Start() {
+	h.ended = make(chan *store.Job, len(h.jobs))
+	for i, j := range h.jobs {
 		go func() {
-			defer w.directWG.Done()
-			w.noteLive(j, time.Now())
-			err := w.handleAs(ctx, j, runDirect)
-			w.mu.Lock()
-			w.direct--
-			if w.directFor[dests[i]]--; w.directFor[dests[i]] <= 0 {
-				delete(w.directFor, dests[i])
+			defer h.done(i)
+			h.w.noteLive(j, time.Now())
+			if err := h.w.handleAs(h.ctx, j, runDirect); err != nil {
+				if h.ctx.Err() == nil {
+					h.w.log.Warn("direct delivery did not end; queued", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID, "error", err)
+				}
+				h.ended <- &j
+				return
 			}
-			w.mu.Unlock()
-			errs <- err
+			h.ended <- nil
 		}()
 	}
-	var once sync.Once
-	var first error
-	return rest, func() error {
-		once.Do(func() {
-			for range taken {
-				if err := <-errs; err != nil && first == nil {
-					first = err
-				}
-			}
-		})
-		return first
+}
+
+// Release gives the jobs back without running them.
+func (h *Handover) Release() {
+	for i := range h.jobs {
+		h.done(i)
 	}
+}
+
+// done counts the i-th job as no longer held.
+func (h *Handover) done(i int) {
+	w := h.w
+	w.mu.Lock()
+	w.direct--
+	if w.directFor[h.dests[i]]--; w.directFor[h.dests[i]] <= 0 {
+		delete(w.directFor, h.dests[i])
+	}
+	w.mu.Unlock()
+	w.directWG.Done()
+}
+
+// Wait waits until every job started has ended, and returns those that
+// have no durable outcome (the store was unavailable, or the worker
+// stopped before their call ended): the router queues them, so that they
+// are run again, and only they. Call it once, after Start.
+func (h *Handover) Wait() []store.Job {
+	var failed []store.Job
+	for range h.jobs {
+		if j := <-h.ended; j != nil {
+			failed = append(failed, *j)
+		}
+	}
+	return failed
 }
 
 // directableLocked reports whether the first attempt of a job of target t
@@ -131,9 +168,9 @@ func (w *Worker) directableLocked(t *Target) (string, bool) {
 	return d, true
 }
 
-// runDirect lets Direct take jobs until stopping ends, and run them with
-// ctx; the returned stop waits for those in flight.
-func (w *Worker) runDirect(stopping, ctx context.Context) (stop func()) {
+// acceptDirect lets Direct take jobs until stopping ends, and run them
+// with ctx; the returned stop waits for those taken.
+func (w *Worker) acceptDirect(stopping, ctx context.Context) (stop func()) {
 	w.mu.Lock()
 	w.directCtx, w.directStop = ctx, stopping
 	w.mu.Unlock()

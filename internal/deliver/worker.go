@@ -274,7 +274,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		time.AfterFunc(w.cfg.ShutdownGrace, cancelWork)
 	})
 	defer stop()
-	defer w.runDirect(ctx, workCtx)()
+	defer w.acceptDirect(ctx, workCtx)()
 	var wg sync.WaitGroup
 	for name, part := range map[string]func(context.Context) error{
 		"delays": w.cfg.Store.RunDelays,

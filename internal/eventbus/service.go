@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bridgeport/internal/awsapi"
@@ -51,10 +52,10 @@ type Config struct {
 	// ParkFailing, when set, takes the jobs routed for destinations that
 	// are failing (parking them) and returns the others to queue.
 	ParkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
-	// Direct, when set, starts the first attempts of the routed jobs it
-	// can take at once, returns the others to queue, and a wait for the
-	// outcomes of those it took (nil if none): deliver.Worker.Direct.
-	Direct func(jobs []store.Job) ([]store.Job, func() error)
+	// Direct, when set, takes the routed jobs whose first attempts can
+	// start at once and returns the others, to queue, and those it took
+	// (nil if none): deliver.Worker.Direct.
+	Direct func(jobs []store.Job) ([]store.Job, Handover)
 	// NodeID names this node among those that share the store: the
 	// owner of the replays it runs.
 	NodeID string
@@ -89,7 +90,9 @@ type Service struct {
 	metrics     *metrics.Metrics
 	matchTime   time.Duration
 	parkFailing func(ctx context.Context, jobs []store.Job) ([]store.Job, error)
-	direct      func(jobs []store.Job) ([]store.Job, func() error)
+	direct      func(jobs []store.Job) ([]store.Job, Handover)
+	// settling: the messages this node routed whose direct jobs run.
+	settling atomic.Int64
 	// lastMatch holds, per rule ARN, when this node last routed an event
 	// the rule matched.
 	lastMatch sync.Map
@@ -140,6 +143,15 @@ func New(cfg Config) *Service {
 		schedNow:      cfg.ScheduleNow,
 		authorize:     cfg.Authorize,
 	}
+}
+
+// Handover is the jobs Config.Direct took: started once the jobs queued
+// with them are stored, or released if they cannot be; Wait returns, once
+// every job started has ended, those without a durable outcome.
+type Handover interface {
+	Start()
+	Release()
+	Wait() []store.Job
 }
 
 // Queues is what the service needs to know about SQS-compatible queues.

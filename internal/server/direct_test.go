@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -138,12 +139,11 @@ func TestRouterDeliversDirectly(t *testing.T) {
 	target := newSwitchable(t)
 	d.ruleTo("a", target.URL)
 	first := d.putFrom("a", 1)
-	waitFor(t, func() bool { got, _ := target.state(); return len(got) == 1 })
+	d.waitInvocations("a", 1) // the destination has answered
 	ids := d.putFrom("a", 50)
-	var got []received
-	waitFor(t, func() bool { got, _ = target.state(); return len(got) >= 51 })
-	time.Sleep(100 * time.Millisecond) // time for a second delivery of any
-	got, _ = target.state()
+	waitFor(t, func() bool { got, _ := target.state(); return len(got) >= 51 })
+	d.waitRouted()
+	got, _ := target.state()
 	seen := idCounts(got)
 	for id := range first {
 		ids[id] = true
@@ -166,6 +166,25 @@ func TestRouterDeliversDirectly(t *testing.T) {
 	if direct+queued != 51 || direct < 10 {
 		t.Errorf("routed_jobs_total: direct %v, queued %v; want 51 in all, 10 or more direct", direct, queued)
 	}
+}
+
+// waitInvocations waits until rule's invocations (ended, delivered or
+// not) number n.
+func (d *deliveryEnv) waitInvocations(rule string, n int) {
+	d.t.Helper()
+	waitFor(d.t, func() bool {
+		return scrape(d.t, d.srv.Addr())[`bridgeport_invocations_total{bus="default",rule="`+rule+`"}`] >= float64(n)
+	})
+}
+
+// waitRouted waits until every event stored is routed and its message
+// settled: any event offered again has been delivered again by then.
+func (d *deliveryEnv) waitRouted() {
+	d.t.Helper()
+	waitFor(d.t, func() bool {
+		depths, err := d.srv.store.PipelineDepths(ctx)
+		return err == nil && depths.Unrouted == 0
+	})
 }
 
 // idCounts returns how many times each event, sent whole, came in got.
@@ -194,10 +213,15 @@ func TestHangingDestinationDoesNotHoldRouter(t *testing.T) {
 	d.ruleTo("h", hanging.URL)
 	d.ruleTo("ok", healthy.URL)
 	warm := d.putFrom("h", 10)
-	waitFor(t, func() bool { got, _ := hanging.state(); return len(got) == 10 })
+	d.waitInvocations("h", 10)
 	hanging.hang()
-	ids := d.putFrom("h", 300)
-	waitFor(t, func() bool { _, n := hanging.state(); return n >= 16 })
+	// One event a call, so that each call held is a message held: more
+	// than the router's 16 workers.
+	ids := map[string]bool{}
+	for range 300 {
+		maps.Copy(ids, d.putFrom("h", 1))
+	}
+	waitFor(t, func() bool { _, n := hanging.state(); return n >= 32 })
 	okIDs := d.putFrom("ok", 30)
 	waitFor(t, func() bool { got, _ := healthy.state(); return len(got) >= 30 })
 	got, n := hanging.state()
@@ -244,7 +268,7 @@ func TestRetriedBatchNotDeliveredTwice(t *testing.T) {
 	d.ruleTo("a", target.URL)
 	d.addRule("wide", `{"source":["w"],"detail":{"x":[2]}}`)
 	d.putFrom("a", 1)
-	waitFor(t, func() bool { got, _ := target.state(); return len(got) == 1 })
+	d.waitInvocations("a", 1)
 	entries := []types.PutEventsRequestEntry{{Source: aws.String("w"), DetailType: aws.String("x"), Detail: aws.String(`{"x":[` + strings.Repeat("1,", 20000) + `2]}`)}}
 	for range 9 {
 		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("a"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
@@ -258,8 +282,53 @@ func TestRetriedBatchNotDeliveredTwice(t *testing.T) {
 		return err == nil && sum.Count == 1
 	})
 	waitFor(t, func() bool { got, _ := target.state(); return len(got) >= 10 })
-	time.Sleep(200 * time.Millisecond) // time for a second delivery of any
+	d.waitRouted()
 	got, _ := target.state()
+	counts := idCounts(got)
+	for _, e := range out.Entries[1:] {
+		if n := counts[aws.ToString(e.EventId)]; n != 1 {
+			t.Errorf("event %s arrived %d times, want once", aws.ToString(e.EventId), n)
+		}
+	}
+}
+
+// TestDirectJobQueuedAtShutdown: a call the router started is still in
+// flight when the server stops and its grace runs out. Its job is queued,
+// and delivered after the restart; the other events of its PutEvents call,
+// delivered already, are not sent again.
+func TestDirectJobQueuedAtShutdown(t *testing.T) {
+	t.Parallel()
+	d := directEnv(t, func(c *config.Config) { c.Quotas.ShutdownGraceTime = 200 * time.Millisecond })
+	hanging, healthy := newSwitchable(t), newSwitchable(t)
+	d.ruleTo("h", hanging.URL)
+	d.ruleTo("ok", healthy.URL)
+	d.putFrom("h", 1)
+	d.putFrom("ok", 1)
+	d.waitInvocations("h", 1)
+	d.waitInvocations("ok", 1)
+	hanging.hang()
+	entries := []types.PutEventsRequestEntry{{Source: aws.String("h"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}
+	for range 9 {
+		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("ok"), DetailType: aws.String("x"), Detail: aws.String(`{}`)})
+	}
+	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %+v %v", out, err)
+	}
+	waitFor(t, func() bool { _, n := hanging.state(); return n == 1 })
+	waitFor(t, func() bool { got, _ := healthy.state(); return len(got) == 10 })
+	if m := scrape(t, d.srv.Addr()); m[`bridgeport_routed_jobs_total{path="direct"}`] < 10 {
+		t.Fatalf("routed_jobs_total: %v direct, want the call's 10", m[`bridgeport_routed_jobs_total{path="direct"}`])
+	}
+	if err := d.srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hanging.unhang()
+	d.restartDelivery()
+	held := aws.ToString(out.Entries[0].EventId)
+	waitFor(t, func() bool { got, _ := hanging.state(); return idCounts(got)[held] == 2 })
+	d.waitRouted()
+	got, _ := healthy.state()
 	counts := idCounts(got)
 	for _, e := range out.Entries[1:] {
 		if n := counts[aws.ToString(e.EventId)]; n != 1 {

@@ -17,7 +17,7 @@ import (
 
 // scrape reads /metrics into a map from series (as printed, labels in
 // name order) to value.
-func scrape(t *testing.T, addr string) map[string]float64 {
+func scrape(t testing.TB, addr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

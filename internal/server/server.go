@@ -158,7 +158,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 			return s.worker.ParkFailing(ctx, jobs)
 		},
 		// The router starts the first attempts it can itself.
-		Direct: func(jobs []store.Job) ([]store.Job, func() error) { return s.worker.Direct(jobs) },
+		Direct: func(jobs []store.Job) ([]store.Job, eventbus.Handover) {
+			rest, taken := s.worker.Direct(jobs)
+			if taken == nil {
+				return rest, nil // not a nil *Handover in an interface
+			}
+			return rest, taken
+		},
 	})
 	s.invoker = deliver.NewInvoker(deliver.Options{AllowPrivate: cfg.AllowPrivateEndpoints, AllowHTTP: cfg.AllowHTTPEndpoints, RootCAs: roots, Timeout: cfg.InvokeTimeout,
 		ConnectionClose: cfg.InvocationConnectionClose})

@@ -273,10 +273,12 @@ func eventFromMsg(h nats.Header, data []byte) (Event, error) {
 func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Event) ([]error, func() error), aside func(ev Event, reason string)) error {
 	cons, err := s.durable(ctx, eventsStream, jetstream.ConsumerConfig{
 		Durable:     routerConsumer,
-		Description: "matches events against rules and queues delivery jobs",
+		Description: "matches events against rules, and starts or queues their deliveries",
 		AckPolicy:   jetstream.AckExplicitPolicy,
-		// Routing takes milliseconds; after a crash the events it held are
-		// offered again when this runs out.
+		// Routing takes milliseconds, and a message held longer (its
+		// direct deliveries running) has its wait restarted each second;
+		// after a crash the events it held are offered again when this
+		// runs out.
 		AckWait:       5 * time.Second,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -328,7 +330,7 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 			stopped = true
 			keep.Stop()
 			mu.Unlock()
-			s.settleRouted(ctx, m, events, outcomes, werr, aside)
+			s.settleRouted(ctx, m, events, outcomes, werr, wait != nil, aside)
 		}
 		if wait == nil {
 			settle()
@@ -344,11 +346,14 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 
 // settleRouted acknowledges message m, whose events fn routed with
 // outcomes, or offers it again: when an event failed other than for good,
-// or a delivery fn started (werr) could not reach a durable outcome.
-func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Event, outcomes []error, werr error, aside func(ev Event, reason string)) {
+// or the wait for the deliveries fn started failed (werr). The
+// acknowledgement of a message whose events were sent directly (started)
+// is confirmed, so that it is not lost on the way, which would send them
+// again.
+func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Event, outcomes []error, werr error, started bool, aside func(ev Event, reason string)) {
 	again := werr != nil
 	if werr != nil && ctx.Err() == nil {
-		s.log.Warn("route events: a delivery started did not end", "event_id", events[0].ID, "error", werr)
+		s.log.Warn("route events: deliveries started could not be queued again", "event_id", events[0].ID, "error", werr)
 	}
 	for i, err := range outcomes {
 		if err == nil {
@@ -374,6 +379,15 @@ func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Even
 		// delivery for a message with a failed event; a delivery it
 		// started that failed is started again: at least once).
 		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if started {
+		// Waited for even while stopping: the deliveries are done.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishAckWait)
+		defer cancel()
+		if err := m.DoubleAck(actx); err != nil {
+			s.log.Warn("ack routed events", "event_id", events[0].ID, "error", err)
+		}
 		return
 	}
 	// A plain ack: if it is lost in a crash the events are routed

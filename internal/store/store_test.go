@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -283,63 +284,81 @@ func TestDataDirLock(t *testing.T) {
 
 // TestRouteEventsWaitsForDeliveries: a message whose routing started
 // deliveries (fn returned a wait) is acknowledged only once they end, and
-// offered again when one of them failed; meanwhile the router routes the
-// next messages.
+// offered again when the wait fails; meanwhile the router routes the next
+// messages, even with more messages waiting than it has routing workers.
 func TestRouteEventsWaitsForDeliveries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := open(t, t.TempDir())
 	defer s.Close()
 	now := time.Now()
-	if err := s.AppendEvents(ctx, []Event{{ID: "slow", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
-		t.Fatal(err)
+	const held = routeWorkers + 4
+	for i := range held {
+		if err := s.AppendEvents(ctx, []Event{{ID: fmt.Sprintf("slow-%d", i), Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	release := make(chan error)
+	release := make(chan struct{})
 	var mu sync.Mutex
 	tries := map[string]int{}
-	routed := make(chan string, 10)
+	routed := make(chan string, 2*held)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() {
 		done <- s.RouteEvents(rctx, func(_ context.Context, evs []Event) ([]error, func() error) {
+			id := evs[0].ID
 			mu.Lock()
-			tries[evs[0].ID]++
-			n := tries[evs[0].ID]
+			tries[id]++
+			n := tries[id]
 			mu.Unlock()
-			routed <- evs[0].ID
-			if evs[0].ID == "slow" && n == 1 {
-				return make([]error, len(evs)), func() error { return <-release }
+			routed <- id
+			if !strings.HasPrefix(id, "slow-") || n > 1 {
+				return make([]error, len(evs)), nil
 			}
-			return make([]error, len(evs)), nil
+			return make([]error, len(evs)), func() error {
+				<-release
+				if id == "slow-0" {
+					return errors.New("the deliveries could not be queued again")
+				}
+				return nil
+			}
 		}, nil)
 	}()
-	if id := <-routed; id != "slow" {
-		t.Fatalf("routed %s first", id)
+	next := func(want string) {
+		t.Helper()
+		select {
+		case id := <-routed:
+			if !strings.HasPrefix(id, want) {
+				t.Fatalf("routed %s, want %s", id, want)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("nothing routed in a minute, want %s", want)
+		}
 	}
-	// While "slow"'s delivery runs, the next message is routed, and
-	// "slow" is neither acknowledged nor offered again.
+	for range held {
+		next("slow-")
+	}
+	// Every slow message is held, and the next is routed and acknowledged
+	// all the same.
 	if err := s.AppendEvents(ctx, []Event{{ID: "next", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	if id := <-routed; id != "next" {
-		t.Fatalf("routed %s, want next", id)
-	}
-	waitFor(t, "next acknowledged", func() bool {
+	next("next")
+	waitFor(t, "next acknowledged while the others are held", func() bool {
 		c, err := s.events.Consumer(ctx, routerConsumer)
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(ctx)
-		return err == nil && info.NumAckPending == 1 && info.AckFloor.Stream == 0
+		return err == nil && info.NumAckPending == held && info.NumPending == 0 && info.AckFloor.Stream == 0
 	})
-	// The delivery fails: the message is offered again, and routed again.
-	release <- errors.New("the store is unavailable")
-	if id := <-routed; id != "slow" {
-		t.Fatalf("routed %s, want slow again", id)
-	}
+	// The waits end: slow-0's failed, so it is offered again, and routed
+	// again; the others are acknowledged.
+	close(release)
+	next("slow-0")
 	waitFor(t, "all acknowledged", func() bool {
 		from, err := s.unroutedFrom(ctx)
-		return err == nil && from == 3
+		return err == nil && from == held+2
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -347,7 +366,9 @@ func TestRouteEventsWaitsForDeliveries(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if tries["slow"] != 2 || tries["next"] != 1 {
-		t.Errorf("routed %v, want slow twice and next once", tries)
+	for id, n := range tries {
+		if want := map[bool]int{true: 2, false: 1}[id == "slow-0"]; n != want {
+			t.Errorf("%s routed %d times, want %d", id, n, want)
+		}
 	}
 }
