@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,22 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(body, &in); err != nil || len(in.Entries) != 10 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReadBody measures reading a 10-entry PutEvents body into its
+// buffer within the Budget.
+func BenchmarkReadBody(b *testing.B) {
+	body := putEventsBody()
+	s := &Server{Budget: NewBudget(64 << 20)}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", "http://127.0.0.1:4010/", bytes.NewReader(body))
+		got, held, err := s.readBody(httptest.NewRecorder(), req, 1<<20)
+		if err != nil || len(got) != len(body) {
+			b.Fatal(err)
+		}
+		s.Budget.release(held)
 	}
 }

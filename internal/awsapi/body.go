@@ -96,6 +96,31 @@ func (b *Budget) acquire(ctx context.Context, n int64) error {
 	return ctx.Err()
 }
 
+// take is acquire with at most budgetWait of waiting, and no timer when
+// the bytes are there.
+func (b *Budget) take(ctx context.Context, n int64) error {
+	if b.tryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, budgetWait)
+	defer cancel()
+	return b.acquire(ctx, n)
+}
+
+// tryAcquire takes n bytes if they are free now.
+func (b *Budget) tryAcquire(n int64) bool {
+	if b == nil || n <= 0 {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fitsLocked(n) {
+		b.used += n
+		return true
+	}
+	return false
+}
+
 // release gives back n bytes.
 func (b *Budget) release(n int64) {
 	if b == nil || n <= 0 {
@@ -133,8 +158,11 @@ const (
 	// budgetWait is how long a request waits for bytes of the Budget
 	// before it is refused as busy.
 	budgetWait = time.Second
-	// firstChunk is the size a body's buffer starts at.
+	// firstChunk is the size a body's buffer starts at; a body announced
+	// at up to wholeBody bytes gets its whole buffer at once (a PutEvents
+	// call of ten 1 KB events grew it three times, each a copy).
 	firstChunk = 4 << 10
+	wholeBody  = 16 << 10
 )
 
 // admit does, for either protocol, what comes before an operation: a body
@@ -187,9 +215,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 				continue
 			}
 			next := min(max(2*int64(cap(buf)), firstChunk), most)
-			ctx, cancel := context.WithTimeout(r.Context(), budgetWait)
-			err := s.Budget.acquire(ctx, next-int64(cap(buf)))
-			cancel()
+			if most <= wholeBody {
+				next = most
+			}
+			err := s.Budget.take(r.Context(), next-int64(cap(buf)))
 			if err != nil {
 				if r.Context().Err() != nil {
 					return nil, held, r.Context().Err()

@@ -100,7 +100,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Invocations parked because their API destination's circuit was open (it kept failing): they wait, without attempts, until it answers again or their retry policy runs out.",
 			"bus", "rule"),
 		RoutedJobs: f("routed_jobs_total",
-			"Deliveries the router created, by how their first attempt went: direct (started by the router at once) or queued (through the jobs stream: the destination was busy, new, failing or parked, or the node's direct deliveries were at their limit).",
+			"Deliveries the router created, by how their first attempt started: direct (by the router at once) or queued (through the jobs stream: a destination new, busy, failing or parked; this node's direct deliveries at their limit; or another event of the same PutEvents call not routed yet).",
 			"path"),
 		FailedAttempts: f("failed_attempts_total", "Failed attempts by EventBridge error code (TIMEOUT, NO_PERMISSIONS, ...).",
 			"bus", "rule", "target", "code"),
