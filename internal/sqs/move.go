@@ -489,6 +489,9 @@ func (r *moveRun) run(ctx context.Context) {
 		return
 	case err != nil:
 		r.s.log.Warn("message move task stops", "task", r.t.ID, "source", r.t.Source, "error", err)
+		// Its progress since the last checkpoint is saved if it can be,
+		// so that the run that takes over counts on from there.
+		_ = r.checkpoint(ctx)
 	}
 }
 
