@@ -296,7 +296,7 @@ func TestManyDeadTargetsDoNotBlock(t *testing.T) {
 }
 
 func deadTargetsDoNotBlock(t *testing.T, targets, events int) {
-	d := setupDelivery(t, func(int) int { return 200 }, nil)
+	d := directEnv(t)
 	var mu sync.Mutex
 	hanging, ended := 0, 0
 	release := make(chan struct{})
@@ -319,14 +319,6 @@ func deadTargetsDoNotBlock(t *testing.T, targets, events int) {
 		close(release)
 		dead.Close()
 	}()
-	d.srv.Stop(ctx)
-	d.srv = nil
-	d.cfg.AllowHTTPEndpoints, d.cfg.InvokeTimeout = true, time.Hour
-	srv, err := Start(ctx, d.cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.srv, d.eb = srv, newClient(srv)
 	for i := range targets {
 		name := fmt.Sprintf("dead-%d", i)
 		dest, err := d.eb.CreateApiDestination(ctx, &eventbridge.CreateApiDestinationInput{Name: aws.String(name), ConnectionArn: aws.String(d.conn),

@@ -271,14 +271,7 @@ func TestRetriedBatchNotDeliveredTwice(t *testing.T) {
 	d.addRule("wide", `{"source":["w"],"detail":{"x":[2]}}`)
 	d.putFrom("a", 1)
 	d.waitInvocations("a", 1)
-	entries := []types.PutEventsRequestEntry{{Source: aws.String("w"), DetailType: aws.String("x"), Detail: aws.String(`{"x":[` + strings.Repeat("1,", 20000) + `2]}`)}}
-	for range 9 {
-		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("a"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
-	}
-	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-	if err != nil || out.FailedEntryCount != 0 {
-		t.Fatalf("PutEvents: %+v %v", out, err)
-	}
+	out := d.putOneAndNine("w", `{"x":[`+strings.Repeat("1,", 20000)+`2]}`, "a")
 	waitFor(t, func() bool {
 		sum, err := d.srv.store.Aside(ctx, "default")
 		return err == nil && sum.Count == 1
@@ -286,12 +279,7 @@ func TestRetriedBatchNotDeliveredTwice(t *testing.T) {
 	waitFor(t, func() bool { got, _ := target.state(); return len(got) >= 10 })
 	d.waitRouted()
 	got, _ := target.state()
-	counts := idCounts(got)
-	for _, e := range out.Entries[1:] {
-		if n := counts[aws.ToString(e.EventId)]; n != 1 {
-			t.Errorf("event %s arrived %d times, want once", aws.ToString(e.EventId), n)
-		}
-	}
+	checkOnce(t, got, out.Entries[1:])
 }
 
 // TestDirectJobQueuedAtShutdown: a call the router started is still in
@@ -309,14 +297,7 @@ func TestDirectJobQueuedAtShutdown(t *testing.T) {
 	d.waitInvocations("h", 1)
 	d.waitInvocations("ok", 1)
 	hanging.hang()
-	entries := []types.PutEventsRequestEntry{{Source: aws.String("h"), DetailType: aws.String("x"), Detail: aws.String(`{}`)}}
-	for range 9 {
-		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("ok"), DetailType: aws.String("x"), Detail: aws.String(`{}`)})
-	}
-	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-	if err != nil || out.FailedEntryCount != 0 {
-		t.Fatalf("PutEvents: %+v %v", out, err)
-	}
+	out := d.putOneAndNine("h", `{}`, "ok")
 	waitFor(t, func() bool { _, n := hanging.state(); return n == 1 })
 	waitFor(t, func() bool { got, _ := healthy.state(); return len(got) == 10 })
 	if m := scrape(t, d.srv.Addr()); m[`bridgeport_routed_jobs_total{path="direct"}`] < 10 {
@@ -331,8 +312,29 @@ func TestDirectJobQueuedAtShutdown(t *testing.T) {
 	waitFor(t, func() bool { got, _ := hanging.state(); return idCounts(got)[held] == 2 })
 	d.waitRouted()
 	got, _ := healthy.state()
+	checkOnce(t, got, out.Entries[1:])
+}
+
+// putOneAndNine puts one PutEvents call: an event of source first with
+// detail, then nine of source rest.
+func (d *deliveryEnv) putOneAndNine(first, detail, rest string) *eventbridge.PutEventsOutput {
+	d.t.Helper()
+	entries := []types.PutEventsRequestEntry{{Source: aws.String(first), DetailType: aws.String("x"), Detail: aws.String(detail)}}
+	for range 9 {
+		entries = append(entries, types.PutEventsRequestEntry{Source: aws.String(rest), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
+	}
+	out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+	if err != nil || out.FailedEntryCount != 0 {
+		d.t.Fatalf("PutEvents: %+v %v", out, err)
+	}
+	return out
+}
+
+// checkOnce checks that each of entries' events came once in got.
+func checkOnce(t *testing.T, got []received, entries []types.PutEventsResultEntry) {
+	t.Helper()
 	counts := idCounts(got)
-	for _, e := range out.Entries[1:] {
+	for _, e := range entries {
 		if n := counts[aws.ToString(e.EventId)]; n != 1 {
 			t.Errorf("event %s arrived %d times, want once", aws.ToString(e.EventId), n)
 		}

@@ -15,27 +15,6 @@ import (
 	"bridgeport/internal/config"
 )
 
-// putMany puts n "t" events, ten to a call, and returns their ids.
-func (d *deliveryEnv) putMany(n int) map[string]bool {
-	d.t.Helper()
-	ids := map[string]bool{}
-	for n > 0 {
-		var entries []types.PutEventsRequestEntry
-		for range min(n, 10) {
-			entries = append(entries, types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("x"), Detail: aws.String(`{"n":1}`)})
-		}
-		out, err := d.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
-		if err != nil || out.FailedEntryCount != 0 {
-			d.t.Fatalf("PutEvents: %+v %v", out, err)
-		}
-		for _, e := range out.Entries {
-			ids[aws.ToString(e.EventId)] = true
-		}
-		n -= len(entries)
-	}
-	return ids
-}
-
 // parked returns the number of jobs parked, all targets together.
 func (d *deliveryEnv) parked() int {
 	counts, err := d.srv.store.ParkedCounts(ctx)
@@ -66,7 +45,7 @@ func TestDeadDestinationParks(t *testing.T) {
 		return 503
 	}, nil, func(c *config.Config) { c.RetryMaxDelay = 2 * time.Second })
 	d.setTarget(func(t *types.Target) { t.InputTransformer = nil }) // the endpoint gets the events, with their ids
-	ids := d.putMany(100)
+	ids := d.putFrom("t", 100)
 	waitFor(t, func() bool { return d.parked() >= 90 })
 
 	// While parked, the events cost the endpoint a probe now and then.
@@ -143,7 +122,7 @@ func TestParkedEventsKeepTheirRetryPolicy(t *testing.T) {
 	t.Run("attempts", func(t *testing.T) {
 		t.Parallel()
 		d := setupDelivery(t, func(int) int { return 503 }, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(20), MaximumEventAgeInSeconds: aws.Int32(3600)})
-		d.putMany(20)
+		d.putFrom("t", 20)
 		for _, dl := range d.deadLetters(20) {
 			if dl["exhausted"] != "MaximumRetryAttempts" || dl["retry_attempts"] != float64(20) || dl["error_code"] != "ERROR_FROM_TARGET" {
 				t.Errorf("dead letter %v", dl)
@@ -162,7 +141,7 @@ func TestParkedEventsKeepTheirRetryPolicy(t *testing.T) {
 				c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 				c.RetryBaseDelay, c.RetryMaxDelay = 20*time.Millisecond, 30*time.Second
 			})
-		d.putMany(20)
+		d.putFrom("t", 20)
 		waitFor(t, func() bool { return d.parked() >= 15 })
 		skew.Store(int64(601 * time.Second)) // ten minutes pass
 		// Parked ones with the error that parked them; any still in a
@@ -179,7 +158,7 @@ func TestParkedEventsKeepTheirRetryPolicy(t *testing.T) {
 func TestParkedTrace(t *testing.T) {
 	t.Parallel()
 	d := setupDelivery(t, func(int) int { return 503 }, nil)
-	d.putMany(10)
+	d.putFrom("t", 10)
 	waitFor(t, func() bool { return d.parked() >= 8 })
 	var out admin.AttemptsOutput
 	rule := "r"
@@ -234,7 +213,7 @@ func TestDrainIsFair(t *testing.T) {
 	// they are routed, in the order they were put. (Put before the circuit
 	// opens, how many are tried, retried and parked when their retries
 	// come due, after later ones, would depend on the machine's speed.)
-	d.putMany(10)
+	d.putFrom("t", 10)
 	waitFor(t, func() bool {
 		open, err := d.srv.store.OpenCircuits(ctx)
 		return err == nil && len(open) > 0
@@ -242,7 +221,7 @@ func TestDrainIsFair(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the node's view of the circuit follows the store's
 	var order []string
 	for range 10 {
-		ids := d.putMany(10)
+		ids := d.putFrom("t", 10)
 		for id := range ids {
 			order = append(order, id) // within a call the order is the entries'; close enough
 		}
@@ -314,14 +293,14 @@ func TestParkedJobGetsAnAttempt(t *testing.T) {
 	}, &types.RetryPolicy{MaximumRetryAttempts: aws.Int32(0), MaximumEventAgeInSeconds: aws.Int32(3600)},
 		func(c *config.Config) { c.RetryBaseDelay, c.RetryMaxDelay = time.Minute, time.Hour }) // no probe within the test
 	d.setTarget(func(t *types.Target) { t.InputTransformer = nil })
-	first := d.putMany(5) // five failures in a row open the circuit
+	first := d.putFrom("t", 5) // five failures in a row open the circuit
 	d.deadLetters(5)
 	waitFor(t, func() bool {
 		m := scrape(t, d.srv.Addr())
 		return m[`bridgeport_destination_circuit_open{destination="`+d.destArn()+`"}`] == 1
 	})
 	healthy.Store(true)
-	later := d.putMany(10)
+	later := d.putFrom("t", 10)
 	waitFor(t, func() bool { return len(eventIDs(d.sink.received())) >= len(first)+len(later) })
 	got := eventIDs(d.sink.received())
 	for id := range later {
