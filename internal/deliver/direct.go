@@ -13,7 +13,7 @@ import (
 // router hands the jobs it has just matched to Direct, which takes those
 // whose first attempt it can start straight away; the router stores the
 // others, then starts the ones taken (Handover.Start), which run in
-// memory to the outcome handle guarantees (delivered, delayed for a
+// memory to the durable outcome run guarantees (delivered, delayed for a
 // retry, parked or dead-lettered). The router acknowledges the events'
 // message once they have ended, and queues those that have no durable
 // outcome (the store was unavailable, the node stopped before their call
@@ -34,7 +34,7 @@ import (
 // memory, not sent round the delay tiers for half a second or more. One
 // that starts to hang holds at most its calls in flight, and its waiting
 // jobs for a second; the router never waits for it. A job that finds no
-// slot, or is turned away by its rate limit, goes the way handle sends
+// slot, or is turned away by its rate limit, goes the way run sends
 // it, as a queued job would.
 
 // directMax is how many jobs may run directly at a time, as many as the
@@ -75,7 +75,7 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, taken *Handover) {
 		}
 		w.direct++
 		w.directFor[dest]++
-		h.jobs, h.dests = append(h.jobs, j), append(h.dests, dest)
+		h.jobs, h.targets, h.dests = append(h.jobs, j), append(h.targets, targets[i]), append(h.dests, dest)
 	}
 	w.directWG.Add(len(h.jobs))
 	w.mu.Unlock()
@@ -88,21 +88,22 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, taken *Handover) {
 // Handover is the jobs Direct took for the router: each holds its
 // destination's share of the direct jobs until it ends, or is released.
 type Handover struct {
-	w     *Worker
-	ctx   context.Context
-	jobs  []store.Job
-	dests []string
-	ended chan *store.Job // each job as it ends: nil when its outcome is durable
+	w       *Worker
+	ctx     context.Context
+	jobs    []store.Job
+	targets []Target // each job's, resolved by Direct
+	dests   []string
+	ended   chan *store.Job // each job as it ends: nil when its outcome is durable
 }
 
-// Start runs the jobs, each to a durable outcome (handle's) if it can.
+// Start runs the jobs, each to a durable outcome (run's) if it can.
 func (h *Handover) Start() {
 	h.ended = make(chan *store.Job, len(h.jobs))
 	for i, j := range h.jobs {
 		go func() {
 			defer h.done(i)
 			h.w.noteLive(j, time.Now())
-			if err := h.w.handleAs(h.ctx, j, runDirect); err != nil {
+			if err := h.w.run(h.ctx, j, h.targets[i], runDirect); err != nil {
 				if h.ctx.Err() == nil {
 					h.w.log.Warn("direct delivery did not end; queued", "event_id", j.EventID, "rule", j.RuleArn, "target", j.TargetID, "error", err)
 				}

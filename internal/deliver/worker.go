@@ -417,11 +417,6 @@ const (
 // handle runs one job to an outcome that is durable before it returns:
 // delivered, delayed for a retry or a deferral, parked, or dead-lettered.
 func (w *Worker) handle(ctx context.Context, j store.Job) error {
-	return w.handleAs(ctx, j, runNormal)
-}
-
-// handleAs is handle, with the job run in mode.
-func (w *Worker) handleAs(ctx context.Context, j store.Job, mode runMode) error {
 	t, ok := w.cfg.Config.Target(j.RuleArn, j.TargetID)
 	if !ok {
 		// The rule or the target was removed: nothing to deliver to.
@@ -429,7 +424,7 @@ func (w *Worker) handleAs(ctx context.Context, j store.Job, mode runMode) error 
 		w.redriven(ctx, j, t, Result{Message: "the rule or its target no longer exists"}, store.OutcomeDropped)
 		return nil
 	}
-	return w.run(ctx, j, t, mode)
+	return w.run(ctx, j, t, runNormal)
 }
 
 // How run treats a job.
