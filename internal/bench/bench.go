@@ -109,7 +109,10 @@ type Result struct {
 	// latency (ingestion to arrival at the sink)
 	OfferedRate int           `json:"offeredRate,omitempty"`
 	Latency     *Distribution `json:"latency,omitempty"`
-	Missing     int           `json:"missing,omitempty"`
+	// SendLag is how late the load tool's timer started each call after
+	// its due time: latencies are timed from the start (see openLoop).
+	SendLag *Distribution `json:"sendLag,omitempty"`
+	Missing int           `json:"missing,omitempty"`
 	// delivery: Deliveries over Seconds, from the first PutEvents call to
 	// the last delivery, whether or not the server kept up with ingest.
 	Deliveries       int     `json:"deliveries,omitempty"`
@@ -645,7 +648,15 @@ func (r *Runner) IngestIAM(ctx context.Context) (Result, error) {
 // times whatever the previous ones took, and each event carries its
 // intended send time, so a slow server cannot hide its delays (no
 // coordinated omission). It returns the number of events sent.
-func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate int, d time.Duration) (int, error) {
+//
+// Each event carries the time its call was started, its latency's zero:
+// the moment the loop woke for it, which is its due time plus the lag of
+// this process's timer. Go's timers on Linux wake up to a millisecond late
+// (the runtime's wait has millisecond resolution), which is the load
+// tool's, not the server's; the lags are returned, for the report. A call
+// held back because 512 are in flight waits after that moment, so a
+// server too slow to answer is measured, not hidden.
+func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate int, d time.Duration) (int, []time.Duration, error) {
 	callsPerSec := float64(rate) / float64(r.cfg.Batch)
 	interval := time.Duration(float64(time.Second) / callsPerSec)
 	total := int(d.Seconds() * callsPerSec)
@@ -654,22 +665,25 @@ func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate i
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 512)
 	var firstErr atomic.Value
+	lags := make([]time.Duration, 0, total)
 	for i := range total {
 		due := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(due); wait > 0 {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return int(sent.Load()), ctx.Err()
+				return int(sent.Load()), lags, ctx.Err()
 			}
 		}
+		at := time.Now()
+		lags = append(lags, at.Sub(due))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			var out putResult
-			if err := r.put(ctx, i, r.entries(bus, source, due), &out); err != nil {
+			if err := r.put(ctx, i, r.entries(bus, source, at), &out); err != nil {
 				failed.Add(int64(r.cfg.Batch))
 				firstErr.CompareAndSwap(nil, err)
 				return
@@ -683,9 +697,9 @@ func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate i
 	wg.Wait()
 	r.endProgress()
 	if err, _ := firstErr.Load().(error); err != nil && sent.Load() == 0 {
-		return 0, err
+		return 0, lags, err
 	}
-	return int(sent.Load()), nil
+	return int(sent.Load()), lags, nil
 }
 
 // Latency measures ingestion to arrival at the sink at the offered rate.
@@ -698,23 +712,34 @@ func (r *Runner) Latency(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	dist, sent, missing, elapsed, err := r.measureLatency(ctx, "latency", bus, source, "/latency", r.cfg.Rate, r.cfg.Duration)
+	run, err := r.measureLatency(ctx, "latency", bus, source, "/latency", r.cfg.Rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Scenario: "latency", Seconds: elapsed.Seconds(), OfferedRate: r.cfg.Rate, Entries: sent, Latency: dist, Missing: missing}, nil
+	return Result{Scenario: "latency", Seconds: run.elapsed.Seconds(), OfferedRate: r.cfg.Rate, Entries: run.sent, Latency: run.dist,
+		SendLag: run.lag, Missing: run.missing}, nil
 }
 
-func (r *Runner) measureLatency(ctx context.Context, label, bus, source, path string, rate int, d time.Duration) (*Distribution, int, int, time.Duration, error) {
+// latencyRun is one open-loop latency measurement: the events' latencies,
+// the load tool's timer lag (see openLoop), the events sent and those that
+// never arrived, and how long it took.
+type latencyRun struct {
+	dist, lag     *Distribution
+	sent, missing int
+	elapsed       time.Duration
+}
+
+func (r *Runner) measureLatency(ctx context.Context, label, bus, source, path string, rate int, d time.Duration) (latencyRun, error) {
 	r.sink.reset(path)
 	start := time.Now()
-	sent, err := r.openLoop(ctx, label, bus, source, rate, d)
+	sent, lags, err := r.openLoop(ctx, label, bus, source, rate, d)
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return latencyRun{}, err
 	}
 	r.await(ctx, label+": arrived", sent, 20*time.Millisecond, func() int { return r.sink.arrived(path) })
 	samples := r.sink.samples(path)
-	return distribution(samples), sent, max(sent-len(samples), 0), time.Since(start), nil
+	return latencyRun{dist: distribution(samples), lag: distribution(lags), sent: sent, missing: max(sent-len(samples), 0),
+		elapsed: time.Since(start)}, nil
 }
 
 // stall is how long a measurement waits for the server's next step (an
@@ -952,10 +977,11 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 		deadSources = append(deadSources, src)
 	}
 	rate := min(r.cfg.Rate, 1000)
-	base, _, _, _, err := r.measureLatency(ctx, "backlog baseline", bus, healthySource, "/healthy", rate, r.cfg.Duration)
+	baseRun, err := r.measureLatency(ctx, "backlog baseline", bus, healthySource, "/healthy", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
+	base := baseRun.dist
 	// Fill the backlog as fast as the server takes it, spread over the dead
 	// destinations.
 	r.fill(ctx, fmt.Sprintf("backlog: %%d of %%d events put on %d dead destinations", dead), bus, r.cfg.Backlog,
@@ -967,10 +993,11 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	})
 	// Measure at once: the backlog's first attempts, retries and parking
 	// happen now.
-	with, sent, missing, elapsed, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
+	run, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
+	with, sent, missing, elapsed := run.dist, run.sent, run.missing, run.elapsed
 	m := r.metrics(ctx)
 	waiting := int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`] +
 		m[`bridgeport_pipeline_depth{stage="parked"}`] + m[`bridgeport_pipeline_depth{stage="unrouted"}`])
@@ -1081,10 +1108,11 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	time.Sleep(settle)
 	r.endProgress()
 	rate := min(r.cfg.Rate, 1000)
-	base, _, _, _, err := r.measureLatency(ctx, "replay baseline", bus, liveSource, "/live", rate, r.cfg.Duration)
+	baseRun, err := r.measureLatency(ctx, "replay baseline", bus, liveSource, "/live", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
+	base := baseRun.dist
 	r.sink.reset("/replayed")
 	name := "bench-" + r.id
 	ruleArn := fmt.Sprintf("arn:aws:events:%s:%s:rule/%s/replayed", r.cfg.Region, r.cfg.AccountID, bus)
@@ -1094,10 +1122,11 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("start replay: %w", err)
 	}
 	replayStart := time.Now()
-	with, sent, missing, elapsed, err := r.measureLatency(ctx, "replay measured", bus, liveSource, "/live", rate, r.cfg.Duration)
+	run, err := r.measureLatency(ctx, "replay measured", bus, liveSource, "/live", rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
+	with, sent, missing, elapsed := run.dist, run.sent, run.missing, run.elapsed
 	var rep struct {
 		State                          string
 		ReplayStartTime, ReplayEndTime float64
@@ -1414,10 +1443,11 @@ func (r *Runner) Rules(ctx context.Context) (Result, error) {
 	}
 	loadTime := time.Since(start)
 	r.endProgress()
-	baseline, _, _, _, err := r.measureLatency(ctx, "rules: baseline", bus, source, "/rules", rulesRate, r.cfg.Duration)
+	baseRun, err := r.measureLatency(ctx, "rules: baseline", bus, source, "/rules", rulesRate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
+	baseline := baseRun.dist
 	// The changes, in turn, on rules picked at random, for as long as the
 	// latency measurement runs.
 	type latencyResult struct {
@@ -1428,8 +1458,8 @@ func (r *Runner) Rules(ctx context.Context) (Result, error) {
 	}
 	done := make(chan latencyResult, 1)
 	go func() {
-		dist, sent, _, d, err := r.measureLatency(ctx, "rules: changing", bus, source, "/rules", rulesRate, r.cfg.Duration)
-		done <- latencyResult{dist, sent, d, err}
+		run, err := r.measureLatency(ctx, "rules: changing", bus, source, "/rules", rulesRate, r.cfg.Duration)
+		done <- latencyResult{run.dist, run.sent, run.elapsed, err}
 	}()
 	kinds := []string{"PutRule (update)", "DisableRule", "EnableRule", "DeleteRule", "PutRule (create)"}
 	samples := make(map[string][]time.Duration, len(kinds))

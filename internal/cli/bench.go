@@ -229,6 +229,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		case "latency":
 			fmt.Fprintf(stdout, "latency:  ingestion to invocation at %d events/s offered: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d events, %d missing)\n",
 				res.OfferedRate, res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.Max, res.Latency.Count, res.Missing)
+			if res.SendLag != nil {
+				fmt.Fprintf(stdout, "          timed from each call's start; the load tool's timer started them p50 %.2f ms, p99 %.2f ms after their due times (Go's timers wake up to 1 ms late on Linux)\n",
+					res.SendLag.P50, res.SendLag.P99)
+			}
 		case "delivery":
 			fmt.Fprintf(stdout, "delivery: %.0f deliveries/s from the first PutEvents call to the last delivery (%d deliveries of %d events to %d targets in %.1fs, %d missing); ",
 				res.DeliveriesPerSec, res.Deliveries, res.Entries, *targets, res.Seconds, res.Missing)
