@@ -62,7 +62,9 @@ func (w *Worker) Direct(jobs []store.Job) (rest []store.Job, taken *Handover) {
 		w.mu.Unlock()
 		return jobs, nil
 	}
-	h := &Handover{w: w, ctx: ctx}
+	// h.targets reuses targets' array: its k-th append, k <= i, writes
+	// over an entry already read.
+	h := &Handover{w: w, ctx: ctx, jobs: make([]store.Job, 0, len(jobs)), targets: targets[:0], dests: make([]string, 0, len(jobs))}
 	rest = jobs[:0:0]
 	for i, j := range jobs {
 		dest, ok := "", false

@@ -319,3 +319,15 @@ func TestBenchCorpus(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckEvent measures PutEvents' check of one ~1 KB event.
+func BenchmarkCheckEvent(b *testing.B) {
+	events, avg := benchEvents(tenantVocabulary, 64)
+	b.SetBytes(int64(avg))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := CheckEvent(events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -101,7 +102,9 @@ func (f *flatEvent) reset(src []byte, npaths int) {
 	if cap(f.buf) < len(src) {
 		// Unescaped text is never longer than its source, so appends of
 		// unescaped strings never reallocate; folding may append more.
-		f.buf = make([]byte, 0, len(src)+64)
+		// A quarter more, so that a pooled scratch is not grown again by
+		// each event a little larger than the last.
+		f.buf = make([]byte, 0, len(src)+len(src)/4+64)
 	}
 	f.buf = f.buf[:0]
 	f.leaves = f.leaves[:0]
@@ -734,7 +737,19 @@ func appendUnescaped(dst, raw []byte) []byte {
 // well-formed, at most MaxEventDepth levels deep. The error is an
 // *EventError.
 func CheckEvent(event []byte) error {
-	var f flatEvent
+	f := checkScratch.Get().(*flatEvent)
 	f.reset(event, 0)
-	return f.flatten(emptyNode)
+	err := f.flatten(emptyNode)
+	f.src = nil
+	if cap(f.buf) <= maxPooledCheck {
+		checkScratch.Put(f)
+	}
+	return err
 }
+
+// checkScratch pools CheckEvent's scratch: PutEvents checks each entry,
+// and a fresh one is an event's size in garbage. A scratch grown past
+// maxPooledCheck by a large event is left to the collector.
+var checkScratch = sync.Pool{New: func() any { return new(flatEvent) }}
+
+const maxPooledCheck = 64 << 10
