@@ -169,12 +169,12 @@ func (s *Store) health(ctx context.Context, key string) (*Health, uint64, error)
 
 // OpenCircuits returns the destinations whose circuits are open.
 func (s *Store) OpenCircuits(ctx context.Context) ([]Health, error) {
-	keys, err := s.healthKV.ListKeys(ctx)
+	keys, err := s.keysOf(ctx, s.healthKV, "")
 	if err != nil {
 		return nil, fmt.Errorf("health: %w", err)
 	}
 	var out []Health
-	for key := range keys.Keys() {
+	for _, key := range keys {
 		if h, _, err := s.health(ctx, key); err == nil && h != nil {
 			out = append(out, *h)
 		}

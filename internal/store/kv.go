@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,25 +159,75 @@ func Token(name string) string {
 }
 
 // List returns the records whose keys start with prefix (which ends with a
-// dot), in no particular order.
+// dot), in key order.
 func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
-	lister, err := s.kv.ListKeysFiltered(ctx, prefix+">")
+	keys, err := s.keysOf(ctx, s.kv, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	var out []Entry
-	for key := range lister.Keys() {
+	for _, key := range keys {
 		e, err := s.Get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			_ = lister.Stop()
 			return nil, err
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// keysOf returns the keys of bucket kv that start with prefix ("" for
+// all), sorted: every key with a message in the bucket's stream at one
+// instant, as the stream's state names them. A key deleted or purged may
+// be among them (its marker is kept); callers read each.
+//
+// It does not use the KV API's key listing, which reads the bucket through
+// a consumer and stops once it has seen as many messages as were pending
+// when it began: a key written again meanwhile (its earlier message gone
+// before the consumer reached it) can be left out, and was, in about a
+// quarter of the listings taken while one key was being updated.
+func (s *Store) keysOf(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]string, error) {
+	bucket := kv.Bucket()
+	st, err := s.js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return nil, err
+	}
+	base := "$KV." + bucket + "."
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+prefix+">"))
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		if key, ok := strings.CutPrefix(subj, base); ok {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// countKeys counts the keys of bucket kv that hold a value.
+func (s *Store) countKeys(ctx context.Context, kv jetstream.KeyValue) (int, error) {
+	keys, err := s.keysOf(ctx, kv, "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, key := range keys {
+		_, err := kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		default:
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // Rewrite passes each record whose key starts with prefix to change and

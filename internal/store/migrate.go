@@ -68,11 +68,11 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		return st, err
 	}
 	progress("copying the configuration")
-	keys, err := from.kv.ListKeys(ctx)
+	keys, err := from.keysOf(ctx, from.kv, "")
 	if err != nil {
 		return st, fmt.Errorf("list configuration: %w", err)
 	}
-	for key := range keys.Keys() {
+	for _, key := range keys {
 		e, err := from.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			continue
@@ -188,13 +188,9 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 // empty fails unless the store holds no configuration and no events, jobs
 // or queue messages: a migration goes into a new cluster, once.
 func (s *Store) empty(ctx context.Context) error {
-	keys, err := s.kv.ListKeys(ctx)
+	n, err := s.countKeys(ctx, s.kv)
 	if err != nil {
 		return fmt.Errorf("list configuration: %w", err)
-	}
-	n := 0
-	for range keys.Keys() {
-		n++
 	}
 	if n > 0 {
 		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used, or, after a migration that failed, run it again with --replace", n)

@@ -45,14 +45,8 @@ func (s *Store) RunHeartbeat(ctx context.Context, nodeID string) {
 		if _, err := s.nodesKV.Put(ctx, Token(nodeID), []byte(strconv.FormatInt(time.Now().UnixNano(), 10))); err != nil && ctx.Err() == nil {
 			s.log.Warn("heartbeat", "error", err)
 		}
-		if lister, err := s.nodesKV.ListKeys(ctx); err == nil {
-			n := 0
-			for range lister.Keys() {
-				n++
-			}
-			if n > 0 {
-				s.nodes.Store(int64(n))
-			}
+		if n, err := s.countKeys(ctx, s.nodesKV); err == nil && n > 0 {
+			s.nodes.Store(int64(n))
 		}
 		select {
 		case <-ctx.Done():

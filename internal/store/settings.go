@@ -202,13 +202,9 @@ func (s *Store) otherNodes(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("nodes: %w", err)
 	}
-	lister, err := kv.ListKeys(ctx)
+	n, err := s.countKeys(ctx, kv)
 	if err != nil {
 		return 0, fmt.Errorf("nodes: %w", err)
-	}
-	n := 0
-	for range lister.Keys() {
-		n++
 	}
 	return n, nil
 }
