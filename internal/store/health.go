@@ -55,7 +55,7 @@ func (s *Store) WatchHealth(ctx context.Context, fn func(dest string, h *Health)
 		return fmt.Errorf("watch health: %w", err)
 	}
 	names := map[string]string{} // key to destination, for deletions
-	return watch(ctx, w, func(e Entry) {
+	return s.watch(ctx, w, func(e Entry) {
 		if e.Deleted {
 			if dest, ok := names[e.Key]; ok {
 				delete(names, e.Key)
@@ -70,7 +70,7 @@ func (s *Store) WatchHealth(ctx context.Context, fn func(dest string, h *Health)
 		}
 		names[e.Key] = h.Destination
 		fn(h.Destination, &h)
-	}, nil)
+	}, nil, nil)
 }
 
 // OpenCircuit records a destination as failing, unless it already is.

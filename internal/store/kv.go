@@ -102,36 +102,94 @@ func (s *Store) Watch(ctx context.Context, fn func(Entry), ready func()) error {
 
 // WatchPrefix is Watch for the records whose keys start with prefix (which
 // ends with a dot); "" watches all.
+//
+// ready comes once every key the bucket held when the watch's first pass
+// ended has been handed over, at some revision. The KV API's own signal
+// (the watcher's first nil) can come before a key that was written again
+// meanwhile: its revision current at the start was gone before the watch
+// reached it, and the newer one comes after the signal. A router started
+// then would route without that rule.
 func (s *Store) WatchPrefix(ctx context.Context, prefix string, fn func(Entry), ready func()) error {
 	w, err := s.kv.Watch(ctx, prefix+">")
 	if err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
-	return watch(ctx, w, fn, ready)
+	return s.watch(ctx, w, fn, ready, func() ([]string, error) { return s.keysOf(ctx, s.kv, prefix) })
 }
 
+// watchCatchUp bounds how long a watch waits for keys its first pass left
+// out (one removed from the stream meanwhile never comes).
+const watchCatchUp = 5 * time.Second
+
 // watch hands fn each update of w until ctx ends, and calls ready (if not
-// nil) once the records current at the start have been handed over.
-func watch(ctx context.Context, w jetstream.KeyWatcher, fn func(Entry), ready func()) error {
+// nil) once the records current at the start have been handed over: the
+// watcher's first pass has ended and, when keys is not nil, every key it
+// returns then has been handed over at some revision, or watchCatchUp has
+// passed.
+func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, fn func(Entry), ready func(), keys func() ([]string, error)) error {
 	defer w.Stop()
+	// seen: the keys handed over in the first pass; missing: after it,
+	// those still to come.
+	var seen, missing map[string]bool
+	if ready != nil && keys != nil {
+		seen = map[string]bool{}
+	}
+	var late <-chan time.Time
+	done := func() {
+		if ready != nil {
+			ready()
+		}
+		ready, seen, missing, late = nil, nil, nil, nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-late:
+			s.log.Warn("watch: keys not handed over in time; going on", "missing", len(missing))
+			done()
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil
 			}
 			if e == nil {
-				if ready != nil {
-					ready()
-					ready = nil
+				if ready == nil || missing != nil {
+					continue
+				}
+				if seen == nil {
+					done()
+					continue
+				}
+				missing = map[string]bool{}
+				if ks, err := keys(); err != nil {
+					s.log.Warn("watch: listing the keys to wait for", "error", err)
+				} else {
+					for _, k := range ks {
+						if !seen[k] {
+							missing[k] = true
+						}
+					}
+				}
+				seen = nil
+				if len(missing) == 0 {
+					done()
+				} else {
+					late = time.After(watchCatchUp)
 				}
 				continue
 			}
 			op := e.Operation()
 			fn(Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
 				Deleted: op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge})
+			switch {
+			case seen != nil:
+				seen[e.Key()] = true
+			case missing != nil:
+				delete(missing, e.Key())
+				if len(missing) == 0 {
+					done()
+				}
+			}
 		}
 	}
 }

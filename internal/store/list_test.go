@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
+	"time"
 )
 
 // TestListSeesKeysUpdatedMeanwhile lists a prefix while one of its keys is
@@ -62,6 +64,71 @@ func TestListSeesKeysUpdatedMeanwhile(t *testing.T) {
 		}
 		if fmt.Sprint(keys) != "[zz.hot zz.k0 zz.k1 zz.k2]" {
 			t.Fatalf("listing %d: %v", i, keys)
+		}
+	}
+}
+
+// TestWatchReadyAfterKeysUpdatedMeanwhile starts watches while one key is
+// written again and again: when ready comes, every key has been handed
+// over. (The KV API's signal came before the busy key in some watches.)
+func TestWatchReadyAfterKeysUpdatedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for i := range 3 {
+		if _, err := s.Create(ctx, fmt.Sprintf("zz.k%d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := s.Create(ctx, "zz.hot", []byte("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			r, err := s.Update(ctx, "zz.hot", []byte(fmt.Sprint(i)), rev)
+			if err != nil {
+				done <- err
+				return
+			}
+			rev = r
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := range 100 {
+		wctx, cancel := context.WithCancel(ctx)
+		got := map[string]bool{}
+		var atReady map[string]bool
+		ready := make(chan struct{})
+		errc := make(chan error, 1)
+		go func() {
+			errc <- s.WatchPrefix(wctx, "zz.", func(e Entry) { got[e.Key] = true }, func() {
+				atReady = maps.Clone(got)
+				close(ready)
+			})
+		}()
+		select {
+		case <-ready:
+		case <-time.After(time.Minute):
+			t.Fatalf("watch %d: not ready after a minute", i)
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if len(atReady) != 4 {
+			t.Fatalf("watch %d: ready with %v handed over", i, atReady)
 		}
 	}
 }
