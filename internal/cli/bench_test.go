@@ -47,7 +47,7 @@ func TestBench(t *testing.T) {
 			ok = r.Entries > 0 && r.EntriesPerSec > 0
 		case "latency":
 			ok = r.Latency != nil && r.Latency.Count > 0 && r.Missing == 0 && r.Latency.P99 >= r.Latency.P50 &&
-				r.SendLag != nil && r.SendLag.Count == r.Latency.Count/10 && r.SendLag.P99 >= r.SendLag.P50
+				r.SendLag != nil && r.SendLag.Count > 0 && r.SendLag.P99 >= r.SendLag.P50
 		case "delivery":
 			// Whether the server kept up (nothing left to drain) or not.
 			drain := r.DrainedDeliveries == 0 && r.DrainedPerSec == 0 ||

@@ -146,6 +146,9 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, fn func(Entry
 		case <-ctx.Done():
 			return nil
 		case <-late:
+			if ctx.Err() != nil {
+				return nil
+			}
 			s.log.Warn("watch: keys not handed over in time; going on", "missing", len(missing))
 			done()
 		case e, ok := <-w.Updates():
@@ -161,13 +164,25 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, fn func(Entry
 					continue
 				}
 				missing = map[string]bool{}
-				if ks, err := keys(); err != nil {
+				ks, err := keys()
+				// A stream without a leader for a moment (a NATS server
+				// lost) does not answer: asked again until watchCatchUp.
+				for until := time.Now().Add(watchCatchUp); err != nil && ctx.Err() == nil && time.Now().Before(until); {
+					select {
+					case <-ctx.Done():
+					case <-time.After(100 * time.Millisecond):
+					}
+					ks, err = keys()
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err != nil {
 					s.log.Warn("watch: listing the keys to wait for", "error", err)
-				} else {
-					for _, k := range ks {
-						if !seen[k] {
-							missing[k] = true
-						}
+				}
+				for _, k := range ks {
+					if !seen[k] {
+						missing[k] = true
 					}
 				}
 				seen = nil
@@ -238,28 +253,70 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 }
 
 // keysOf returns the keys of bucket kv that start with prefix ("" for
-// all), sorted: every key with a message in the bucket's stream at one
-// instant, as the stream's state names them. A key deleted or purged may
-// be among them (its marker is kept); callers read each.
+// all), sorted: every key with a message in the bucket's stream, as the
+// stream's state names them (the STREAM.INFO API with a subject filter,
+// asked of the stream's leader). A key deleted or purged may be among them
+// (its marker is kept); callers read each.
 //
 // It does not use the KV API's key listing, which reads the bucket through
 // a consumer and stops once it has seen as many messages as were pending
 // when it began: a key written again meanwhile (its earlier message gone
 // before the consumer reached it) can be left out, and was, in about a
 // quarter of the listings taken while one key was being updated.
+//
+// Beyond 100,000 keys the server answers in pages, by offset into its
+// sorted list of them at each request, so keys created or removed between
+// two pages shift the pages: a listing whose keys do not add up to the
+// server's total is taken again, up to three times, then returned as it is.
 func (s *Store) keysOf(ctx context.Context, kv jetstream.KeyValue, prefix string) ([]string, error) {
 	bucket := kv.Bucket()
-	st, err := s.js.Stream(ctx, "KV_"+bucket)
-	if err != nil {
-		return nil, err
-	}
 	base := "$KV." + bucket + "."
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+prefix+">"))
-	if err != nil {
-		return nil, err
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 	}
-	keys := make([]string, 0, len(info.State.Subjects))
-	for subj := range info.State.Subjects {
+	var seen map[string]bool
+	for range 3 {
+		seen = map[string]bool{}
+		total := 0
+		for {
+			req, _ := json.Marshal(map[string]any{"subjects_filter": base + prefix + ">", "offset": len(seen)})
+			msg, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO.KV_"+bucket, req)
+			if err != nil {
+				return nil, fmt.Errorf("keys of %s: %w", bucket, err)
+			}
+			var resp struct {
+				Error *struct {
+					Code        int    `json:"code"`
+					Description string `json:"description"`
+				} `json:"error"`
+				Total int `json:"total"`
+				State struct {
+					Subjects map[string]uint64 `json:"subjects"`
+				} `json:"state"`
+			}
+			if err := json.Unmarshal(msg.Data, &resp); err != nil {
+				return nil, fmt.Errorf("keys of %s: %w", bucket, err)
+			}
+			if e := resp.Error; e != nil {
+				return nil, fmt.Errorf("keys of %s: %s (%d)", bucket, e.Description, e.Code)
+			}
+			before := len(seen)
+			for subj := range resp.State.Subjects {
+				seen[subj] = true
+			}
+			total = resp.Total
+			if len(seen) >= total || len(seen) == before {
+				break
+			}
+		}
+		if len(seen) == total {
+			break
+		}
+	}
+	keys := make([]string, 0, len(seen))
+	for subj := range seen {
 		if key, ok := strings.CutPrefix(subj, base); ok {
 			keys = append(keys, key)
 		}

@@ -45,11 +45,19 @@ func checkReceipts(t *testing.T, reopen func() *Store) {
 	opts := ReceiveOptions{Max: 10, Visibility: 30 * time.Second}
 	// A receive may return fewer messages than are visible, as SQS's may:
 	// on a cluster under load, the queue's consumer can be behind the
-	// sends just acknowledged. Received ones are invisible, so receiving
-	// again returns only the others.
+	// sends just acknowledged. Received ones are invisible (for longer
+	// than this takes), so receiving again returns only the others.
 	var got []Received
-	for deadline := time.Now().Add(time.Minute); len(got) < 3 && time.Now().Before(deadline); {
-		got = append(got, receiveAll(t, s, q, opts)...)
+	for deadline := time.Now().Add(20 * time.Second); len(got) < 3 && time.Now().Before(deadline); {
+		got = append(got, receiveAll(t, s, q, ReceiveOptions{Max: 10, Wait: time.Second, Visibility: 30 * time.Second})...)
+	}
+	if ids := map[string]bool{}; len(got) == 3 {
+		for _, r := range got {
+			ids[r.ID] = true
+		}
+		if len(ids) != 3 {
+			t.Fatalf("received %+v, want three messages", got)
+		}
 	}
 	if len(got) != 3 {
 		t.Fatalf("received %d messages, want 3", len(got))
