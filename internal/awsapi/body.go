@@ -63,10 +63,11 @@ func (b *Budget) refuse() {
 	}
 }
 
-// acquire takes n bytes, waiting for them until ctx ends. More than the
-// whole budget is granted when nothing else is held, so that such a
-// request runs alone rather than never.
-func (b *Budget) acquire(ctx context.Context, n int64) error {
+// acquire takes n bytes, waiting for them until ctx ends or, when wait is
+// not 0, at most wait (the timer is made only when it has to wait). More
+// than the whole budget is granted when nothing else is held, so that
+// such a request runs alone rather than never.
+func (b *Budget) acquire(ctx context.Context, n int64, wait time.Duration) error {
 	if b == nil || n <= 0 {
 		return nil
 	}
@@ -79,6 +80,11 @@ func (b *Budget) acquire(ctx context.Context, n int64) error {
 	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	e := b.waiters.PushBack(w)
 	b.mu.Unlock()
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
 	select {
 	case <-w.ready:
 		return nil
@@ -94,31 +100,6 @@ func (b *Budget) acquire(ctx context.Context, n int64) error {
 		b.waiters.Remove(e)
 	}
 	return ctx.Err()
-}
-
-// take is acquire with at most budgetWait of waiting, and no timer when
-// the bytes are there.
-func (b *Budget) take(ctx context.Context, n int64) error {
-	if b.tryAcquire(n) {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, budgetWait)
-	defer cancel()
-	return b.acquire(ctx, n)
-}
-
-// tryAcquire takes n bytes if they are free now.
-func (b *Budget) tryAcquire(n int64) bool {
-	if b == nil || n <= 0 {
-		return true
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.fitsLocked(n) {
-		b.used += n
-		return true
-	}
-	return false
 }
 
 // release gives back n bytes.
@@ -218,7 +199,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 			if most <= wholeBody {
 				next = most
 			}
-			err := s.Budget.take(r.Context(), next-int64(cap(buf)))
+			err := s.Budget.acquire(r.Context(), next-int64(cap(buf)), budgetWait)
 			if err != nil {
 				if r.Context().Err() != nil {
 					return nil, held, r.Context().Err()

@@ -251,16 +251,16 @@ func TestBudget(t *testing.T) {
 	t.Parallel()
 	b := NewBudget(100)
 	ctx := context.Background()
-	if err := b.acquire(ctx, 60); err != nil {
+	if err := b.acquire(ctx, 60, 0); err != nil {
 		t.Fatal(err)
 	}
 	// 50 does not fit; 40, asked for later, does, and is not held back.
 	big := make(chan error, 1)
-	go func() { big <- b.acquire(ctx, 50) }()
+	go func() { big <- b.acquire(ctx, 50, 0) }()
 	for b.waiting() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if err := b.acquire(ctx, 40); err != nil || b.InUse() != 100 {
+	if err := b.acquire(ctx, 40, 0); err != nil || b.InUse() != 100 {
 		t.Fatalf("acquire 40: %v, in use %d", err, b.InUse())
 	}
 	b.release(60)
@@ -270,17 +270,17 @@ func TestBudget(t *testing.T) {
 	// A wait that ends takes nothing.
 	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()
-	if err := b.acquire(short, 20); err == nil || b.InUse() != 90 || b.waiting() != 0 {
+	if err := b.acquire(short, 20, 0); err == nil || b.InUse() != 90 || b.waiting() != 0 {
 		t.Fatalf("acquire past the deadline: %v, in use %d", err, b.InUse())
 	}
 	b.release(90)
 	// More than the whole budget, alone.
-	if err := b.acquire(ctx, 500); err != nil || b.InUse() != 500 {
+	if err := b.acquire(ctx, 500, 0); err != nil || b.InUse() != 500 {
 		t.Fatalf("acquire 500 alone: %v", err)
 	}
 	b.release(500)
 	var nilBudget *Budget
-	if err := nilBudget.acquire(ctx, 1<<40); err != nil || nilBudget.InUse() != 0 {
+	if err := nilBudget.acquire(ctx, 1<<40, 0); err != nil || nilBudget.InUse() != 0 {
 		t.Fatal("a nil budget bounds nothing")
 	}
 	nilBudget.release(1 << 40)
