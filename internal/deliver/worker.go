@@ -446,6 +446,10 @@ const (
 	runProbe
 )
 
+// asNormal reports whether a job of mode m is treated as runNormal's (the
+// router's runDirect jobs are, but for the wait for a slot).
+func (m runMode) asNormal() bool { return m == runNormal || m == runDirect }
+
 // run runs a job of target t to a durable outcome.
 func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) error {
 	now := w.cfg.Now()
@@ -500,7 +504,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 		return w.fail(ctx, j, t, Result{Code: CodeInvalidParameter, Message: msg})
 	}
-	if mode == runNormal || mode == runDirect {
+	if mode.asNormal() {
 		if h, _ := w.circuit(d.Arn); h != nil {
 			return w.parkOnArrival(ctx, j, t, h)
 		}
@@ -510,7 +514,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		if wait <= 0 {
 			break
 		}
-		if mode == runNormal || mode == runDirect {
+		if mode.asNormal() {
 			return w.postpone(ctx, j, wait)
 		}
 		if !sleepFor(ctx, wait) {
@@ -518,7 +522,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 	}
 	slot := w.slot(d.Arn)
-	if mode == runNormal || mode == runDirect {
+	if mode.asNormal() {
 		took := false
 		if mode == runDirect {
 			took = waitSlot(ctx, slot)
@@ -562,7 +566,7 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		w.end(d.Arn)
 		<-slot
 	}()
-	if (mode == runNormal || mode == runDirect) && !w.proven(d.Arn) {
+	if mode.asNormal() && !w.proven(d.Arn) {
 		select {
 		case w.suspect <- struct{}{}:
 			defer func() { <-w.suspect }()
