@@ -644,10 +644,16 @@ func (r *Runner) IngestIAM(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// maxTimerLag is the most of a call's lag after its due time that is the
+// timer's (see openLoop): over 99% of the lags measured on the idle machine
+// were under 1.3 ms.
+const maxTimerLag = 2 * time.Millisecond
+
 // openLoop offers rate events/s for the duration: calls leave at fixed
-// times whatever the previous ones took, and each event carries its
-// intended send time, so a slow server cannot hide its delays (no
-// coordinated omission). It returns the number of events sent.
+// times whatever the previous ones took, and each event is timed from its
+// call's due time (give or take the timer's lag, below), so a slow server
+// cannot hide its delays (no coordinated omission). It returns the number
+// of events sent.
 //
 // Each event carries its latency's zero: the moment the loop woke for its
 // call, which is its due time plus the lag of this process's timer, but
@@ -657,11 +663,6 @@ func (r *Runner) IngestIAM(ctx context.Context) (Result, error) {
 // the report. Any later start counts in the latency: a loop held back
 // because 512 calls are in flight (a server too slow to answer), or a
 // machine that stalled, is measured, not hidden.
-// maxTimerLag is the most of a call's lag after its due time that is the
-// timer's (see openLoop): over 99% of the lags measured on the idle machine
-// were under 1.3 ms.
-const maxTimerLag = 2 * time.Millisecond
-
 func (r *Runner) openLoop(ctx context.Context, label, bus, source string, rate int, d time.Duration) (int, []time.Duration, error) {
 	callsPerSec := float64(rate) / float64(r.cfg.Batch)
 	interval := time.Duration(float64(time.Second) / callsPerSec)
