@@ -11,7 +11,7 @@ import (
 func TestEnvelopeMembers(t *testing.T) {
 	s := New(Config{Region: "us-east-1", AccountID: "123456789012"})
 	ts := time.Date(2026, 12, 5, 10, 30, 0, 0, time.UTC)
-	ev := s.encodeEvent("id-1", `src"q`, "dt", []string{"r1"}, ts, []byte(`{"a":{"time":"x"},"b":[1,"}"]}`))
+	ev := s.encodeEvent("id-1", `src"q`, "dt", []string{"r1"}, formatEventTime(ts), `{"a":{"time":"x"},"b":[1,"}"]}`)
 	if got, err := eventTime(ev); err != nil || !got.Equal(ts) {
 		t.Errorf("eventTime = %v, %v", got, err)
 	}

@@ -3,7 +3,6 @@ package eventbus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"bridgeport/internal/awsapi"
+	"bridgeport/internal/jsonscan"
 	"bridgeport/internal/pattern"
 	"bridgeport/internal/store"
 )
@@ -39,15 +39,15 @@ type putEventsResult struct {
 // envelope is an event as rules match it and targets receive it, with
 // members in AWS's order.
 type envelope struct {
-	Version    string          `json:"version"`
-	ID         string          `json:"id"`
-	DetailType string          `json:"detail-type"`
-	Source     string          `json:"source"`
-	Account    string          `json:"account"`
-	Time       string          `json:"time"`
-	Region     string          `json:"region"`
-	Resources  []string        `json:"resources"`
-	Detail     json.RawMessage `json:"detail"`
+	Version    string   `json:"version"`
+	ID         string   `json:"id"`
+	DetailType string   `json:"detail-type"`
+	Source     string   `json:"source"`
+	Account    string   `json:"account"`
+	Time       string   `json:"time"`
+	Region     string   `json:"region"`
+	Resources  []string `json:"resources"`
+	Detail     string   `json:"-"` // compact JSON, as appendEnvelope writes it
 }
 
 // entrySize is the size AWS counts for an entry: 14 bytes for Time if set,
@@ -143,13 +143,14 @@ func (s *Service) putEventsCall(ctx context.Context, body []byte) (any, int, int
 		return nil, len(in.Entries), len(in.Entries), total, awsapi.Errorf(awsapi.CodeValidation, "Total size of the entries in the request is over the limit.")
 	}
 	now := s.now().UTC()
+	nowText := formatEventTime(now)
 	results := make([]putEventsResult, len(in.Entries))
 	var events []store.Event
 	var accepted []int
 	id, _ := awsapi.IdentityFrom(ctx)
 	var decided map[string]*awsapi.Error
 	for i := range in.Entries {
-		ev, res := s.acceptEntry(&in.Entries[i], now)
+		ev, res := s.acceptEntry(&in.Entries[i], now, nowText)
 		if res.ErrorCode != "" {
 			results[i] = res
 			continue
@@ -208,8 +209,9 @@ func invalidArgument(field string) putEventsResult {
 		ErrorMessage: "Parameter " + field + " is not valid. Reason: " + field + " is a required argument."}
 }
 
-// acceptEntry validates one entry and builds its event.
-func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, putEventsResult) {
+// acceptEntry validates one entry and builds its event; nowText is now as
+// formatEventTime formats it.
+func (s *Service) acceptEntry(e *putEventsEntry, now time.Time, nowText string) (store.Event, putEventsResult) {
 	switch {
 	case e.Source == nil || *e.Source == "":
 		return store.Event{}, invalidArgument("Source")
@@ -221,16 +223,18 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 		// UNVERIFIED wording, in the style of the recorded messages.
 		return store.Event{}, putEventsResult{ErrorCode: "InvalidArgument", ErrorMessage: "Parameter DetailType is not valid. Reason: DetailType is longer than 128 characters."}
 	}
-	detail := []byte(*e.Detail)
-	if trimmed := bytes.TrimSpace(detail); len(trimmed) == 0 || trimmed[0] != '{' {
+	if trimmed := strings.TrimSpace(*e.Detail); len(trimmed) == 0 || trimmed[0] != '{' {
 		return store.Event{}, malformedDetail
 	}
-	t := now
+	// A detail that is not compact and not JSON either (two values side
+	// by side) is kept as it is, for CheckEvent to refuse.
+	detail, _ := jsonscan.Compact(*e.Detail)
+	t := nowText
 	if e.Time != nil && !e.Time.IsZero() {
-		t = e.Time.UTC()
+		t = formatEventTime(e.Time.Time)
 	}
 	id := awsapi.NewRequestID()
-	data := s.encodeEvent(id, *e.Source, *e.DetailType, e.Resources, t, compact(detail))
+	data := s.encodeEvent(id, *e.Source, *e.DetailType, e.Resources, t, detail)
 	// The whole event is checked as the router will read it: a detail
 	// that is not JSON, or that nests deeper than the router reads once
 	// inside the envelope, is refused here rather than accepted and never
@@ -254,14 +258,15 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time) (store.Event, pu
 }
 
 // encodeEvent returns an event of this account and region in the envelope
-// targets receive; detail is compact JSON, t in UTC.
-func (s *Service) encodeEvent(id, source, detailType string, resources []string, t time.Time, detail []byte) []byte {
+// targets receive; detail is compact JSON, t as formatEventTime formats
+// it.
+func (s *Service) encodeEvent(id, source, detailType string, resources []string, t, detail string) []byte {
 	if resources == nil {
 		resources = []string{}
 	}
 	return appendEnvelope(make([]byte, 0, len(detail)+256+len(source)+len(detailType)), envelope{
 		Version: "0", ID: id, DetailType: detailType, Source: source, Account: s.arns.account,
-		Time: t.Format("2006-01-02T15:04:05Z"), Region: s.arns.region, Resources: resources,
+		Time: t, Region: s.arns.region, Resources: resources,
 		Detail: detail,
 	})
 }
@@ -270,7 +275,13 @@ func (s *Service) encodeEvent(id, source, detailType string, resources []string,
 // region, as targets receive one: for test requests such as diagnose's
 // probe. detail must be compact JSON.
 func (s *Service) Event(source, detailType string, detail []byte) []byte {
-	return s.encodeEvent(awsapi.NewRequestID(), source, detailType, nil, s.now().UTC(), detail)
+	return s.encodeEvent(awsapi.NewRequestID(), source, detailType, nil, formatEventTime(s.now()), string(detail))
+}
+
+// formatEventTime formats t as an event's time member: UTC, to the
+// second.
+func formatEventTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05Z")
 }
 
 var malformedDetail = putEventsResult{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
@@ -328,17 +339,4 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
-}
-
-// compact removes insignificant space from valid JSON; JSON without any
-// space is returned as is.
-func compact(b []byte) json.RawMessage {
-	if !bytes.ContainsAny(b, " \t\r\n") {
-		return b
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return b
-	}
-	return out.Bytes()
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"bridgeport/internal/jsonscan"
 )
 
 // decodePutEvents decodes a PutEvents request of the shape SDKs send, in
@@ -68,6 +70,9 @@ func decodePutEvents(body []byte) (putEventsInput, bool) {
 type peDecoder struct {
 	b []byte
 	i int
+	// last holds the previous entry's Source, DetailType and EventBusName:
+	// the entries of a call mostly share them, and share one string then.
+	last [3]*string
 }
 
 func (d *peDecoder) space() {
@@ -110,9 +115,13 @@ func (d *peDecoder) entry() (putEventsEntry, bool) {
 		return e, true
 	}
 	for {
-		name, ok := d.str()
+		view, unescaped, escaped, ok := d.rawStr()
 		if !ok {
 			return e, false
+		}
+		name := view
+		if escaped {
+			name = []byte(unescaped)
 		}
 		d.space()
 		if !d.byte(':') {
@@ -120,15 +129,16 @@ func (d *peDecoder) entry() (putEventsEntry, bool) {
 		}
 		d.space()
 		var field **string
-		switch name {
+		last := -1
+		switch string(name) {
 		case "Source":
-			field = &e.Source
+			field, last = &e.Source, 0
 		case "DetailType":
-			field = &e.DetailType
+			field, last = &e.DetailType, 1
 		case "Detail":
 			field = &e.Detail
 		case "EventBusName":
-			field = &e.EventBusName
+			field, last = &e.EventBusName, 2
 		case "TraceHeader":
 			field = &e.TraceHeader
 		case "Resources":
@@ -142,11 +152,19 @@ func (d *peDecoder) entry() (putEventsEntry, bool) {
 			if *field != nil {
 				return e, false // repeated: encoding/json keeps the last
 			}
-			v, ok := d.str()
-			if !ok {
-				return e, false
+			if last < 0 {
+				v, ok := d.str()
+				if !ok {
+					return e, false
+				}
+				*field = &v
+			} else {
+				v, ok := d.strLike(d.last[last])
+				if !ok {
+					return e, false
+				}
+				*field, d.last[last] = v, v
 			}
-			*field = &v
 		}
 		d.space()
 		if d.byte('}') {
@@ -190,42 +208,61 @@ func (d *peDecoder) strings(out *[]string) bool {
 // str decodes a JSON string. It refuses invalid UTF-8 and escapes of lone
 // surrogates, which encoding/json replaces with U+FFFD.
 func (d *peDecoder) str() (string, bool) {
+	view, unescaped, escaped, ok := d.rawStr()
+	if escaped || !ok {
+		return unescaped, ok
+	}
+	return string(view), true
+}
+
+// strLike decodes a JSON string as str does, and returns prev rather than
+// a new string when they are equal.
+func (d *peDecoder) strLike(prev *string) (*string, bool) {
+	view, s, escaped, ok := d.rawStr()
+	if !ok {
+		return nil, false
+	}
+	if !escaped {
+		if prev != nil && *prev == string(view) {
+			return prev, true
+		}
+		s = string(view)
+	}
+	return &s, true
+}
+
+// rawStr decodes a JSON string: a string without escapes as its bytes in
+// the body (view, valid as long as the body), one with escapes unescaped.
+func (d *peDecoder) rawStr() (view []byte, unescaped string, escaped, ok bool) {
 	if !d.byte('"') {
-		return "", false
+		return nil, "", false, false
 	}
 	start := d.i
-	ascii := true
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		switch {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			if !ascii && !utf8.Valid(s) {
-				return "", false
-			}
-			return string(s), true
-		case c == '\\':
-			return d.escaped(start)
-		case c < 0x20:
-			return "", false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-		d.i++
+	d.i = jsonscan.Plain(d.b, d.i)
+	if d.i >= len(d.b) {
+		return nil, "", false, false
 	}
-	return "", false
+	switch d.b[d.i] {
+	case '"':
+		view = d.b[start:d.i]
+		d.i++
+		return view, "", false, utf8.Valid(view)
+	case '\\':
+		unescaped, ok = d.escaped(start)
+		return nil, unescaped, true, ok
+	}
+	return nil, "", false, false // a control character
 }
 
 // escaped finishes a string that has escapes, from its start.
 func (d *peDecoder) escaped(start int) (string, bool) {
 	// The unescaped string is no longer than the escaped one.
 	end := d.i
-	for end < len(d.b) && d.b[end] != '"' {
-		if d.b[end] == '\\' {
-			end++
+	for {
+		if end = jsonscan.Plain(d.b, end); end >= len(d.b) || d.b[end] != '\\' {
+			break
 		}
-		end++
+		end += 2
 	}
 	var out strings.Builder
 	out.Grow(end - start)
@@ -244,10 +281,7 @@ func (d *peDecoder) escaped(start int) (string, bool) {
 			return "", false
 		case c != '\\':
 			// Up to the next escape or the end, at once.
-			j := d.i + 1
-			for j < len(d.b) && d.b[j] != '\\' && d.b[j] != '"' && d.b[j] >= 0x20 {
-				j++
-			}
+			j := jsonscan.Plain(d.b, d.i+1)
 			out.Write(d.b[d.i:j])
 			d.i = j
 			continue

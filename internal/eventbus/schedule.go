@@ -359,7 +359,7 @@ func (s *Service) scheduledEvent(ruleArn string, due time.Time) store.Event {
 	sum[8] = sum[8]&0x3f | 0x80
 	h := hex.EncodeToString(sum[:16])
 	id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-	data := s.encodeEvent(id, "aws.events", "Scheduled Event", []string{ruleArn}, due.UTC(), []byte("{}"))
+	data := s.encodeEvent(id, "aws.events", "Scheduled Event", []string{ruleArn}, formatEventTime(due), "{}")
 	return store.Event{ID: id, Bus: defaultBus, Ingested: s.now(), Data: data, Rule: ruleArn, DedupeID: "schedule/" + key}
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"bridgeport/internal/jsonscan"
 )
 
 // MaxEventDepth is how deeply an event may nest objects and arrays. PutEvents
@@ -607,16 +609,6 @@ func (f *flatEvent) number() error {
 	return nil
 }
 
-// strSpecial marks the bytes that end the fast path of a string scan.
-var strSpecial = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'] = true
-	t['\\'] = true
-	return t
-}()
-
 // str scans a string at f.pos (on its opening quote). It returns the range of
 // its raw contents and whether they contain escapes.
 func (f *flatEvent) str() (start, end int, escaped bool, err error) {
@@ -624,9 +616,7 @@ func (f *flatEvent) str() (start, end int, escaped bool, err error) {
 	i := f.pos + 1
 	start = i
 	for {
-		for i < len(s) && !strSpecial[s[i]] {
-			i++
-		}
+		i = jsonscan.Plain(s, i)
 		if i >= len(s) {
 			f.pos = i
 			return 0, 0, false, f.fail("unterminated string")

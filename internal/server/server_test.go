@@ -431,16 +431,18 @@ func TestPutEventsDelivers(t *testing.T) {
 	}
 	when := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	out, err := e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{
-		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{"total": 150}`), Time: &when, Resources: []string{"r1"}},
+		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String("{\"total\": 150,\n \"note\": \"two  words\"}"), Time: &when, Resources: []string{"r1"}},
 		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{"total":50}`)},
 		{DetailType: aws.String("Order"), Detail: aws.String(`{}`)},
 		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`[1]`)},
 		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{}`), EventBusName: aws.String("ghost")},
+		// Compacting must not join the two numbers into valid JSON.
+		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{"total": 1 2}`)},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.FailedEntryCount != 3 || len(out.Entries) != 5 {
+	if out.FailedEntryCount != 4 || len(out.Entries) != 6 {
 		t.Fatalf("PutEvents = %+v", out)
 	}
 	want := []struct{ code, msg string }{
@@ -448,6 +450,7 @@ func TestPutEventsDelivers(t *testing.T) {
 		{"InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."},
 		{"MalformedDetail", "Detail is malformed."},
 		{"ResourceNotFoundException", "Event bus ghost does not exist."},
+		{"MalformedDetail", "Detail is malformed."},
 	}
 	for i, w := range want {
 		got := out.Entries[i]
@@ -469,7 +472,7 @@ func TestPutEventsDelivers(t *testing.T) {
 		if env["id"] != aws.ToString(out.Entries[0].EventId) || env["time"] != "2026-11-22T10:00:00Z" || env["account"] != "000000000000" || env["detail-type"] != "Order" || env["version"] != "0" {
 			t.Errorf("event envelope %s", r.body)
 		}
-		if !strings.HasPrefix(r.body, `{"version":"0","id":`) || !strings.HasSuffix(r.body, `"resources":["r1"],"detail":{"total":150}}`) {
+		if !strings.HasPrefix(r.body, `{"version":"0","id":`) || !strings.HasSuffix(r.body, `"resources":["r1"],"detail":{"total":150,"note":"two  words"}}`) {
 			t.Errorf("envelope members out of AWS's order: %s", r.body)
 		}
 	}
