@@ -1,5 +1,7 @@
 package jsonscan
 
+import "strings"
+
 // Compact returns s without the JSON whitespace (space, tab, newline,
 // carriage return) between its tokens, as encoding/json's Compact would,
 // in one pass that skips strings eight bytes at a time. It returns s itself,
@@ -12,8 +14,8 @@ package jsonscan
 // false. Whitespace next to punctuation, or at either end, can be dropped
 // without changing what the text is.
 func Compact(s string) (string, bool) {
-	var out []byte // nil until there is whitespace to drop
-	kept := 0      // s[kept:i] is yet to be copied to out
+	var out strings.Builder // empty until there is whitespace to drop
+	kept := 0               // s[kept:i] is yet to be copied to out
 	for i := 0; i < len(s); {
 		switch s[i] {
 		case '"':
@@ -26,19 +28,20 @@ func Compact(s string) (string, bool) {
 			if i > 0 && j < len(s) && !opens(s[i-1]) && !closes(s[j]) {
 				return s, false
 			}
-			if out == nil {
-				out = make([]byte, 0, len(s))
+			if out.Cap() == 0 {
+				out.Grow(len(s))
 			}
-			out = append(out, s[kept:i]...)
+			out.WriteString(s[kept:i])
 			kept, i = j, j
 		default:
 			i++
 		}
 	}
-	if out == nil {
+	if out.Cap() == 0 {
 		return s, true
 	}
-	return string(append(out, s[kept:]...)), true
+	out.WriteString(s[kept:])
+	return out.String(), true
 }
 
 // stringEnd returns the index just past the string whose contents start at

@@ -74,3 +74,46 @@ func FuzzCompact(f *testing.F) {
 		checkCompact(t, s)
 	})
 }
+
+// BenchmarkCompact measures a 1 KB detail as Python's json.dumps writes
+// it (a space after each colon and comma) and one already compact, against
+// what PutEvents did before: a scan for any space, then encoding/json's
+// Compact.
+func BenchmarkCompact(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"orderId": "o-1", "items": [`)
+	for i := range 12 {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(`{"sku": "sku-12345", "qty": 2, "price": 12.5, "name": "A thing"}`)
+	}
+	sb.WriteString(`], "note": "` + strings.Repeat("x", 150) + `"}`)
+	spaced := sb.String()
+	var c bytes.Buffer
+	_ = json.Compact(&c, []byte(spaced))
+	for _, tc := range []struct{ name, s string }{{"spaced", spaced}, {"compact", c.String()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.s)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := Compact(tc.s); !ok {
+					b.Fatal("refused")
+				}
+			}
+		})
+		b.Run(tc.name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(tc.s)))
+			b.ReportAllocs()
+			for b.Loop() {
+				in := []byte(tc.s)
+				if bytes.ContainsAny(in, " \t\r\n") {
+					var out bytes.Buffer
+					if err := json.Compact(&out, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
