@@ -94,6 +94,11 @@ type Config struct {
 	// delivered: a replay waits while more are queued.
 	ReplayBacklog int
 
+	// ReplayCPU is the share of the machine's CPU time, in percent, above
+	// which the deliveries of replayed events slow down; 100 turns the
+	// pacing off.
+	ReplayCPU int
+
 	// ScheduleCatchUp is how old a scheduled rule's due time that passed
 	// while no node was running may be and still fire, once, late.
 	ScheduleCatchUp time.Duration
@@ -147,6 +152,7 @@ func Default() Config {
 		RetryMaxDelay:      15 * time.Minute,
 		MatchTimeout:       2 * time.Second,
 		ReplayBacklog:      5000,
+		ReplayCPU:          50,
 		ScheduleCatchUp:    time.Hour,
 		AttemptLogMaxAge:   7 * 24 * time.Hour,
 		AttemptLogMaxBytes: 1 << 30,
@@ -198,6 +204,7 @@ func Parse(name string, args []string, getenv func(string) string) (Config, *fla
 	fs.DurationVar(&c.RetryMaxDelay, "retry-max-delay", c.RetryMaxDelay, "ceiling of the retry backoff")
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory, e.g. 256MiB (the Go runtime's GOMEMLIMIT; default: none)")
 	fs.IntVar(&c.ReplayBacklog, "replay-backlog", c.ReplayBacklog, "most deliveries of replayed events queued at once; a replay waits while more are")
+	fs.IntVar(&c.ReplayCPU, "replay-cpu", c.ReplayCPU, "percent of the machine's CPU time (all cores) above which replayed events are delivered more slowly, leaving the rest to live traffic (Linux; 100: no pacing)")
 	fs.DurationVar(&c.ScheduleCatchUp, "schedule-catch-up", c.ScheduleCatchUp, "after a time with no node running, each scheduled rule fires its latest missed due time once if it is no older than this (0: missed due times are skipped)")
 	fs.DurationVar(&c.MatchTimeout, "match-timeout", c.MatchTimeout, "longest the router matches one event against its bus's rules; an event that needs longer 3 times is set aside")
 	fs.DurationVar(&c.AttemptLogMaxAge, "attempt-log-max-age", c.AttemptLogMaxAge, "how long the delivery attempt log keeps a record")
@@ -298,6 +305,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplayBacklog < 1 {
 		errs = append(errs, errors.New("--replay-backlog must be positive"))
+	}
+	if c.ReplayCPU < 20 || c.ReplayCPU > 100 {
+		errs = append(errs, errors.New("--replay-cpu must be from 20 to 100"))
 	}
 	if c.RetryBaseDelay <= 0 || c.RetryMaxDelay < c.RetryBaseDelay {
 		errs = append(errs, errors.New("--retry-base-delay must be positive and at most --retry-max-delay"))

@@ -157,6 +157,9 @@ type WorkerConfig struct {
 	// once (the replay lane); 0 means 8. Far fewer than Workers, so that
 	// a replay's deliveries leave the live ones most of the machine.
 	ReplayWorkers int
+	// ReplayCPU is the busy share of the machine's CPU time (0 to 1) above
+	// which the replay lane slows down (pacer); 0 or 1 and more: no pacing.
+	ReplayCPU float64
 	// PerTarget caps the invocations in flight to one destination, so that
 	// a slow target cannot take every worker; 0 means 16. A destination
 	// whose last call timed out or failed to connect gets 2 until a call
@@ -206,6 +209,8 @@ type Worker struct {
 	// monotonic clock). yieldToLive reads them.
 	liveLag, liveFloor, lastLive atomic.Int64
 	epoch                        time.Time
+	// pace holds the replay lane to the machine's spare CPU.
+	pace *pacer
 	// callTime: the recent mean duration of each destination's answered
 	// (or timed-out) calls, which bounds how many workers may wait for its
 	// slots.
@@ -258,7 +263,8 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	return &Worker{cfg: cfg, log: log, tokens: newTokens(cfg.Invoker), slots: map[string]chan struct{}{}, probes: map[string]chan struct{}{}, fast: map[string]chan struct{}{}, isFast: map[string]bool{},
 		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
 		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, inFlight: map[string]int{}, lastEnd: map[string]time.Time{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
-		spans: map[string][]span{}, settled: map[string]time.Time{}, directFor: map[string]int{}, epoch: time.Now()}
+		spans: map[string][]span{}, settled: map[string]time.Time{}, directFor: map[string]int{}, epoch: time.Now(),
+		pace: newPacer(machineCPU, cfg.ReplayCPU)}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that
@@ -377,12 +383,21 @@ func (w *Worker) noteLive(j store.Job, now time.Time) {
 	w.lastLive.Store(int64(now.Sub(w.epoch)))
 }
 
-// handleReplayed is handle for the replay lane: before each job it leaves
-// the machine to live traffic while that is held up (yieldToLive).
+// handleReplayed is handle for the replay lane: before each job it waits
+// for its turn at the pace the machine's spare CPU allows (pacer), and
+// leaves the machine to live traffic while that is held up (yieldToLive).
 func (w *Worker) handleReplayed(ctx context.Context, j store.Job) error {
+	if !w.pace.wait(ctx) {
+		return ctx.Err()
+	}
 	w.yieldToLive(ctx)
 	return w.handle(ctx, j)
 }
+
+// ReplayPace returns the deliveries of replayed events a second the replay
+// lane allows now, as the machine's spare CPU sets it (ReplayCPU); 0 when
+// they are not paced.
+func (w *Worker) ReplayPace() float64 { return w.pace.perSecond() }
 
 // yieldToLive waits, up to maxYield, while live events wait longer than
 // usual, by yieldLag on average, from ingestion to their first attempt

@@ -14,7 +14,7 @@ import (
 type stateCollector struct {
 	s *Server
 
-	pipeline, backlog, queues, connections, nodes *prometheus.Desc
+	pipeline, backlog, queues, connections, nodes, replayPace *prometheus.Desc
 	// Targets' backlogs and destinations' circuits (see deliver/circuit.go).
 	parked, oldest, circuit *prometheus.Desc
 	// What clients of the listener hold (connlimit, the body budget).
@@ -34,6 +34,8 @@ func newStateCollector(s *Server) *stateCollector {
 		connections: prometheus.NewDesc("bridgeport_connections",
 			"Connections by state (AUTHORIZED, AUTHORIZING, DEAUTHORIZED).", []string{"state"}, nil),
 		nodes: prometheus.NewDesc("bridgeport_nodes", "bridgeport nodes alive on the store (from their heartbeats).", nil, nil),
+		replayPace: prometheus.NewDesc("bridgeport_replay_pace_per_second",
+			"Deliveries of replayed events a second this node allows now, as the machine's spare CPU sets it (--replay-cpu); 0 when they are not paced.", nil, nil),
 		clientConns: prometheus.NewDesc("bridgeport_client_connections",
 			"Client connections open on the listener (at most --max-client-connections).", nil, nil),
 		evicted: prometheus.NewDesc("bridgeport_client_connections_evicted_total",
@@ -58,6 +60,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queues
 	ch <- c.connections
 	ch <- c.nodes
+	ch <- c.replayPace
 	ch <- c.clientConns
 	ch <- c.evicted
 	ch <- c.bodyBytes
@@ -120,6 +123,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		s.log.Warn("metrics: queue depths", "error", err)
 	}
 	ch <- prometheus.MustNewConstMetric(c.nodes, prometheus.GaugeValue, float64(s.store.LiveNodes()))
+	ch <- prometheus.MustNewConstMetric(c.replayPace, prometheus.GaugeValue, s.worker.ReplayPace())
 	ch <- prometheus.MustNewConstMetric(c.clientConns, prometheus.GaugeValue, float64(s.ln.Open()))
 	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.ln.Evicted()))
 	ch <- prometheus.MustNewConstMetric(c.bodyBytes, prometheus.GaugeValue, float64(s.bodies.InUse()))

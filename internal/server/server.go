@@ -178,8 +178,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		// Deliveries in flight at shutdown get the same grace as requests.
 		ShutdownGrace: cfg.Quotas.ShutdownGraceTime,
 		BaseDelay:     cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
-		Logger: log.With("part", "deliver"),
-		Now:    cfg.Now,
+		ReplayCPU: float64(cfg.ReplayCPU) / 100,
+		Logger:    log.With("part", "deliver"),
+		Now:       cfg.Now,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		s.conns.Stop()
