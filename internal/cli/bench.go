@@ -366,7 +366,7 @@ func (s *benchServer) start() (time.Time, error) {
 // same.
 func newBenchHTTP() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 1024
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 0, 1024
 	t.WriteBufferSize = 32 << 10
 	return &http.Client{Timeout: 60 * time.Second, Transport: t}
 }

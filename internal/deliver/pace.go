@@ -15,9 +15,13 @@ import (
 // replayed job reserves a start time rate⁻¹ after the previous one's; every
 // paceCheck the rate is set from the share of the machine's CPU time that
 // was busy since the last check: cut by a quarter above high, raised by a
-// tenth below high minus paceBand, never under paceMin. Where the
-// machine's CPU times cannot be read (not Linux), or high is 0 or 1 and
-// more, the rate is not limited.
+// tenth below high minus paceBand, never under paceMin. Both go from what
+// the lane used: a rate the lane did not reach (its backlog ran dry, or
+// yieldToLive held it) is cut from the rate it did reach, and raised only
+// up to twice that (or paceStart), so that it neither climbs without bound
+// while the lane cannot use it nor takes many checks to come down. Where
+// the machine's CPU times cannot be read (not Linux), or high is 0 or 1
+// and more, the rate is not limited.
 //
 // Safe for concurrent use.
 type pacer struct {
@@ -32,6 +36,8 @@ type pacer struct {
 	next        time.Time // when the next job may start
 	checked     time.Time // when the rate was last set
 	busy, total uint64    // cpu's figures then
+	reserved    int       // jobs since then
+	last        time.Time // when the last job came
 }
 
 // The pacer's settings: the band of busy shares below high in which the
@@ -43,10 +49,14 @@ const (
 	paceStart = 1000.0
 	paceMin   = 200.0
 	paceSleep = time.Millisecond
+	paceIdle  = 5 * time.Second
 )
 
 func newPacer(cpu func() (busy, total uint64, ok bool), high float64) *pacer {
 	if high <= 0 || high >= 1 {
+		return &pacer{}
+	}
+	if _, _, ok := cpu(); !ok {
 		return &pacer{}
 	}
 	return &pacer{cpu: cpu, high: high, rate: paceStart}
@@ -62,6 +72,8 @@ func (p *pacer) reserve(now time.Time) time.Duration {
 	if p.rate == 0 {
 		return 0
 	}
+	p.reserved++
+	p.last = now
 	start := p.next
 	if start.Before(now) {
 		start = now
@@ -78,28 +90,35 @@ func (p *pacer) adjust(now time.Time) {
 	}
 	busy, total, ok := p.cpu()
 	if !ok {
-		p.rate = 0
+		// Not limited; looked at again in paceCheck, from scratch.
+		p.rate, p.checked, p.busy, p.total, p.reserved = 0, now, 0, 0, 0
 		return
 	}
 	if p.rate == 0 {
 		p.rate = paceStart
 	}
-	if !p.checked.IsZero() && total > p.total && busy >= p.busy {
+	if p.total > 0 && total > p.total && busy >= p.busy && now.After(p.checked) {
 		share := float64(busy-p.busy) / float64(total-p.total)
+		used := float64(p.reserved) / now.Sub(p.checked).Seconds()
 		switch {
 		case share > p.high:
-			p.rate = max(p.rate*0.75, paceMin)
+			p.rate = max(min(p.rate, used)*0.75, paceMin)
 		case share < p.high-paceBand:
-			p.rate *= 1.1
+			p.rate = min(p.rate*1.1, max(2*used, paceStart))
 		}
 	}
-	p.checked, p.busy, p.total = now, busy, total
+	p.checked, p.busy, p.total, p.reserved = now, busy, total, 0
 }
 
-// perSecond returns the rate allowed now; 0 when not limited.
-func (p *pacer) perSecond() float64 {
+// perSecond returns the rate allowed at now; 0 when not limited, or when
+// no job came in the last paceIdle (the rate is set as jobs come, so it
+// would be that of the last replay).
+func (p *pacer) perSecond(now time.Time) float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now.Sub(p.last) > paceIdle {
+		return 0
+	}
 	return p.rate
 }
 

@@ -10,7 +10,8 @@ import (
 	"bridgeport/internal/store"
 )
 
-// scriptedCPU is a machine whose CPU times the test sets.
+// scriptedCPU is a machine whose CPU times the test sets (a machine's
+// total is never 0: it has been up for a while).
 type scriptedCPU struct {
 	busy, total uint64
 	ok          bool
@@ -26,7 +27,7 @@ func (c *scriptedCPU) spend(d uint64, share float64) {
 
 func TestPacerSpacesJobs(t *testing.T) {
 	t.Parallel()
-	cpu := &scriptedCPU{ok: true}
+	cpu := &scriptedCPU{ok: true, total: 1000}
 	p := newPacer(cpu.read, 0.6)
 	now := time.Unix(1000, 0)
 	// Eight jobs at once, at the starting rate: one a millisecond.
@@ -45,26 +46,42 @@ func TestPacerSpacesJobs(t *testing.T) {
 	if got := p.reserve(now); got != time.Second/time.Duration(paceStart) {
 		t.Fatalf("the next one waits %v, want %v", got, time.Second/time.Duration(paceStart))
 	}
+	// The rate shown: the pace while jobs come, 0 once none has for a
+	// while.
+	if got := p.perSecond(now.Add(time.Second)); got != paceStart {
+		t.Errorf("rate shown while jobs come: %v, want %v", got, paceStart)
+	}
+	if got := p.perSecond(now.Add(paceIdle + time.Second)); got != 0 {
+		t.Errorf("rate shown with no job for %v: %v, want 0", paceIdle+time.Second, got)
+	}
 }
 
 func TestPacerFollowsSpareCPU(t *testing.T) {
 	t.Parallel()
-	cpu := &scriptedCPU{ok: true}
+	cpu := &scriptedCPU{ok: true, total: 1000}
 	p := newPacer(cpu.read, 0.6)
 	now := time.Unix(1000, 0)
 	p.reserve(now) // the first look at the CPU times
-	step := func(share float64) float64 {
+	// step runs jobs in a paceCheck (besides the one that starts the
+	// next), with the machine busy share of the time, and returns the rate
+	// set at its end and the rate the lane used.
+	step := func(share float64, jobs int) (rate, used float64) {
 		t.Helper()
+		for range jobs {
+			p.reserve(now)
+		}
 		now = now.Add(paceCheck)
 		cpu.spend(200, share)
 		p.reserve(now)
-		return p.rate
+		return p.rate, float64(jobs+1) / paceCheck.Seconds()
 	}
-	// A busy machine: the rate falls by a quarter each check, to paceMin.
+	full := func() int { return int(p.rate * paceCheck.Seconds()) }
+	// A busy machine, the lane taking all it may: the rate falls by a
+	// quarter each check, to paceMin.
 	rate := paceStart
 	for range 20 {
 		rate = max(rate*0.75, paceMin)
-		if got := step(0.95); got != rate {
+		if got, _ := step(0.95, full()); got != rate {
 			t.Fatalf("busy: rate %v, want %v", got, rate)
 		}
 	}
@@ -72,17 +89,33 @@ func TestPacerFollowsSpareCPU(t *testing.T) {
 		t.Fatalf("busy for long: rate %v, want %v", rate, paceMin)
 	}
 	// Between the two marks: unchanged.
-	if got := step(0.6 - paceBand/2); got != rate {
+	if got, _ := step(0.6-paceBand/2, full()); got != rate {
 		t.Fatalf("steady: rate %v, want %v", got, rate)
 	}
-	// Spare CPU: up by a tenth each check.
-	for range 5 {
+	// Spare CPU, used: up by a tenth each check, past paceStart.
+	for range 25 {
 		rate *= 1.1
-		if got := step(0.3); got != rate {
+		if got, _ := step(0.3, full()); got != rate {
 			t.Fatalf("spare: rate %v, want %v", got, rate)
 		}
 	}
+	if rate <= paceStart {
+		t.Fatalf("rate %v after 25 raises from paceMin, want over %v", rate, paceStart)
+	}
+	// Spare CPU the lane does not use (its backlog is dry): the rate does
+	// not climb past twice what it used, or paceStart.
+	for range 50 {
+		got, used := step(0.3, 3)
+		if got > max(2*used, paceStart) {
+			t.Fatalf("unused: rate %v, used %v", got, used)
+		}
+	}
+	// Busy again while the lane used little: cut from what it used.
+	if got, used := step(0.95, 30); got != max(used*0.75, paceMin) {
+		t.Fatalf("busy, the lane at %v: rate %v, want %v", used, got, max(used*0.75, paceMin))
+	}
 	// Looks closer together than paceCheck change nothing.
+	rate = p.rate
 	now = now.Add(paceCheck / 2)
 	cpu.spend(100, 1)
 	p.reserve(now)
@@ -95,7 +128,7 @@ func TestPacerFollowsSpareCPU(t *testing.T) {
 // cannot be read, or when pacing is off.
 func TestPacerOff(t *testing.T) {
 	t.Parallel()
-	busy := &scriptedCPU{ok: true}
+	busy := &scriptedCPU{ok: true, total: 1000}
 	for name, p := range map[string]*pacer{
 		"unreadable": newPacer((&scriptedCPU{ok: false}).read, 0.6),
 		"high 1":     newPacer(busy.read, 1),
@@ -143,7 +176,7 @@ func TestMachineCPU(t *testing.T) {
 func TestReplayedJobWaitsItsTurn(t *testing.T) {
 	t.Parallel()
 	w := NewWorker(WorkerConfig{})
-	w.pace = newPacer((&scriptedCPU{ok: true}).read, 0.5)
+	w.pace = newPacer((&scriptedCPU{ok: true, total: 1000}).read, 0.5)
 	w.pace.next = time.Now().Add(time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

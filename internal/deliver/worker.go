@@ -396,8 +396,8 @@ func (w *Worker) handleReplayed(ctx context.Context, j store.Job) error {
 
 // ReplayPace returns the deliveries of replayed events a second the replay
 // lane allows now, as the machine's spare CPU sets it (ReplayCPU); 0 when
-// they are not paced.
-func (w *Worker) ReplayPace() float64 { return w.pace.perSecond() }
+// they are not paced, or none came in the last 5 seconds.
+func (w *Worker) ReplayPace() float64 { return w.pace.perSecond(time.Now()) }
 
 // yieldToLive waits, up to maxYield, while live events wait longer than
 // usual, by yieldLag on average, from ingestion to their first attempt

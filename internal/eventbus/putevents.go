@@ -226,9 +226,12 @@ func (s *Service) acceptEntry(e *putEventsEntry, now time.Time, nowText string) 
 	if trimmed := strings.TrimSpace(*e.Detail); len(trimmed) == 0 || trimmed[0] != '{' {
 		return store.Event{}, malformedDetail
 	}
-	// A detail that is not compact and not JSON either (two values side
-	// by side) is kept as it is, for CheckEvent to refuse.
-	detail, _ := jsonscan.Compact(*e.Detail)
+	// One object, nothing after it: `{"a":1},"source":"x"` would make a
+	// valid envelope with a member of the caller's choosing.
+	detail, ok := jsonscan.Compact(*e.Detail)
+	if !ok {
+		return store.Event{}, malformedDetail
+	}
 	t := nowText
 	if e.Time != nil && !e.Time.IsZero() {
 		t = formatEventTime(e.Time.Time)

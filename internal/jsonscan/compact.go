@@ -7,19 +7,33 @@ import "strings"
 // in one pass that skips strings eight bytes at a time. It returns s itself,
 // without allocating, when there is none to drop.
 //
-// It does not validate s: its caller checks the result. But it never turns
-// invalid JSON into valid JSON: whitespace between two tokens neither of
-// which is punctuation (as in `1 2` or `"a" "b"`) is never valid, and
-// removing it could join them, so Compact then returns s unchanged and
-// false. Whitespace next to punctuation, or at either end, can be dropped
-// without changing what the text is.
+// It does not validate s: its caller checks the result. But it reports
+// false, with s unchanged, when s holds more than one value: whitespace
+// between two tokens neither of which is punctuation (as in `1 2` or
+// `"a" "b"`), which removing could join into one, or anything but
+// whitespace after the bracket that closes the first value (as in
+// `{"a":1},"b":2`, which inside a larger document would add members to
+// it; so for a text that begins with a bracket, as a detail does), or a
+// closing bracket that closes nothing. Whitespace next to
+// punctuation, or at either end, can be dropped without changing what the
+// text is, so Compact never turns invalid JSON into valid JSON.
 func Compact(s string) (string, bool) {
 	var out strings.Builder // empty until there is whitespace to drop
 	kept := 0               // s[kept:i] is yet to be copied to out
+	depth := 0              // brackets open
 	for i := 0; i < len(s); {
 		switch s[i] {
 		case '"':
 			i = stringEnd(s, i+1)
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			depth--
+			i++
+			if depth < 0 || depth == 0 && !onlySpace(s[i:]) {
+				return s, false
+			}
 		case ' ', '\t', '\n', '\r':
 			j := i + 1
 			for j < len(s) && isSpace(s[j]) {
@@ -64,6 +78,15 @@ func stringEnd(s string, i int) int {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func onlySpace(s string) bool {
+	for i := range len(s) {
+		if !isSpace(s[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 // opens reports whether whitespace after c may be dropped whatever follows.
 func opens(c byte) bool { return c == '{' || c == '[' || c == ',' || c == ':' }

@@ -8,13 +8,18 @@ import (
 )
 
 // checkCompact compares Compact with encoding/json: on valid JSON the same
-// text, and on invalid JSON never a valid result.
+// text, and on invalid JSON never a valid result. Wrapped as a member of an
+// object, as PutEvents puts a detail in its envelope, an accepted text is
+// valid if and only if it was.
 func checkCompact(t *testing.T, s string) {
 	t.Helper()
 	got, ok := Compact(s)
 	if !json.Valid([]byte(s)) {
 		if json.Valid([]byte(got)) {
 			t.Fatalf("Compact(%q) = %q, %v: invalid JSON made valid", s, got, ok)
+		}
+		if v := strings.TrimLeft(s, " \t\r\n"); ok && v != "" && (v[0] == '{' || v[0] == '[') && json.Valid([]byte(`{"detail":`+got+`}`)) {
+			t.Fatalf("Compact(%q) = %q, true: invalid JSON that makes a valid envelope", s, got)
 		}
 		return
 	}
@@ -43,6 +48,12 @@ func TestCompact(t *testing.T) {
 		`{"a": tr ue}`,
 		`[1 -2]`,
 		`{"a":1} {"b":2}`,
+		// Invalid: more than one value, or a bracket closing nothing.
+		`{"a":1},"source":"aws.ec2"`,
+		`{"a":1}{"b":2}`,
+		`{"a":1}x`,
+		`[1]]`,
+		`}`,
 		// Invalid in other ways: whatever Compact does, not valid after.
 		`{"a": "b`,
 		"{\"a\": \"b\nc\"}",

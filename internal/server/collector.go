@@ -35,7 +35,7 @@ func newStateCollector(s *Server) *stateCollector {
 			"Connections by state (AUTHORIZED, AUTHORIZING, DEAUTHORIZED).", []string{"state"}, nil),
 		nodes: prometheus.NewDesc("bridgeport_nodes", "bridgeport nodes alive on the store (from their heartbeats).", nil, nil),
 		replayPace: prometheus.NewDesc("bridgeport_replay_pace_per_second",
-			"Deliveries of replayed events a second this node allows now, as the machine's spare CPU sets it (--replay-cpu); 0 when they are not paced.", nil, nil),
+			"Deliveries of replayed events a second this node allows now, as the machine's spare CPU sets it (--replay-cpu); 0 when they are not paced, or none came in the last 5 seconds.", nil, nil),
 		clientConns: prometheus.NewDesc("bridgeport_client_connections",
 			"Client connections open on the listener (at most --max-client-connections).", nil, nil),
 		evicted: prometheus.NewDesc("bridgeport_client_connections_evicted_total",

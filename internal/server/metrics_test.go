@@ -89,8 +89,8 @@ func TestMetrics(t *testing.T) {
 		`bridgeport_connections{state="AUTHORIZED"}`:                                                   1,
 		`bridgeport_pipeline_depth{stage="jobs"}`:                                                      0,
 		`bridgeport_nodes`: 1,
-		// No replay ran: the replay lane's pace is where it starts.
-		`bridgeport_replay_pace_per_second`:           1000,
+		// No replay ran: the replay lane paces nothing.
+		`bridgeport_replay_pace_per_second`:           0,
 		`bridgeport_client_connections_evicted_total`: 0,
 		`bridgeport_request_body_bytes`:               0,
 		`bridgeport_requests_refused_busy_total`:      0,

@@ -438,11 +438,13 @@ func TestPutEventsDelivers(t *testing.T) {
 		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{}`), EventBusName: aws.String("ghost")},
 		// Compacting must not join the two numbers into valid JSON.
 		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{"total": 1 2}`)},
+		// A detail must not add members to the envelope.
+		{Source: aws.String("shop"), DetailType: aws.String("Order"), Detail: aws.String(`{"total":150},"source":"aws.ec2"`)},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.FailedEntryCount != 4 || len(out.Entries) != 6 {
+	if out.FailedEntryCount != 5 || len(out.Entries) != 7 {
 		t.Fatalf("PutEvents = %+v", out)
 	}
 	want := []struct{ code, msg string }{
@@ -450,6 +452,7 @@ func TestPutEventsDelivers(t *testing.T) {
 		{"InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."},
 		{"MalformedDetail", "Detail is malformed."},
 		{"ResourceNotFoundException", "Event bus ghost does not exist."},
+		{"MalformedDetail", "Detail is malformed."},
 		{"MalformedDetail", "Detail is malformed."},
 	}
 	for i, w := range want {
