@@ -7,16 +7,20 @@ import "strings"
 // in one pass that skips strings eight bytes at a time. It returns s itself,
 // without allocating, when there is none to drop.
 //
-// It does not validate s: its caller checks the result. But it reports
-// false, with s unchanged, when s holds more than one value: whitespace
-// between two tokens neither of which is punctuation (as in `1 2` or
-// `"a" "b"`), which removing could join into one, or anything but
-// whitespace after the bracket that closes the first value (as in
-// `{"a":1},"b":2`, which inside a larger document would add members to
-// it; so for a text that begins with a bracket, as a detail does), or a
-// closing bracket that closes nothing. Whitespace next to
-// punctuation, or at either end, can be dropped without changing what the
-// text is, so Compact never turns invalid JSON into valid JSON.
+// It does not validate s: its caller checks the result. But it returns s
+// unchanged and false when s holds more than one value, which it sees in
+// three ways:
+//   - whitespace between two tokens neither of which is punctuation (as in
+//     `1 2` or `"a" "b"`): removing it could join them into one;
+//   - anything but whitespace after the bracket that closes the first value
+//     (as in `{"a":1},"b":2`, which put inside an object would add members
+//     to it); this covers texts that begin with a bracket, as a detail
+//     does;
+//   - a closing bracket that closes nothing.
+//
+// Whitespace next to punctuation, or at either end, can be dropped without
+// changing what the text is, so Compact never turns invalid JSON into
+// valid JSON.
 func Compact(s string) (string, bool) {
 	var out strings.Builder // empty until there is whitespace to drop
 	kept := 0               // s[kept:i] is yet to be copied to out
