@@ -293,6 +293,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		"authorize": w.authorizeLoop,
 		"health":    w.watchHealth,
 		"keepers":   func(ctx context.Context) error { return w.keepers(ctx, workCtx) },
+		"stranded":  w.rescueLoop,
 	} {
 		wg.Add(1)
 		go func() {
@@ -311,6 +312,32 @@ func (w *Worker) Run(ctx context.Context) error {
 	wg.Wait()
 	return nil
 }
+
+// rescueLoop writes again, every strandedEvery, the jobs the engine's
+// consumers of the two lanes passed over (store.RescueStranded).
+func (w *Worker) rescueLoop(ctx context.Context) error {
+	tick := time.NewTicker(strandedEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		live, replayed, err := w.cfg.Store.RescueStranded(ctx)
+		if live+replayed > 0 {
+			w.log.Warn("jobs the store's consumer passed over written again", "live", live, "replayed", replayed)
+			w.cfg.Metrics.Rescued("live", live)
+			w.cfg.Metrics.Rescued("replayed", replayed)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// strandedEvery is how often rescueLoop looks for stranded jobs.
+const strandedEvery = 10 * time.Second
 
 // authorizeLoop fetches the first token of new OAuth connections, so that
 // they become AUTHORIZED (or DEAUTHORIZED, with the reason) without waiting

@@ -29,6 +29,9 @@ type Metrics struct {
 	ScheduledEvents  prometheus.Counter
 	ScheduleCatchUps prometheus.Counter
 
+	// Jobs the store's consumers passed over, written again.
+	StrandedJobs *prometheus.CounterVec // lane
+
 	// Delivery.
 	Invocations                  *prometheus.CounterVec // bus, rule
 	FailedInvocations            *prometheus.CounterVec // bus, rule
@@ -123,7 +126,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help: "Due times of scheduled rules fired: events stored for their rules' targets (a due time fired again by a node taking over is counted again, and stored once)."})
 	m.ScheduleCatchUps = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "bridgeport", Name: "schedule_catch_ups_total",
 		Help: "Scheduled rules that missed due times while no node was firing and fired their latest one late (--schedule-catch-up)."})
-	reg.MustRegister(m.ScheduledEvents, m.ScheduleCatchUps)
+	m.StrandedJobs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "bridgeport", Name: "stranded_jobs_rescued_total",
+		Help: "Delivery jobs the store's consumer of a lane (live or replayed) passed over without delivering, found and written again."}, []string{"lane"})
+	reg.MustRegister(m.ScheduledEvents, m.ScheduleCatchUps, m.StrandedJobs)
 	reg.MustRegister(m.PutEventsEntries, m.PutEventsFailedEntries, m.PutEventsLatency, m.PutEventsRequestSize)
 	return m
 }
@@ -149,6 +154,14 @@ func (m *Metrics) Matched(bus string, rules []Rule, invocations []int) {
 func (m *Metrics) ScheduleFired(n int) {
 	if m != nil {
 		m.ScheduledEvents.Add(float64(n))
+	}
+}
+
+// Rescued records jobs of a lane ("live" or "replayed") written again
+// after the store's consumer passed over them.
+func (m *Metrics) Rescued(lane string, n int) {
+	if m != nil && n > 0 {
+		m.StrandedJobs.WithLabelValues(lane).Add(float64(n))
 	}
 }
 

@@ -194,15 +194,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // jobs in hand finish (or fail when workCtx ends, and are handed back),
 // and ConsumeJobs returns once they have.
 func (s *Store) ConsumeJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
-	return s.consumeJobs(ctx, workCtx, jobsStream, "deliver", "invokes targets", workers, fn)
+	return s.consumeJobs(ctx, workCtx, jobsStream, jobsConsumer, "invokes targets", workers, fn)
 }
 
 // ConsumeReplayJobs is ConsumeJobs for the replay lane, with its own
 // workers: replayed events are delivered at the pace those allow, and
 // never queue ahead of live ones.
 func (s *Store) ConsumeReplayJobs(ctx, workCtx context.Context, workers int, fn func(context.Context, Job) error) error {
-	return s.consumeJobs(ctx, workCtx, replayStream, "deliver-replayed", "invokes targets with replayed events", workers, fn)
+	return s.consumeJobs(ctx, workCtx, replayStream, replayConsumer, "invokes targets with replayed events", workers, fn)
 }
+
+// The durable consumers of the live and the replay lane.
+const (
+	jobsConsumer   = "deliver"
+	replayConsumer = "deliver-replayed"
+)
 
 func (s *Store) consumeJobs(ctx, workCtx context.Context, stream, durable, desc string, workers int, fn func(context.Context, Job) error) error {
 	cons, err := s.durable(ctx, stream, jetstream.ConsumerConfig{
