@@ -109,6 +109,8 @@ type Store struct {
 	// replaced names the settings this node recorded in place of the
 	// cluster's.
 	replaced []string
+	// strandedSettle replaces the constant of that name when set (tests).
+	strandedSettle time.Duration
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure

@@ -90,7 +90,11 @@ func (s *Store) rescueStranded(ctx context.Context, stream, durable string) (int
 		candidates = append(candidates, m.Sequence)
 		seq = m.Sequence + 1
 	}
-	if len(candidates) == 0 || !sleep(ctx, strandedSettle) {
+	settle := strandedSettle
+	if s.strandedSettle > 0 {
+		settle = s.strandedSettle
+	}
+	if len(candidates) == 0 || !sleep(ctx, settle) {
 		return 0, ctx.Err()
 	}
 	n := 0
@@ -124,10 +128,12 @@ func (s *Store) rescueStranded(ctx context.Context, stream, durable string) (int
 }
 
 // strandedBatch bounds the jobs one rescue looks at; strandedSettle is how
-// long a job below the floor must stay to be taken as stranded (the
+// long a job at or below the floor must stay to be taken as stranded. The
 // engine removes an acknowledged job within milliseconds, on a cluster
-// once the acknowledgement is replicated).
+// once the acknowledgement is replicated, which a leader's change can hold
+// up for seconds: a job taken as stranded too soon would be delivered
+// twice.
 const (
 	strandedBatch  = 1000
-	strandedSettle = 2 * time.Second
+	strandedSettle = 10 * time.Second
 )

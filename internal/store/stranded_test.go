@@ -20,6 +20,7 @@ func TestRescueStranded(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir())
 	defer s.Close()
+	s.strandedSettle = 200 * time.Millisecond
 	job := func(id, target string) Job {
 		return Job{EventID: id, Bus: "b", RuleArn: "arn:aws:events:us-east-1:000000000000:rule/b/r", TargetID: target, Ingested: time.Now(), Event: []byte(`{"id":"` + id + `"}`)}
 	}
