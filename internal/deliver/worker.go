@@ -316,7 +316,21 @@ func (w *Worker) Run(ctx context.Context) error {
 // rescueLoop writes again, every strandedEvery, the jobs the engine's
 // consumers of the two lanes passed over (store.RescueStranded).
 func (w *Worker) rescueLoop(ctx context.Context) error {
-	tick := time.NewTicker(strandedEvery)
+	return every(ctx, strandedEvery, func() error {
+		live, replayed, err := w.cfg.Store.RescueStranded(ctx)
+		if live+replayed > 0 {
+			w.log.Warn("jobs the store's consumer passed over written again", "live", live, "replayed", replayed)
+			w.cfg.Metrics.Rescued("live", live)
+			w.cfg.Metrics.Rescued("replayed", replayed)
+		}
+		return err
+	})
+}
+
+// every runs fn every d until ctx ends (then it returns nil) or fn
+// returns an error.
+func every(ctx context.Context, d time.Duration, fn func() error) error {
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
@@ -324,13 +338,7 @@ func (w *Worker) rescueLoop(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		live, replayed, err := w.cfg.Store.RescueStranded(ctx)
-		if live+replayed > 0 {
-			w.log.Warn("jobs the store's consumer passed over written again", "live", live, "replayed", replayed)
-			w.cfg.Metrics.Rescued("live", live)
-			w.cfg.Metrics.Rescued("replayed", replayed)
-		}
-		if err != nil {
+		if err := fn(); err != nil {
 			return err
 		}
 	}
@@ -343,18 +351,12 @@ const strandedEvery = 10 * time.Second
 // they become AUTHORIZED (or DEAUTHORIZED, with the reason) without waiting
 // for an event, as in EventBridge.
 func (w *Worker) authorizeLoop(ctx context.Context) error {
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	return every(ctx, 200*time.Millisecond, func() error {
 		for _, c := range w.cfg.Config.PendingOAuth() {
 			w.authorize(ctx, &c)
 		}
-	}
+		return nil
+	})
 }
 
 // authorize fetches a token for c and records the connection's new state.
