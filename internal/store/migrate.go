@@ -266,14 +266,7 @@ func copyStream(ctx context.Context, from, to *Store, stream string, first uint6
 	}
 	var werr error
 	err = scan(ctx, src, ">", max(first, 1), func(raw *jetstream.RawStreamMsg) bool {
-		out := nats.NewMsg(raw.Subject)
-		for k, v := range raw.Header {
-			// The conditions of the original write do not hold for the copy.
-			if !strings.HasPrefix(k, "Nats-Expected") {
-				out.Header[k] = v
-			}
-		}
-		out.Data = raw.Data
+		out := copyOf(raw)
 		if edit != nil {
 			edit(out, raw.Time)
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -101,4 +103,19 @@ func scan(ctx context.Context, stream jetstream.Stream, subject string, from uin
 		}
 		seq = m.Sequence + 1
 	}
+}
+
+// copyOf returns a stored message as a message to write again: its
+// subject, headers and data, but not the conditions of its original write
+// (Nats-Expected-*), which do not hold for the copy. Its message id is
+// kept unless the write sets another.
+func copyOf(raw *jetstream.RawStreamMsg) *nats.Msg {
+	out := nats.NewMsg(raw.Subject)
+	for k, v := range raw.Header {
+		if !strings.HasPrefix(k, "Nats-Expected") {
+			out.Header[k] = v
+		}
+	}
+	out.Data = raw.Data
+	return out
 }

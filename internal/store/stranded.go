@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -76,19 +75,15 @@ func (s *Store) rescueStranded(ctx context.Context, stream, durable string) (int
 	// acknowledged: a job at or below the floor is stranded only if it is
 	// still there a moment later.
 	var candidates []uint64
-	for seq := info.State.FirstSeq; seq <= upTo && len(candidates) < strandedBatch && ctx.Err() == nil; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("rescue %s: %w", stream, err)
-		}
+	err = scan(ctx, st, ">", info.State.FirstSeq, func(m *jetstream.RawStreamMsg) bool {
 		if m.Sequence > upTo {
-			break
+			return false
 		}
 		candidates = append(candidates, m.Sequence)
-		seq = m.Sequence + 1
+		return len(candidates) < strandedBatch
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rescue %s: %w", stream, err)
 	}
 	settle := strandedSettle
 	if s.strandedSettle > 0 {
@@ -106,14 +101,8 @@ func (s *Store) rescueStranded(ctx context.Context, stream, durable string) (int
 		if err != nil {
 			return n, fmt.Errorf("rescue %s: %w", stream, err)
 		}
-		copied := nats.NewMsg(m.Subject)
-		copied.Data = m.Data
-		for k, v := range m.Header {
-			copied.Header[k] = v
-		}
 		id := msgID(m.Header.Get(jetstream.MsgIDHeader) + "/stranded/" + strconv.FormatUint(m.Sequence, 10))
-		copied.Header.Del(jetstream.MsgIDHeader)
-		if _, err := s.js.PublishMsg(ctx, copied, jetstream.WithMsgID(id)); err != nil {
+		if _, err := s.js.PublishMsg(ctx, copyOf(m), jetstream.WithMsgID(id)); err != nil {
 			return n, fmt.Errorf("rescue %s: write again: %w", stream, err)
 		}
 		if err := st.DeleteMsg(ctx, m.Sequence); err != nil {
