@@ -95,10 +95,13 @@ func TestDifferential(t *testing.T) {
 
 // TestDifferentialLayouts runs the differential test with every transition
 // indexed, and with every transition scanned linearly, so that both ways of
-// leading on from a value agree with the reference. It changes package
-// variables, so it is not parallel: parallel tests start only after it.
+// leading on from a value agree with the reference; then with no state
+// merged (merge.go), and with merging allowed only a little, so that a
+// machine has merged states and unmerged fan-outs side by side. It changes
+// package variables, so it is not parallel: parallel tests start only after
+// it.
 func TestDifferentialLayouts(t *testing.T) {
-	defer func(e, o int64) { maxLinearExact.Store(e); maxLinearOps.Store(o) }(maxLinearExact.Load(), maxLinearOps.Load())
+	defer func(e, o, f int64) { maxLinearExact.Store(e); maxLinearOps.Store(o); mergeFactor.Store(f) }(maxLinearExact.Load(), maxLinearOps.Load(), mergeFactor.Load())
 	n := 1500
 	if testing.Short() {
 		n = 200
@@ -107,6 +110,15 @@ func TestDifferentialLayouts(t *testing.T) {
 		maxLinearExact.Store(limit)
 		maxLinearOps.Store(limit)
 		r := rand.New(rand.NewPCG(3, uint64(limit)))
+		for range n {
+			checkDifferential(t, randChooser{r})
+		}
+	}
+	maxLinearExact.Store(16)
+	maxLinearOps.Store(8)
+	for _, factor := range []int64{0, -12} {
+		mergeFactor.Store(factor)
+		r := rand.New(rand.NewPCG(4, uint64(factor)))
 		for range n {
 			checkDifferential(t, randChooser{r})
 		}

@@ -3,6 +3,7 @@ package pattern
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -59,12 +60,14 @@ type leaf struct {
 	inBuf      bool  // value bytes are in flatEvent.buf (unescaped), not src
 	numState   uint8 // 0 not parsed yet, 1 parsed into num, 2 not a finite number
 	foldState  uint8 // 0 not folded yet, 1 folded into buf[fold0:fold1]
+	ipState    uint8 // 0 not parsed yet, 1 an IPv4 address in ip4, 2 not an address, 3 an IPv6 address
 	start, end int32 // value bytes: string contents without quotes, or number text
 	trail0     int32 // trails[trail0:trail1] are the arrays the leaf sits in
 	trail1     int32
 	next       int32 // next leaf with the same path, or -1
 	fold0      int32
 	fold1      int32
+	ip4        [4]byte
 	num        float64
 }
 
@@ -165,6 +168,33 @@ func (f *flatEvent) numberOf(l *leaf) (float64, bool) {
 		}
 	}
 	return l.num, l.numState == 1
+}
+
+// ipOf returns the leaf's value as an IP address, if it is one (see
+// eventIP). An IPv4 address is parsed once per leaf.
+func (f *flatEvent) ipOf(l *leaf) (netip.Addr, bool) {
+	switch l.ipState {
+	case 1:
+		return netip.AddrFrom4(l.ip4), true
+	case 2:
+		return netip.Addr{}, false
+	case 3:
+		return eventIP(f.value(l))
+	}
+	if l.kind != kindString {
+		l.ipState = 2
+		return netip.Addr{}, false
+	}
+	a, ok := eventIP(f.value(l))
+	switch {
+	case !ok:
+		l.ipState = 2
+	case a.Is4():
+		l.ipState, l.ip4 = 1, a.As4()
+	default:
+		l.ipState = 3
+	}
+	return a, ok
 }
 
 // folded returns the case-folded value of a string leaf.

@@ -67,6 +67,9 @@ type machine struct {
 	names   []string   // rule index to name
 	pats    []*Pattern // rule index to pattern
 	nstates int
+	// merged is how many of the states are merged states (merge.go), and
+	// mergedSize what they added, in stateSize's units.
+	merged, mergedSize int
 
 	code []byte
 	bigs []bigIndex
@@ -204,7 +207,9 @@ func buildMachineOn(trie *pathTrie, names []string, patterns []*Pattern) *machin
 	}
 	b := &builder{trie: trie, maxExact: int(maxLinearExact.Load()), maxOps: int(maxLinearOps.Load())}
 	start := b.fromDAG(w.minimize(), w.labels)
+	b.prepare(start, mergeBudget(size, nalts))
 	m := b.compile(start, names)
+	m.merged, m.mergedSize = b.nmerged, b.mergedSize
 	m.pats = patterns
 	return m
 }
@@ -270,12 +275,20 @@ type builder struct {
 	nstates int
 	// maxExact and maxOps are maxLinearExact and maxLinearOps, read once.
 	maxExact, maxOps int
+	budget           int                    // what merged states may still add (see merge.go)
+	merged           map[string]*buildState // merged states by their members, while preparing
+	key              []byte                 // merge's scratch
+	nmerged          int                    // merged states made
+	mergedSize       int                    // their stateSize, summed
 }
 
 type buildState struct {
-	id    int32 // final id, set by compile
-	trans []*buildTrans
-	rules []int32
+	id  int32 // final id, set by compile
+	seq int32 // creation order, for merge's keys
+	// prepared is set once prepare has queued the state.
+	prepared bool
+	trans    []*buildTrans
+	rules    []int32
 }
 
 type buildTrans struct {
@@ -283,6 +296,12 @@ type buildTrans struct {
 	ops         []buildOp // in the order added
 	absentNow   []*buildState
 	absentLater []*buildState
+
+	// Set by prepare: the exact strings in order of first use with all
+	// their next states, and the other operators.
+	texts  []string
+	nexts  map[string][]*buildState
+	others []buildOp
 }
 
 type buildOp struct {
@@ -292,7 +311,7 @@ type buildOp struct {
 
 func (b *builder) newState() *buildState {
 	b.nstates++
-	return &buildState{id: -1}
+	return &buildState{id: -1, seq: int32(b.nstates)}
 }
 
 // fromDAG turns the minimal automaton into build states, grouping the
@@ -352,7 +371,14 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 		order = append(order, s)
 		slices.SortFunc(s.trans, func(a, b *buildTrans) int { return int(a.path - b.path) })
 		for _, t := range s.trans {
-			for _, o := range t.ops {
+			for _, text := range t.texts {
+				for _, n := range t.nexts[text] {
+					if n.id < 0 {
+						number(n)
+					}
+				}
+			}
+			for _, o := range t.others {
 				if o.next.id < 0 {
 					number(o.next)
 				}
@@ -408,15 +434,7 @@ func (b *builder) compile(start *buildState, names []string) *machine {
 			word(uint32(r))
 		}
 		for _, bt := range s.trans {
-			var strs, others []buildOp
-			for _, o := range bt.ops {
-				if o.op.kind == opString {
-					strs = append(strs, o)
-				} else {
-					others = append(others, o)
-				}
-			}
-			texts, nexts := exactNexts(strs, others)
+			texts, nexts, others := bt.texts, bt.nexts, bt.others
 			bigStrs := len(texts) > min(b.maxExact, transExactMask)
 			bigOps := len(others) > min(b.maxOps, transOpsMask>>transOpsShift)
 			var info uint32
@@ -635,7 +653,7 @@ func (m *machine) matches(kind opKind, p, n uint32, f *flatEvent, l *leaf) bool 
 	case opWildcard:
 		return m.xops[u32(m.code, p)].glob.match(f.value(l))
 	case opCIDR:
-		a, ok := eventIP(f.value(l))
+		a, ok := f.ipOf(l)
 		if !ok || uint32(a.BitLen()) != u32(m.code, p) {
 			return false
 		}
@@ -973,7 +991,7 @@ func (x *valueIndex) appendString(dst []int32, f *flatEvent, l *leaf, v []byte) 
 		}
 	}
 	if x.cidrs.size() > 0 {
-		if a, ok := eventIP(v); ok {
+		if a, ok := f.ipOf(l); ok {
 			dst = x.cidrs.appendNext(dst, a)
 		}
 	}

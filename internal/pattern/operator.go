@@ -290,7 +290,7 @@ func (o *operator) accepts(f *flatEvent, l *leaf) bool {
 	case opWildcard:
 		return o.glob.match(v)
 	case opCIDR:
-		a, ok := eventIP(v)
+		a, ok := f.ipOf(l)
 		return ok && o.cidr.contains(a)
 	}
 	return false
