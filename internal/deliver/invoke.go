@@ -129,8 +129,12 @@ func NewInvoker(o Options) *Invoker {
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
 		// Several destinations may share a host, each with up to
-		// WorkerConfig.PerTarget calls in flight (16 by default).
-		MaxIdleConnsPerHost: 256,
+		// fastFactor times WorkerConfig.PerTarget calls in flight (64 by
+		// default) when it answers fast (see Worker.slotsOf): five such
+		// destinations on one host took 320 connections, and with 256
+		// kept idle, thousands of connections a second were closed and
+		// opened again. An idle connection costs about 25 KB.
+		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   true,
 		// Responses are read raw, whatever their encoding.

@@ -67,9 +67,10 @@ type machine struct {
 	names   []string   // rule index to name
 	pats    []*Pattern // rule index to pattern
 	nstates int
-	// merged is how many of the states are merged states (merge.go), and
-	// mergedSize what they added, in stateSize's units.
-	merged, mergedSize int
+	// merged is how many of the states are merged states (merge.go),
+	// mergedSize what they added and ownSize the size of the others, in
+	// stateSize's units.
+	merged, mergedSize, ownSize int
 
 	code []byte
 	bigs []bigIndex
@@ -207,9 +208,9 @@ func buildMachineOn(trie *pathTrie, names []string, patterns []*Pattern) *machin
 	}
 	b := &builder{trie: trie, maxExact: int(maxLinearExact.Load()), maxOps: int(maxLinearOps.Load())}
 	start := b.fromDAG(w.minimize(), w.labels)
-	b.prepare(start, mergeBudget(size, nalts))
+	b.prepare(start)
 	m := b.compile(start, names)
-	m.merged, m.mergedSize = b.nmerged, b.mergedSize
+	m.merged, m.mergedSize, m.ownSize = b.nmerged, b.mergedSize, b.ownSize
 	m.pats = patterns
 	return m
 }
@@ -280,6 +281,7 @@ type builder struct {
 	key              []byte                 // merge's scratch
 	nmerged          int                    // merged states made
 	mergedSize       int                    // their stateSize, summed
+	ownSize          int                    // the stateSize of the states built from the rules, summed
 }
 
 type buildState struct {

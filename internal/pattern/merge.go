@@ -29,33 +29,46 @@ import (
 // would grow beyond a multiple of its own size keeps the rest of its
 // fan-outs as lists, which the walk visits one by one, as before.
 
-// mergeFactor bounds what the merged states of a machine may add, counted
-// as rules, transitions, operators and absent links (stateSize), to this
-// multiple of the conditions of its rules, plus mergeFloor. 0 merges
-// nothing; a negative factor is a fixed budget of its magnitude. A
-// variable so that tests can turn merging off or starve it; atomic, as
-// maxLinearExact.
+// mergeFactor bounds what the merged states of a machine may add (in
+// stateSize's units, which count operands' text) to this multiple of the
+// size of the states built from its rules. 0 merges nothing; a negative
+// factor is a fixed budget of its magnitude. A variable so that tests can
+// turn merging off or starve it; atomic, as maxLinearExact.
 var mergeFactor atomic.Int64
-
-const mergeFloor = 1024
 
 func init() { mergeFactor.Store(3) }
 
-// mergeBudget is what the merged states of a machine built from rules with
-// size conditions in nalts alternatives may add.
-func mergeBudget(size, nalts int) int {
+// mergeBudget is what merged states may add to a machine whose own states
+// have the given size.
+func mergeBudget(size int) int {
 	f := int(mergeFactor.Load())
 	if f <= 0 {
 		return -f
 	}
-	return f*(size+nalts) + mergeFloor
+	return f * size
 }
 
-// stateSize is what a state adds to a merged state that has it.
+// stateSize is what a state adds to a merged state that has it: a unit for
+// the state, each of its rules, transitions and absent links, and for each
+// operator a unit and one for each 16 bytes of its operands.
 func stateSize(s *buildState) int {
 	n := len(s.rules) + 1
 	for _, t := range s.trans {
-		n += 1 + len(t.ops) + len(t.absentNow) + len(t.absentLater)
+		n += 1 + len(t.absentNow) + len(t.absentLater)
+		for _, o := range t.ops {
+			n += 1 + o.op.textSize()/16
+		}
+	}
+	return n
+}
+
+// textSize is the length of the operator's operands' text.
+func (o *operator) textSize() int {
+	n := len(o.text)
+	if o.but != nil {
+		for _, s := range o.but.strs {
+			n += len(s)
+		}
 	}
 	return n
 }
@@ -63,9 +76,10 @@ func stateSize(s *buildState) int {
 // prepare groups each reachable transition's operators into exact strings
 // (with all their next states) and the others, and merges the next states
 // of an exact string into one state while the budget lasts.
-func (b *builder) prepare(start *buildState, budget int) {
-	b.budget = budget
+func (b *builder) prepare(start *buildState) {
 	b.merged = make(map[string]*buildState)
+	b.ownSize = b.sizeFrom(start)
+	b.budget = mergeBudget(b.ownSize)
 	start.prepared = true
 	work := []*buildState{start}
 	push := func(s *buildState) {
@@ -85,10 +99,20 @@ func (b *builder) prepare(start *buildState, budget int) {
 			// once, and lead to the merge of those states: same[i] holds
 			// the states of others[i]'s operator, in order.
 			var same [][]*buildState
+			nops := 0
+			for _, o := range t.ops {
+				if o.op.kind != opString {
+					nops++
+				}
+			}
 			clear(index)
 			for _, o := range t.ops {
 				if o.op.kind == opString {
 					strs = append(strs, o)
+					continue
+				}
+				if nops < 2 {
+					t.others = append(t.others, o)
 					continue
 				}
 				k := o.op.key()
@@ -135,6 +159,35 @@ func (b *builder) prepare(start *buildState, budget int) {
 		}
 	}
 	b.merged = nil
+}
+
+// sizeFrom returns the stateSize of the states reachable from start, summed.
+func (b *builder) sizeFrom(start *buildState) int {
+	seen := map[*buildState]bool{start: true}
+	work := []*buildState{start}
+	size := 0
+	for len(work) > 0 {
+		s := work[len(work)-1]
+		work = work[:len(work)-1]
+		size += stateSize(s)
+		for _, t := range s.trans {
+			for _, o := range t.ops {
+				if !seen[o.next] {
+					seen[o.next] = true
+					work = append(work, o.next)
+				}
+			}
+			for _, list := range [][]*buildState{t.absentNow, t.absentLater} {
+				for _, n := range list {
+					if !seen[n] {
+						seen[n] = true
+						work = append(work, n)
+					}
+				}
+			}
+		}
+	}
+	return size
 }
 
 // merge returns the merged state for the states of list (at least two), or
