@@ -68,8 +68,8 @@ type machine struct {
 	pats    []*Pattern // rule index to pattern
 	nstates int
 	// merged is how many of the states are merged states (merge.go),
-	// mergedSize what they added and ownSize the size of the others, in
-	// stateSize's units.
+	// mergedSize the bytes they added and ownSize the bytes of the others
+	// (stateSize and crossSize).
 	merged, mergedSize, ownSize int
 
 	code []byte
@@ -109,10 +109,15 @@ func exactNexts(strs, others []buildOp) (texts []string, nexts map[string][]*bui
 	}
 	nexts = make(map[string][]*buildState)
 	add := func(t string, s *buildState) {
-		if !slices.Contains(nexts[t], s) {
-			nexts[t] = append(nexts[t], s)
-		}
+		nexts[t] = append(nexts[t], s)
 	}
+	// Repeats are removed at the end: a text that many operators accept
+	// would otherwise cost the square of their number.
+	defer func() {
+		for _, t := range texts {
+			nexts[t] = distinct(nexts[t])
+		}
+	}()
 	for _, o := range strs {
 		if _, ok := nexts[o.op.text]; !ok {
 			texts = append(texts, o.op.text)
@@ -206,7 +211,7 @@ func buildMachineOn(trie *pathTrie, names []string, patterns []*Pattern) *machin
 			return true
 		})
 	}
-	b := &builder{trie: trie, maxExact: int(maxLinearExact.Load()), maxOps: int(maxLinearOps.Load())}
+	b := &builder{trie: trie, nrules: len(patterns), maxExact: int(maxLinearExact.Load()), maxOps: int(maxLinearOps.Load())}
 	start := b.fromDAG(w.minimize(), w.labels)
 	b.prepare(start)
 	m := b.compile(start, names)
@@ -274,23 +279,26 @@ func (c *condition) broad() bool {
 type builder struct {
 	trie    *pathTrie
 	nstates int
+	nrules  int // the machine's rules, for mergeBudget
 	// maxExact and maxOps are maxLinearExact and maxLinearOps, read once.
 	maxExact, maxOps int
 	budget           int                    // what merged states may still add (see merge.go)
 	merged           map[string]*buildState // merged states by their members, while preparing
 	key              []byte                 // merge's scratch
+	counts           []pathCount            // crossSize's scratch
 	nmerged          int                    // merged states made
-	mergedSize       int                    // their stateSize, summed
-	ownSize          int                    // the stateSize of the states built from the rules, summed
+	mergedSize       int                    // their stateSize and crossSize, summed
+	ownSize          int                    // the stateSize and crossSize of the states built from the rules, summed
 }
 
 type buildState struct {
-	id  int32 // final id, set by compile
-	seq int32 // creation order, for merge's keys
+	id    int32 // final id, set by compile
+	seq   int32 // creation order, for merge's keys
+	size  int   // stateSize, once measured
+	trans []*buildTrans
+	rules []int32
 	// prepared is set once prepare has queued the state.
 	prepared bool
-	trans    []*buildTrans
-	rules    []int32
 }
 
 type buildTrans struct {
@@ -304,6 +312,10 @@ type buildTrans struct {
 	texts  []string
 	nexts  map[string][]*buildState
 	others []buildOp
+
+	// opCounts' counts of ops, once counted.
+	nstrs, nothers int
+	counted        bool
 }
 
 type buildOp struct {

@@ -194,7 +194,7 @@ func TestBusStatesBound(t *testing.T) {
 	}
 	// The merged states (merge.go) stay within their budget, a multiple of
 	// the size of the other states.
-	if budget := mergeBudget(m.ownSize); m.mergedSize > budget {
+	if budget := mergeBudget(m.ownSize, len(m.names)); m.mergedSize > budget {
 		t.Errorf("the merged states take %d; the budget is %d", m.mergedSize, budget)
 	}
 	if m.merged == 0 {

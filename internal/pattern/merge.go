@@ -19,58 +19,158 @@ import (
 // with one comparison per value (or one index lookup), and those next
 // states, when an exact string leads to several again, are merged in turn.
 // This is the subset construction of a deterministic automaton, applied
-// only where an exact string selects the set, so it never depends on which
-// other operators accept a value.
+// only where an exact string, or one operator, selects the set (equal
+// operators of several states are tested once, as one), so it never
+// depends on which other operators accept a value.
 //
 // Visiting a merged state is visiting each of its members with the same
 // picked values and the same absences pending: the walk's results are a
 // function of the state's rules and transitions, not of its identity. The
 // states merged are bounded (mergeBudget): a rule set whose merged states
-// would grow beyond a multiple of its own size keeps the rest of its
-// fan-outs as lists, which the walk visits one by one, as before.
+// would grow beyond a multiple of its own size, in bytes of code, keeps the
+// rest of its fan-outs as lists, which the walk visits one by one, as
+// before. A merge's cost is checked before it is built, from sizes kept in
+// the states, and a set refused is not tried again, so that refusals cost
+// what the set has, not what its members hold.
 
-// mergeFactor bounds what the merged states of a machine may add (in
-// stateSize's units, which count operands' text) to this multiple of the
-// size of the states built from its rules. 0 merges nothing; a negative
-// factor is a fixed budget of its magnitude. A variable so that tests can
-// turn merging off or starve it; atomic, as maxLinearExact.
+// mergeFactor bounds the bytes that merged states may add to a machine's
+// code to this multiple of the bytes of the states built from its rules
+// (stateSize, crossSize). 0 merges nothing; a negative factor is a fixed
+// budget of its magnitude. A variable so that tests can turn merging off or
+// starve it; atomic, as maxLinearExact.
 var mergeFactor atomic.Int64
 
 func init() { mergeFactor.Store(3) }
 
-// mergeBudget is what merged states may add to a machine whose own states
-// have the given size.
-func mergeBudget(size int) int {
+// mergeBytesPerRule caps what merged states may add to a machine at this
+// many bytes for each of its rules, whatever its own size: the memory a
+// rule may cost (docs/OPERATIONS.md, "Pattern limits and memory") is
+// measured on rules that share nothing, which have no merged states, and
+// merged states must not raise it by more than this. The corpora of the
+// benchmarks merge under 1 KB a rule.
+const mergeBytesPerRule = 2048
+
+// mergeBudget is what merged states may add to a machine of the given
+// number of rules whose own states take size bytes.
+func mergeBudget(size, rules int) int {
 	f := int(mergeFactor.Load())
 	if f <= 0 {
 		return -f
 	}
-	return f * size
+	return min(f*size, mergeBytesPerRule*rules)
 }
 
-// stateSize is what a state adds to a merged state that has it: a unit for
-// the state, each of its rules, transitions and absent links, and for each
-// operator a unit and one for each 16 bytes of its operands.
+// stateSize is the bytes a state's own content takes in code, as compile
+// lays it out (an exact string counted as if it led to one state): what it
+// adds to a merged state that has it. Kept in the state once measured.
 func stateSize(s *buildState) int {
-	n := len(s.rules) + 1
+	if s.size > 0 {
+		return s.size
+	}
+	n := 12 + 4*len(s.rules)
 	for _, t := range s.trans {
-		n += 1 + len(t.absentNow) + len(t.absentLater)
-		for _, o := range t.ops {
-			n += 1 + o.op.textSize()/16
+		n += 12
+		if k := len(t.absentNow) + len(t.absentLater); k > 0 {
+			n += 8 + 4*k
 		}
+		for _, o := range t.ops {
+			n += opSize(o.op)
+		}
+	}
+	s.size = n
+	return n
+}
+
+// opSize is the bytes of an operator's entry in code, its next state
+// included.
+func opSize(op *operator) int {
+	pad := func(n int) int { return (n + 3) &^ 3 }
+	switch op.kind {
+	case opString:
+		return 12 + pad(len(op.text))
+	case opNumeric:
+		return 8 + 20
+	case opCIDR:
+		return 8 + 36
+	case opWildcard:
+		return 8 + 4
+	case opAnythingBut:
+		n := 8 + 8
+		if op.but.kind == butWildcard {
+			return n + 4
+		}
+		for _, s := range op.but.strs {
+			n += 4 + pad(len(s))
+		}
+		return n + 8*len(op.but.nums)
+	default: // numbers, affixes and ignore-case forms: their text; exists, true, false, null: nothing
+		return 8 + pad(len(op.text))
+	}
+}
+
+// Bytes of an entry in a large transition's indexes (bigIndex): a string
+// and its list of next states in a map, or an operator in a valueIndex.
+const (
+	bigStringBytes = 96
+	bigOpBytes     = 64
+)
+
+// crossSize bounds the bytes that the transitions of a state merged from
+// members take beyond their operators' entries: each exact string of a path
+// may lead to the next state of every other operator of that path, a word
+// each (exactNexts), so members that test a path with many strings and
+// others with many operators could make a merged transition of their
+// product; and a transition with many strings or operators keeps them in
+// maps (bigIndex) as well.
+func (b *builder) crossSize(members []*buildState) int {
+	counts := b.counts[:0]
+	for _, s := range members {
+		for _, t := range s.trans {
+			strs, others := t.opCounts()
+			counts = append(counts, pathCount{t.path, strs, others})
+		}
+	}
+	b.counts = counts
+	slices.SortFunc(counts, func(x, y pathCount) int { return int(x.path - y.path) })
+	n := 0
+	for i := 0; i < len(counts); {
+		strs, others := 0, 0
+		j := i
+		for ; j < len(counts) && counts[j].path == counts[i].path; j++ {
+			strs += counts[j].strs
+			others += counts[j].others
+		}
+		n += 4 * strs * others
+		if strs > b.maxExact {
+			n += bigStringBytes * strs
+		}
+		if others > b.maxOps {
+			n += bigOpBytes * others
+		}
+		i = j
 	}
 	return n
 }
 
-// textSize is the length of the operator's operands' text.
-func (o *operator) textSize() int {
-	n := len(o.text)
-	if o.but != nil {
-		for _, s := range o.but.strs {
-			n += len(s)
+type pathCount struct {
+	path         int32
+	strs, others int
+}
+
+// opCounts returns the numbers of exact strings and of other operators of
+// the transition, counted once.
+func (t *buildTrans) opCounts() (strs, others int) {
+	if !t.counted {
+		for _, o := range t.ops {
+			if o.op.kind == opString {
+				t.nstrs++
+			} else {
+				t.nothers++
+			}
 		}
+		t.counted = true
 	}
-	return n
+	return t.nstrs, t.nothers
 }
 
 // prepare groups each reachable transition's operators into exact strings
@@ -79,7 +179,7 @@ func (o *operator) textSize() int {
 func (b *builder) prepare(start *buildState) {
 	b.merged = make(map[string]*buildState)
 	b.ownSize = b.sizeFrom(start)
-	b.budget = mergeBudget(b.ownSize)
+	b.budget = mergeBudget(b.ownSize, b.nrules)
 	start.prepared = true
 	work := []*buildState{start}
 	push := func(s *buildState) {
@@ -88,7 +188,6 @@ func (b *builder) prepare(start *buildState) {
 			work = append(work, s)
 		}
 	}
-	index := make(map[string]int) // an operator's key to its place in others
 	for len(work) > 0 {
 		s := work[len(work)-1]
 		work = work[:len(work)-1]
@@ -99,13 +198,11 @@ func (b *builder) prepare(start *buildState) {
 			// once, and lead to the merge of those states: same[i] holds
 			// the states of others[i]'s operator, in order.
 			var same [][]*buildState
-			nops := 0
-			for _, o := range t.ops {
-				if o.op.kind != opString {
-					nops++
-				}
+			_, nops := t.opCounts()
+			var index map[string]int // an operator's key to its place in others
+			if nops >= 2 {
+				index = make(map[string]int, nops)
 			}
-			clear(index)
 			for _, o := range t.ops {
 				if o.op.kind == opString {
 					strs = append(strs, o)
@@ -161,15 +258,18 @@ func (b *builder) prepare(start *buildState) {
 	b.merged = nil
 }
 
-// sizeFrom returns the stateSize of the states reachable from start, summed.
+// sizeFrom returns the stateSize and crossSize of the states reachable from
+// start, summed.
 func (b *builder) sizeFrom(start *buildState) int {
 	seen := map[*buildState]bool{start: true}
 	work := []*buildState{start}
 	size := 0
+	one := make([]*buildState, 1)
 	for len(work) > 0 {
 		s := work[len(work)-1]
 		work = work[:len(work)-1]
-		size += stateSize(s)
+		one[0] = s
+		size += stateSize(s) + b.crossSize(one)
 		for _, t := range s.trans {
 			for _, o := range t.ops {
 				if !seen[o.next] {
@@ -193,6 +293,9 @@ func (b *builder) sizeFrom(start *buildState) int {
 // merge returns the merged state for the states of list (at least two), or
 // nil when the budget does not allow it.
 func (b *builder) merge(list []*buildState) *buildState {
+	if b.budget <= 0 {
+		return nil
+	}
 	members := slices.Clone(list)
 	slices.SortFunc(members, func(x, y *buildState) int { return int(x.seq - y.seq) })
 	members = slices.CompactFunc(members, func(x, y *buildState) bool { return x == y })
@@ -211,7 +314,11 @@ func (b *builder) merge(list []*buildState) *buildState {
 	for _, s := range members {
 		size += stateSize(s)
 	}
+	if size <= b.budget {
+		size += b.crossSize(members)
+	}
 	if size > b.budget {
+		b.merged[string(key)] = nil // not again: a set of many states is often tried again
 		return nil
 	}
 	b.budget -= size
@@ -229,9 +336,13 @@ func (b *builder) merge(list []*buildState) *buildState {
 				m.trans = append(m.trans, mt)
 			}
 			mt.ops = append(mt.ops, t.ops...)
-			mt.absentNow = appendNew(mt.absentNow, t.absentNow)
-			mt.absentLater = appendNew(mt.absentLater, t.absentLater)
+			mt.absentNow = append(mt.absentNow, t.absentNow...)
+			mt.absentLater = append(mt.absentLater, t.absentLater...)
 		}
+	}
+	for _, mt := range m.trans {
+		mt.absentNow = distinct(mt.absentNow)
+		mt.absentLater = distinct(mt.absentLater)
 	}
 	slices.Sort(m.rules)
 	m.rules = slices.Compact(m.rules)
@@ -239,12 +350,24 @@ func (b *builder) merge(list []*buildState) *buildState {
 	return m
 }
 
-// appendNew appends the states of add that dst does not have yet.
-func appendNew(dst, add []*buildState) []*buildState {
-	for _, s := range add {
-		if !slices.Contains(dst, s) {
-			dst = append(dst, s)
+// distinct removes repeated states from list, in place, keeping the first
+// of each.
+func distinct(list []*buildState) []*buildState {
+	out := list[:0]
+	if len(list) <= 16 {
+		for _, s := range list {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	seen := make(map[*buildState]bool, len(list))
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
 		}
 	}
-	return dst
+	return out
 }
