@@ -111,6 +111,8 @@ type Store struct {
 	replaced []string
 	// strandedSettle replaces the constant of that name when set (tests).
 	strandedSettle time.Duration
+	// attempts holds the attempt log's records not yet published.
+	attempts attemptBatch
 }
 
 // Open starts the embedded server (or connects to cfg.URL) and makes sure
@@ -494,6 +496,7 @@ func (s *Store) Ready() bool {
 func (s *Store) Close() error {
 	var err error
 	if s.nc != nil {
+		s.attempts.flush(s)
 		// Drain flushes what was published and closes; it gives up by
 		// itself after its timeout (30 s).
 		if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
