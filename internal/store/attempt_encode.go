@@ -13,8 +13,9 @@ import (
 // built without formatting.
 
 // appendAttempt appends a's JSON encoding to dst. ok is false, and dst
-// unchanged, when a cannot be encoded (a time whose year has not four
-// digits, as json.Marshal refuses).
+// unchanged, when a cannot be encoded: a time whose year has not four
+// digits or whose zone is 24 hours or more from UTC, as json.Marshal
+// refuses.
 func appendAttempt(dst []byte, a *Attempt) (_ []byte, ok bool) {
 	if !encodableTime(a.Time) || (a.RetryAt != nil && !encodableTime(*a.RetryAt)) {
 		return dst, false
@@ -51,7 +52,10 @@ func appendAttempt(dst []byte, a *Attempt) (_ []byte, ok bool) {
 	return append(dst, '}'), true
 }
 
-func encodableTime(t time.Time) bool { return t.Year() >= 0 && t.Year() <= 9999 }
+func encodableTime(t time.Time) bool {
+	_, offset := t.Zone()
+	return t.Year() >= 0 && t.Year() <= 9999 && offset > -24*3600 && offset < 24*3600
+}
 
 func appendJSONTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')

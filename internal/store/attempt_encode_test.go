@@ -45,18 +45,27 @@ func TestAppendAttempt(t *testing.T) {
 		{Time: at, EventID: "invalid \xff utf-8 \xc3 end \xe2\x82", Message: "\xed\xa0\x80 surrogate, \xef\xbf\xbd replacement", Outcome: OutcomeDropped},
 		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Outcome: OutcomeDelivered},
 		{Time: at, RetryAt: new(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)), Outcome: OutcomeRetrying},
+		{Time: at.In(time.FixedZone("far", 24*3600)), Outcome: OutcomeDelivered},
+		{Time: at.In(time.FixedZone("near", 24*3600-60)), Outcome: OutcomeDelivered},
+		{Time: at.In(time.FixedZone("west", -24*3600)), Outcome: OutcomeDelivered},
 	} {
 		sameAsMarshal(t, a)
 	}
 }
 
 func FuzzAppendAttempt(f *testing.F) {
-	f.Add("e-1", "arn:aws:events:us-east-1:000000000000:rule/r", "t", "timeout \"x\"\n", 1, int64(1e6), 200, int64(0))
-	f.Add("\xff\x00", "", "", "\u2028<&>", -1, int64(-5), 0, int64(1)<<62)
-	f.Fuzz(func(t *testing.T, id, rule, target, msg string, attempt int, dur int64, status int, unix int64) {
-		when := time.Unix(0, unix)
-		sameAsMarshal(t, Attempt{Time: when, EventID: id, RuleArn: rule, TargetID: target, Attempt: attempt,
-			Duration: time.Duration(dur), Status: status, Code: msg, Message: msg, Outcome: msg, RetryAt: &when})
+	f.Add("e-1", "arn:aws:events:us-east-1:000000000000:rule/r", "t", "timeout \"x\"\n", 1, int64(1e6), 200, int64(0), 3600, true)
+	f.Add("\xff\x00", "", "", "\u2028<&>", -1, int64(-5), 0, int64(1)<<62, -86400, false)
+	f.Add("", "", "", "", 0, int64(0), 0, int64(-1)<<63, 86399, true)
+	f.Fuzz(func(t *testing.T, id, rule, target, msg string, attempt int, dur int64, status int, unix int64, zone int, retry bool) {
+		when := time.Unix(0, unix).In(time.FixedZone("z", zone%(48*3600)))
+		a := Attempt{Time: when, EventID: id, RuleArn: rule, TargetID: target, Attempt: attempt,
+			Duration: time.Duration(dur), Status: status, Code: msg, Message: msg, Outcome: msg}
+		if retry {
+			later := when.Add(time.Duration(dur))
+			a.RetryAt = &later
+		}
+		sameAsMarshal(t, a)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,7 +128,7 @@ func eventHash(eventID string) uint32 {
 // stored: the log is for diagnosis, and delivery does not wait on it. The
 // record joins its subject's pending message (attemptBatch), published
 // within attemptLinger; a query on this node publishes what is pending
-// first, so it sees every record logged before it.
+// first (JetStream stores it moments later, as it did each record).
 func (s *Store) LogAttempt(a Attempt) {
 	scratch := recordScratch.Get().(*attemptRecord)
 	defer recordScratch.Put(scratch)
@@ -210,9 +211,10 @@ func (b *attemptBatch) flush(s *Store) {
 }
 
 // flushLocked publishes the pending messages, in the order of their
-// records for each subject (a publish copies its message into the
-// connection's buffer, so it is quick and the buffers are kept), and
-// forgets the subjects that had none since the last flush.
+// records for each subject, and forgets the subjects that had none since
+// the last flush. A publish copies its message into the connection's
+// buffer (and writes the buffer out when it fills, as each record's
+// publish did before batching), so the buffers are kept for the next.
 func (b *attemptBatch) flushLocked(s *Store) {
 	b.armed = false
 	b.bytes = 0
@@ -239,8 +241,9 @@ type AttemptFilter struct {
 	TargetKeys []string
 	Since      time.Time
 	FailedOnly bool
-	// Limit is the most records returned, the newest; 0: 1,000. At most
-	// 1,000,000 records are read to find them.
+	// Limit is the most records returned, the newest by the time their
+	// attempts started; 0: 1,000. At most 1,000,000 records are read to
+	// find them (and the rest of the message of the last).
 	Limit int
 }
 
@@ -252,7 +255,8 @@ const maxScan = 1_000_000
 const noResponderWait = 5 * time.Second
 
 // Attempts reads records of the attempt log and returns the newest
-// matching ones, oldest first.
+// matching ones, oldest first. Since selects the records of attempts that
+// started since then.
 func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error) {
 	s.attempts.flush(s)
 	buckets := []string{"*"}
@@ -298,12 +302,12 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			scanned++
 			md, err := m.Metadata()
 			if err == nil {
 				remaining = md.NumPending
 			}
 			for data := range bytes.SplitSeq(m.Data(), []byte{'\n'}) {
+				scanned++
 				var a Attempt
 				if json.Unmarshal(data, &a) != nil || (f.FailedOnly && !a.Failed()) || (f.EventID != "" && a.EventID != f.EventID) ||
 					(!f.Since.IsZero() && a.Time.Before(f.Since)) {
@@ -311,7 +315,7 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 				}
 				out = append(out, a)
 				if len(out) > 2*limit {
-					out = append(out[:0], out[len(out)-limit:]...)
+					out = newest(out, limit)
 				}
 			}
 		}
@@ -333,8 +337,18 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 			break
 		}
 	}
-	if len(out) > limit {
-		out = out[len(out)-limit:]
+	return newest(out, limit), nil
+}
+
+// newest returns the limit newest records of list, by the time their
+// attempts started, oldest first. The log's order is close to it but not
+// the same: a node publishes the records of its subjects in batches, so
+// one subject's records of the last 20 ms may follow another's that are
+// newer, and an attempt is logged when it ends.
+func newest(list []Attempt, limit int) []Attempt {
+	slices.SortStableFunc(list, func(x, y Attempt) int { return x.Time.Compare(y.Time) })
+	if len(list) > limit {
+		list = append(list[:0], list[len(list)-limit:]...)
 	}
-	return out, nil
+	return list
 }

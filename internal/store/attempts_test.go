@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -76,6 +77,20 @@ func TestAttemptsBatched(t *testing.T) {
 		got, err = s.Attempts(ctx, AttemptFilter{TargetKeys: []string{key}, Limit: 2 * n})
 		return err == nil && len(got) == n
 	})
+	// Oldest first, though one subject's message may follow another's
+	// with newer records; and the newest are the last logged.
+	if !slices.IsSortedFunc(got, func(x, y Attempt) int { return x.Time.Compare(y.Time) }) {
+		t.Error("the records are not oldest first")
+	}
+	last, err := s.Attempts(ctx, AttemptFilter{TargetKeys: []string{key}, Limit: 3})
+	if err != nil || len(last) != 3 {
+		t.Fatalf("the last 3 records: %d, %v", len(last), err)
+	}
+	for k, a := range last {
+		if want := start.Add(time.Duration(k-3) * time.Millisecond); !a.Time.Equal(want) {
+			t.Errorf("the last 3 records: record %d started at %v, want %v", k, a.Time, want)
+		}
+	}
 	seen := make(map[string]bool)
 	for _, a := range got {
 		k := fmt.Sprint(a.EventID, "/", a.Attempt)
