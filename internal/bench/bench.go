@@ -44,6 +44,12 @@ type Config struct {
 	Region    string
 	// Duration is how long each measurement runs.
 	Duration time.Duration
+	// Warmup is how long the latency scenario offers its rate before it
+	// measures, its figures kept apart (WarmupLatency): a destination
+	// nothing has called yet takes a burst in at 16 calls in flight until
+	// its calls have proven fast, and some of the first events wait for
+	// their slots up to a second. 0: none.
+	Warmup time.Duration
 	// Batch is the number of entries per PutEvents call; EventSize the
 	// approximate size of each event's detail, in bytes.
 	Batch, EventSize int
@@ -113,6 +119,9 @@ type Result struct {
 	// its due time: latencies are timed from the start (see openLoop).
 	SendLag *Distribution `json:"sendLag,omitempty"`
 	Missing int           `json:"missing,omitempty"`
+	// WarmupLatency is the latency scenario's warm-up (Config.Warmup),
+	// measured apart.
+	WarmupLatency *Distribution `json:"warmupLatency,omitempty"`
 	// delivery: Deliveries over Seconds, from the first PutEvents call to
 	// the last delivery, whether or not the server kept up with ingest.
 	Deliveries       int     `json:"deliveries,omitempty"`
@@ -722,12 +731,20 @@ func (r *Runner) Latency(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var warmup *Distribution
+	if r.cfg.Warmup > 0 {
+		run, err := r.measureLatency(ctx, "latency warm-up", bus, source, "/latency", r.cfg.Rate, r.cfg.Warmup)
+		if err != nil {
+			return Result{}, err
+		}
+		warmup = run.dist
+	}
 	run, err := r.measureLatency(ctx, "latency", bus, source, "/latency", r.cfg.Rate, r.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{Scenario: "latency", Seconds: run.elapsed.Seconds(), OfferedRate: r.cfg.Rate, Entries: run.sent, Latency: run.dist,
-		SendLag: run.lag, Missing: run.missing}, nil
+		SendLag: run.lag, Missing: run.missing, WarmupLatency: warmup}, nil
 }
 
 // latencyRun is one open-loop latency measurement: the events' latencies,

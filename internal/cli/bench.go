@@ -59,6 +59,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	rate := fs.Int("rate", 5000, "offered events per second of the latency measurement (the backlog scenario offers at most 1000)")
 	targets := fs.Int("targets", 5, "targets of the delivery rule (1 to 5)")
 	backlog := fs.Int("backlog", 10000, "events left waiting on dead destinations in the backlog scenario")
+	warmup := fs.Duration("warmup", 2*time.Second, "the latency scenario first offers its rate this long, measured apart (a new destination's first calls), then measures for --duration")
 	rateLimit := fs.Int("rate-limit", 0, "InvocationRateLimitPerSecond of the destinations bench creates (default: 1,000,000)")
 	archive := fs.Int("archive", 100000, "events archived and replayed in the replay scenario")
 	rules := fs.Int("rules", 10000, "rules the rules and restart scenarios store on their bus (the started server allows them)")
@@ -93,7 +94,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "bridgeport bench: --output is text or json")
 		return 2
 	}
-	cfg := bench.Config{Duration: *duration, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
+	cfg := bench.Config{Duration: *duration, Warmup: *warmup, Batch: *batch, EventSize: *eventSize, Concurrency: *concurrency, Rate: *rate,
 		Targets: *targets, Backlog: *backlog, Archive: *archive, Rules: *rules, Connections: *connections, Events: *events, DeadDestinations: *deadDests, RateLimit: *rateLimit, Progress: stderr, ProgressInPlace: isTerminal(stderr), AccountID: "000000000000", Region: "us-east-1"}
 	mode := "external server (" + *endpoint + ")"
 	if *endpoint == "" {
@@ -235,6 +236,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			if res.SendLag != nil {
 				fmt.Fprintf(stdout, "          timed from each call's start; the load tool's timer started them p50 %.2f ms, p99 %.2f ms after their due times (Go's timers wake up to 1 ms late on Linux)\n",
 					res.SendLag.P50, res.SendLag.P99)
+			}
+			if w := res.WarmupLatency; w != nil {
+				fmt.Fprintf(stdout, "          after a warm-up of %s at the same rate, a new destination's first calls, measured apart: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d events)\n",
+					*warmup, w.P50, w.P99, w.Max, w.Count)
 			}
 		case "delivery":
 			fmt.Fprintf(stdout, "delivery: %.0f deliveries/s from the first PutEvents call to the last delivery (%d deliveries of %d events to %d targets in %.1fs, %d missing); ",

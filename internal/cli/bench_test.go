@@ -25,7 +25,7 @@ func TestBench(t *testing.T) {
 		return cmd, nil
 	}
 	var out, errOut syncBuffer
-	code := benchCmd(context.Background(), []string{"--duration", "1s", "--rate", "200", "--backlog", "300", "--concurrency", "2",
+	code := benchCmd(context.Background(), []string{"--duration", "1s", "--warmup", "500ms", "--rate", "200", "--backlog", "300", "--concurrency", "2",
 		"--rules", "400", "--connections", "20", "--events", "2000", "--output", "json", "ingest", "latency", "delivery", "backlog", "rules", "restart"}, &out, &errOut, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errOut.String())
@@ -47,7 +47,8 @@ func TestBench(t *testing.T) {
 			ok = r.Entries > 0 && r.EntriesPerSec > 0
 		case "latency":
 			ok = r.Latency != nil && r.Latency.Count > 0 && r.Missing == 0 && r.Latency.P99 >= r.Latency.P50 &&
-				r.SendLag != nil && r.SendLag.Count > 0 && r.SendLag.P99 >= r.SendLag.P50
+				r.SendLag != nil && r.SendLag.Count > 0 && r.SendLag.P99 >= r.SendLag.P50 &&
+				r.WarmupLatency != nil && r.WarmupLatency.Count > 0 && r.WarmupLatency.Count < r.Latency.Count
 		case "delivery":
 			// Whether the server kept up (nothing left to drain) or not.
 			drain := r.DrainedDeliveries == 0 && r.DrainedPerSec == 0 ||
