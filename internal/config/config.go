@@ -85,6 +85,10 @@ type Config struct {
 	// ScheduleNow, when set, is the clock scheduled rules fire by (tests
 	// move it so that a due time comes in seconds).
 	ScheduleNow func() time.Time
+	// KeeperPoll, when set, replaces the second after which delivery looks
+	// again for targets with parked jobs and no keeper on this node (tests
+	// set it long, so that only a park can start one).
+	KeeperPoll time.Duration
 
 	// RootCAs, when set, replaces the system's trusted roots for
 	// API destinations (tests use it to trust their own servers).

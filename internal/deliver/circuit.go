@@ -166,6 +166,7 @@ func (w *Worker) park(ctx context.Context, j store.Job, t Target, due time.Time,
 	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: due, ParkedAt: w.cfg.Now(), LastCode: res.Code, LastMessage: res.Message}}); err != nil {
 		return err
 	}
+	w.nudgeKeepers(j)
 	w.cfg.Metrics.Parked(j.RuleArn)
 	if !attempted {
 		w.logAttempt(j, t, Result{Message: "not sent: the destination is failing (" + res.Code + "); parked until it answers again"}, store.OutcomeParked, nil)
@@ -182,6 +183,7 @@ func (w *Worker) parkBusy(ctx context.Context, j store.Job, t Target, calls int)
 	if err := w.cfg.Store.Park(ctx, []store.Parked{{Job: j, NextDue: now.Add(w.meanBackoff(j.Attempt)), ParkedAt: now}}); err != nil {
 		return err
 	}
+	w.nudgeKeepers(j)
 	w.cfg.Metrics.Parked(j.RuleArn)
 	w.logAttempt(j, t, Result{Message: fmt.Sprintf("not sent yet: the destination has %d calls in flight and none ended lately; parked until one does", calls)}, store.OutcomeParked, nil)
 	return nil
@@ -217,6 +219,7 @@ func (w *Worker) ParkFailing(ctx context.Context, jobs []store.Job) ([]store.Job
 		return nil, err
 	}
 	for i, p := range park {
+		w.nudgeKeepers(p.Job)
 		w.cfg.Metrics.Parked(p.RuleArn)
 		w.logAttempt(p.Job, parkedTargets[i], Result{Message: "not sent: the destination is failing (" + p.LastCode + "); parked until it answers again"}, store.OutcomeParked, nil)
 	}

@@ -177,6 +177,11 @@ type WorkerConfig struct {
 	Logger *slog.Logger
 	// Now is the clock event ages are measured with; nil means time.Now.
 	Now func() time.Time
+	// KeeperPoll is how often the keepers' loop looks for targets with
+	// parked jobs and no keeper on this node; 0 means a second. A park on
+	// this node starts one at once (nudgeKeepers); the poll finds those
+	// parked by other nodes.
+	KeeperPoll time.Duration
 }
 
 // Worker delivers queued jobs. Run it once per node.
@@ -237,6 +242,11 @@ type Worker struct {
 	direct                int
 	directFor             map[string]int // by destination ("": buses and queues)
 	directWG              sync.WaitGroup
+	// keeping: the target keys this node runs a keeper for (keepers);
+	// keepNudge wakes the keepers' loop when a job is parked for a target
+	// without one (nudgeKeepers).
+	keeping   sync.Map
+	keepNudge chan struct{}
 }
 
 // NewWorker returns a Worker.
@@ -256,6 +266,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.PerTarget <= 0 {
 		cfg.PerTarget = 16
 	}
+	if cfg.KeeperPoll <= 0 {
+		cfg.KeeperPoll = time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -264,7 +277,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 		failing: map[string]Result{}, waiters: map[string]int{}, answered: map[string]bool{},
 		suspect: make(chan struct{}, max(cfg.Workers/2, 1)), limits: map[string]*limit{}, callTime: map[string]time.Duration{}, inFlight: map[string]int{}, lastEnd: map[string]time.Time{}, open: map[string]*store.Health{}, changed: map[string]chan struct{}{}, fails: map[string]int{},
 		spans: map[string][]span{}, settled: map[string]time.Time{}, directFor: map[string]int{}, epoch: time.Now(),
-		pace: newPacer(machineCPU, cfg.ReplayCPU)}
+		pace: newPacer(machineCPU, cfg.ReplayCPU), keepNudge: make(chan struct{}, 1)}
 }
 
 // Run delivers jobs and moves delayed ones until ctx ends. Each part that

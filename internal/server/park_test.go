@@ -312,3 +312,25 @@ func TestParkedJobGetsAnAttempt(t *testing.T) {
 		t.Errorf("%d dead letters, want the 5 that failed", n)
 	}
 }
+
+// TestNewDestinationBurst: a burst to a destination nothing has called yet
+// fills its first 16 calls in flight, which it has not answered; the jobs
+// beyond are parked, and a keeper takes them at once, to send when a call
+// is free, rather than at the keepers' next look for parked targets (a
+// second later by default; an hour here, so that only the park itself
+// can start one). Once the destination answers, every event arrives.
+func TestNewDestinationBurst(t *testing.T) {
+	t.Parallel()
+	hold := make(chan struct{})
+	d := setupDelivery(t, func(int) int { return 200 }, nil, func(c *config.Config) { c.KeeperPoll = time.Hour })
+	d.sink.mu.Lock()
+	d.sink.hold = hold
+	d.sink.mu.Unlock()
+	d.setTarget(func(t *types.Target) { t.InputTransformer = nil }) // the endpoint gets the events, with their ids
+	ids := d.putFrom("t", 40)
+	waitFor(t, func() bool { return d.parked() >= 1 })
+	waitFor(t, func() bool { return d.srv.store.ParkedInHand() >= 1 })
+	close(hold)
+	waitFor(t, func() bool { return len(eventIDs(d.sink.received())) == len(ids) })
+	waitFor(t, func() bool { return d.parked() == 0 })
+}

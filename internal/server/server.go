@@ -180,7 +180,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		BaseDelay:     cfg.RetryBaseDelay, MaxDelay: cfg.RetryMaxDelay,
 		ReplayCPU: float64(cfg.ReplayCPU) / 100,
 		Logger:    log.With("part", "deliver"),
-		Now:       cfg.Now,
+		Now:       cfg.Now, KeeperPoll: cfg.KeeperPoll,
 	})
 	if err := s.events.Start(ctx); err != nil {
 		s.conns.Stop()

@@ -30,6 +30,7 @@ type sink struct {
 	got    []received
 	status func(n int) int // status for the n-th request (from 0)
 	delay  time.Duration   // how long each answer takes
+	hold   chan struct{}   // when set, answers wait until it is closed
 	// abandoned counts the requests whose caller hung up before the answer.
 	abandoned int
 }
@@ -42,14 +43,25 @@ func newSink(t *testing.T) *sink {
 		s.mu.Lock()
 		n := len(s.got)
 		s.got = append(s.got, received{path: r.URL.EscapedPath(), query: r.URL.Query(), header: r.Header.Clone(), body: string(body), at: time.Now()})
-		status, delay := s.status(n), s.delay
+		status, delay, hold := s.status(n), s.delay, s.hold
 		s.mu.Unlock()
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done(): // the caller gave up
+		gaveUp := func() { // the caller hung up
 			s.mu.Lock()
 			s.abandoned++
 			s.mu.Unlock()
+		}
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				gaveUp()
+				return
+			}
+		}
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			gaveUp()
 			return
 		}
 		w.WriteHeader(status)
