@@ -97,6 +97,7 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 	}()
 	tick := time.NewTicker(w.cfg.KeeperPoll)
 	defer tick.Stop()
+	ticked := true // this look is a poll, not a nudge: idle keepers count it
 	for {
 		counts, err := w.cfg.Store.ParkedCounts(ctx)
 		if err != nil {
@@ -107,6 +108,7 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-tick.C:
+				ticked = true
 			}
 			continue
 		}
@@ -135,6 +137,9 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 				k.empty = 0
 				continue
 			}
+			if !ticked {
+				continue
+			}
 			// Its jobs may be in other nodes' hands: stop after a while.
 			if k.empty++; k.empty > 30 {
 				k.cancel()
@@ -146,7 +151,9 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			ticked = true
 		case <-w.keepNudge:
+			ticked = false
 		}
 	}
 }
