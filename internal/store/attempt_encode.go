@@ -116,14 +116,6 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// Hashes of TargetKey and eventBucket (FNV-1a), computed in place.
-const (
-	fnvOffset64 = 14695981039346656037
-	fnvPrime64  = 1099511628211
-	fnvOffset32 = 2166136261
-	fnvPrime32  = 16777619
-)
-
 // appendAttemptSubject appends the subject of a's record:
 // attemptsSubject, TargetKey(a.RuleArn, a.TargetID) (routerKey for a
 // record with no rule) and eventBucket(a.EventID), joined by dots.
@@ -134,21 +126,10 @@ func appendAttemptSubject(dst []byte, a *Attempt) []byte {
 	if a.RuleArn == "" {
 		dst = append(dst, routerKey...)
 	} else {
-		h := uint64(fnvOffset64)
-		for i := 0; i < len(a.RuleArn); i++ {
-			h = (h ^ uint64(a.RuleArn[i])) * fnvPrime64
-		}
-		h *= fnvPrime64 // the 0 byte between them
-		for i := 0; i < len(a.TargetID); i++ {
-			h = (h ^ uint64(a.TargetID[i])) * fnvPrime64
-		}
+		h := targetHash(a.RuleArn, a.TargetID)
 		for shift := 60; shift >= 0; shift -= 4 {
 			dst = append(dst, hex[h>>shift&0xf])
 		}
 	}
-	h := uint32(fnvOffset32)
-	for i := 0; i < len(a.EventID); i++ {
-		h = (h ^ uint32(a.EventID[i])) * fnvPrime32
-	}
-	return append(dst, '.', 'x', hex[h&0xf])
+	return append(dst, '.', 'x', hex[eventHash(a.EventID)&0xf])
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"reflect"
 	"testing"
 	"time"
@@ -85,6 +87,18 @@ func TestAttemptSubject(t *testing.T) {
 		want := attemptsSubject + "." + key + "." + eventBucket(a.EventID)
 		if got := string(appendAttemptSubject(nil, &a)); got != want {
 			t.Errorf("%+v: subject %s, want %s", a, got, want)
+		}
+		// The hashes are FNV-1a's, as stored subjects were named with
+		// hash/fnv before they were computed in place.
+		h64 := fnv.New64a()
+		h64.Write([]byte(a.RuleArn + "\x00" + a.TargetID))
+		if got, want := TargetKey(a.RuleArn, a.TargetID), fmt.Sprintf("%016x", h64.Sum64()); got != want {
+			t.Errorf("%+v: target key %s, want %s", a, got, want)
+		}
+		h32 := fnv.New32a()
+		h32.Write([]byte(a.EventID))
+		if got, want := eventHash(a.EventID), h32.Sum32(); got != want {
+			t.Errorf("%+v: event hash %x, want %x", a, got, want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -116,12 +115,6 @@ func eventBucket(eventID string) string {
 // them.
 func oldEventBucket(eventID string) string {
 	return fmt.Sprintf("%02x", eventHash(eventID)&0xff)
-}
-
-func eventHash(eventID string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(eventID))
-	return h.Sum32()
 }
 
 // LogAttempt adds a record to the attempt log without waiting for it to be

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"time"
 
@@ -42,11 +41,37 @@ func (s *Store) Stats(ctx context.Context) (string, error) {
 // TargetKey is the short key of a rule's target in subjects: a hash, so
 // that any rule ARN and target id make one subject token.
 func TargetKey(ruleArn, targetID string) string {
-	h := fnv.New64a()
-	h.Write([]byte(ruleArn))
-	h.Write([]byte{0})
-	h.Write([]byte(targetID))
-	return fmt.Sprintf("%016x", h.Sum64())
+	return fmt.Sprintf("%016x", targetHash(ruleArn, targetID))
+}
+
+// FNV-1a, computed in place (hash/fnv allocates its state and a copy of
+// each string written): targetHash is TargetKey's, of the rule ARN, a 0
+// byte and the target id; eventHash an event id's, for its bucket.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+	fnvOffset32 = 2166136261
+	fnvPrime32  = 16777619
+)
+
+func targetHash(ruleArn, targetID string) uint64 {
+	h := uint64(fnvOffset64)
+	for i := 0; i < len(ruleArn); i++ {
+		h = (h ^ uint64(ruleArn[i])) * fnvPrime64
+	}
+	h *= fnvPrime64 // the 0 byte between them
+	for i := 0; i < len(targetID); i++ {
+		h = (h ^ uint64(targetID[i])) * fnvPrime64
+	}
+	return h
+}
+
+func eventHash(eventID string) uint32 {
+	h := uint32(fnvOffset32)
+	for i := 0; i < len(eventID); i++ {
+		h = (h ^ uint32(eventID[i])) * fnvPrime32
+	}
+	return h
 }
 
 // Depths are the backlogs of the delivery pipeline.
