@@ -323,3 +323,59 @@ func TestRedact(t *testing.T) {
 		t.Errorf("redact removed a value that is not secret: %q", msg)
 	}
 }
+
+// TestInvokeEndpointAsWritten checks what Invoke keeps of the endpoint
+// itself: credentials in its URL go as basic auth (as net/http's client
+// sends them) unless the connection sets Authorization, and its query
+// string goes as written when the target and connection add no
+// parameters, merged with theirs when they do.
+func TestInvokeEndpointAsWritten(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, nil)
+	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
+	ep := strings.Replace(s.URL, "https://", "https://ann:pa%3Ass@", 1) + "/in?b=2&a=1&a=0"
+	for i, tc := range []struct {
+		inv       Invocation
+		user, pwd string
+		query     string
+	}{
+		{Invocation{}, "ann", "pa:ss", "b=2&a=1&a=0"},
+		{Invocation{Auth: Auth{Type: "BASIC", Username: "u", Password: "p"}}, "u", "p", "b=2&a=1&a=0"},
+		{Invocation{Query: map[string]string{"c": "3"}}, "ann", "pa:ss", "a=1&a=0&b=2&c=3"},
+	} {
+		inv := tc.inv
+		inv.Method, inv.Endpoint, inv.Event = "POST", ep, []byte(event)
+		if res := iv.Invoke(context.Background(), &inv); !res.OK() {
+			t.Fatalf("%d: %+v", i, res)
+		}
+		s.mu.Lock()
+		r := s.reqs[len(s.reqs)-1]
+		s.mu.Unlock()
+		if u, p, ok := r.BasicAuth(); !ok || u != tc.user || p != tc.pwd {
+			t.Errorf("%d: Authorization %q, want basic %s:%s", i, r.Header.Get("Authorization"), tc.user, tc.pwd)
+		}
+		if r.URL.RawQuery != tc.query {
+			t.Errorf("%d: query %q, want %q", i, r.URL.RawQuery, tc.query)
+		}
+	}
+}
+
+// TestInvokeTimeoutCoversBody checks that the invocation's timeout holds
+// while its answer's body is read: an endpoint that answers 200 and then
+// trickles its body forever does not hold the call.
+func TestInvokeTimeoutCoversBody(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	s := newSink(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	start := time.Now()
+	res := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots(), Timeout: 300 * time.Millisecond}).
+		Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: s.URL})
+	if took := time.Since(start); !res.OK() || took > 20*time.Second {
+		t.Errorf("%+v after %s", res, took)
+	}
+}

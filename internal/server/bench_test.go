@@ -1,9 +1,16 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -44,4 +51,78 @@ func BenchmarkPutEvents(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*10)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDeliver measures routing and first attempts through the real
+// API: PutEvents calls of 10 entries of about 1 KB from parallel SDK
+// clients, one rule sending every event to an API destination (basic auth,
+// no rate limit to speak of) on a local keep-alive TLS sink that answers
+// 200 at once; each iteration is a call, and the run ends when the sink
+// has every event; cpu-µs/event is the process's CPU time (the client's
+// and the sink's included) over the events. With -benchmem, B/op is what a call and the delivery
+// of its 10 events allocate in this process (the SDK client and the sink
+// included: they are the same from run to run). Run it with
+// go test -run '^$' -bench Deliver -benchmem -benchtime 3000x ./internal/server
+func BenchmarkDeliver(b *testing.B) {
+	var got atomic.Int64
+	sink := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got.Add(1)
+	}))
+	sink.Config.ErrorLog = log.New(io.Discard, "", 0)
+	sink.StartTLS()
+	defer sink.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(sink.Certificate())
+
+	e := &env{t: b, dir: b.TempDir()}
+	e.cfg = testConfig(e.dir)
+	e.cfg.AllowPrivateEndpoints = true
+	e.cfg.RootCAs = roots
+	e.start()
+	e.routeThrough(e.basicConnection(), sink.URL+"/in", 1_000_000)
+	detail := fmt.Sprintf(`{"orderId":"ord-1","note":%q}`, strings.Repeat("x", 900))
+	entries := make([]types.PutEventsRequestEntry, 10)
+	for i := range entries {
+		entries[i] = types.PutEventsRequestEntry{Source: aws.String("t"), DetailType: aws.String("Order"), Detail: aws.String(detail)}
+	}
+	put := func() error {
+		out, err := e.eb.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+		if err == nil && out.FailedEntryCount != 0 {
+			err = fmt.Errorf("%d entries failed", out.FailedEntryCount)
+		}
+		return err
+	}
+	// The destination proves itself first: a new one's first calls are
+	// queued and parked until it answers (OPERATIONS.md).
+	if err := put(); err != nil {
+		b.Fatal(err)
+	}
+	for got.Load() < 10 {
+		time.Sleep(time.Millisecond)
+	}
+	got.Store(0)
+	b.SetParallelism(4)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := put(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	want := int64(b.N) * 10
+	deadline := time.Now().Add(time.Minute)
+	for got.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	if n := got.Load(); n < want {
+		b.Fatalf("%d of %d events delivered in a minute", n, want)
+	}
+	b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(want)/1000, "cpu-µs/event")
 }
