@@ -57,11 +57,11 @@ func BenchmarkPutEvents(b *testing.B) {
 // API: PutEvents calls of 10 entries of about 1 KB from parallel SDK
 // clients, one rule sending every event to an API destination (basic auth,
 // no rate limit to speak of) on a local keep-alive TLS sink that answers
-// 200 at once; each iteration is a call, and the run ends when the sink
-// has every event; cpu-µs/event is the process's CPU time (the client's
-// and the sink's included) over the events. With -benchmem, B/op is what a call and the delivery
-// of its 10 events allocate in this process (the SDK client and the sink
-// included: they are the same from run to run). Run it with
+// 200 at once. Each iteration is a call; the run ends when the sink has
+// every event. cpu-µs/event is the process's CPU time over the events,
+// and with -benchmem B/op what a call and its 10 deliveries allocate: both
+// include the SDK client and the sink, which are the same in every run.
+// Run it with
 // go test -run '^$' -bench Deliver -benchmem -benchtime 3000x ./internal/server
 func BenchmarkDeliver(b *testing.B) {
 	var got atomic.Int64
