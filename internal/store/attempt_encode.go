@@ -75,7 +75,6 @@ func appendField(dst []byte, name, s string) []byte {
 // control characters escaped, and each byte of invalid UTF-8 as U+FFFD, as
 // json.Marshal writes them.
 func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -96,7 +95,7 @@ func appendJSONString(dst []byte, s string) []byte {
 			case '\t':
 				dst = append(dst, '\\', 't')
 			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}
 			i++
 			start = i
@@ -120,16 +119,14 @@ func appendJSONString(dst []byte, s string) []byte {
 // attemptsSubject, TargetKey(a.RuleArn, a.TargetID) (routerKey for a
 // record with no rule) and eventBucket(a.EventID), joined by dots.
 func appendAttemptSubject(dst []byte, a *Attempt) []byte {
-	const hex = "0123456789abcdef"
 	dst = append(dst, attemptsSubject...)
 	dst = append(dst, '.')
 	if a.RuleArn == "" {
 		dst = append(dst, routerKey...)
 	} else {
-		h := targetHash(a.RuleArn, a.TargetID)
-		for shift := 60; shift >= 0; shift -= 4 {
-			dst = append(dst, hex[h>>shift&0xf])
-		}
+		dst = appendTargetKey(dst, a.RuleArn, a.TargetID)
 	}
-	return append(dst, '.', 'x', hex[eventHash(a.EventID)&0xf])
+	return append(dst, '.', 'x', hexDigits[eventHash(a.EventID)&0xf])
 }
+
+const hexDigits = "0123456789abcdef"

@@ -41,7 +41,17 @@ func (s *Store) Stats(ctx context.Context) (string, error) {
 // TargetKey is the short key of a rule's target in subjects: a hash, so
 // that any rule ARN and target id make one subject token.
 func TargetKey(ruleArn, targetID string) string {
-	return fmt.Sprintf("%016x", targetHash(ruleArn, targetID))
+	return string(appendTargetKey(make([]byte, 0, 16), ruleArn, targetID))
+}
+
+// appendTargetKey appends TargetKey(ruleArn, targetID) to dst: the hash
+// in 16 hexadecimal digits.
+func appendTargetKey(dst []byte, ruleArn, targetID string) []byte {
+	h := targetHash(ruleArn, targetID)
+	for shift := 60; shift >= 0; shift -= 4 {
+		dst = append(dst, hexDigits[h>>shift&0xf])
+	}
+	return dst
 }
 
 // FNV-1a, computed in place (hash/fnv allocates its state and a copy of
