@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -107,7 +105,8 @@ type Options struct {
 // Invoker sends invocations and OAuth token requests. Safe for concurrent
 // use.
 type Invoker struct {
-	client    *http.Client
+	client    *http.Client // OAuth token requests
+	h1        *h1Client    // invocations
 	timeout   time.Duration
 	allowHTTP bool
 	close     bool // Options.ConnectionClose
@@ -140,7 +139,9 @@ func NewInvoker(o Options) *Invoker {
 		// Responses are read raw, whatever their encoding.
 		DisableCompression: true,
 	}
-	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose, client: &http.Client{
+	tlsConf := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
+	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose,
+		h1: newH1Client(dialer, tlsConf, 1024, 90*time.Second), client: &http.Client{
 		Transport: transport,
 		Timeout:   timeout,
 		// EventBridge does not follow redirects: a 3xx is the answer.
@@ -183,8 +184,9 @@ func paramValue(v string, event []byte) string {
 	return string(raw)
 }
 
-// request builds the HTTP request.
-func (inv *Invocation) request(ctx context.Context) (*http.Request, error) {
+// request builds the HTTP request: its URL (for checks and messages) and
+// what is written.
+func (inv *Invocation) request() (*url.URL, *h1Request, error) {
 	endpoint := inv.Endpoint
 	for _, p := range inv.Path {
 		i := strings.IndexByte(endpoint, '*')
@@ -193,58 +195,137 @@ func (inv *Invocation) request(ctx context.Context) (*http.Request, error) {
 		}
 		endpoint = endpoint[:i] + url.PathEscape(paramValue(p, inv.Event)) + endpoint[i+1:]
 	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.Host == "" {
+		return nil, nil, fmt.Errorf("no host in %s", where(u))
+	}
+	if !validToken(inv.Method) {
+		return nil, nil, fmt.Errorf("invalid method %q", inv.Method)
+	}
 	body := inv.Body
 	if len(inv.ConnBody) > 0 {
 		body = mergeBody(body, inv.ConnBody)
 	}
-	req, err := http.NewRequestWithContext(ctx, inv.Method, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
 	if len(inv.Query) > 0 || len(inv.ConnQuery) > 0 {
-		q := req.URL.Query()
+		q := u.Query()
 		for k, v := range inv.Query {
 			q.Set(k, paramValue(v, inv.Event))
 		}
 		for _, p := range inv.ConnQuery {
 			q.Set(p.Key, p.Value)
 		}
-		req.URL.RawQuery = q.Encode()
+		u.RawQuery = q.Encode()
+	}
+	r := &h1Request{method: inv.Method, scheme: u.Scheme, host: strings.TrimSuffix(u.Host, ":"), target: u.RequestURI(), body: body,
+		header: make([]h1Header, 0, 5+len(inv.Header)+len(inv.ConnHeader))}
+	// Later values win over earlier ones of the same (canonical) name:
+	// the connection's over the target's, the auth over both.
+	set := func(k, v string) error {
+		if !validToken(k) {
+			return fmt.Errorf("header name %q is not a valid HTTP field name", k)
+		}
+		if !validFieldValue(v) {
+			return fmt.Errorf("header %s has a value with a control character, which HTTP does not allow", http.CanonicalHeaderKey(k))
+		}
+		k = http.CanonicalHeaderKey(k)
+		for i := range r.header {
+			if r.header[i].name == k {
+				r.header[i].value = v
+				return nil
+			}
+		}
+		r.header = append(r.header, h1Header{k, v})
+		return nil
 	}
 	for k, v := range inv.Header {
 		if !dropped[http.CanonicalHeaderKey(k)] {
-			req.Header.Set(k, paramValue(v, inv.Event))
+			if err := set(k, paramValue(v, inv.Event)); err != nil {
+				return u, nil, err
+			}
 		}
 	}
 	for _, p := range inv.ConnHeader {
 		if !dropped[http.CanonicalHeaderKey(p.Key)] {
-			req.Header.Set(p.Key, p.Value)
+			if err := set(p.Key, p.Value); err != nil {
+				return u, nil, err
+			}
 		}
 	}
 	switch inv.Auth.Type {
 	case "BASIC":
-		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(inv.Auth.Username+":"+inv.Auth.Password)))
+		err = set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(inv.Auth.Username+":"+inv.Auth.Password)))
 	case "API_KEY":
-		req.Header.Set(inv.Auth.APIKeyName, inv.Auth.APIKeyValue)
+		err = set(inv.Auth.APIKeyName, inv.Auth.APIKeyValue)
 	case "OAUTH_CLIENT_CREDENTIALS":
-		req.Header.Set("Authorization", "Bearer "+inv.Auth.Token)
+		err = set("Authorization", "Bearer "+inv.Auth.Token)
 	}
-	// The fixed headers share their values (the transport only reads
-	// them): one slice less to allocate for each, on every request.
-	if req.Header.Get("Content-Type") == "" {
-		req.Header["Content-Type"] = jsonContentType
+	if err != nil {
+		return u, nil, err
 	}
-	req.Header["User-Agent"] = userAgent
-	req.Header["Range"] = firstMiB
-	req.Header["Accept-Encoding"] = gzipDeflate
-	return req, nil
+	hasType, hasAuth := false, false
+	for _, h := range r.header {
+		hasType = hasType || h.name == "Content-Type" && h.value != ""
+		hasAuth = hasAuth || h.name == "Authorization"
+	}
+	if u.User != nil && !hasAuth {
+		// Credentials in the endpoint's URL, as net/http sends them.
+		pwd, _ := u.User.Password()
+		r.header = append(r.header, h1Header{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pwd))})
+	}
+	if !hasType {
+		_ = set("Content-Type", jsonContentType)
+	}
+	r.header = append(r.header, h1Header{"User-Agent", UserAgent}, h1Header{"Range", firstMiB}, h1Header{"Accept-Encoding", gzipDeflate})
+	return u, r, nil
 }
 
-var (
-	jsonContentType = []string{"application/json; charset=utf-8"}
-	userAgent       = []string{UserAgent}
-	firstMiB        = []string{"bytes=0-1048575"}
-	gzipDeflate     = []string{"gzip,deflate"}
+// validToken reports whether s is an HTTP token (RFC 9110, 5.6.2): a
+// method or a field name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || !tokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-32] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validFieldValue reports whether v may be sent as a field value: no
+// control characters but the tab (a CR or LF would end the field and let
+// an event's data write fields of its own).
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+const (
+	jsonContentType = "application/json; charset=utf-8"
+	firstMiB        = "bytes=0-1048575"
+	gzipDeflate     = "gzip,deflate"
 )
 
 // mergeBody adds the connection's body parameters to a JSON object body as
@@ -268,22 +349,26 @@ func mergeBody(body []byte, params []Param) []byte {
 
 // Invoke sends one invocation and classifies its outcome.
 func (iv *Invoker) Invoke(ctx context.Context, inv *Invocation) Result {
-	req, err := inv.request(ctx)
-	if err != nil {
+	u, req, err := inv.request()
+	if u == nil {
 		return Result{Code: CodeInvalidParameter, Message: "cannot build the request: " + err.Error()}
 	}
-	if why := iv.insecure(req.URL); why != "" {
+	if why := iv.insecure(u); why != "" {
 		return Result{Code: CodeInvalidParameter, Message: "no request sent: " + why}
 	}
-	req.Close = iv.close
-	resp, err := iv.client.Do(req)
 	if err != nil {
-		return classifyError(err, req.URL, iv.timeout)
+		return Result{Code: CodeInvalidParameter, Message: "no request sent: " + err.Error()}
 	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return classifyStatus(resp, excerpt, req.URL)
+	req.close = iv.close
+	deadline := time.Now().Add(iv.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	resp, err := iv.h1.do(ctx, req, deadline)
+	if err != nil {
+		return classifyError(err, u, iv.timeout)
+	}
+	return classifyStatus(resp, u)
 }
 
 // insecure says why a request to u may not leave, "" when it may: only
@@ -305,8 +390,8 @@ func (iv *Invoker) insecure(u *url.URL) string {
 // carry parameter values.
 func where(u *url.URL) string { return u.Scheme + "://" + u.Host + u.Path }
 
-func classifyStatus(resp *http.Response, excerpt []byte, u *url.URL) Result {
-	st := resp.StatusCode
+func classifyStatus(resp h1Response, u *url.URL) Result {
+	st, excerpt := resp.status, resp.excerpt
 	if st >= 200 && st < 300 {
 		return Result{Status: st}
 	}
@@ -322,7 +407,7 @@ func classifyStatus(resp *http.Response, excerpt []byte, u *url.URL) Result {
 		r.Retry = true
 	}
 	if r.Retry {
-		r.RetryAfter, r.StopRetrying = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		r.RetryAfter, r.StopRetrying = retryAfter(resp.retryAfter, time.Now())
 		if r.StopRetrying {
 			r.Retry = false
 		}
