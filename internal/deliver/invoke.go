@@ -142,11 +142,11 @@ func NewInvoker(o Options) *Invoker {
 	tlsConf := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
 	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose,
 		h1: newH1Client(dialer, tlsConf, 1024, 90*time.Second), client: &http.Client{
-		Transport: transport,
-		Timeout:   timeout,
-		// EventBridge does not follow redirects: a 3xx is the answer.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+			Transport: transport,
+			Timeout:   timeout,
+			// EventBridge does not follow redirects: a 3xx is the answer.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
 }
 
 // dropped are the headers EventBridge removes from the parameters of
