@@ -29,6 +29,11 @@ type h1Client struct {
 	tls         *tls.Config // cloned for each host, ServerName set
 	maxIdle     int         // connections kept idle per host
 	idleTimeout time.Duration
+	// checkAfter is how long a connection must have been idle for get to
+	// check that it is still open (a system call): servers close idle
+	// connections after seconds (Node.js after 5 s, nginx after 75 s), and
+	// one closed sooner costs its request a second sending.
+	checkAfter time.Duration
 
 	mu    sync.Mutex
 	pools map[string]*h1Pool // by scheme and host:port
@@ -80,7 +85,7 @@ const (
 )
 
 func newH1Client(dialer *net.Dialer, tlsConf *tls.Config, maxIdle int, idleTimeout time.Duration) *h1Client {
-	return &h1Client{dialer: dialer, tls: tlsConf, maxIdle: maxIdle, idleTimeout: idleTimeout, pools: map[string]*h1Pool{}}
+	return &h1Client{dialer: dialer, tls: tlsConf, maxIdle: maxIdle, idleTimeout: idleTimeout, checkAfter: time.Second, pools: map[string]*h1Pool{}}
 }
 
 // pool returns the pool of scheme://host (host with its port).
@@ -127,7 +132,7 @@ func trimBrackets(h string) string {
 func (c *h1Client) do(ctx context.Context, r *h1Request, deadline time.Time) (h1Response, error) {
 	p := c.pool(r.scheme, r.host)
 	for try := 0; ; try++ {
-		hc, reused, err := p.get(ctx, deadline)
+		hc, reused, err := p.get(ctx, deadline, try > 0)
 		if err != nil {
 			return h1Response{}, err
 		}
@@ -165,9 +170,10 @@ func brokenConn(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// get returns a kept connection that is still open, or a new one.
-func (p *h1Pool) get(ctx context.Context, deadline time.Time) (*h1Conn, bool, error) {
-	for {
+// get returns a kept connection that is still open, or a new one (always
+// a new one when fresh is set).
+func (p *h1Pool) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Conn, bool, error) {
+	for !fresh {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
@@ -178,7 +184,7 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time) (*h1Conn, bool, er
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if time.Since(hc.idle) < p.c.idleTimeout && hc.alive() {
+		if idle := time.Since(hc.idle); idle < p.c.idleTimeout && (idle < p.c.checkAfter || hc.alive()) {
 			return hc, true, nil
 		}
 		hc.close()

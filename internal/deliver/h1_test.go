@@ -182,19 +182,25 @@ const ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 func TestInvokeKeptConnectionClosed(t *testing.T) {
 	t.Parallel()
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
-	closesAfter := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
-		_, _ = io.WriteString(c, ok200)
-		return false
-	})
-	for i := range 5 {
-		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: closesAfter.url(), Body: []byte(`{}`)}); !res.OK() {
-			t.Fatalf("closed after answering, invocation %d: %+v", i, res)
+	// Found closed by the check before reuse (checkAfter 0), or by the
+	// request that fails on it (checkAfter an hour).
+	for _, check := range []time.Duration{0, time.Hour} {
+		iv.h1.checkAfter = check
+		closesAfter := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+			_, _ = io.WriteString(c, ok200)
+			return false
+		})
+		for i := range 5 {
+			if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: closesAfter.url(), Body: []byte(`{}`)}); !res.OK() {
+				t.Fatalf("closed after answering (check after %v), invocation %d: %+v", check, i, res)
+			}
+			time.Sleep(10 * time.Millisecond) // the close reaches the client
 		}
-		time.Sleep(10 * time.Millisecond) // the close reaches the client
+		if r, c := closesAfter.reqs.Load(), closesAfter.conns.Load(); r != 5 || c != 5 {
+			t.Errorf("closed after answering (check after %v): %d requests on %d connections, want 5 on 5", check, r, c)
+		}
 	}
-	if r, c := closesAfter.reqs.Load(), closesAfter.conns.Load(); r != 5 || c != 5 {
-		t.Errorf("closed after answering: %d requests on %d connections, want 5 on 5", r, c)
-	}
+	iv.h1.checkAfter = 0
 
 	dropsSecond := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
 		if n > 0 {
@@ -279,6 +285,7 @@ func TestH1ConcurrentAndIdle(t *testing.T) {
 	pool.AddCert(s.Certificate())
 	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: pool})
 	iv.h1.idleTimeout = 300 * time.Millisecond
+	iv.h1.checkAfter = 0 // every reuse checks the TLS connection open (with the session tickets TLS 1.3 sends after the handshake)
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for range 20 {
