@@ -42,7 +42,7 @@ type h1Client struct {
 // h1Pool holds the idle connections to one host, most recent last.
 type h1Pool struct {
 	c          *h1Client
-	addr       string
+	key, addr  string
 	tls        *tls.Config // nil for plain http
 	mu         sync.Mutex
 	idle       []*h1Conn
@@ -76,6 +76,9 @@ type h1Response struct {
 }
 
 const (
+	// oneWrite bounds the request buffer a connection keeps: 16 KiB, so
+	// that 1,024 idle connections to a host keep at most 16 MiB.
+	oneWrite   = 16 << 10
 	excerptLen = 512
 	// bodyLimit is how much of a response body is read; a longer body
 	// closes the connection instead.
@@ -96,7 +99,7 @@ func (c *h1Client) pool(scheme, host string) *h1Pool {
 	if p := c.pools[key]; p != nil {
 		return p
 	}
-	p := &h1Pool{c: c, addr: host}
+	p := &h1Pool{c: c, key: key}
 	hostname, port, err := net.SplitHostPort(host)
 	if err != nil {
 		hostname, port = trimBrackets(host), ""
@@ -249,6 +252,17 @@ func (p *h1Pool) sweep() {
 	}
 	p.sweepArmed = next > 0
 	p.mu.Unlock()
+	if next == 0 {
+		// Nothing kept: the pool goes, so that hosts no destination calls
+		// any more cost nothing. A request that still holds it only
+		// misses a kept connection; a connection put back in it is
+		// closed by its sweep.
+		p.c.mu.Lock()
+		if p.c.pools[p.key] == p {
+			delete(p.c.pools, p.key)
+		}
+		p.c.mu.Unlock()
+	}
 	for _, hc := range old {
 		hc.close()
 	}
@@ -326,14 +340,15 @@ func (hc *h1Conn) roundTrip(r *h1Request) (resp h1Response, keep, answered bool,
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	// One write for a request of up to 64 KiB.
-	if len(b)+len(r.body) <= 64<<10 {
+	// One write for a request of up to oneWrite bytes, two for a larger
+	// one, whose body is not copied (nor kept with the connection).
+	if len(b)+len(r.body) <= oneWrite {
 		b = append(b, r.body...)
 		_, err = hc.conn.Write(b)
 	} else if _, err = hc.conn.Write(b); err == nil {
 		_, err = hc.conn.Write(r.body)
 	}
-	if cap(b) <= 64<<10 {
+	if cap(b) <= oneWrite {
 		hc.buf = b[:0]
 	} else {
 		hc.buf = nil

@@ -313,13 +313,50 @@ func TestH1ConcurrentAndIdle(t *testing.T) {
 	if int(closed.Load()) != n {
 		t.Errorf("%d of %d idle connections closed after the idle timeout", closed.Load(), n)
 	}
+	// The pool itself goes once it keeps nothing.
+	for time.Now().Before(deadline) {
+		iv.h1.mu.Lock()
+		n := len(iv.h1.pools)
+		iv.h1.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	iv.h1.mu.Lock()
 	for _, p := range iv.h1.pools {
-		p.mu.Lock()
-		if len(p.idle) != 0 || p.sweepArmed {
-			t.Errorf("pool %s: %d idle, sweep armed %v", p.addr, len(p.idle), p.sweepArmed)
-		}
-		p.mu.Unlock()
+		t.Errorf("pool %s kept with %d idle connections", p.key, len(p.idle))
 	}
 	iv.h1.mu.Unlock()
+	// And a new one serves the next request.
+	if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: s.URL + "/p?a=1", Body: []byte(`{"n":1}`)}); !res.OK() {
+		t.Errorf("after the sweep: %+v", res)
+	}
+}
+
+// Bodies larger than one write arrive whole, on the kept connection.
+func TestInvokeLargeBody(t *testing.T) {
+	t.Parallel()
+	s := newSink(t, nil)
+	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
+	var want []string
+	for _, n := range []int{10, oneWrite - 300, oneWrite + 1, 256 << 10, 10} {
+		body := `{"d":"` + strings.Repeat("b", n) + `"}`
+		want = append(want, body)
+		if res := iv.Invoke(context.Background(), &Invocation{Method: "PUT", Endpoint: s.URL + "/big", Body: []byte(body)}); !res.OK() {
+			t.Fatalf("%d bytes: %+v", n, res)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := map[string]bool{}
+	for i, r := range s.reqs {
+		conns[r.RemoteAddr] = true
+		if s.body[i] != want[i] || r.ContentLength != int64(len(want[i])) || r.Method != "PUT" {
+			t.Errorf("request %d: %s with %d bytes (Content-Length %d), want %d", i, r.Method, len(s.body[i]), r.ContentLength, len(want[i]))
+		}
+	}
+	if len(s.reqs) != len(want) || len(conns) != 1 {
+		t.Errorf("%d requests on %d connections, want %d on 1", len(s.reqs), len(conns), len(want))
+	}
 }

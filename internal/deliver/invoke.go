@@ -122,26 +122,27 @@ func NewInvoker(o Options) *Invoker {
 	if !o.AllowPrivate {
 		dialer.Control = guardControl
 	}
+	tlsConf := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
+	// OAuth token requests, which are rare, go through net/http.
 	transport := &http.Transport{
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		// Responses are read raw, whatever their encoding.
+		DisableCompression: true,
+	}
+	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose,
 		// Several destinations may share a host, each with up to
 		// fastFactor times WorkerConfig.PerTarget calls in flight (64 by
 		// default) when it answers fast (see Worker.slotsOf): five such
 		// destinations on one host took 320 connections, and with 256
 		// kept idle, thousands of connections a second were closed and
-		// opened again. An idle connection costs about 25 KB.
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   true,
-		// Responses are read raw, whatever their encoding.
-		DisableCompression: true,
-	}
-	tlsConf := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
-	return &Invoker{timeout: timeout, allowHTTP: o.AllowHTTP, close: o.ConnectionClose,
-		h1: newH1Client(dialer, tlsConf, 1024, 90*time.Second), client: &http.Client{
+		// opened again. An idle connection keeps under 25 KB.
+		h1: newH1Client(dialer, tlsConf, 1024, 90*time.Second),
+		client: &http.Client{
 			Transport: transport,
 			Timeout:   timeout,
 			// EventBridge does not follow redirects: a 3xx is the answer.
