@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,14 +30,13 @@ type h1Client struct {
 	tls         *tls.Config // cloned for each host, ServerName set
 	maxIdle     int         // connections kept idle per host
 	idleTimeout time.Duration
-	// checkAfter is how long a connection must have been idle for get to
-	// check that it is still open (a system call): servers close idle
-	// connections after seconds (Node.js after 5 s, nginx after 75 s), and
-	// one closed sooner costs its request a second sending.
-	checkAfter time.Duration
+	// idleLimit bounds the connections kept idle over all hosts (each is
+	// a file descriptor), idleTotal counts them.
+	idleLimit int64
+	idleTotal atomic.Int64
 
 	mu    sync.Mutex
-	pools map[string]*h1Pool // by scheme and host:port
+	pools map[string]*h1Pool // by scheme and host:port, while in use or keeping connections
 }
 
 // h1Pool holds the idle connections to one host, most recent last.
@@ -46,6 +46,7 @@ type h1Pool struct {
 	tls        *tls.Config // nil for plain http
 	mu         sync.Mutex
 	idle       []*h1Conn
+	active     int // calls under way (h1Client.acquire to release)
 	sweepArmed bool
 }
 
@@ -87,18 +88,52 @@ const (
 	headerLimit = 1 << 20
 )
 
-func newH1Client(dialer *net.Dialer, tlsConf *tls.Config, maxIdle int, idleTimeout time.Duration) *h1Client {
-	return &h1Client{dialer: dialer, tls: tlsConf, maxIdle: maxIdle, idleTimeout: idleTimeout, checkAfter: time.Second, pools: map[string]*h1Pool{}}
+func newH1Client(dialer *net.Dialer, tlsConf *tls.Config, maxIdle int, idleLimit int64, idleTimeout time.Duration) *h1Client {
+	return &h1Client{dialer: dialer, tls: tlsConf, maxIdle: maxIdle, idleLimit: idleLimit, idleTimeout: idleTimeout, pools: map[string]*h1Pool{}}
 }
 
-// pool returns the pool of scheme://host (host with its port).
-func (c *h1Client) pool(scheme, host string) *h1Pool {
+// acquire returns the pool of scheme://host (host with its port) for a
+// call, which gives it back with release. A pool exists while calls use
+// it or it keeps connections: hosts no destination calls any more cost
+// nothing (an endpoint's host may come from its events).
+func (c *h1Client) acquire(scheme, host string) *h1Pool {
 	key := scheme + "://" + host
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p := c.pools[key]; p != nil {
-		return p
+	p := c.pools[key]
+	if p == nil {
+		p = c.newPool(key, scheme, host)
+		c.pools[key] = p
 	}
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
+	return p
+}
+
+// release ends a call's use of p.
+func (c *h1Client) release(p *h1Pool) {
+	p.mu.Lock()
+	p.active--
+	unused := p.active == 0 && len(p.idle) == 0
+	p.mu.Unlock()
+	if unused {
+		c.dropIfUnused(p)
+	}
+}
+
+// dropIfUnused removes p while no call uses it and it keeps nothing.
+func (c *h1Client) dropIfUnused(p *h1Pool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active == 0 && len(p.idle) == 0 && c.pools[p.key] == p {
+		delete(c.pools, p.key)
+	}
+}
+
+func (c *h1Client) newPool(key, scheme, host string) *h1Pool {
 	p := &h1Pool{c: c, key: key}
 	hostname, port, err := net.SplitHostPort(host)
 	if err != nil {
@@ -116,7 +151,6 @@ func (c *h1Client) pool(scheme, host string) *h1Pool {
 		p.tls.ServerName = hostname
 		p.tls.NextProtos = []string{"http/1.1"}
 	}
-	c.pools[key] = p
 	return p
 }
 
@@ -133,7 +167,8 @@ func trimBrackets(h string) string {
 // they like, and the request most likely never reached the application
 // (at-least-once delivery allows the rare duplicate).
 func (c *h1Client) do(ctx context.Context, r *h1Request, deadline time.Time) (h1Response, error) {
-	p := c.pool(r.scheme, r.host)
+	p := c.acquire(r.scheme, r.host)
+	defer c.release(p)
 	for try := 0; ; try++ {
 		hc, reused, err := p.get(ctx, deadline, try > 0)
 		if err != nil {
@@ -187,7 +222,8 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Co
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if idle := time.Since(hc.idle); idle < p.c.idleTimeout && (idle < p.c.checkAfter || hc.alive()) {
+		p.c.idleTotal.Add(-1)
+		if time.Since(hc.idle) < p.c.idleTimeout && hc.alive() {
 			return hc, true, nil
 		}
 		hc.close()
@@ -211,20 +247,24 @@ func (p *h1Pool) get(ctx context.Context, deadline time.Time, fresh bool) (*h1Co
 	return hc, false, nil
 }
 
-// put keeps hc for the next request, up to the pool's limit.
+// put keeps hc for the next request, up to the pool's and the client's
+// limits.
 func (p *h1Pool) put(hc *h1Conn) {
 	_ = hc.conn.SetDeadline(time.Time{})
 	if hc.br.Buffered() > 0 { // bytes beyond the response: not a connection to trust
 		hc.close()
 		return
 	}
-	hc.idle = time.Now()
 	p.mu.Lock()
-	if len(p.idle) >= p.c.maxIdle {
+	if len(p.idle) >= p.c.maxIdle || p.c.idleTotal.Add(1) > p.c.idleLimit {
+		if len(p.idle) < p.c.maxIdle {
+			p.c.idleTotal.Add(-1)
+		}
 		p.mu.Unlock()
 		hc.close()
 		return
 	}
+	hc.idle = time.Now()
 	p.idle = append(p.idle, hc)
 	arm := !p.sweepArmed
 	p.sweepArmed = true
@@ -251,20 +291,14 @@ func (p *h1Pool) sweep() {
 		next = p.c.idleTimeout - time.Since(p.idle[0].idle) + time.Second
 	}
 	p.sweepArmed = next > 0
+	unused := p.active == 0 && len(p.idle) == 0
 	p.mu.Unlock()
-	if next == 0 {
-		// Nothing kept: the pool goes, so that hosts no destination calls
-		// any more cost nothing. A request that still holds it only
-		// misses a kept connection; a connection put back in it is
-		// closed by its sweep.
-		p.c.mu.Lock()
-		if p.c.pools[p.key] == p {
-			delete(p.c.pools, p.key)
-		}
-		p.c.mu.Unlock()
-	}
+	p.c.idleTotal.Add(-int64(len(old)))
 	for _, hc := range old {
 		hc.close()
+	}
+	if unused {
+		p.c.dropIfUnused(p)
 	}
 	if next > 0 {
 		time.AfterFunc(next, p.sweep)
@@ -273,11 +307,10 @@ func (p *h1Pool) sweep() {
 
 func (hc *h1Conn) close() { _ = hc.conn.Close() }
 
-// alive reports whether a kept connection is still open: the socket has
-// nothing to read, where a closed one reads its end. Over TLS, what is
-// there may be a record the server may send at any time (a session
-// ticket); it is read without waiting and only application data or the
-// end rules the connection out.
+// alive reports whether a kept connection is still open and silent: the
+// socket has nothing to read (a closed one reads its end; bytes no
+// request asked for would be taken for the next request's answer), and
+// over TLS, neither has the TLS connection read ahead.
 func (hc *h1Conn) alive() bool {
 	sc, ok := hc.raw.(syscall.Conn)
 	if !ok {
@@ -298,16 +331,14 @@ func (hc *h1Conn) alive() bool {
 			closed = true
 		}
 		return true
-	}); err != nil || closed {
+	}); err != nil || closed || pending {
 		return false
-	}
-	if !pending {
-		return true
 	}
 	if hc.conn == hc.raw {
-		return false
+		return true
 	}
-	_ = hc.conn.SetReadDeadline(time.Now())
+	// A read that may not wait: the TLS connection's own buffers only.
+	_ = hc.conn.SetReadDeadline(time.Unix(1, 0))
 	_, err = hc.br.Peek(1)
 	_ = hc.conn.SetReadDeadline(time.Time{})
 	var ne net.Error
@@ -354,6 +385,11 @@ func (hc *h1Conn) roundTrip(r *h1Request) (resp h1Response, keep, answered bool,
 		hc.buf = nil
 	}
 	if err != nil {
+		// A server may answer (401, 413) and close before it has read
+		// the whole request: its answer, if it came, is the outcome.
+		if resp, _, rerr := readResponse(hc.br, hc.ex[:], r.method == "HEAD", nil); rerr == nil {
+			return resp, false, true, nil
+		}
 		return resp, false, false, err
 	}
 	resp, keep, err = readResponse(hc.br, hc.ex[:], r.method == "HEAD", func() { answered = true })
@@ -397,7 +433,9 @@ func readResponse(br *bufio.Reader, ex []byte, head bool, first func()) (resp h1
 			continue // interim: 100 Continue, 103 Early Hints
 		}
 		resp.retryAfter = h.retryAfter
-		keep = !h.close && (minor == 1 || h.keepAlive)
+		// HTTP/1.0 keeps the connection only when asked to, and never
+		// with a Transfer-Encoding, which it does not have (RFC 9112, 6.1).
+		keep = !h.close && (minor == 1 || h.keepAlive && !h.te)
 		var body io.Reader
 		switch {
 		case head, resp.status < 200, resp.status == 204, resp.status == 304:
@@ -489,7 +527,9 @@ type h1Head struct {
 	length           int64 // -1: none
 	chunked          bool
 	close, keepAlive bool
+	te               bool // a Transfer-Encoding
 	retryAfter       string
+	hasRetryAfter    bool
 }
 
 // readHeader reads header fields up to the empty line.
@@ -512,7 +552,7 @@ func readHeader(br *bufio.Reader, budget *int) (h1Head, error) {
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || len(value) == 0 || value[0] == '+' {
+			if err != nil || len(value) == 0 || value[0] < '0' || value[0] > '9' {
 				return h, malformed("Content-Length %q", truncate(value))
 			}
 			if h.length >= 0 && h.length != n {
@@ -537,9 +577,12 @@ func readHeader(br *bufio.Reader, budget *int) (h1Head, error) {
 				}
 			}
 		case bytes.EqualFold(name, []byte("Retry-After")):
-			h.retryAfter = string(value)
+			if !h.hasRetryAfter { // the first, as net/http's Header.Get
+				h.retryAfter, h.hasRetryAfter = string(value), true
+			}
 		}
 	}
+	h.te = te
 	if te {
 		// Transfer-Encoding wins over Content-Length (RFC 9112, 6.3);
 		// a message with both is not one to keep the connection after,

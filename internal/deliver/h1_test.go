@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"net"
@@ -182,25 +183,20 @@ const ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 func TestInvokeKeptConnectionClosed(t *testing.T) {
 	t.Parallel()
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
-	// Found closed by the check before reuse (checkAfter 0), or by the
-	// request that fails on it (checkAfter an hour).
-	for _, check := range []time.Duration{0, time.Hour} {
-		iv.h1.checkAfter = check
-		closesAfter := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
-			_, _ = io.WriteString(c, ok200)
-			return false
-		})
-		for i := range 5 {
-			if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: closesAfter.url(), Body: []byte(`{}`)}); !res.OK() {
-				t.Fatalf("closed after answering (check after %v), invocation %d: %+v", check, i, res)
-			}
-			time.Sleep(10 * time.Millisecond) // the close reaches the client
+	// Found closed by the check before reuse.
+	closesAfter := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+		_, _ = io.WriteString(c, ok200)
+		return false
+	})
+	for i := range 5 {
+		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: closesAfter.url(), Body: []byte(`{}`)}); !res.OK() {
+			t.Fatalf("closed after answering, invocation %d: %+v", i, res)
 		}
-		if r, c := closesAfter.reqs.Load(), closesAfter.conns.Load(); r != 5 || c != 5 {
-			t.Errorf("closed after answering (check after %v): %d requests on %d connections, want 5 on 5", check, r, c)
-		}
+		time.Sleep(10 * time.Millisecond) // the close reaches the client
 	}
-	iv.h1.checkAfter = 0
+	if r, c := closesAfter.reqs.Load(), closesAfter.conns.Load(); r != 5 || c != 5 {
+		t.Errorf("closed after answering: %d requests on %d connections, want 5 on 5", r, c)
+	}
 
 	dropsSecond := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
 		if n > 0 {
@@ -239,6 +235,10 @@ func TestInvokeHeaderInjection(t *testing.T) {
 		{Method: "POST", Endpoint: srv.url(), ConnHeader: []Param{{Key: "X-Bad Name", Value: "v"}}},
 		{Method: "POST", Endpoint: srv.url(), Auth: Auth{Type: "API_KEY", APIKeyName: "X-Key", APIKeyValue: "k\n"}},
 		{Method: "PO ST", Endpoint: srv.url()},
+		// An API key named as a header that frames the request.
+		{Method: "POST", Endpoint: srv.url(), Body: []byte("0\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n"),
+			Auth: Auth{Type: "API_KEY", APIKeyName: "transfer-encoding", APIKeyValue: "chunked"}},
+		{Method: "POST", Endpoint: srv.url(), Auth: Auth{Type: "API_KEY", APIKeyName: "Host", APIKeyValue: "elsewhere.example"}},
 	} {
 		res := iv.Invoke(context.Background(), inv)
 		if res.Code != CodeInvalidParameter || res.Retry || strings.Contains(res.Message, "Evil") && !strings.Contains(res.Message, "X-Id") {
@@ -285,7 +285,6 @@ func TestH1ConcurrentAndIdle(t *testing.T) {
 	pool.AddCert(s.Certificate())
 	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: pool})
 	iv.h1.idleTimeout = 300 * time.Millisecond
-	iv.h1.checkAfter = 0 // every reuse checks the TLS connection open (with the session tickets TLS 1.3 sends after the handshake)
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for range 20 {
@@ -358,5 +357,153 @@ func TestInvokeLargeBody(t *testing.T) {
 	}
 	if len(s.reqs) != len(want) || len(conns) != 1 {
 		t.Errorf("%d requests on %d connections, want %d on 1", len(s.reqs), len(conns), len(want))
+	}
+}
+
+// Bytes no request asked for (a body longer than its Content-Length, in
+// the same write or in the same TLS record, or a second answer sent
+// later) are never read as the next request's answer: the connection is
+// not used again.
+func TestInvokeStrayBytes(t *testing.T) {
+	t.Parallel()
+	const stray = "HTTP/1.1 500 Stray\r\nContent-Length: 0\r\n\r\n"
+	for name, first := range map[string]func(c net.Conn){
+		"same write": func(c net.Conn) {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8192\r\n\r\n"+strings.Repeat("a", 8192)+stray)
+		},
+		"later": func(c net.Conn) {
+			_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+			time.Sleep(30 * time.Millisecond)
+			_, _ = io.WriteString(c, stray)
+		},
+	} {
+		srv := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+			if n == 0 {
+				first(c)
+			} else {
+				_, _ = io.WriteString(c, ok200)
+			}
+			return true
+		})
+		iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
+		for i := range 3 {
+			if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url(), Body: []byte(`{}`)}); !res.OK() {
+				t.Errorf("%s: invocation %d: %+v", name, i, res)
+			}
+			time.Sleep(60 * time.Millisecond)
+		}
+	}
+
+	// Over TLS, the stray answer in the same record as the real one.
+	s := newSink(t, nil)
+	s.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: s.TLS.Certificates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					answer := ok200
+					if n == 0 {
+						answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + stray
+					}
+					_, _ = io.WriteString(c, answer) // one write, one record
+				}
+			}()
+		}
+	}()
+	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
+	for i := range 3 {
+		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: "https://" + ln.Addr().String() + "/"}); !res.OK() {
+			t.Errorf("TLS: invocation %d: %+v", i, res)
+		}
+	}
+}
+
+// A host's pool stays while a call uses it, even past the idle timeout
+// of its other connections, and goes once nothing uses it: also when it
+// never kept a connection (Connection: close, or nothing listening).
+func TestH1PoolLifetime(t *testing.T) {
+	t.Parallel()
+	srv := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+		if n == 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = io.WriteString(c, ok200)
+		return true
+	})
+	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
+	iv.h1.idleTimeout = 200 * time.Millisecond
+	for i := range 3 {
+		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url()}); !res.OK() {
+			t.Fatalf("invocation %d: %+v", i, res)
+		}
+	}
+	if r, c := srv.reqs.Load(), srv.conns.Load(); r != 3 || c != 1 {
+		t.Errorf("%d requests on %d connections, want 3 on 1", r, c)
+	}
+
+	closing := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true, ConnectionClose: true, Timeout: time.Second})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := ln.Addr().String()
+	ln.Close()
+	for i := range 10 {
+		other := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool { _, _ = io.WriteString(c, ok200); return true })
+		if res := closing.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: other.url()}); !res.OK() {
+			t.Errorf("host %d: %+v", i, res)
+		}
+		if res := closing.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: "http://" + refused + "/"}); res.Code != CodeConnectionFailure {
+			t.Errorf("refused: %+v", res)
+		}
+	}
+	closing.h1.mu.Lock()
+	defer closing.h1.mu.Unlock()
+	if n := len(closing.h1.pools); n != 0 {
+		t.Errorf("%d pools kept for hosts that keep no connection", n)
+	}
+}
+
+// A server that answers before it has read the whole request and closes
+// (413 here): its answer is the outcome, not the failed write.
+func TestInvokeEarlyAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					time.Sleep(50 * time.Millisecond)
+				}
+			}()
+		}
+	}()
+	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
+	res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: "http://" + ln.Addr().String() + "/", Body: make([]byte, 8<<20)})
+	if res.Status != 413 || res.Code != CodeErrorFromTarget || res.Retry {
+		t.Errorf("%+v", res)
 	}
 }
