@@ -113,19 +113,27 @@ func FuzzReadResponse(f *testing.F) {
 	})
 }
 
-// rawServer answers each request on a connection with serve, which says
-// whether to go on; it counts connections and requests.
+// rawServer answers the nth request on a connection with serve, which
+// writes the answer as it likes and says whether to go on (the body is
+// read after it, if it goes on); it counts connections and requests.
 type rawServer struct {
 	ln          net.Listener
 	conns, reqs atomic.Int32
 }
 
-func newRawServer(t *testing.T, serve func(n int, br *bufio.Reader, c net.Conn) bool) *rawServer {
+type serveFunc func(n int, req *http.Request, c net.Conn) bool
+
+func newRawServer(t *testing.T, serve serveFunc) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRaw(t, ln, serve)
+}
+
+// serveRaw is newRawServer on a listener of the caller's (TLS).
+func serveRaw(t *testing.T, ln net.Listener, serve serveFunc) *rawServer {
 	s := &rawServer{ln: ln}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -161,11 +169,11 @@ func newRawServer(t *testing.T, serve func(n int, br *bufio.Reader, c net.Conn) 
 					if err != nil {
 						return
 					}
-					_, _ = io.Copy(io.Discard, req.Body)
 					s.reqs.Add(1)
-					if !serve(n, br, c) {
+					if !serve(n, req, c) {
 						return
 					}
+					_, _ = io.Copy(io.Discard, req.Body)
 				}
 			}()
 		}
@@ -184,7 +192,7 @@ func TestInvokeKeptConnectionClosed(t *testing.T) {
 	t.Parallel()
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
 	// Found closed by the check before reuse.
-	closesAfter := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+	closesAfter := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
 		_, _ = io.WriteString(c, ok200)
 		return false
 	})
@@ -198,7 +206,7 @@ func TestInvokeKeptConnectionClosed(t *testing.T) {
 		t.Errorf("closed after answering: %d requests on %d connections, want 5 on 5", r, c)
 	}
 
-	dropsSecond := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+	dropsSecond := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
 		if n > 0 {
 			return false // the request read, no answer, the connection closed
 		}
@@ -218,7 +226,7 @@ func TestInvokeKeptConnectionClosed(t *testing.T) {
 
 	// A fresh connection that closes without answering is a failure, not
 	// sent again.
-	silent := newRawServer(t, func(int, *bufio.Reader, net.Conn) bool { return false })
+	silent := newRawServer(t, func(int, *http.Request, net.Conn) bool { return false })
 	res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: silent.url()})
 	if res.Code != CodeConnectionFailure || !res.Retry || silent.reqs.Load() != 1 {
 		t.Errorf("silent server: %+v after %d requests", res, silent.reqs.Load())
@@ -228,7 +236,7 @@ func TestInvokeKeptConnectionClosed(t *testing.T) {
 // Header values from an event cannot add header fields of their own.
 func TestInvokeHeaderInjection(t *testing.T) {
 	t.Parallel()
-	srv := newRawServer(t, func(int, *bufio.Reader, net.Conn) bool { return false })
+	srv := newRawServer(t, func(int, *http.Request, net.Conn) bool { return false })
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
 	for _, inv := range []*Invocation{
 		{Method: "POST", Endpoint: srv.url(), Header: map[string]string{"X-Id": "$.detail.id"}, Event: []byte(`{"detail":{"id":"a\r\nX-Evil: 1"}}`)},
@@ -377,7 +385,7 @@ func TestInvokeStrayBytes(t *testing.T) {
 			_, _ = io.WriteString(c, stray)
 		},
 	} {
-		srv := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+		srv := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
 			if n == 0 {
 				first(c)
 			} else {
@@ -401,31 +409,14 @@ func TestInvokeStrayBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					answer := ok200
-					if n == 0 {
-						answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + stray
-					}
-					_, _ = io.WriteString(c, answer) // one write, one record
-				}
-			}()
+	serveRaw(t, ln, func(n int, _ *http.Request, c net.Conn) bool {
+		answer := ok200
+		if n == 0 {
+			answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + stray
 		}
-	}()
+		_, _ = io.WriteString(c, answer) // one write, one record
+		return true
+	})
 	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: s.roots()})
 	for i := range 3 {
 		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: "https://" + ln.Addr().String() + "/"}); !res.OK() {
@@ -439,7 +430,7 @@ func TestInvokeStrayBytes(t *testing.T) {
 // never kept a connection (Connection: close, or nothing listening).
 func TestH1PoolLifetime(t *testing.T) {
 	t.Parallel()
-	srv := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool {
+	srv := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
 		if n == 1 {
 			time.Sleep(300 * time.Millisecond)
 		}
@@ -462,7 +453,7 @@ func TestH1PoolLifetime(t *testing.T) {
 	refused := ln.Addr().String()
 	ln.Close()
 	for i := range 10 {
-		other := newRawServer(t, func(n int, br *bufio.Reader, c net.Conn) bool { _, _ = io.WriteString(c, ok200); return true })
+		other := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool { _, _ = io.WriteString(c, ok200); return true })
 		if res := closing.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: other.url()}); !res.OK() {
 			t.Errorf("host %d: %+v", i, res)
 		}
@@ -481,28 +472,13 @@ func TestH1PoolLifetime(t *testing.T) {
 // (413 here): its answer is the outcome, not the failed write.
 func TestInvokeEarlyAnswer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-					time.Sleep(50 * time.Millisecond)
-				}
-			}()
-		}
-	}()
+	srv := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
+		_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		time.Sleep(50 * time.Millisecond)
+		return false // closed with the body unread
+	})
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
-	res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: "http://" + ln.Addr().String() + "/", Body: make([]byte, 8<<20)})
+	res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url(), Body: make([]byte, 8<<20)})
 	if res.Status != 413 || res.Code != CodeErrorFromTarget || res.Retry {
 		t.Errorf("%+v", res)
 	}
