@@ -199,7 +199,7 @@ func (inv *Invocation) request() (*url.URL, *h1Request, error) {
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, rootCause(err) // without the URL, which may hold credentials
 	}
 	if u.Host == "" {
 		return nil, nil, fmt.Errorf("no host in %s", where(u))
