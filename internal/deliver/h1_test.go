@@ -483,3 +483,27 @@ func TestInvokeEarlyAnswer(t *testing.T) {
 		t.Errorf("%+v", res)
 	}
 }
+
+// An IPv6 literal endpoint: dialled with its brackets, sent as the Host.
+func TestInvokeIPv6(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	var host atomic.Value
+	srv := serveRaw(t, ln, func(n int, req *http.Request, c net.Conn) bool {
+		host.Store(req.Host)
+		_, _ = io.WriteString(c, ok200)
+		return true
+	})
+	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
+	for range 2 {
+		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url() + "x"}); !res.OK() {
+			t.Fatalf("%+v", res)
+		}
+	}
+	if got, want := host.Load(), ln.Addr().String(); got != want || srv.conns.Load() != 1 {
+		t.Errorf("Host %v, want %s; %d connections", got, want, srv.conns.Load())
+	}
+}
