@@ -404,9 +404,10 @@ func malformed(format string, args ...any) error {
 }
 
 // readResponse reads a response (skipping interim 1xx ones) to the end of
-// its body, up to bodyLimit (within the connection's deadline), keeping the body's first len(ex) bytes of a
-// status of 300 or more. keep says whether the connection may be used
-// again. first runs when the first byte has come.
+// its body, up to bodyLimit and within the connection's deadline, keeping
+// the body's first len(ex) bytes of a status of 300 or more. keep says
+// whether the connection may be used again. first runs when the first
+// byte has come.
 func readResponse(br *bufio.Reader, ex []byte, head bool, first func()) (resp h1Response, keep bool, err error) {
 	budget := headerLimit
 	for {
