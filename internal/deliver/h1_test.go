@@ -292,7 +292,7 @@ func TestH1ConcurrentAndIdle(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.Certificate())
 	iv := NewInvoker(Options{AllowPrivate: true, RootCAs: pool})
-	iv.h1.idleTimeout = 300 * time.Millisecond
+	iv.h1.idleTimeout = 2 * time.Second // long enough that no caller idles it out between its calls on a busy machine
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for range 20 {
@@ -385,9 +385,12 @@ func TestInvokeStrayBytes(t *testing.T) {
 			_, _ = io.WriteString(c, stray)
 		},
 	} {
+		written := make(chan struct{}, 1) // the first answer, stray bytes and all
+		var once atomic.Bool
 		srv := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
-			if n == 0 {
+			if once.CompareAndSwap(false, true) { // the first connection's first answer
 				first(c)
+				written <- struct{}{}
 			} else {
 				_, _ = io.WriteString(c, ok200)
 			}
@@ -398,7 +401,13 @@ func TestInvokeStrayBytes(t *testing.T) {
 			if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url(), Body: []byte(`{}`)}); !res.OK() {
 				t.Errorf("%s: invocation %d: %+v", name, i, res)
 			}
-			time.Sleep(60 * time.Millisecond)
+			if i == 0 {
+				<-written
+				time.Sleep(20 * time.Millisecond) // across the loopback
+			}
+		}
+		if c := srv.conns.Load(); c != 2 {
+			t.Errorf("%s: %d connections, want 2 (the first one not used again)", name, c)
 		}
 	}
 
@@ -432,13 +441,13 @@ func TestH1PoolLifetime(t *testing.T) {
 	t.Parallel()
 	srv := newRawServer(t, func(n int, _ *http.Request, c net.Conn) bool {
 		if n == 1 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond)
 		}
 		_, _ = io.WriteString(c, ok200)
 		return true
 	})
 	iv := NewInvoker(Options{AllowPrivate: true, AllowHTTP: true})
-	iv.h1.idleTimeout = 200 * time.Millisecond
+	iv.h1.idleTimeout = time.Second
 	for i := range 3 {
 		if res := iv.Invoke(context.Background(), &Invocation{Method: "POST", Endpoint: srv.url()}); !res.OK() {
 			t.Fatalf("invocation %d: %+v", i, res)
