@@ -61,7 +61,8 @@ type h1Conn struct {
 
 // h1Request is an invocation's request, its header already checked.
 type h1Request struct {
-	method, scheme, host, target string // target: the request-target (path and query)
+	method, scheme, host, target string // host: the Host header; target: the request-target (path and query)
+	hostname, port               string // as url.URL's Hostname and Port give them
 	header                       []h1Header
 	body                         []byte
 	close                        bool // send Connection: close and do not keep the connection
@@ -96,13 +97,13 @@ func newH1Client(dialer *net.Dialer, tlsConf *tls.Config, maxIdle int, idleLimit
 // call, which gives it back with release. A pool exists while calls use
 // it or it keeps connections: hosts no destination calls any more cost
 // nothing (an endpoint's host may come from its events).
-func (c *h1Client) acquire(scheme, host string) *h1Pool {
-	key := scheme + "://" + host
+func (c *h1Client) acquire(r *h1Request) *h1Pool {
+	key := r.scheme + "://" + r.host
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pools[key]
 	if p == nil {
-		p = c.newPool(key, scheme, host)
+		p = c.newPool(key, r)
 		c.pools[key] = p
 	}
 	p.mu.Lock()
@@ -133,32 +134,22 @@ func (c *h1Client) dropIfUnused(p *h1Pool) {
 	}
 }
 
-func (c *h1Client) newPool(key, scheme, host string) *h1Pool {
+func (c *h1Client) newPool(key string, r *h1Request) *h1Pool {
 	p := &h1Pool{c: c, key: key}
-	hostname, port, err := net.SplitHostPort(host)
-	if err != nil {
-		hostname, port = trimBrackets(host), ""
-	}
+	port := r.port
 	if port == "" {
 		port = "80"
-		if scheme == "https" {
+		if r.scheme == "https" {
 			port = "443"
 		}
 	}
-	p.addr = net.JoinHostPort(hostname, port)
-	if scheme == "https" {
+	p.addr = net.JoinHostPort(r.hostname, port)
+	if r.scheme == "https" {
 		p.tls = c.tls.Clone()
-		p.tls.ServerName = hostname
+		p.tls.ServerName = r.hostname
 		p.tls.NextProtos = []string{"http/1.1"}
 	}
 	return p
-}
-
-func trimBrackets(h string) string {
-	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
-		return h[1 : len(h)-1]
-	}
-	return h
 }
 
 // do sends r and reads its response by deadline. A request that finds a
@@ -167,7 +158,7 @@ func trimBrackets(h string) string {
 // they like, and the request most likely never reached the application
 // (at-least-once delivery allows the rare duplicate).
 func (c *h1Client) do(ctx context.Context, r *h1Request, deadline time.Time) (h1Response, error) {
-	p := c.acquire(r.scheme, r.host)
+	p := c.acquire(r)
 	defer c.release(p)
 	for try := 0; ; try++ {
 		hc, reused, err := p.get(ctx, deadline, try > 0)
@@ -256,10 +247,12 @@ func (p *h1Pool) put(hc *h1Conn) {
 		return
 	}
 	p.mu.Lock()
-	if len(p.idle) >= p.c.maxIdle || p.c.idleTotal.Add(1) > p.c.idleLimit {
-		if len(p.idle) < p.c.maxIdle {
-			p.c.idleTotal.Add(-1)
-		}
+	full := len(p.idle) >= p.c.maxIdle
+	if !full && p.c.idleTotal.Add(1) > p.c.idleLimit {
+		p.c.idleTotal.Add(-1) // over the limit of all hosts
+		full = true
+	}
+	if full {
 		p.mu.Unlock()
 		hc.close()
 		return

@@ -221,7 +221,8 @@ func (inv *Invocation) request() (*url.URL, *h1Request, error) {
 		}
 		u.RawQuery = q.Encode()
 	}
-	r := &h1Request{method: inv.Method, scheme: u.Scheme, host: strings.TrimSuffix(u.Host, ":"), target: u.RequestURI(), body: body,
+	r := &h1Request{method: inv.Method, scheme: u.Scheme, host: strings.TrimSuffix(u.Host, ":"), hostname: u.Hostname(), port: u.Port(),
+		target: u.RequestURI(), body: body,
 		header: make([]h1Header, 0, 5+len(inv.Header)+len(inv.ConnHeader))}
 	// Later values win over earlier ones of the same (canonical) name:
 	// the connection's over the target's, the auth over both.
