@@ -383,6 +383,11 @@ func (r *Runner) ruleOn(ctx context.Context, bus, name, source string, endpoints
 // entries builds a PutEvents batch whose details carry sent (unix
 // nanoseconds) and are padded to the event size.
 func (r *Runner) entries(bus, source string, sent time.Time) json.RawMessage {
+	return r.entriesOf(r.cfg.Batch, bus, source, sent)
+}
+
+// entriesOf is entries with n of them.
+func (r *Runner) entriesOf(n int, bus, source string, sent time.Time) json.RawMessage {
 	// Built as bytes rather than with encoding/json: the load tool shares
 	// the machine with the server, and what it spends is not the server's.
 	entry := func(b []byte) []byte {
@@ -396,9 +401,9 @@ func (r *Runner) entries(bus, source string, sent time.Time) json.RawMessage {
 		b = append(b, r.pad...)
 		return append(b, `\"}"}`...)
 	}
-	body := make([]byte, 0, r.cfg.Batch*(len(r.pad)+len(bus)+len(source)+120)+16)
+	body := make([]byte, 0, n*(len(r.pad)+len(bus)+len(source)+120)+16)
 	body = append(body, `{"Entries":[`...)
-	for i := range r.cfg.Batch {
+	for i := range n {
 		if i > 0 {
 			body = append(body, ',')
 		}
@@ -1011,13 +1016,13 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	base := baseRun.dist
 	// Fill the backlog as fast as the server takes it, spread over the dead
 	// destinations.
-	r.fill(ctx, fmt.Sprintf("backlog: %%d of %%d events put on %d dead destinations", dead), bus, r.cfg.Backlog,
-		func(filled int) string { return deadSources[(filled/r.cfg.Batch)%len(deadSources)] })
+	if err := r.fill(ctx, fmt.Sprintf("backlog: %%d of %%d events put on %d dead destinations", dead), bus, r.cfg.Backlog,
+		func(filled int) string { return deadSources[(filled/r.cfg.Batch)%len(deadSources)] }); err != nil {
+		return Result{}, fmt.Errorf("backlog: %w", err)
+	}
 	// The router may still be behind PutEvents: the events are waiting
 	// once it has routed them all.
-	r.await(ctx, "backlog: events routed", r.cfg.Backlog, 200*time.Millisecond, func() int {
-		return r.cfg.Backlog - int(r.metrics(ctx)[`bridgeport_pipeline_depth{stage="unrouted"}`])
-	})
+	r.awaitRouted(ctx, "backlog: routing")
 	// Measure at once: the backlog's first attempts, retries and parking
 	// happen now.
 	run, err := r.measureLatency(ctx, "backlog measured", bus, healthySource, "/healthy", rate, r.cfg.Duration)
@@ -1025,9 +1030,13 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	with, sent, missing, elapsed := run.dist, run.sent, run.missing, run.elapsed
-	m := r.metrics(ctx)
-	waiting := int(m[`bridgeport_pipeline_depth{stage="delayed"}`] + m[`bridgeport_pipeline_depth{stage="jobs"}`] +
-		m[`bridgeport_pipeline_depth{stage="parked"}`] + m[`bridgeport_pipeline_depth{stage="unrouted"}`])
+	// The jobs waiting, and the messages still to route (none, unless the
+	// router fell behind again); 0 if the server could not say.
+	waiting := 0
+	for _, stage := range []string{"delayed", "jobs", "parked", "unrouted"} {
+		n, _ := r.depth(ctx, stage)
+		waiting += n
+	}
 	res := Result{Scenario: "backlog", Seconds: elapsed.Seconds(), BacklogEvents: waiting, DeadDestinations: dead, OfferedRate: rate,
 		Entries: sent, Missing: missing, BaselineLatency: base, Latency: with}
 	if base.P99 > 0 {
@@ -1050,9 +1059,13 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 // fill puts n events on bus as fast as the server takes them, from
 // Concurrency callers, each batch from the source source returns for the
 // events put before it; progress is a format for the events put so far
-// and n.
-func (r *Runner) fill(ctx context.Context, progress, bus string, n int, source func(filled int) string) {
-	filled := 0
+// and n. A call that fails, or whose entries fail (a busy or restarting
+// server), is tried again, its failed entries only, after a pause that
+// doubles, as an SDK would; fill returns an error when a batch still
+// fails after fillAttempts tries, or ctx ends, with how many were put.
+func (r *Runner) fill(ctx context.Context, progress, bus string, n int, source func(filled int) string) error {
+	filled, put := 0, 0
+	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range r.cfg.Concurrency {
@@ -1061,17 +1074,23 @@ func (r *Runner) fill(ctx context.Context, progress, bus string, n int, source f
 			defer wg.Done()
 			for {
 				mu.Lock()
-				if filled >= n {
+				if filled >= n || firstErr != nil {
 					mu.Unlock()
 					return
 				}
 				src := source(filled)
 				filled += r.cfg.Batch
-				sofar := filled
 				mu.Unlock()
-				if err := r.put(ctx, w, r.entries(bus, src, time.Now()), nil); err != nil {
-					return
+				err := r.putAll(ctx, w, bus, src)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
 				}
+				if err == nil {
+					put += r.cfg.Batch
+				}
+				sofar := put
+				mu.Unlock()
 				if w == 0 {
 					r.progress(progress, sofar, n)
 				}
@@ -1080,6 +1099,49 @@ func (r *Runner) fill(ctx context.Context, progress, bus string, n int, source f
 	}
 	wg.Wait()
 	r.endProgress()
+	if firstErr != nil {
+		return fmt.Errorf("%d of %d events put: %w", put, n, firstErr)
+	}
+	return nil
+}
+
+// fillAttempts is how many times fill tries a batch's entries.
+const fillAttempts = 8
+
+// putAll puts a batch of Batch events from source on bus, trying again
+// what fails (see fill).
+func (r *Runner) putAll(ctx context.Context, caller int, bus, source string) error {
+	left := r.cfg.Batch
+	pause := 50 * time.Millisecond
+	var err error
+	for range fillAttempts {
+		var out putResult
+		err = r.put(ctx, caller, r.entriesOf(left, bus, source, time.Now()), &out)
+		switch {
+		case err == nil && out.FailedEntryCount == 0:
+			return nil
+		case err == nil:
+			left = out.FailedEntryCount
+			err = fmt.Errorf("%d entries failed: %s", out.FailedEntryCount, firstEntryError(out))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+	return err
+}
+
+// firstEntryError returns the error code of out's first failed entry.
+func firstEntryError(out putResult) string {
+	for _, e := range out.Entries {
+		if e.ErrorCode != "" {
+			return e.ErrorCode
+		}
+	}
+	return "no error code"
 }
 
 // settle is how long the replay scenario leaves the server alone between
@@ -1111,7 +1173,9 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	}
 	from := time.Now().Add(-time.Minute)
 	n := max(r.cfg.Archive, r.cfg.Batch)
-	r.fill(ctx, "replay: %d of %d events put", bus, n, func(int) string { return archSource })
+	if err := r.fill(ctx, "replay: %d of %d events put", bus, n, func(int) string { return archSource }); err != nil {
+		return Result{}, fmt.Errorf("replay: %w", err)
+	}
 	archived := func() int {
 		var out struct{ EventCount int }
 		if err := r.call(ctx, "DescribeArchive", map[string]any{"ArchiveName": archive}, &out); err != nil {
@@ -1128,9 +1192,7 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	// Let the server finish with the fill (the writes it still flushes,
 	// the memory it returns) before the baseline: a baseline taken at once
 	// after a million events measured 604 ms.
-	r.await(ctx, "replay: events routed", 0, 200*time.Millisecond, func() int {
-		return -int(r.metrics(ctx)[`bridgeport_pipeline_depth{stage="unrouted"}`])
-	})
+	r.awaitRouted(ctx, "replay: routing")
 	r.progress("replay: letting the server settle for %s", settle)
 	time.Sleep(settle)
 	r.endProgress()
@@ -1241,6 +1303,58 @@ func (r *Runner) metrics(ctx context.Context) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// depth returns the server's bridgeport_pipeline_depth of stage, and
+// whether it said: a scrape that fails, or a server that could not read
+// its streams (it then leaves the depths out), is tried again, three
+// times in all.
+func (r *Runner) depth(ctx context.Context, stage string) (int, bool) {
+	for try := range 3 {
+		if try > 0 && !sleepCtx(ctx, 200*time.Millisecond) {
+			break
+		}
+		if v, ok := r.metrics(ctx)[`bridgeport_pipeline_depth{stage="`+stage+`"}`]; ok {
+			return int(v), true
+		}
+	}
+	return 0, false
+}
+
+// awaitRouted waits until the router has no message left to route (its
+// depth counts messages, each a call's events for one bus), or until the
+// count has not fallen for stall, as await does; a depth the server does
+// not give is not taken for none.
+func (r *Runner) awaitRouted(ctx context.Context, label string) {
+	start := time.Now()
+	progress, report, least := start, start, -1
+	for ctx.Err() == nil && time.Since(progress) < stall {
+		n, ok := r.depth(ctx, "unrouted")
+		if ok && n == 0 {
+			break
+		}
+		if ok && (least < 0 || n < least) {
+			least, progress = n, time.Now()
+		}
+		if time.Since(report) >= time.Second {
+			report = time.Now()
+			r.progress("%s: %d messages left to route (%s)", label, least, time.Since(start).Round(time.Second))
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+	r.endProgress()
+}
+
+// sleepCtx waits for d, or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // deadEndpoint returns an http URL on a loopback port nothing listens on.

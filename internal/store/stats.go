@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -86,7 +87,7 @@ func eventHash(eventID string) uint32 {
 
 // Depths are the backlogs of the delivery pipeline.
 type Depths struct {
-	Unrouted int // events stored and not yet routed
+	Unrouted int // messages of the events stream not yet routed (each a call's events for one bus)
 	Jobs     int // deliveries queued, due now
 	Delayed  int // deliveries waiting for a retry or a deferral
 	Parked   int // deliveries parked while their destination fails
@@ -110,11 +111,20 @@ func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
 		}
 		*part.n = int(info.State.Msgs)
 	}
-	if c, err := s.events.Consumer(ctx, routerConsumer); err == nil {
-		if ci, err := c.Info(ctx); err == nil {
-			d.Unrouted = int(ci.NumPending) + ci.NumAckPending
-		}
+	// Unknown is not none: only a router that has not started yet (no
+	// consumer) has nothing to report.
+	c, err := s.events.Consumer(ctx, routerConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return d, nil
 	}
+	if err != nil {
+		return d, err
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Unrouted = int(ci.NumPending) + ci.NumAckPending
 	return d, nil
 }
 
