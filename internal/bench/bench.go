@@ -147,6 +147,11 @@ type Result struct {
 	ReplayedPerSec   float64 `json:"replayedPerSecond,omitempty"`
 	ReplayDeliveries int     `json:"replayDeliveries,omitempty"`
 	ReplayDrainSecs  float64 `json:"replayDeliveredSeconds,omitempty"`
+	// The server's resident memory when the replay started, and its peak
+	// from then until every replayed delivery arrived (the fill's peak
+	// apart; none where the kernel cannot reset a process's peak).
+	ReplayStartRSSBytes int64 `json:"replayStartRssBytes,omitempty"`
+	ReplayPeakRSSBytes  int64 `json:"replayPeakRssBytes,omitempty"`
 	// ingest and delivery, with RawEngine: the engine's own rate in the
 	// same run (storing the events; consuming and acknowledging as many
 	// jobs), and bridgeport's as a ratio of it.
@@ -1145,8 +1150,11 @@ func firstEntryError(out putResult) string {
 }
 
 // settle is how long the replay scenario leaves the server alone between
-// the fill and the baseline.
-const settle = 15 * time.Second
+// the fill of settleFor events and the baseline (less for fewer events).
+const (
+	settle    = 15 * time.Second
+	settleFor = 100000
+)
 
 // Replay archives Archive events, then replays them to a rule of their
 // own (FilterArns) while a live rule's target takes events at the offered
@@ -1193,8 +1201,9 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	// the memory it returns) before the baseline: a baseline taken at once
 	// after a million events measured 604 ms.
 	r.awaitRouted(ctx, "replay: routing")
-	r.progress("replay: letting the server settle for %s", settle)
-	time.Sleep(settle)
+	pause := time.Duration(float64(settle) * min(float64(n)/settleFor, 1))
+	r.progress("replay: letting the server settle for %s", pause.Round(time.Millisecond))
+	sleepCtx(ctx, pause)
 	r.endProgress()
 	rate := min(r.cfg.Rate, 1000)
 	baseRun, err := r.measureLatency(ctx, "replay baseline", bus, liveSource, "/live", rate, r.cfg.Duration)
@@ -1203,6 +1212,9 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	}
 	base := baseRun.dist
 	r.sink.reset("/replayed")
+	// The peak from here on is the replay's: the fill's is forgotten.
+	peakReset := r.cfg.ServerPID > 0 && resetPeak(r.cfg.ServerPID) == nil
+	startRSS, _ := rss(r.cfg.ServerPID)
 	name := "bench-" + r.id
 	ruleArn := fmt.Sprintf("arn:aws:events:%s:%s:rule/%s/replayed", r.cfg.Region, r.cfg.AccountID, bus)
 	if err := r.call(ctx, "StartReplay", map[string]any{"ReplayName": name, "EventSourceArn": fmt.Sprintf("arn:aws:events:%s:%s:archive/%s", r.cfg.Region, r.cfg.AccountID, archive),
@@ -1250,8 +1262,18 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 			Detail: fmt.Sprintf("%d of %d", delivered, got)})
 	if r.cfg.ServerPID > 0 {
 		res.ServerRSSBytes, res.ServerPeakBytes = rss(r.cfg.ServerPID)
+		if peakReset {
+			res.ReplayStartRSSBytes, res.ReplayPeakRSSBytes = startRSS, res.ServerPeakBytes
+		}
 	}
 	return res, nil
+}
+
+// resetPeak makes the kernel forget process pid's peak resident memory
+// (VmHWM), so that the next reading is the peak since now (Linux 4.0 and
+// later; the process must be this user's).
+func resetPeak(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
 // hangingEndpoint returns an http URL on a loopback port that accepts

@@ -26,7 +26,7 @@ func TestBench(t *testing.T) {
 	}
 	var out, errOut syncBuffer
 	code := benchCmd(context.Background(), []string{"--duration", "1s", "--warmup", "500ms", "--rate", "200", "--backlog", "300", "--concurrency", "2",
-		"--rules", "400", "--connections", "20", "--events", "2000", "--output", "json", "ingest", "latency", "delivery", "backlog", "rules", "restart"}, &out, &errOut, func(string) string { return "" })
+		"--rules", "400", "--connections", "20", "--events", "2000", "--archive", "300", "--output", "json", "ingest", "latency", "delivery", "backlog", "replay", "rules", "restart"}, &out, &errOut, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("bench exited %d: %s", code, errOut.String())
 	}
@@ -37,7 +37,7 @@ func TestBench(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &report); err != nil {
 		t.Fatalf("bench output: %v\n%s", err, out.String())
 	}
-	if len(report.Results) != 6 || !strings.Contains(report.Durability, "embedded") {
+	if len(report.Results) != 7 || !strings.Contains(report.Durability, "embedded") {
 		t.Fatalf("report: %+v", report)
 	}
 	for _, r := range report.Results {
@@ -57,6 +57,12 @@ func TestBench(t *testing.T) {
 				r.RawEntriesPerSec > 0 && r.RawRatio > 0 && r.HTTPCeilingPerSec > 0 && len(r.Checks) == 1
 		case "backlog":
 			ok = r.BacklogEvents >= 285 && r.ServerRSSBytes > 0 && r.Latency != nil && r.BaselineLatency != nil && r.Missing == 0
+		case "replay":
+			// The server's peak memory is the replay's own: reset when it
+			// started (Linux), so at least what it held then.
+			ok = r.ArchivedEvents == 300 && r.ReplayedPerSec > 0 && r.ReplayDeliveries >= 300 && r.Missing == 0 &&
+				r.Latency != nil && r.Latency.Count > 0 && r.BaselineLatency != nil && r.BaselineLatency.Count > 0 &&
+				r.ReplayStartRSSBytes > 0 && r.ReplayPeakRSSBytes >= r.ReplayStartRSSBytes && len(r.Checks) == 3
 		case "rules":
 			ok = r.Rules == 400 && r.LoadCalls != nil && r.LoadCalls.Count == 400 && len(r.Changes) == 5 &&
 				r.Latency != nil && r.Latency.Count > 0 && r.BaselineLatency != nil && r.BaselineLatency.Count > 0
