@@ -1129,10 +1129,8 @@ func (r *Runner) putAll(ctx context.Context, caller int, bus, source string) err
 			left = out.FailedEntryCount
 			err = fmt.Errorf("%d entries failed: %s", out.FailedEntryCount, firstEntryError(out))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
+		if !sleepCtx(ctx, pause) {
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		}
 		pause = min(2*pause, 2*time.Second)
 	}
