@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"bridgeport/internal/wait"
 	"bytes"
 	"cmp"
 	"context"
@@ -1134,7 +1135,7 @@ func (r *Runner) putAll(ctx context.Context, caller int, bus, source string) err
 			left = out.FailedEntryCount
 			err = fmt.Errorf("%d entries failed: %s", out.FailedEntryCount, firstEntryError(out))
 		}
-		if !sleepCtx(ctx, pause) {
+		if !wait.For(ctx, pause) {
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		}
 		pause = min(2*pause, 2*time.Second)
@@ -1206,7 +1207,7 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	r.awaitRouted(ctx, "replay: routing")
 	pause := time.Duration(float64(settle) * min(float64(n)/settleFor, 1))
 	r.progress("replay: letting the server settle for %s", pause.Round(time.Millisecond))
-	sleepCtx(ctx, pause)
+	wait.For(ctx, pause)
 	r.endProgress()
 	rate := min(r.cfg.Rate, 1000)
 	baseRun, err := r.measureLatency(ctx, "replay baseline", bus, liveSource, "/live", rate, r.cfg.Duration)
@@ -1336,7 +1337,7 @@ func (r *Runner) metrics(ctx context.Context) map[string]float64 {
 // times in all.
 func (r *Runner) depth(ctx context.Context, stage string) (int, bool) {
 	for try := range 3 {
-		if try > 0 && !sleepCtx(ctx, 200*time.Millisecond) {
+		if try > 0 && !wait.For(ctx, 200*time.Millisecond) {
 			break
 		}
 		if v, ok := r.metrics(ctx)[`bridgeport_pipeline_depth{stage="`+stage+`"}`]; ok {
@@ -1365,21 +1366,9 @@ func (r *Runner) awaitRouted(ctx context.Context, label string) {
 			report = time.Now()
 			r.progress("%s: %d messages left to route (%s)", label, least, time.Since(start).Round(time.Second))
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		wait.For(ctx, 200*time.Millisecond)
 	}
 	r.endProgress()
-}
-
-// sleepCtx waits for d, or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // deadEndpoint returns an http URL on a loopback port nothing listens on.

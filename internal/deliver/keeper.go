@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -127,7 +128,7 @@ func (w *Worker) keepers(ctx, workCtx context.Context) error {
 				for kctx.Err() == nil {
 					if err := w.cfg.Store.KeepParked(kctx, key, keeperInHand, h.size, h.more, keep); err != nil && kctx.Err() == nil {
 						w.log.Warn("keeper stopped; restarting", "target_key", key, "error", err)
-						sleepFor(kctx, time.Second)
+						wait.For(kctx, time.Second)
 					}
 				}
 			}()

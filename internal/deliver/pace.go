@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bridgeport/internal/wait"
 	"bytes"
 	"context"
 	"os"
@@ -130,7 +131,7 @@ func (p *pacer) wait(ctx context.Context) bool {
 	if d < paceSleep {
 		return ctx.Err() == nil
 	}
-	return sleepFor(ctx, d)
+	return wait.For(ctx, d)
 }
 
 // machineCPU reads the machine's CPU times from /proc/stat: busy is all

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -456,7 +457,7 @@ func (w *Worker) yieldToLive(ctx context.Context) int {
 	steps := 0
 	for time.Now().Before(deadline) && w.liveLag.Load() > w.liveFloor.Load()+int64(yieldLag) &&
 		int64(time.Since(w.epoch))-w.lastLive.Load() < int64(time.Second) {
-		if !sleepFor(ctx, yieldStep) {
+		if !wait.For(ctx, yieldStep) {
 			break
 		}
 		steps++
@@ -567,14 +568,14 @@ func (w *Worker) run(ctx context.Context, j store.Job, t Target, mode runMode) e
 		}
 	}
 	for {
-		wait := w.take(ctx, d.Arn, d.RateLimit, time.Now())
-		if wait <= 0 {
+		turn := w.take(ctx, d.Arn, d.RateLimit, time.Now())
+		if turn <= 0 {
 			break
 		}
 		if mode.asNormal() {
-			return w.postpone(ctx, j, wait)
+			return w.postpone(ctx, j, turn)
 		}
-		if !sleepFor(ctx, wait) {
+		if !wait.For(ctx, turn) {
 			return ctx.Err()
 		}
 	}
@@ -870,18 +871,6 @@ const busyThreshold = 2
 // busyWait is about how long a job waits when its destination has all the
 // calls in flight it may (between busyWait and twice that, spread).
 const busyWait = 250 * time.Millisecond
-
-// sleepFor waits for d, or until ctx ends; it reports whether d passed.
-func sleepFor(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // retry delays the job for its next attempt, or dead-letters it when its
 // retry policy is exhausted.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -320,7 +321,7 @@ func (s *Store) Attempts(ctx context.Context, f AttemptFilter) ([]Attempt, error
 				if unanswered.IsZero() {
 					unanswered = time.Now()
 				}
-				if sleep(ctx, 20*time.Millisecond) {
+				if wait.For(ctx, 20*time.Millisecond) {
 					continue
 				}
 			}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"sync"
 	"time"
@@ -25,7 +26,7 @@ func (s *Store) consume(ctx context.Context, what string, cons jetstream.Consume
 		it, err := cons.Messages(jetstream.PullMaxMessages(batch), jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			s.log.Warn("start consumer", "consumer", what, "error", err)
-			sleep(ctx, time.Second)
+			wait.For(ctx, time.Second)
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Stop)
@@ -41,7 +42,7 @@ func (s *Store) consume(ctx context.Context, what string, cons jetstream.Consume
 		}
 		stop()
 		it.Stop()
-		sleep(ctx, 200*time.Millisecond)
+		wait.For(ctx, 200*time.Millisecond)
 	}
 }
 

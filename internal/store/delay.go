@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -157,33 +158,18 @@ func (s *Store) moveDelayed(ctx context.Context, m jetstream.Msg) error {
 	return m.Ack()
 }
 
-// sleepHolding sleeps like sleep while telling JetStream every 3 seconds
+// sleepHolding sleeps like wait.For while telling JetStream every 3 seconds
 // that m is still being worked on.
 func sleepHolding(ctx context.Context, m jetstream.Msg, d time.Duration) bool {
 	const beat = 3 * time.Second
 	for d > beat {
-		if !sleep(ctx, beat) {
+		if !wait.For(ctx, beat) {
 			return false
 		}
 		_ = m.InProgress()
 		d -= beat
 	}
-	return sleep(ctx, d)
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return wait.For(ctx, d)
 }
 
 // ConsumeJobs hands queued jobs to fn on up to workers goroutines until ctx

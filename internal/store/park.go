@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -252,7 +253,7 @@ func (s *Store) KeepParked(ctx context.Context, targetKey string, maxInHand int,
 		cancel()
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Warn("fetch parked jobs", "consumer", name, "error", err)
-			sleep(ctx, time.Second)
+			wait.For(ctx, time.Second)
 		}
 	}
 	wg.Wait() // work begun outlives ctx by the shutdown grace

@@ -7,6 +7,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -216,7 +217,7 @@ func (s *Store) connect(ctx context.Context, opts []nats.Option) (*nats.Conn, er
 			return nil, err // waiting would not change the answer
 		}
 		s.log.Warn("cannot reach NATS; trying again", "url", RedactURLs(s.cfg.URL), "error", err, "retry_in", startupRetry.String())
-		if !sleep(ctx, startupRetry) {
+		if !wait.For(ctx, startupRetry) {
 			return nil, fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
 	}
@@ -323,9 +324,9 @@ func (s *Store) untilAnswered(ctx context.Context, op func(context.Context) erro
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return err
 		}
-		wait := retryWait()
-		s.log.Warn(msg, append(attrs, "error", err, "retry_in", wait.String())...)
-		if !sleep(ctx, wait) {
+		pause := retryWait()
+		s.log.Warn(msg, append(attrs, "error", err, "retry_in", pause.String())...)
+		if !wait.For(ctx, pause) {
 			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		}
 	}

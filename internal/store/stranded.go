@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -89,7 +90,7 @@ func (s *Store) rescueStranded(ctx context.Context, stream, durable string) (int
 	if s.strandedSettle > 0 {
 		settle = s.strandedSettle
 	}
-	if len(candidates) == 0 || !sleep(ctx, settle) {
+	if len(candidates) == 0 || !wait.For(ctx, settle) {
 		return 0, ctx.Err()
 	}
 	n := 0
