@@ -8,7 +8,6 @@
 package bench
 
 import (
-	"bridgeport/internal/wait"
 	"bytes"
 	"cmp"
 	"context"
@@ -31,6 +30,7 @@ import (
 
 	"bridgeport/internal/awsapi"
 	"bridgeport/internal/store"
+	"bridgeport/internal/wait"
 )
 
 // Config says what to measure and where.

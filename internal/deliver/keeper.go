@@ -1,13 +1,13 @@
 package deliver
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"bridgeport/internal/store"
+	"bridgeport/internal/wait"
 )
 
 // Keepers: every node keeps the parked jobs of every target that has some

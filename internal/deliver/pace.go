@@ -1,13 +1,14 @@
 package deliver
 
 import (
-	"bridgeport/internal/wait"
 	"bytes"
 	"context"
 	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"bridgeport/internal/wait"
 )
 
 // pacer holds the replay lane to the machine's spare capacity: a replay

@@ -1,7 +1,6 @@
 package deliver
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"bridgeport/internal/metrics"
 	"bridgeport/internal/store"
 	"bridgeport/internal/transform"
+	"bridgeport/internal/wait"
 )
 
 // Defaults of a target's RetryPolicy.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // The delivery attempt log: one record per attempt to invoke a target (and

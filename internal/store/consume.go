@@ -1,12 +1,13 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // consume hands every message of cons to handle, one at a time, until ctx

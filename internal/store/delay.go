@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // Delay tiers: a job that must wait goes to the stream subject of the

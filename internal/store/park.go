@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // Parked jobs: the jobs of a target whose destination keeps failing wait

@@ -7,7 +7,6 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +24,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // Config says where the store lives and how durable its writes are.

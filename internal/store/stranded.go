@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bridgeport/internal/wait"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"bridgeport/internal/wait"
 )
 
 // Stranded jobs. The engine's consumer of a work-queue stream can pass over
