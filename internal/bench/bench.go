@@ -1043,11 +1043,8 @@ func (r *Runner) Backlog(ctx context.Context) (Result, error) {
 	with, sent, missing, elapsed := run.dist, run.sent, run.missing, run.elapsed
 	// The jobs waiting, and the messages still to route (none, unless the
 	// router fell behind again); 0 if the server could not say.
-	waiting := 0
-	for _, stage := range []string{"delayed", "jobs", "parked", "unrouted"} {
-		n, _ := r.depth(ctx, stage)
-		waiting += n
-	}
+	d, _ := r.depths(ctx)
+	waiting := d["delayed"] + d["jobs"] + d["parked"] + d["unrouted"]
 	res := Result{Scenario: "backlog", Seconds: elapsed.Seconds(), BacklogEvents: waiting, DeadDestinations: dead, OfferedRate: rate,
 		Entries: sent, Missing: missing, BaselineLatency: base, Latency: with}
 	if base.P99 > 0 {
@@ -1218,7 +1215,10 @@ func (r *Runner) Replay(ctx context.Context) (Result, error) {
 	r.sink.reset("/replayed")
 	// The peak from here on is the replay's: the fill's is forgotten.
 	peakReset := r.cfg.ServerPID > 0 && resetPeak(r.cfg.ServerPID) == nil
-	startRSS, _ := rss(r.cfg.ServerPID)
+	var startRSS int64
+	if peakReset {
+		startRSS, _ = rss(r.cfg.ServerPID)
+	}
 	name := "bench-" + r.id
 	ruleArn := fmt.Sprintf("arn:aws:events:%s:%s:rule/%s/replayed", r.cfg.Region, r.cfg.AccountID, bus)
 	if err := r.call(ctx, "StartReplay", map[string]any{"ReplayName": name, "EventSourceArn": fmt.Sprintf("arn:aws:events:%s:%s:archive/%s", r.cfg.Region, r.cfg.AccountID, archive),
@@ -1331,20 +1331,27 @@ func (r *Runner) metrics(ctx context.Context) map[string]float64 {
 	return out
 }
 
-// depth returns the server's bridgeport_pipeline_depth of stage, and
-// whether it said: a scrape that fails, or a server that could not read
-// its streams (it then leaves the depths out), is tried again, three
-// times in all.
-func (r *Runner) depth(ctx context.Context, stage string) (int, bool) {
+// depths returns the server's bridgeport_pipeline_depth by stage, and
+// whether it gave them (it gives all its stages or none): a scrape that
+// fails, or a server that could not read its streams, is tried again,
+// three times in all.
+func (r *Runner) depths(ctx context.Context) (map[string]int, bool) {
+	const prefix = `bridgeport_pipeline_depth{stage="`
 	for try := range 3 {
 		if try > 0 && !wait.For(ctx, 200*time.Millisecond) {
 			break
 		}
-		if v, ok := r.metrics(ctx)[`bridgeport_pipeline_depth{stage="`+stage+`"}`]; ok {
-			return int(v), true
+		out := map[string]int{}
+		for name, v := range r.metrics(ctx) {
+			if stage, ok := strings.CutPrefix(name, prefix); ok {
+				out[strings.TrimSuffix(stage, `"}`)] = int(v)
+			}
+		}
+		if len(out) > 0 {
+			return out, true
 		}
 	}
-	return 0, false
+	return nil, false
 }
 
 // awaitRouted waits until the router has no message left to route (its
@@ -1355,7 +1362,8 @@ func (r *Runner) awaitRouted(ctx context.Context, label string) {
 	start := time.Now()
 	progress, report, least := start, start, -1
 	for ctx.Err() == nil && time.Since(progress) < stall {
-		n, ok := r.depth(ctx, "unrouted")
+		d, ok := r.depths(ctx)
+		n := d["unrouted"]
 		if ok && n == 0 {
 			break
 		}
