@@ -151,8 +151,10 @@ type WorkerConfig struct {
 	CheckRole func(roleArn, ruleArn, action, resource string) (code, message string)
 	// BaseDelay and MaxDelay bound the exponential backoff.
 	BaseDelay, MaxDelay time.Duration
-	// Workers is the number of jobs in hand at once; 0 means 512. Workers
-	// mostly wait on the network, so they are cheap.
+	// Workers is the number of live jobs in hand at once on each of the
+	// live lane's queues (the router's batches, and the jobs queued one a
+	// message) and the most the router starts itself (Direct); 0 means
+	// 512. Workers mostly wait on the network, so they are cheap.
 	Workers int
 	// ReplayWorkers is the number of jobs of replayed events in hand at
 	// once (the replay lane); 0 means 8. Far fewer than Workers, so that
@@ -300,6 +302,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		"delays": w.cfg.Store.RunDelays,
 		"jobs": func(ctx context.Context) error {
 			return w.cfg.Store.ConsumeJobs(ctx, workCtx, w.cfg.Workers, w.handleLive)
+		},
+		"batches": func(ctx context.Context) error {
+			return w.cfg.Store.ConsumeJobBatches(ctx, workCtx, w.cfg.Workers, w.handleLive)
 		},
 		"replayed": func(ctx context.Context) error {
 			return w.cfg.Store.ConsumeReplayJobs(ctx, workCtx, w.cfg.ReplayWorkers, w.handleReplayed)

@@ -123,7 +123,7 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 		// while the router stops: its message's other events were sent.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requeueWait)
 		defer cancel()
-		return s.st.AppendRouted(qctx, failed, nil)
+		return s.st.AppendJobs(qctx, failed)
 	}
 }
 

@@ -25,7 +25,7 @@ func newStateCollector(s *Server) *stateCollector {
 	return &stateCollector{
 		s: s,
 		pipeline: prometheus.NewDesc("bridgeport_pipeline_depth",
-			"Work waiting in the delivery pipeline: stored messages not yet routed, each a PutEvents call's events for one bus (unrouted), deliveries due now (jobs), deliveries waiting for a retry or a rate limit (delayed), deliveries parked while their destination fails (parked), deliveries of replayed events on the replay lane (replayed).",
+			"Work waiting in the delivery pipeline: stored messages not yet routed, each a PutEvents call's events for one bus (unrouted), deliveries due now or in hand, counted inside their batches (jobs), deliveries waiting for a retry or a rate limit (delayed), deliveries parked while their destination fails (parked), deliveries of replayed events on the replay lane (replayed).",
 			[]string{"stage"}, nil),
 		backlog: prometheus.NewDesc("bridgeport_retry_backlog",
 			"Deliveries to a target waiting for a retry or a deferral.", []string{"bus", "rule", "target"}, nil),

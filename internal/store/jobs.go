@@ -72,17 +72,28 @@ const (
 	hdrReplay  = "Bp-Replay"
 )
 
-// AppendJobs queues jobs and returns once every one is stored. A job already
-// queued (same ID) inside the stream's duplicate window is not queued again.
+// AppendJobs queues jobs one a message and returns once every one is
+// stored. A job already queued (same ID) inside the stream's duplicate
+// window is not queued again.
 func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
-	return s.AppendRouted(ctx, jobs, nil)
+	return s.appendRouted(ctx, jobsSubject, jobs, nil)
 }
 
-// AppendRouted queues jobs and writes events to archives, and returns
-// once every write is stored. Writes repeated inside the duplicate window
-// (same job ID, same event in the same archive) are not stored twice.
+// AppendRouted queues the router's jobs in batches (see jobbatch.go) and
+// writes events to archives, and returns once every write is stored.
+// Writes repeated inside the duplicate window (the same jobs in the same
+// order, the same event in the same archive) are not stored twice.
 func (s *Store) AppendRouted(ctx context.Context, jobs []Job, archived []Archived) error {
-	return s.appendRouted(ctx, jobsSubject, jobs, archived)
+	msgs, ids := batchMsgs(jobs)
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs)+len(archived))
+	for i, msg := range msgs {
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(ids[i])))
+		if err != nil {
+			return fmt.Errorf("queue jobs: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	return s.appendArchived(ctx, futures, archived)
 }
 
 // AppendReplayJobs queues the jobs of replayed events on the replay lane
@@ -92,6 +103,8 @@ func (s *Store) AppendReplayJobs(ctx context.Context, jobs []Job) error {
 	return s.appendRouted(ctx, replaySubject, jobs, nil)
 }
 
+// appendRouted queues jobs one a message on subject's shards and writes
+// events to archives (appendArchived).
 func (s *Store) appendRouted(ctx context.Context, subject string, jobs []Job, archived []Archived) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(jobs)+len(archived))
 	for i := range jobs {
@@ -103,6 +116,12 @@ func (s *Store) appendRouted(ctx context.Context, subject string, jobs []Job, ar
 		}
 		futures = append(futures, f)
 	}
+	return s.appendArchived(ctx, futures, archived)
+}
+
+// appendArchived writes events to archives and waits for those writes and
+// futures, the writes already made.
+func (s *Store) appendArchived(ctx context.Context, futures []jetstream.PubAckFuture, archived []Archived) error {
 	for i := range archived {
 		msg, opt := archived[i].msg()
 		f, err := s.js.PublishMsgAsync(msg, opt)
@@ -161,7 +180,8 @@ func jobFromMsg(h nats.Header, data []byte) (Job, error) {
 	}, nil
 }
 
-// QueuedJobs returns up to limit queued jobs, oldest first, without taking
+// QueuedJobs returns up to limit queued jobs, those queued one a message
+// first, then those in batches, each oldest first, without taking
 // them off the queue. It is for inspection (tests, diagnostics), not for
 // delivery.
 func (s *Store) QueuedJobs(ctx context.Context, limit int) ([]Job, error) {
@@ -179,6 +199,13 @@ func (s *Store) QueuedJobs(ctx context.Context, limit int) ([]Job, error) {
 	if err == nil {
 		err = bad
 	}
+	if err != nil || len(out) >= limit {
+		return out, err
+	}
+	err = s.scanBatchJobs(ctx, func(j Job) bool {
+		out = append(out, j)
+		return len(out) < limit
+	})
 	return out, err
 }
 

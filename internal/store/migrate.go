@@ -108,6 +108,11 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		}
 		unrouted += n
 	}
+	// A job batch is one message of several jobs: count the jobs.
+	batched, batchedJobs := 0, 0
+	countJobs := func(m *nats.Msg, _ time.Time) {
+		batchedJobs += jobsInBatchSubjects(map[string]uint64{m.Subject: 1})
+	}
 	parts := []struct {
 		what   string
 		stream string
@@ -117,6 +122,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 	}{
 		{"events not yet routed", eventsStream, first, &st.Events, countEvents},
 		{"deliveries due", jobsStream, 1, &st.Jobs, nil},
+		{"deliveries due in batches", batchStream, 1, &batched, countJobs},
 		{"deliveries delayed", delayStream, 1, &st.Delayed, nil},
 		{"queue messages", queuesStream, 1, &st.QueueMessages, func(m *nats.Msg, stored time.Time) {
 			if m.Header.Get(hdrSent) == "" {
@@ -152,6 +158,9 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 		*p.n = n
 		if p.stream == eventsStream {
 			st.Events = unrouted
+		}
+		if p.stream == batchStream {
+			st.Jobs += batchedJobs
 		}
 		if err != nil {
 			return st, fmt.Errorf("%s: %w", p.what, err)
@@ -195,7 +204,7 @@ func (s *Store) empty(ctx context.Context) error {
 	if n > 0 {
 		return fmt.Errorf("the target already holds bridgeport configuration (%d records): migrate into a NATS cluster bridgeport has not used, or, after a migration that failed, run it again with --replace", n)
 	}
-	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, parkStream} {
+	for _, name := range []string{eventsStream, jobsStream, batchStream, delayStream, queuesStream, parkStream} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
@@ -306,7 +315,7 @@ func (s *Store) removeAll(ctx context.Context) error {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 	}
-	for _, name := range []string{eventsStream, jobsStream, delayStream, queuesStream, attemptsStream, asideStream, parkStream,
+	for _, name := range []string{eventsStream, jobsStream, batchStream, delayStream, queuesStream, attemptsStream, asideStream, parkStream,
 		"KV_" + configBucket, "KV_" + healthBucket, "KV_" + receiptsBucket, "KV_" + nodesBucket, "KV_" + ratesBucket, "KV_" + redrivesBucket} {
 		if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)

@@ -39,6 +39,12 @@ func TestMigrateStore(t *testing.T) {
 	if err := from.AppendJobs(ctx, []Job{job}); err != nil {
 		t.Fatal(err)
 	}
+	job0 := job
+	// Three jobs the router queued as a batch.
+	routed := batchOf(1, 3, 10)
+	if err := from.AppendRouted(ctx, routed, nil); err != nil {
+		t.Fatal(err)
+	}
 	job.Attempt = 1
 	if err := from.Delay(ctx, job, time.Hour); err != nil {
 		t.Fatal(err)
@@ -68,12 +74,15 @@ func TestMigrateStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := MigrateStats{Records: 1, Events: 1, Jobs: 1, Delayed: 1, QueueMessages: 1, Attempts: 1}
+	want := MigrateStats{Records: 1, Events: 1, Jobs: 4, Delayed: 1, QueueMessages: 1, Attempts: 1}
 	if st != want {
 		t.Errorf("copied %+v, want %+v", st, want)
 	}
 	if len(parts) == 0 {
 		t.Error("no progress reported")
+	}
+	if queued, err := to.QueuedJobs(ctx, 10); err != nil || !sameJobs(queued, append([]Job{job0}, routed...)) {
+		t.Errorf("jobs in the cluster: %d, %v", len(queued), err)
 	}
 	if e, err := to.Get(ctx, "bus.a"); err != nil || string(e.Value) != "a" {
 		t.Errorf("record in the cluster: %+v, %v", e, err)

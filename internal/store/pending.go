@@ -66,7 +66,11 @@ func (s *Store) ReadPending(ctx context.Context) (Pending, error) {
 			return p, err
 		}
 	}
-	return p, nil
+	err = s.scanBatchJobs(ctx, func(j Job) bool {
+		p.Jobs[j.EventID] = append(p.Jobs[j.EventID], j.TargetID)
+		return true
+	})
+	return p, err
 }
 
 // unroutedFrom is the sequence of the events stream from which events may

@@ -17,7 +17,7 @@ import (
 // delivered and those delivered but not acknowledged.
 func (s *Store) Stats(ctx context.Context) (string, error) {
 	var b strings.Builder
-	for _, name := range []string{eventsStream, jobsStream, delayStream} {
+	for _, name := range []string{eventsStream, jobsStream, batchStream, delayStream} {
 		st, err := s.js.Stream(ctx, name)
 		if err != nil {
 			return "", fmt.Errorf("stream %s: %w", name, err)
@@ -88,7 +88,7 @@ func eventHash(eventID string) uint32 {
 // Depths are the backlogs of the delivery pipeline.
 type Depths struct {
 	Unrouted int // messages of the events stream not yet routed (each a call's events for one bus)
-	Jobs     int // deliveries queued, due now
+	Jobs     int // deliveries queued, due now (one a message, or in batches)
 	Delayed  int // deliveries waiting for a retry or a deferral
 	Parked   int // deliveries parked while their destination fails
 	Replayed int // deliveries of replayed events queued on the replay lane
@@ -111,6 +111,11 @@ func (s *Store) PipelineDepths(ctx context.Context) (Depths, error) {
 		}
 		*part.n = int(info.State.Msgs)
 	}
+	batched, err := s.queuedInBatches(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Jobs += batched
 	// Unknown is not none: only a router that has not started yet (no
 	// consumer) has nothing to report.
 	c, err := s.events.Consumer(ctx, routerConsumer)

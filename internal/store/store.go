@@ -113,6 +113,9 @@ type Store struct {
 	replaced []string
 	// strandedSettle replaces the constant of that name when set (tests).
 	strandedSettle time.Duration
+	// batchAckWait replaces the batch consumer's acknowledgement wait when
+	// set (tests).
+	batchAckWait time.Duration
 	// attempts holds the attempt log's records not yet published.
 	attempts attemptBatch
 }
@@ -449,6 +452,17 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
+	}
+	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        batchStream,
+		Description: "delivery jobs queued by the router, in batches",
+		Subjects:    []string{batchSubject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		Duplicates:  dedupeWindow,
+	}); err != nil {
+		return fmt.Errorf("job batches stream: %w", err)
 	}
 	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        replayStream,

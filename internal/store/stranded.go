@@ -26,6 +26,11 @@ func (s *Store) RescueStranded(ctx context.Context) (live, replayed int, err err
 	if live, err = s.rescueStranded(ctx, jobsStream, jobsConsumer); err != nil {
 		return live, 0, err
 	}
+	batched, err := s.rescueStranded(ctx, batchStream, batchConsumer)
+	live += batched
+	if err != nil {
+		return live, 0, err
+	}
 	replayed, err = s.rescueStranded(ctx, replayStream, replayConsumer)
 	return live, replayed, err
 }

@@ -1,0 +1,323 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// batchOf returns the jobs of events events for targets targets each, as
+// the router makes them: an event's jobs share its body.
+func batchOf(events, targets, size int) []Job {
+	now := time.Now()
+	var jobs []Job
+	for e := range events {
+		body := bytes.Repeat([]byte{byte('a' + e%26)}, size)
+		for t := range targets {
+			jobs = append(jobs, Job{EventID: fmt.Sprintf("e%d", e), Bus: "default", RuleArn: fmt.Sprintf("arn:rule/%d", t),
+				TargetID: "t" + fmt.Sprint(t), Ingested: now.Add(time.Duration(e)), Event: body})
+		}
+	}
+	return jobs
+}
+
+func sameJobs(a, b []Job) bool {
+	return slices.EqualFunc(a, b, func(x, y Job) bool {
+		return x.EventID == y.EventID && x.Bus == y.Bus && x.RuleArn == y.RuleArn && x.TargetID == y.TargetID &&
+			x.Ingested.Equal(y.Ingested) && x.Attempt == y.Attempt && x.Deferrals == y.Deferrals &&
+			x.Redrive == y.Redrive && x.RedriveRun == y.RedriveRun && x.Replay == y.Replay && bytes.Equal(x.Event, y.Event)
+	})
+}
+
+// TestJobBatchEncoding: a batch reads back as the jobs written, every
+// field, with each event's body stored once; a later format is told apart
+// from a corrupt batch.
+func TestJobBatchEncoding(t *testing.T) {
+	jobs := batchOf(3, 4, 1000)
+	jobs[1].Attempt, jobs[1].Deferrals = 3, 7
+	jobs[2].Redrive, jobs[2].RedriveRun, jobs[5].Replay = "dlq-1", "run-1", "replay-1"
+	jobs[7].Event = []byte(`{"other":true}`) // same event id, another body
+	data := appendJobBatch(nil, jobs)
+	got, err := decodeJobBatch(data)
+	if err != nil || !sameJobs(got, jobs) {
+		t.Fatalf("decoded %d jobs, %v", len(got), err)
+	}
+	// Three bodies of 1,000 bytes and one small one, not twelve.
+	if len(data) > 4*1000+12*80 {
+		t.Errorf("batch of 12 jobs of 3 events: %d bytes", len(data))
+	}
+	later := slices.Clone(data)
+	later[0] = batchFormat + 1
+	if _, err := decodeJobBatch(later); !errors.Is(err, errBatchFormat) {
+		t.Errorf("later format: %v", err)
+	}
+	for _, cut := range []int{0, 1, 5, len(data) / 2, len(data) - 1} {
+		if _, err := decodeJobBatch(data[:cut]); err == nil || errors.Is(err, errBatchFormat) {
+			t.Errorf("cut at %d: %v", cut, err)
+		}
+	}
+	if _, err := decodeJobBatch(append(slices.Clone(data), 0)); err == nil {
+		t.Error("a byte too many: read")
+	}
+}
+
+// FuzzDecodeJobBatch: no input makes the decoder panic or allocate beyond
+// its size, and what it reads writes back to the same jobs.
+func FuzzDecodeJobBatch(f *testing.F) {
+	f.Add(appendJobBatch(nil, batchOf(2, 3, 10)))
+	f.Add(appendJobBatch(nil, nil))
+	f.Add([]byte{batchFormat, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{batchFormat, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		jobs, err := decodeJobBatch(data)
+		if err != nil {
+			return
+		}
+		again, err := decodeJobBatch(appendJobBatch(nil, jobs))
+		if err != nil || !sameJobs(again, jobs) {
+			t.Fatalf("read %d jobs; written and read again: %d, %v", len(jobs), len(again), err)
+		}
+	})
+}
+
+// TestAppendRoutedInBatches: the router's jobs are stored as batches of at
+// most maxBatchJobs, or maxBatchBytes of bodies; depth, QueuedJobs and
+// ReadPending count the jobs inside them; the same jobs queued again
+// (the router's message offered again after a crash) are stored once.
+func TestAppendRoutedInBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	jobs := batchOf(10, 13, 1024) // 130 jobs: 64, 64 and 2
+	for range 2 {
+		if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Four events of 200 KB for one target: 512 KB of bodies at most.
+	big := batchOf(4, 1, 200<<10)
+	if err := s.AppendRouted(ctx, big, nil); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.js.Stream(ctx, batchStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := info.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State.Msgs != 5 {
+		t.Errorf("batch messages: %d, want 3 + 2", st.State.Msgs)
+	}
+	d, err := s.PipelineDepths(ctx)
+	if err != nil || d.Jobs != 134 {
+		t.Errorf("depth: %+v, %v; want 134 jobs", d, err)
+	}
+	queued, err := s.QueuedJobs(ctx, 1000)
+	if err != nil || !sameJobs(queued, append(slices.Clone(jobs), big...)) {
+		t.Errorf("queued: %d jobs, %v", len(queued), err)
+	}
+	if q, err := s.QueuedJobs(ctx, 70); err != nil || len(q) != 70 {
+		t.Errorf("queued, up to 70: %d, %v", len(q), err)
+	}
+	p, err := s.ReadPending(ctx)
+	if err != nil || len(p.Jobs) != 10 || len(p.Jobs["e3"]) != 14 {
+		t.Errorf("pending: %d events, e3 %v, %v", len(p.Jobs), p.Jobs["e3"], err)
+	}
+}
+
+// TestConsumeJobBatches: every job of a batch runs; those whose handler
+// fails are queued again one a message, and only they; the batches are
+// removed once settled.
+func TestConsumeJobBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	jobs := batchOf(10, 13, 100)
+	if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ConsumeJobBatches(cctx, ctx, 16, func(_ context.Context, j Job) error {
+			mu.Lock()
+			seen[j.ID()]++
+			mu.Unlock()
+			if j.TargetID == "t3" {
+				return errors.New("store unavailable")
+			}
+			return nil
+		})
+	}()
+	waitFor(t, "batches settled", func() bool {
+		d, err := s.PipelineDepths(ctx)
+		return err == nil && d.Jobs == 10 && s.batchDepth(t) == 0
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, j := range jobs {
+		if seen[j.ID()] != 1 {
+			t.Errorf("%s ran %d times", j.ID(), seen[j.ID()])
+		}
+	}
+	queued, err := s.QueuedJobs(ctx, 100)
+	if err != nil || len(queued) != 10 {
+		t.Fatalf("queued again: %d, %v", len(queued), err)
+	}
+	for _, j := range queued {
+		if j.TargetID != "t3" {
+			t.Errorf("queued again: %s", j.ID())
+		}
+	}
+}
+
+// batchDepth is the number of batch messages stored.
+func (s *Store) batchDepth(t *testing.T) int {
+	st, err := s.js.Stream(context.Background(), batchStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.State.Msgs)
+}
+
+// TestBatchKeptInHand: a batch whose jobs take longer than the consumer's
+// acknowledgement wait is not offered again while they run.
+func TestBatchKeptInHand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	s.batchAckWait = 600 * time.Millisecond
+	if err := s.AppendRouted(ctx, batchOf(2, 1, 10), nil); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	runs := 0
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ConsumeJobBatches(cctx, ctx, 4, func(context.Context, Job) error {
+			mu.Lock()
+			runs++
+			mu.Unlock()
+			time.Sleep(5 * s.batchAckWait)
+			return nil
+		})
+	}()
+	waitFor(t, "the batch settled", func() bool { return s.batchDepth(t) == 0 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if runs != 2 {
+		t.Errorf("2 jobs ran %d times", runs)
+	}
+}
+
+// TestBatchStopped: when the node stops, the jobs of a batch in hand
+// whose calls did not end are queued again one a message; the job that
+// ended is not run again, and the batch is removed.
+func TestBatchStopped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	jobs := batchOf(5, 1, 10)
+	if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	wctx, stopWork := context.WithCancel(ctx)
+	started := make(chan Job, 5)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ConsumeJobBatches(cctx, wctx, 10, func(ctx context.Context, j Job) error {
+			started <- j
+			if j.EventID == jobs[0].EventID {
+				return nil
+			}
+			<-ctx.Done() // a call that does not end before the node stops
+			return ctx.Err()
+		})
+	}()
+	for range jobs {
+		<-started
+	}
+	stop()
+	stopWork()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	queued, err := s.QueuedJobs(ctx, 10)
+	slices.SortFunc(queued, func(a, b Job) int { return strings.Compare(a.EventID, b.EventID) })
+	if err != nil || !sameJobs(queued, jobs[1:]) {
+		t.Errorf("queued again: %d jobs, %v", len(queued), err)
+	}
+	if n := s.batchDepth(t); n != 0 {
+		t.Errorf("%d batches left", n)
+	}
+}
+
+// TestBatchesTakenAsRoomFrees: the consumer takes batches while fewer jobs
+// than its slots are in hand, not all that are queued.
+func TestBatchesTakenAsRoomFrees(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	for e := range 8 { // 8 batches of 5 jobs
+		jobs := batchOf(1, 5, 10)
+		for i := range jobs {
+			jobs[i].EventID = fmt.Sprintf("e%d", e)
+		}
+		if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var running, most atomic.Int32
+	release := make(chan struct{})
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ConsumeJobBatches(cctx, ctx, 10, func(context.Context, Job) error {
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			<-release
+			running.Add(-1)
+			return nil
+		})
+	}()
+	waitFor(t, "10 jobs in hand", func() bool { return running.Load() >= 10 })
+	time.Sleep(300 * time.Millisecond) // time to take more, if it would
+	if n := most.Load(); n > 15 {
+		t.Errorf("%d jobs in hand with 10 slots and batches of 5", n)
+	}
+	close(release)
+	waitFor(t, "every batch settled", func() bool { return s.batchDepth(t) == 0 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
