@@ -43,8 +43,10 @@ const defaultMatchTimeout = 2 * time.Second
 // against its bus's rules, the first attempts the worker can take at once
 // start (Config.Direct), and the other jobs and the archive writes of them
 // all are stored together, so that a PutEvents call's events cost one
-// round of writes. It returns an outcome per event and, when jobs started,
-// a wait for their durable outcomes: the message is settled after it.
+// round of writes. It returns an outcome per event and, when jobs started
+// or were queued in batches, a wait (for the started ones' durable
+// outcomes): the message is settled after it, its acknowledgement
+// confirmed.
 func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]error, func() error) {
 	errs := make([]error, len(events))
 	var jobs []store.Job
@@ -77,7 +79,7 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 	// the router's consumer holds at most 4,096 messages unacknowledged,
 	// all nodes together.
 	var taken Handover
-	direct := 0
+	direct, batched := 0, false
 	if err == nil && len(jobs) > 0 && s.direct != nil && s.settling.Load() < maxSettling &&
 		!slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
 		n := len(jobs)
@@ -86,8 +88,14 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 	}
 	if err == nil && (len(jobs) > 0 || len(archived) > 0) {
 		// Stored before the direct jobs start: if this fails, the message
-		// is offered again, and none of its events was sent yet.
-		err = s.st.AppendRouted(ctx, jobs, archived)
+		// is offered again, and none of its events was sent yet. In
+		// batches only when the message is routed whole, the first time it
+		// is offered: a message offered again (one of its events failed,
+		// or a node crashed) may have queued jobs already, alone or in
+		// batches of a different set, which only jobs queued alone, each
+		// with its own message id, do not queue again.
+		batched = !events[0].Again && !slices.ContainsFunc(errs, func(e error) bool { return e != nil }) && len(jobs) > 0
+		err = s.st.AppendRouted(ctx, jobs, archived, batched)
 	}
 	if err != nil {
 		if taken != nil {
@@ -107,6 +115,13 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 	}
 	s.metrics.Routed(direct, len(jobs))
 	if taken == nil {
+		if batched {
+			// Nothing to wait for, but the message's acknowledgement is
+			// confirmed, as when jobs started: a lost one would offer it
+			// again, and its jobs, queued alone then, would not be taken
+			// for those of its batches.
+			return errs, func() error { return nil }
+		}
 		return errs, nil
 	}
 	s.settling.Add(1)

@@ -30,10 +30,10 @@ func TestArchiveSizeBytes(t *testing.T) {
 		writes = append(writes, Archived{Archive: id, EventID: fmt.Sprint("e", i), Time: base.Add(time.Duration(i%3) * time.Hour), Data: data})
 		bytes += int64(len(data))
 	}
-	if err := s.AppendRouted(ctx, nil, writes); err != nil {
+	if err := s.AppendRouted(ctx, nil, writes, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendRouted(ctx, nil, writes[:5]); err != nil { // again, after a "crash"
+	if err := s.AppendRouted(ctx, nil, writes[:5], false); err != nil { // again, after a "crash"
 		t.Fatal(err)
 	}
 	st, err := s.ArchiveStats(ctx, id)
@@ -82,7 +82,7 @@ func TestArchiveRetention(t *testing.T) {
 	if err := s.CreateArchive(ctx, id, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendRouted(ctx, nil, []Archived{{Archive: id, EventID: "old", Time: time.Now(), Data: []byte(`{}`)}}); err != nil {
+	if err := s.AppendRouted(ctx, nil, []Archived{{Archive: id, EventID: "old", Time: time.Now(), Data: []byte(`{}`)}}, false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the event past its retention deleted", func() bool {
@@ -92,7 +92,7 @@ func TestArchiveRetention(t *testing.T) {
 	if err := s.CreateArchive(ctx, id, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendRouted(ctx, nil, []Archived{{Archive: id, EventID: "kept", Time: time.Now(), Data: []byte(`{}`)}}); err != nil {
+	if err := s.AppendRouted(ctx, nil, []Archived{{Archive: id, EventID: "kept", Time: time.Now(), Data: []byte(`{}`)}}, false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // longer than the old retention

@@ -30,6 +30,10 @@ type Event struct {
 	// scheduled rule's event, which no pattern is matched against. Its
 	// DedupeID names the rule's due time.
 	Rule string
+	// Again marks an event whose message the router is offered again
+	// (RouteEvents): it was routed before, whole or in part, and may have
+	// jobs queued already.
+	Again bool
 }
 
 const (
@@ -266,7 +270,8 @@ func eventFromMsg(h nats.Header, data []byte) (Event, error) {
 // started has a durable outcome; otherwise it is offered again after a
 // pause, all its events with it. After a crash, events whose
 // acknowledgement was not yet stored are offered again, so fn must be
-// idempotent. RouteEvents returns when ctx ends.
+// idempotent. When fn returns a wait, the message's acknowledgement is
+// confirmed (settleRouted). RouteEvents returns when ctx ends.
 //
 // An event fn fails with an *Unroutable error is set aside after
 // maxRouteTries tries (see routeFailed), and aside is told.
@@ -297,12 +302,18 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 			_ = m.Term()
 			return
 		}
-		if md, err := m.Metadata(); err == nil && time.Since(md.Timestamp) > time.Second {
+		md, err := m.Metadata()
+		if err == nil && time.Since(md.Timestamp) > time.Second {
 			// The router is behind (a burst, a restart): the events may
 			// have waited in the pull buffer; restart their ack wait, so
 			// that they are not offered to another worker while this one
 			// routes them (their parked jobs carry no message id).
 			_ = m.InProgress()
+		}
+		if err != nil || md.NumDelivered > 1 {
+			for i := range events {
+				events[i].Again = true
+			}
 		}
 		// Each event may take up to the match timeout: while a batch's
 		// take longer than a second, its ack wait is restarted each
@@ -347,8 +358,9 @@ func (s *Store) RouteEvents(ctx context.Context, fn func(context.Context, []Even
 // settleRouted acknowledges message m, whose events fn routed with
 // outcomes, or offers it again: when an event failed other than for good,
 // or the wait for the deliveries fn started failed (werr). The
-// acknowledgement of a message whose events were sent directly (started)
-// is confirmed, so that it is not lost on the way, which would send them
+// acknowledgement of a message for which fn returned a wait (started: its
+// events were sent directly, or their jobs queued in batches) is
+// confirmed, so that it is not lost on the way, which would send them
 // again.
 func (s *Store) settleRouted(ctx context.Context, m jetstream.Msg, events []Event, outcomes []error, werr error, started bool, aside func(ev Event, reason string)) {
 	again := werr != nil

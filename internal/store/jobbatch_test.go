@@ -98,13 +98,13 @@ func TestAppendRoutedInBatches(t *testing.T) {
 	defer s.Close()
 	jobs := batchOf(10, 13, 1024) // 130 jobs: 64, 64 and 2
 	for range 2 {
-		if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+		if err := s.AppendRouted(ctx, jobs, nil, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Four events of 200 KB for one target: 512 KB of bodies at most.
 	big := batchOf(4, 1, 200<<10)
-	if err := s.AppendRouted(ctx, big, nil); err != nil {
+	if err := s.AppendRouted(ctx, big, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	info, err := s.js.Stream(ctx, batchStream)
@@ -144,7 +144,7 @@ func TestConsumeJobBatches(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	jobs := batchOf(10, 13, 100)
-	if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+	if err := s.AppendRouted(ctx, jobs, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -209,7 +209,7 @@ func TestBatchKeptInHand(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	s.batchAckWait = 600 * time.Millisecond
-	if err := s.AppendRouted(ctx, batchOf(2, 1, 10), nil); err != nil {
+	if err := s.AppendRouted(ctx, batchOf(2, 1, 10), nil, true); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -244,7 +244,7 @@ func TestBatchStopped(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	jobs := batchOf(5, 1, 10)
-	if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+	if err := s.AppendRouted(ctx, jobs, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	cctx, stop := context.WithCancel(ctx)
@@ -291,7 +291,7 @@ func TestBatchesTakenAsRoomFrees(t *testing.T) {
 		for i := range jobs {
 			jobs[i].EventID = fmt.Sprintf("e%d", e)
 		}
-		if err := s.AppendRouted(ctx, jobs, nil); err != nil {
+		if err := s.AppendRouted(ctx, jobs, nil, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -319,5 +319,65 @@ func TestBatchesTakenAsRoomFrees(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRoutedAgainQueuedAlone: the router is told when a message is offered
+// again (Event.Again), and the jobs AppendRouted queues alone are stored
+// once each however they are grouped.
+func TestRoutedAgainQueuedAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	now := time.Now()
+	if err := s.AppendEvents(ctx, []Event{{ID: "e1", Bus: "default", Ingested: now, Data: []byte(`{}`)},
+		{ID: "e2", Bus: "default", Ingested: now, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var offers [][]bool
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.RouteEvents(rctx, func(_ context.Context, evs []Event) ([]error, func() error) {
+			mu.Lock()
+			defer mu.Unlock()
+			var again []bool
+			for _, ev := range evs {
+				again = append(again, ev.Again)
+			}
+			offers = append(offers, again)
+			errs := make([]error, len(evs))
+			if len(offers) == 1 {
+				errs[1] = errors.New("not routed this time")
+			}
+			return errs, nil
+		}, nil)
+	}()
+	waitFor(t, "the message offered again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(offers) >= 2
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(offers[0], []bool{false, false}) || !slices.Equal(offers[1], []bool{true, true}) {
+		t.Errorf("offers: %v", offers)
+	}
+	jobs := batchOf(2, 3, 10)
+	if err := s.AppendRouted(ctx, jobs[:4], nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendRouted(ctx, jobs, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if queued, err := s.QueuedJobs(ctx, 10); err != nil || !sameJobs(queued, jobs) {
+		t.Errorf("queued: %d jobs, %v", len(queued), err)
+	}
+	if n := s.batchDepth(t); n != 0 {
+		t.Errorf("%d batches", n)
 	}
 }

@@ -79,11 +79,17 @@ func (s *Store) AppendJobs(ctx context.Context, jobs []Job) error {
 	return s.appendRouted(ctx, jobsSubject, jobs, nil)
 }
 
-// AppendRouted queues the router's jobs in batches (see jobbatch.go) and
-// writes events to archives, and returns once every write is stored.
-// Writes repeated inside the duplicate window (the same jobs in the same
-// order, the same event in the same archive) are not stored twice.
-func (s *Store) AppendRouted(ctx context.Context, jobs []Job, archived []Archived) error {
+// AppendRouted queues the router's jobs, in batches (see jobbatch.go) or
+// one a message, and writes events to archives, and returns once every
+// write is stored. Writes repeated inside the duplicate window are not
+// stored twice: the same event in the same archive, the same job queued
+// alone, the same batch (the same jobs in the same order). So jobs that
+// may have been queued before, alone or in a batch of other jobs, must be
+// queued alone: a batch of them would be stored again.
+func (s *Store) AppendRouted(ctx context.Context, jobs []Job, archived []Archived, inBatches bool) error {
+	if !inBatches {
+		return s.appendRouted(ctx, jobsSubject, jobs, archived)
+	}
 	msgs, ids := batchMsgs(jobs)
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs)+len(archived))
 	for i, msg := range msgs {

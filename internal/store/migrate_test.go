@@ -42,7 +42,7 @@ func TestMigrateStore(t *testing.T) {
 	job0 := job
 	// Three jobs the router queued as a batch.
 	routed := batchOf(1, 3, 10)
-	if err := from.AppendRouted(ctx, routed, nil); err != nil {
+	if err := from.AppendRouted(ctx, routed, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	job.Attempt = 1
