@@ -107,16 +107,8 @@ func TestAppendRoutedInBatches(t *testing.T) {
 	if err := s.AppendRouted(ctx, big, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.js.Stream(ctx, batchStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := info.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State.Msgs != 5 {
-		t.Errorf("batch messages: %d, want 3 + 2", st.State.Msgs)
+	if n := s.batchDepth(t); n != 5 {
+		t.Errorf("batch messages: %d, want 3 + 2", n)
 	}
 	d, err := s.PipelineDepths(ctx)
 	if err != nil || d.Jobs != 134 {
