@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // batchOf returns the jobs of events events for targets targets each, as
@@ -372,4 +374,52 @@ func TestRoutedAgainQueuedAlone(t *testing.T) {
 	if n := s.batchDepth(t); n != 0 {
 		t.Errorf("%d batches", n)
 	}
+}
+
+// TestBatchOfLaterFormatLeft: a batch this version cannot read because a
+// later one wrote it is neither run nor removed: it waits for a node that
+// reads it.
+func TestBatchOfLaterFormatLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	msgs, ids := batchMsgs(batchOf(1, 2, 10))
+	msgs[0].Data[0] = batchFormat + 1
+	if _, err := s.js.PublishMsg(ctx, msgs[0], jetstream.WithMsgID(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendRouted(ctx, batchOf(1, 1, 10), nil, true); err != nil { // one it reads, after it
+		t.Fatal(err)
+	}
+	var runs atomic.Int32
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ConsumeJobBatches(cctx, ctx, 4, func(context.Context, Job) error {
+			runs.Add(1)
+			return nil
+		})
+	}()
+	waitFor(t, "the readable batch settled", func() bool { return runs.Load() == 1 && s.batchDepth(t) == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("%d jobs ran, want the readable batch's 1", n)
+	}
+	// The readable batch is removed once acknowledged; the later format's
+	// stays.
+	waitFor(t, "only the later format's batch stored", func() bool {
+		if s.batchDepth(t) != 1 {
+			return false
+		}
+		st, err := s.js.Stream(ctx, batchStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := st.GetMsg(ctx, 1)
+		return err == nil && len(m.Data) > 0 && m.Data[0] == batchFormat+1
+	})
 }
