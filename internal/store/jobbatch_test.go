@@ -143,27 +143,20 @@ func TestConsumeJobBatches(t *testing.T) {
 	}
 	var mu sync.Mutex
 	seen := map[string]int{}
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ConsumeJobBatches(cctx, ctx, 16, func(_ context.Context, j Job) error {
-			mu.Lock()
-			seen[j.ID()]++
-			mu.Unlock()
-			if j.TargetID == "t3" {
-				return errors.New("store unavailable")
-			}
-			return nil
-		})
-	}()
+	stop := consumeBatches(t, s, ctx, 16, func(_ context.Context, j Job) error {
+		mu.Lock()
+		seen[j.ID()]++
+		mu.Unlock()
+		if j.TargetID == "t3" {
+			return errors.New("store unavailable")
+		}
+		return nil
+	})
 	waitFor(t, "batches settled", func() bool {
 		d, err := s.PipelineDepths(ctx)
 		return err == nil && d.Jobs == 10 && s.batchDepth(t) == 0
 	})
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, j := range jobs {
@@ -178,6 +171,21 @@ func TestConsumeJobBatches(t *testing.T) {
 	for _, j := range queued {
 		if j.TargetID != "t3" {
 			t.Errorf("queued again: %s", j.ID())
+		}
+	}
+}
+
+// consumeBatches runs s.ConsumeJobBatches with workCtx, slots and fn until
+// the stop it returns is called; stop returns once the consumer has.
+func consumeBatches(t *testing.T, s *Store, workCtx context.Context, slots int, fn func(context.Context, Job) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ConsumeJobBatches(ctx, workCtx, slots, fn) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
@@ -208,22 +216,15 @@ func TestBatchKeptInHand(t *testing.T) {
 	}
 	var mu sync.Mutex
 	runs := 0
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ConsumeJobBatches(cctx, ctx, 4, func(context.Context, Job) error {
-			mu.Lock()
-			runs++
-			mu.Unlock()
-			time.Sleep(5 * s.batchAckWait)
-			return nil
-		})
-	}()
+	stop := consumeBatches(t, s, ctx, 4, func(context.Context, Job) error {
+		mu.Lock()
+		runs++
+		mu.Unlock()
+		time.Sleep(5 * s.batchAckWait)
+		return nil
+	})
 	waitFor(t, "the batch settled", func() bool { return s.batchDepth(t) == 0 })
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	if runs != 2 {
 		t.Errorf("2 jobs ran %d times", runs)
 	}
@@ -241,28 +242,21 @@ func TestBatchStopped(t *testing.T) {
 	if err := s.AppendRouted(ctx, jobs, nil, true); err != nil {
 		t.Fatal(err)
 	}
-	cctx, stop := context.WithCancel(ctx)
 	wctx, stopWork := context.WithCancel(ctx)
 	started := make(chan Job, 5)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ConsumeJobBatches(cctx, wctx, 10, func(ctx context.Context, j Job) error {
-			started <- j
-			if j.EventID == jobs[0].EventID {
-				return nil
-			}
-			<-ctx.Done() // a call that does not end before the node stops
-			return ctx.Err()
-		})
-	}()
+	stop := consumeBatches(t, s, wctx, 10, func(ctx context.Context, j Job) error {
+		started <- j
+		if j.EventID == jobs[0].EventID {
+			return nil
+		}
+		<-ctx.Done() // a call that does not end before the node stops
+		return ctx.Err()
+	})
 	for range jobs {
 		<-started
 	}
+	stopWork() // the node stops: its calls' context ends
 	stop()
-	stopWork()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	queued, err := s.QueuedJobs(ctx, 10)
 	slices.SortFunc(queued, func(a, b Job) int { return strings.Compare(a.EventID, b.EventID) })
 	if err != nil || !sameJobs(queued, jobs[1:]) {
@@ -291,18 +285,14 @@ func TestBatchesTakenAsRoomFrees(t *testing.T) {
 	}
 	var running, most atomic.Int32
 	release := make(chan struct{})
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ConsumeJobBatches(cctx, ctx, 10, func(context.Context, Job) error {
-			n := running.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
-			<-release
-			running.Add(-1)
-			return nil
-		})
-	}()
+	stop := consumeBatches(t, s, ctx, 10, func(context.Context, Job) error {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+		return nil
+	})
 	waitFor(t, "10 jobs in hand", func() bool { return running.Load() >= 10 })
 	time.Sleep(300 * time.Millisecond) // time to take more, if it would
 	if n := most.Load(); n > 15 {
@@ -311,9 +301,6 @@ func TestBatchesTakenAsRoomFrees(t *testing.T) {
 	close(release)
 	waitFor(t, "every batch settled", func() bool { return s.batchDepth(t) == 0 })
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestRoutedAgainQueuedAlone: the router is told when a message is offered
@@ -355,9 +342,6 @@ func TestRoutedAgainQueuedAlone(t *testing.T) {
 		return len(offers) >= 2
 	})
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	if !slices.Equal(offers[0], []bool{false, false}) || !slices.Equal(offers[1], []bool{true, true}) {
 		t.Errorf("offers: %v", offers)
 	}
@@ -393,19 +377,12 @@ func TestBatchOfLaterFormatLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	var runs atomic.Int32
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ConsumeJobBatches(cctx, ctx, 4, func(context.Context, Job) error {
-			runs.Add(1)
-			return nil
-		})
-	}()
+	stop := consumeBatches(t, s, ctx, 4, func(context.Context, Job) error {
+		runs.Add(1)
+		return nil
+	})
 	waitFor(t, "the readable batch settled", func() bool { return runs.Load() == 1 && s.batchDepth(t) == 1 })
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	if n := runs.Load(); n != 1 {
 		t.Errorf("%d jobs ran, want the readable batch's 1", n)
 	}
