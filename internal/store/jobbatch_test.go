@@ -210,7 +210,7 @@ func TestBatchKeptInHand(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir())
 	defer s.Close()
-	s.batchAckWait = 600 * time.Millisecond
+	s.batchAckWait = 1500 * time.Millisecond // kept alive every 500 ms
 	if err := s.AppendRouted(ctx, batchOf(2, 1, 10), nil, true); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestBatchKeptInHand(t *testing.T) {
 		mu.Lock()
 		runs++
 		mu.Unlock()
-		time.Sleep(5 * s.batchAckWait)
+		time.Sleep(3 * s.batchAckWait)
 		return nil
 	})
 	waitFor(t, "the batch settled", func() bool { return s.batchDepth(t) == 0 })
