@@ -80,8 +80,8 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 	// all nodes together.
 	var taken Handover
 	direct, batched := 0, false
-	if err == nil && len(jobs) > 0 && s.direct != nil && s.settling.Load() < maxSettling &&
-		!slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+	whole := !slices.ContainsFunc(errs, func(e error) bool { return e != nil })
+	if err == nil && len(jobs) > 0 && s.direct != nil && s.settling.Load() < maxSettling && whole {
 		n := len(jobs)
 		jobs, taken = s.direct(jobs)
 		direct = n - len(jobs)
@@ -94,7 +94,7 @@ func (s *Service) routeEvents(ctx context.Context, events []store.Event) ([]erro
 		// or a node crashed) may have queued jobs already, alone or in
 		// batches of a different set, which only jobs queued alone, each
 		// with its own message id, do not queue again.
-		batched = !events[0].Again && !slices.ContainsFunc(errs, func(e error) bool { return e != nil }) && len(jobs) > 0
+		batched = whole && !events[0].Again && len(jobs) > 0
 		err = s.st.AppendRouted(ctx, jobs, archived, batched)
 	}
 	if err != nil {

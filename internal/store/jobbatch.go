@@ -53,8 +53,12 @@ const (
 	maxBatchBytes = 512 << 10
 )
 
-// errBatchFormat is a batch written in a format this version does not read.
-var errBatchFormat = errors.New("job batch of a later format")
+// errBatchFormat is a batch written in a format this version does not read;
+// errBatchCorrupt one cut short or corrupt.
+var (
+	errBatchFormat  = errors.New("job batch of a later format")
+	errBatchCorrupt = errors.New("job batch cut short or corrupt")
+)
 
 // appendJobBatch appends the encoding of jobs to dst: the format byte; the
 // distinct event bodies, each once (the jobs of one event for several
@@ -82,8 +86,7 @@ func appendJobBatch(dst []byte, jobs []Job) []byte {
 	for i := range jobs {
 		j := &jobs[i]
 		for _, s := range []string{j.EventID, j.Bus, j.RuleArn, j.TargetID, j.Redrive, j.RedriveRun, j.Replay} {
-			dst = binary.AppendUvarint(dst, uint64(len(s)))
-			dst = append(dst, s...)
+			dst = AppendField(dst, []byte(s))
 		}
 		dst = binary.AppendVarint(dst, j.Ingested.UnixNano())
 		dst = binary.AppendUvarint(dst, uint64(j.Attempt))
@@ -96,15 +99,14 @@ func appendJobBatch(dst []byte, jobs []Job) []byte {
 // decodeJobBatch reads a batch appendJobBatch wrote. The jobs' bodies are
 // slices of data.
 func decodeJobBatch(data []byte) ([]Job, error) {
-	bad := errors.New("job batch cut short or corrupt")
 	if len(data) == 0 {
-		return nil, bad
+		return nil, errBatchCorrupt
 	}
 	if data[0] != batchFormat {
 		if data[0] > batchFormat {
 			return nil, errBatchFormat
 		}
-		return nil, bad
+		return nil, errBatchCorrupt
 	}
 	b := data[1:]
 	uvarint := func() (uint64, bool) {
@@ -118,17 +120,17 @@ func decodeJobBatch(data []byte) ([]Job, error) {
 	n, ok := uvarint()
 	// Each body takes at least a byte, each job more than ten.
 	if !ok || n > uint64(len(b)) {
-		return nil, bad
+		return nil, errBatchCorrupt
 	}
 	bodies := make([][]byte, n)
 	for i := range bodies {
 		if bodies[i], b, ok = CutField(b); !ok {
-			return nil, bad
+			return nil, errBatchCorrupt
 		}
 	}
 	n, ok = uvarint()
 	if !ok || n > uint64(len(b))/11 {
-		return nil, bad
+		return nil, errBatchCorrupt
 	}
 	jobs := make([]Job, n)
 	for i := range jobs {
@@ -136,13 +138,13 @@ func decodeJobBatch(data []byte) ([]Job, error) {
 		for _, s := range []*string{&j.EventID, &j.Bus, &j.RuleArn, &j.TargetID, &j.Redrive, &j.RedriveRun, &j.Replay} {
 			var f []byte
 			if f, b, ok = CutField(b); !ok {
-				return nil, bad
+				return nil, errBatchCorrupt
 			}
 			*s = string(f)
 		}
 		ns, k := binary.Varint(b)
 		if k <= 0 {
-			return nil, bad
+			return nil, errBatchCorrupt
 		}
 		b = b[k:]
 		j.Ingested = time.Unix(0, ns)
@@ -150,20 +152,20 @@ func decodeJobBatch(data []byte) ([]Job, error) {
 		deferrals, ok2 := uvarint()
 		body, ok3 := uvarint()
 		if !ok1 || !ok2 || !ok3 || attempt > 1<<30 || deferrals > 1<<30 || body >= uint64(len(bodies)) {
-			return nil, bad
+			return nil, errBatchCorrupt
 		}
 		j.Attempt, j.Deferrals, j.Event = int(attempt), int(deferrals), bodies[body]
 	}
 	if len(b) != 0 {
-		return nil, bad
+		return nil, errBatchCorrupt
 	}
 	return jobs, nil
 }
 
 // batchMsgs returns jobs as batch messages of at most maxBatchJobs jobs
 // and about maxBatchBytes each, with their message ids: a hash of the
-// jobs' ids, so that the same jobs queued again (the router's message
-// offered again after a crash) are one batch, stored once.
+// jobs' ids (as msgID makes of one id), so that the same jobs queued again
+// are one batch, stored once.
 func batchMsgs(jobs []Job) ([]*nats.Msg, []string) {
 	var msgs []*nats.Msg
 	var ids []string
@@ -183,21 +185,26 @@ func batchMsgs(jobs []Job) ([]*nats.Msg, []string) {
 		msg := nats.NewMsg(batchSubject + "." + strconv.Itoa(len(chunk)))
 		msg.Data = appendJobBatch(make([]byte, 0, size+len(chunk)*160+16), chunk)
 		msgs = append(msgs, msg)
-		ids = append(ids, "batch/"+base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16]))
+		ids = append(ids, base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16]))
 	}
 	return msgs, ids
 }
 
-// jobsInBatchSubjects sums the jobs of the batches counted by subject
-// (bp.jobbatch.<jobs>: count).
+// batchJobs is the number of jobs of a batch on subject, which ends in it
+// (bp.jobbatch.<jobs>).
+func batchJobs(subject string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(subject, batchSubject+"."))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// jobsInBatchSubjects sums the jobs of the batches counted by subject.
 func jobsInBatchSubjects(subjects map[string]uint64) int {
 	total := 0
 	for subj, count := range subjects {
-		n, err := strconv.Atoi(strings.TrimPrefix(subj, batchSubject+"."))
-		if err != nil || n < 1 {
-			n = 1
-		}
-		total += n * int(count)
+		total += batchJobs(subj) * int(count)
 	}
 	return total
 }

@@ -91,15 +91,7 @@ func (s *Store) AppendRouted(ctx context.Context, jobs []Job, archived []Archive
 		return s.appendRouted(ctx, jobsSubject, jobs, archived)
 	}
 	msgs, ids := batchMsgs(jobs)
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs)+len(archived))
-	for i, msg := range msgs {
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(ids[i])))
-		if err != nil {
-			return fmt.Errorf("queue jobs: %w", err)
-		}
-		futures = append(futures, f)
-	}
-	return s.appendArchived(ctx, futures, archived)
+	return s.publishRouted(ctx, msgs, ids, archived)
 }
 
 // AppendReplayJobs queues the jobs of replayed events on the replay lane
@@ -110,24 +102,27 @@ func (s *Store) AppendReplayJobs(ctx context.Context, jobs []Job) error {
 }
 
 // appendRouted queues jobs one a message on subject's shards and writes
-// events to archives (appendArchived).
+// events to archives.
 func (s *Store) appendRouted(ctx context.Context, subject string, jobs []Job, archived []Archived) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(jobs)+len(archived))
+	msgs, ids := make([]*nats.Msg, len(jobs)), make([]string, len(jobs))
 	for i := range jobs {
 		j := &jobs[i]
-		msg := jobMsg(subject+"."+strconv.Itoa(j.Shard()), j)
-		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(j.ID())))
+		msgs[i], ids[i] = jobMsg(subject+"."+strconv.Itoa(j.Shard()), j), msgID(j.ID())
+	}
+	return s.publishRouted(ctx, msgs, ids, archived)
+}
+
+// publishRouted writes the messages of jobs, each with its message id, and
+// events to archives, and waits until every write is stored.
+func (s *Store) publishRouted(ctx context.Context, msgs []*nats.Msg, ids []string, archived []Archived) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs)+len(archived))
+	for i, msg := range msgs {
+		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(ids[i]))
 		if err != nil {
-			return fmt.Errorf("queue job: %w", err)
+			return fmt.Errorf("queue jobs: %w", err)
 		}
 		futures = append(futures, f)
 	}
-	return s.appendArchived(ctx, futures, archived)
-}
-
-// appendArchived writes events to archives and waits for those writes and
-// futures, the writes already made.
-func (s *Store) appendArchived(ctx context.Context, futures []jetstream.PubAckFuture, archived []Archived) error {
 	for i := range archived {
 		msg, opt := archived[i].msg()
 		f, err := s.js.PublishMsgAsync(msg, opt)

@@ -111,7 +111,7 @@ func Migrate(ctx context.Context, from, to *Store, o MigrateOptions) (MigrateSta
 	// A job batch is one message of several jobs: count the jobs.
 	batched, batchedJobs := 0, 0
 	countJobs := func(m *nats.Msg, _ time.Time) {
-		batchedJobs += jobsInBatchSubjects(map[string]uint64{m.Subject: 1})
+		batchedJobs += batchJobs(m.Subject)
 	}
 	parts := []struct {
 		what   string
